@@ -1,0 +1,292 @@
+"""Proving a backup: restore it into a scratch database and filestore, then check it.
+
+Checks: checksums (on every read), restore success, per-table row counts against
+those recorded in the backup's snapshot, Odoo sanity, every attachment's file in
+the filestore, and physical integrity with ``pg_amcheck``. The scratch database is
+always dropped, the scratch filestore always removed — on success and on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from plantops.backup.archive import utcnow
+from plantops.backup.crypto import KeyProvider
+from plantops.backup.errors import CorruptArchive, DatabaseError, WrongKey
+from plantops.backup.pg import (
+    PgTarget,
+    admin_target,
+    count_rows,
+    create_database,
+    drop_database,
+    find_pg_tool,
+    table_exists,
+    tool_error,
+)
+from plantops.backup.policy import BackupPolicy
+from plantops.backup.restore import BackupReader, restore_database, restore_filestore
+from plantops.backup.stores import ObjectStore
+from plantops.store import BackupRecord, Catalog
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class VerificationResult:
+    backup_id: str
+    passed: bool
+    checks: list[Check] = field(default_factory=list)
+    rto_seconds: float | None = None
+    rto_objective_seconds: float | None = None
+    rpo_seconds: float | None = None
+    rpo_objective_seconds: float | None = None
+    scratch_db: str = ""
+    verification_id: int = 0
+
+    @property
+    def rto_met(self) -> bool | None:
+        if self.rto_seconds is None or self.rto_objective_seconds is None:
+            return None
+        return self.rto_seconds <= self.rto_objective_seconds
+
+    @property
+    def rpo_met(self) -> bool | None:
+        if self.rpo_seconds is None or self.rpo_objective_seconds is None:
+            return None
+        return self.rpo_seconds <= self.rpo_objective_seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "backup_id": self.backup_id,
+            "passed": self.passed,
+            "rto_seconds": self.rto_seconds,
+            "rto_objective_seconds": self.rto_objective_seconds,
+            "rto_met": self.rto_met,
+            "rpo_seconds": self.rpo_seconds,
+            "rpo_objective_seconds": self.rpo_objective_seconds,
+            "rpo_met": self.rpo_met,
+            "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in self.checks},
+        }
+
+
+def compare_row_counts(expected: dict[str, Any], actual: dict[str, int]) -> list[str]:
+    """Differences between recorded and restored row counts (pure)."""
+    problems: list[str] = []
+    for table in sorted(set(expected) | set(actual)):
+        want = expected.get(table)
+        got = actual.get(table)
+        if want is None:
+            problems.append(f"{table}: not in the backup's snapshot, restored with {got} rows")
+        elif got is None:
+            problems.append(f"{table}: missing after restore (expected {want} rows)")
+        elif int(want) != got:
+            problems.append(f"{table}: {got} rows restored, {want} recorded at backup time")
+    return problems
+
+
+def _odoo_checks(target: PgTarget, manifest: dict[str, Any]) -> list[Check]:
+    checks: list[Check] = []
+    with target.connect() as conn:
+        if not table_exists(conn, "ir_module_module"):
+            return [Check("odoo.modules", False, "ir_module_module table missing")]
+        row = conn.execute("SELECT state FROM ir_module_module WHERE name = 'base'").fetchone()
+        base_ok = row is not None and row[0] == "installed"
+        checks.append(
+            Check("odoo.base_installed", base_ok, "" if base_ok else f"base state: {row and row[0]}")
+        )
+        rows = conn.execute(
+            "SELECT name, latest_version FROM ir_module_module WHERE state = 'installed'"
+        ).fetchall()
+        restored = {str(n): (None if v is None else str(v)) for n, v in rows}
+        expected = dict(manifest.get("modules") or {})
+        diff = sorted(
+            f"{m}: {expected.get(m)} → {restored.get(m)}"
+            for m in set(expected) | set(restored)
+            if expected.get(m) != restored.get(m)
+        )
+        checks.append(
+            Check(
+                "odoo.module_versions",
+                not diff,
+                "; ".join(diff[:10]) if diff else f"{len(restored)} modules match the manifest",
+            )
+        )
+        uuid_row = None
+        if table_exists(conn, "ir_config_parameter"):
+            uuid_row = conn.execute(
+                "SELECT value FROM ir_config_parameter WHERE key = 'database.uuid'"
+            ).fetchone()
+        has_uuid = bool(uuid_row and uuid_row[0])
+        checks.append(Check("odoo.database_uuid", has_uuid, "" if has_uuid else "database.uuid not set"))
+    return checks
+
+
+def _attachment_check(target: PgTarget, filestore: Path) -> Check:
+    missing: list[str] = []
+    total = 0
+    with target.connect(autocommit=False) as conn:
+        if not table_exists(conn, "ir_attachment"):
+            return Check("filestore.attachments", True, "no ir_attachment table")
+        with conn.cursor(name="plantops_attachments") as cur:
+            cur.itersize = 5000
+            cur.execute(
+                "SELECT DISTINCT store_fname FROM ir_attachment WHERE store_fname IS NOT NULL"
+            )
+            for (fname,) in cur:
+                total += 1
+                if not (filestore / str(fname)).is_file():
+                    missing.append(str(fname))
+        conn.rollback()
+    if missing:
+        return Check(
+            "filestore.attachments",
+            False,
+            f"{len(missing)} of {total} attachment files missing, e.g. {', '.join(missing[:5])}",
+        )
+    return Check("filestore.attachments", True, f"{total} attachment files present")
+
+
+def _amcheck(target: PgTarget, heapallindexed: bool, major: int | None, jobs: int) -> Check:
+    with target.connect() as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+    cmd = [find_pg_tool("pg_amcheck", major), "-d", target.dbname, f"--jobs={max(1, jobs)}"]
+    if heapallindexed:
+        cmd.append("--heapallindexed")
+    proc = subprocess.run(cmd, env=target.env(), capture_output=True, check=False)
+    label = "pg_amcheck --heapallindexed" if heapallindexed else "pg_amcheck"
+    if proc.returncode != 0:
+        out = (proc.stdout + proc.stderr).decode(errors="replace").strip().splitlines()
+        return Check("pg_amcheck", False, "; ".join(out[:5]) or f"exit {proc.returncode}")
+    return Check("pg_amcheck", True, f"{label}: no corruption")
+
+
+def verify_backup(
+    record: BackupRecord,
+    store: ObjectStore,
+    server: PgTarget,
+    policy: BackupPolicy,
+    catalog: Catalog,
+    keys: KeyProvider | None = None,
+    *,
+    clock: Clock = utcnow,
+    jobs: int = 2,
+    spool_dir: Path | None = None,
+) -> VerificationResult:
+    """Restore into scratch space, run every check, record the result in the catalog."""
+    started = clock()
+    result = VerificationResult(
+        backup_id=record.id,
+        passed=False,
+        rto_objective_seconds=policy.rto_minutes * 60.0,
+        rpo_objective_seconds=policy.rpo_minutes * 60.0,
+        rpo_seconds=(started - record.started_at).total_seconds(),
+    )
+    admin = admin_target(server)
+    scratch = f"plantops_verify_{uuid.uuid4().hex[:12]}"
+    result.scratch_db = scratch
+    scratch_fs = Path(tempfile.mkdtemp(prefix="plantops-verify-fs-", dir=spool_dir))
+    error = ""
+    created = False
+    try:
+        reader = BackupReader(record, store, keys)
+        t0 = time.monotonic()
+        create_database(admin, scratch)
+        created = True
+        target = server.with_db(scratch)
+        try:
+            restore_database(reader, target, jobs, spool_dir)
+            files = restore_filestore(reader, scratch_fs, spool_dir)
+        except (CorruptArchive, WrongKey, DatabaseError) as exc:
+            result.checks.append(Check("restore", False, str(exc)))
+            raise
+        result.rto_seconds = time.monotonic() - t0
+        result.checks.append(Check("checksums", True, f"{len(record.objects)} objects match"))
+        result.checks.append(
+            Check("restore", True, f"database and {files} filestore files restored")
+        )
+        with target.connect() as conn:
+            counts = count_rows(conn)
+        problems = compare_row_counts(record.row_counts, counts)
+        result.checks.append(
+            Check(
+                "row_counts",
+                not problems,
+                "; ".join(problems[:10]) if problems else f"{len(counts)} tables match",
+            )
+        )
+        result.checks.extend(_odoo_checks(target, record.manifest))
+        result.checks.append(_attachment_check(target, scratch_fs))
+        major = int(str(record.manifest.get("pg_version", "0")).split(".")[0] or 0) or None
+        result.checks.append(_amcheck(target, policy.heapallindexed, major, jobs))
+    except (CorruptArchive, WrongKey, DatabaseError) as exc:
+        error = str(exc)
+        if not any(c.name == "restore" for c in result.checks):
+            result.checks.append(Check("restore", False, error))
+    finally:
+        if created:
+            with contextlib.suppress(Exception):
+                drop_database(admin, scratch)
+        shutil.rmtree(scratch_fs, ignore_errors=True)
+    result.passed = not error and all(c.ok for c in result.checks)
+    finished = clock()
+    result.verification_id = catalog.add_verification(
+        record.id,
+        status="passed" if result.passed else "failed",
+        started_at=started,
+        finished_at=finished,
+        rto_seconds=result.rto_seconds,
+        rto_objective_seconds=result.rto_objective_seconds,
+        rpo_seconds=result.rpo_seconds,
+        rpo_objective_seconds=result.rpo_objective_seconds,
+        checks=result.as_dict()["checks"],
+        error=error,
+    )
+    return result
+
+
+def due_for_verification(
+    backups: list[BackupRecord], policy_of: Callable[[BackupRecord], BackupPolicy], now: datetime
+) -> list[BackupRecord]:
+    """Which complete backups the tier policies say must be verified now (pure).
+
+    ``every``: each complete backup never verified. ``weekly``: per deployment, the
+    newest unverified backup when nothing passed verification in the last 7 days.
+    """
+    due: list[BackupRecord] = []
+    by_deployment: dict[tuple[str, str], list[BackupRecord]] = {}
+    for b in backups:
+        if b.status == "complete":
+            by_deployment.setdefault((b.plant, b.env), []).append(b)
+    for _key, items in sorted(by_deployment.items()):
+        items.sort(key=lambda b: b.started_at, reverse=True)
+        policy = policy_of(items[0])
+        if policy.verify == "every":
+            due.extend(b for b in items if not b.verifications)
+            continue
+        recent = any(
+            v.status == "passed" and v.started_at >= now - timedelta(days=7)
+            for b in items
+            for v in b.verifications
+        )
+        if not recent:
+            candidate = next((b for b in items if not b.verifications), None)
+            if candidate is not None:
+                due.append(candidate)
+    return due

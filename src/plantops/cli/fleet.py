@@ -1,0 +1,228 @@
+"""Fleet commands: validate, schema, init, classify, plan."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from plantops import services
+from plantops.errors import EXIT_OK, Problem, UserError
+from plantops.spec import spec_json_schema
+
+SCHEMA_FILE = "plantops-spec.schema.json"
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
+FleetArg = Annotated[Path, typer.Argument(help="Fleet repository (directory with fleet.yaml).")]
+TodayOpt = Annotated[
+    dt.datetime | None,
+    typer.Option("--today", formats=["%Y-%m-%d"], help="Evaluate expiries as of this date.", hidden=True),
+]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+AllowExpiredOpt = Annotated[
+    bool,
+    typer.Option("--allow-expired-overrides", help="Report expired overrides as warnings, not errors."),
+]
+
+
+def _today(value: dt.datetime | None) -> dt.date:
+    return value.date() if value is not None else dt.datetime.now(dt.UTC).date()
+
+
+def _print_warnings(warnings: tuple[Problem, ...]) -> None:
+    from plantops.cli.main import err
+
+    for w in warnings:
+        if w.severity == "warning":
+            err.print(f"[yellow]{w.render()}[/]", markup=True, emoji=False)
+
+
+def validate(
+    fleet: FleetArg, today: TodayOpt = None, allow_expired: AllowExpiredOpt = False
+) -> None:
+    """Validate a fleet repository; every error is listed with file and line."""
+    from plantops.cli.main import out, run_guarded
+
+    res = run_guarded(services.open_fleet, fleet, today=_today(today), allow_expired=allow_expired)
+    _print_warnings(res.warnings)
+    f = res.fleet
+    envs = sum(len(p.environments) for p in f.plants)
+    out.print(
+        f"{fleet}: valid — {len(f.plants)} plants, {len(f.spec.clusters)} clusters, "
+        f"{len(f.environments)} stages, {envs} plant environments"
+    )
+
+
+def schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
+) -> None:
+    """Print the JSON Schema of the fleet spec (for editors' YAML language servers)."""
+    from plantops.cli.main import out
+
+    text = json.dumps(spec_json_schema(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        out.out(text, end="")
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}")
+
+
+def init(
+    directory: Annotated[Path, typer.Argument(help="Directory for the new fleet repository.")],
+    force: Annotated[bool, typer.Option(help="Write into a non-empty directory.")] = False,
+) -> None:
+    """Scaffold a new fleet repository: fleet.yaml, one plant, and the editor schema."""
+    from plantops.cli.main import fail, out
+
+    if directory.exists() and any(directory.iterdir()) and not force:
+        raise fail(UserError(f"{directory} is not empty; pass --force to write into it"))
+    scaffold = resources.files("plantops.spec").joinpath("scaffold")
+    (directory / "plants").mkdir(parents=True, exist_ok=True)
+    written = []
+    for rel in ("fleet.yaml", "plants/example-plant.yaml"):
+        target = directory / rel
+        target.write_text(scaffold.joinpath(rel).read_text(encoding="utf-8"), encoding="utf-8")
+        written.append(rel)
+    (directory / SCHEMA_FILE).write_text(
+        json.dumps(spec_json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    written.append(SCHEMA_FILE)
+    out.print(f"initialised fleet in {directory}: {', '.join(written)}")
+    out.print(f"next: edit plants/, then `plantops validate {directory}`")
+
+
+def classify(
+    fleet: FleetArg,
+    fmt: FormatOpt = Format.text,
+    plant: Annotated[list[str] | None, typer.Option("--plant", help="Only this plant.")] = None,
+    today: TodayOpt = None,
+) -> None:
+    """Show each plant's tier and deployment pattern with the rules that decided them."""
+    from plantops.cli.main import out, run_guarded
+
+    result = run_guarded(services.classify, fleet, today=_today(today), only=plant or ())
+    if fmt is Format.json:
+        out.out(json.dumps([c.as_dict() for c in result], indent=2, sort_keys=True))
+        return
+    table = Table(title="Classification", show_lines=True)
+    for col in ("plant", "tier", "pattern", "reasons"):
+        table.add_column(col)
+    for c in result:
+        reasons = "\n".join(
+            f"{r.short()}" + (f" [dim]({', '.join(str(x) for x in r.locations)})[/]" if r.locations else "")
+            for r in c.reasons
+        )
+        table.add_row(c.plant, c.tier, c.pattern, reasons)
+    out.print(table)
+
+
+def plan(
+    fleet: FleetArg,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory of the rendered tree.")],
+    plant: Annotated[list[str] | None, typer.Option("--plant", help="Only these plants.")] = None,
+    fmt: FormatOpt = Format.text,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute but write nothing.")] = False,
+    allow_expired: AllowExpiredOpt = False,
+    today: TodayOpt = None,
+) -> None:
+    """Load, validate, classify, size and render the fleet into a deterministic tree."""
+    from plantops.cli.main import out, run_guarded
+
+    res = run_guarded(
+        services.plan_fleet,
+        fleet,
+        out_dir,
+        today=_today(today),
+        plants=plant or (),
+        allow_expired=allow_expired,
+        dry_run=dry_run,
+    )
+    _print_warnings(res.warnings)
+    summary = res.tree
+    changes = summary.by_plant()
+    rows = []
+    for c in res.plan.classifications:
+        if plant and c.plant not in plant:
+            continue
+        deps = res.plan.for_plant(c.plant)
+        prod = next((d for d in deps if d.production), deps[-1] if deps else None)
+        cost = sum(d.cost_by_plant[c.plant].total_month for d in deps)
+        rows.append(
+            {
+                "plant": c.plant,
+                "tier": c.tier,
+                "pattern": c.pattern,
+                "environments": [d.environment.name for d in deps],
+                "cluster": prod.cluster.name if prod and prod.cluster else "vm",
+                "prod_workers": (
+                    f"{prod.sizing.web_replicas}x{prod.sizing.workers}" if prod else "-"
+                ),
+                "monthly_cost": round(cost, 2),
+                "currency": res.plan.fleet.spec.pricing.currency,
+                "reasons": [r.rule for r in c.reasons],
+                "changes": changes.get(c.plant, {}),
+            }
+        )
+    if fmt is Format.json:
+        out.out(
+            json.dumps(
+                {
+                    "out": str(summary.out),
+                    "dry_run": summary.dry_run,
+                    "plants": rows,
+                    "deployments": [d.as_dict() for d in res.plan.deployments],
+                    "changes": [c.__dict__ for c in summary.changes],
+                    "rendered": summary.rendered,
+                    "reused": summary.reused,
+                    "files": summary.files,
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
+        raise typer.Exit(EXIT_OK)
+    table = Table(title=f"Plan: {fleet}")
+    for col in ("plant", "tier", "pattern", "envs", "cluster", "prod web×workers", "monthly", "changes", "why"):
+        table.add_column(col, justify="right" if col == "monthly" else "left")
+    for r in rows:
+        ch = r["changes"]
+        assert isinstance(ch, dict)
+        changed = ", ".join(f"{v} {k}" for k, v in ch.items() if v and k != "unchanged") or "unchanged"
+        table.add_row(
+            str(r["plant"]),
+            str(r["tier"]),
+            str(r["pattern"]),
+            str(len(r["environments"])),  # type: ignore[arg-type]
+            str(r["cluster"]),
+            str(r["prod_workers"]),
+            f"{r['monthly_cost']:,.2f} {r['currency']}",
+            changed,
+            " ".join(r["reasons"]),  # type: ignore[arg-type]
+        )
+    out.print(table)
+    total = sum(float(r["monthly_cost"]) for r in rows)  # type: ignore[arg-type]
+    verb = "would write" if summary.dry_run else "wrote"
+    out.print(
+        f"{verb} {summary.files} files to {summary.out} — {summary.rendered} deployments rendered, "
+        f"{summary.reused} unchanged; fleet total {total:,.2f} "
+        f"{res.plan.fleet.spec.pricing.currency}/month"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command()(schema)
+    app.command()(init)
+    app.command()(classify)
+    app.command()(plan)

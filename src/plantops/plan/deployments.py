@@ -1,0 +1,385 @@
+"""Resolve every plant × environment into a deployment: an Odoo instance in a namespace or VM.
+
+Plants of one tenant group on the shared pattern share one deployment per cluster ×
+environment; every other plant gets a deployment of its own. What the architecture
+cannot give (an HA tier on a single-zone cluster, a dedicated pattern without a
+dedicated cluster, a connection budget too small) is a located :class:`SpecError`,
+never a silently weaker deployment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from plantops.classify import Classification, classify_fleet
+from plantops.errors import Problem, SpecError
+from plantops.model import Environment, Fleet, Plant
+from plantops.sizing import Cost, InfeasibleSizing, Sizing, SizingInputs, price_unit, size_unit
+from plantops.spec.loader import Location
+from plantops.spec.models import ClusterSpec, TierSpec
+
+DEDICATED_CLUSTER_PATTERNS = ("dedicated-cluster", "dedicated-environment")
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One plant served by a deployment: its database and host name."""
+
+    plant: str
+    name: str
+    database: str
+    host: str
+    users: int
+    timezone: str
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    unit: str
+    environment: Environment
+    tier: str
+    pattern: str
+    runtime: str
+    cluster: ClusterSpec | None
+    namespace: str
+    tenants: tuple[Tenant, ...]
+    tier_spec: TierSpec
+    sizing: Sizing
+    cost: Cost
+    cost_by_plant: Mapping[str, Cost]
+    classifications: tuple[Classification, ...]
+    plants: tuple[Plant, ...]
+    image: str
+    digest: str
+    series: str
+    edition: str
+    input_hash: str = field(default="")
+
+    @property
+    def dir(self) -> str:
+        """Directory of this deployment in the output tree."""
+        if self.cluster is None:
+            return f"vms/{self.unit}-{self.environment.name}"
+        return f"clusters/{self.cluster.name}/{self.unit}-{self.environment.name}"
+
+    @property
+    def production(self) -> bool:
+        return self.environment.production
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "unit": self.unit,
+            "environment": self.environment.name,
+            "production": self.environment.production,
+            "tier": self.tier,
+            "pattern": self.pattern,
+            "runtime": self.runtime,
+            "cluster": self.cluster.name if self.cluster else None,
+            "kubernetes_version": self.cluster.kubernetes_version if self.cluster else None,
+            "namespace": self.namespace,
+            "image": f"{self.image}@{self.digest}",
+            "odoo": {"series": self.series, "edition": self.edition},
+            "tenants": [t.__dict__ for t in self.tenants],
+            "tier_objectives": {
+                "ha": self.tier_spec.ha,
+                "backup": self.tier_spec.backup.model_dump(mode="json"),
+                "slo": self.tier_spec.slo.model_dump(mode="json"),
+            },
+            "sizing": self.sizing.as_dict(),
+            "cost": self.cost.as_dict(),
+            "cost_by_plant": {k: v.as_dict() for k, v in sorted(self.cost_by_plant.items())},
+            "classification": [c.as_dict() for c in self.classifications],
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    fleet: Fleet
+    classifications: tuple[Classification, ...]
+    deployments: tuple[Deployment, ...]
+
+    def for_plant(self, code: str) -> tuple[Deployment, ...]:
+        return tuple(d for d in self.deployments if any(t.plant == code for t in d.tenants))
+
+
+def _host(plant: str, env: Environment, domain: str) -> str:
+    return f"{plant}.{domain}" if env.production else f"{plant}.{env.name}.{domain}"
+
+
+def _problem(loc: Location, message: str, hint: str = "") -> Problem:
+    return Problem(loc.file, loc.line, loc.column, loc.path, message, hint)
+
+
+def _choose_cluster(
+    plant: Plant, c: Classification, fleet: Fleet, problems: list[Problem]
+) -> ClusterSpec | None:
+    spec = plant.spec
+    if spec.runtime == "vm":
+        return None
+    clusters = fleet.clusters
+    where = fleet.source.locate_plant(spec.code, "placement", "cluster")
+    if spec.placement.cluster is not None:
+        cl = clusters[spec.placement.cluster]
+        if c.pattern in DEDICATED_CLUSTER_PATTERNS and cl.kind != "dedicated":
+            problems.append(
+                _problem(
+                    where,
+                    f"pattern {c.pattern} needs a dedicated cluster; {cl.name!r} is shared",
+                    "name a cluster with kind: dedicated, or pin a lighter pattern by override",
+                )
+            )
+        if c.pattern == "shared-multitenant" and cl.kind != "shared":
+            problems.append(
+                _problem(where, f"shared-multitenant plants run on a shared cluster; {cl.name!r} is dedicated")
+            )
+        return cl
+    if c.pattern in DEDICATED_CLUSTER_PATTERNS:
+        problems.append(
+            _problem(
+                fleet.source.locate_plant(spec.code, "placement"),
+                f"pattern {c.pattern} needs placement.cluster naming a dedicated cluster "
+                f"in region {spec.region!r}",
+                "add a cluster with kind: dedicated to fleet.yaml and name it here",
+            )
+        )
+        return None
+    shared = sorted(
+        (cl for cl in clusters.values() if cl.kind == "shared" and cl.region == spec.region),
+        key=lambda cl: cl.name,
+    )
+    if not shared:
+        problems.append(
+            _problem(
+                fleet.source.locate_plant(spec.code, "region"),
+                f"no shared cluster in region {spec.region!r} for pattern {c.pattern}",
+                "add a shared cluster in this region or set placement.cluster",
+            )
+        )
+        return None
+    return shared[0]
+
+
+def _inputs(
+    fleet: Fleet,
+    tier: TierSpec,
+    plants: Sequence[Plant],
+    env: Environment,
+    databases: int,
+) -> SizingInputs:
+    d = fleet.spec.defaults
+    lead = plants[0]
+
+    def pinned(target: str, default: Any) -> Any:
+        ov = lead.override(target) if len(plants) == 1 else None
+        return ov.value if ov is not None else default
+
+    profile = fleet.profile(str(pinned("resource_profile", tier.resource_profile)))
+    custom_rank = ("none", "light", "moderate", "heavy")
+    customization = max((p.spec.profile.customization for p in plants), key=custom_rank.index)
+    return SizingInputs(
+        peak_users=sum(p.spec.users.peak_concurrent for p in plants),
+        size_factor=env.size_factor,
+        production=env.production,
+        ha=tier.ha,
+        users_per_worker=int(pinned("users_per_worker", d.users_per_worker)),
+        min_workers=d.min_workers,
+        web_replicas=int(pinned("web_replicas", tier.web_replicas)),
+        max_web_replicas=tier.max_web_replicas,
+        cron_replicas=tier.cron_replicas,
+        max_cron_threads=d.max_cron_threads,
+        web_cpu=profile.web_cpu,
+        web_memory_gib=profile.web_memory_gib,
+        cron_cpu=profile.cron_cpu,
+        cron_memory_gib=profile.cron_memory_gib,
+        postgres_instances=int(pinned("postgres_instances", tier.postgres_instances)),
+        postgres_cpu=profile.postgres_cpu,
+        postgres_memory_gib=profile.postgres_memory_gib,
+        postgres_storage_gib=profile.postgres_storage_gib,
+        filestore_gib=profile.filestore_gib,
+        redis_memory_gib=profile.redis_memory_gib,
+        redis_replicas=tier.redis_replicas,
+        pgbouncer=bool(pinned("pgbouncer", tier.pgbouncer)),
+        pg_max_connections=d.postgres_max_connections,
+        pg_reserved_connections=d.postgres_reserved_connections,
+        pgbouncer_max_client_conn=d.pgbouncer_max_client_conn,
+        databases=databases,
+        customization=customization,
+        limit_time_cpu=d.limit_time_cpu,
+        limit_time_real=d.limit_time_real,
+        limit_request=d.limit_request,
+    )
+
+
+def _hash(payload: Any) -> str:
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
+    """Classify, place and size every plant × environment (or only the plants named)."""
+    unknown = [code for code in only if code not in {p.code for p in fleet.plants}]
+    if unknown:
+        raise SpecError(
+            [Problem("(command line)", 1, 1, "--plant", f"unknown plant {code!r}") for code in unknown]
+        )
+    classes = {c.plant: c for c in classify_fleet(fleet)}
+    problems: list[Problem] = []
+    placed: dict[str, ClusterSpec | None] = {}
+    dedicated_owner: dict[str, str] = {}
+    for plant in fleet.plants:
+        c = classes[plant.code]
+        cl = _choose_cluster(plant, c, fleet, problems)
+        placed[plant.code] = cl
+        if cl is None:
+            continue
+        tier = fleet.tier(c.tier)
+        if tier.ha and len(cl.zones) < 2:
+            problems.append(
+                _problem(
+                    fleet.source.locate_plant(plant.code, "placement"),
+                    f"tier {c.tier} is HA but cluster {cl.name!r} has a single zone",
+                    "place the plant on a cluster with at least two zones",
+                )
+            )
+        if c.pattern in DEDICATED_CLUSTER_PATTERNS:
+            other = dedicated_owner.setdefault(cl.name, plant.code)
+            if other != plant.code:
+                problems.append(
+                    _problem(
+                        fleet.source.locate_plant(plant.code, "placement", "cluster"),
+                        f"cluster {cl.name!r} is already dedicated to plant {other!r}",
+                    )
+                )
+        if c.pattern == "dedicated-environment":
+            pools = [p for p in cl.node_pools if p.dedicated_to == plant.code]
+            if not pools:
+                problems.append(
+                    _problem(
+                        fleet.source.locate_plant(plant.code, "placement", "cluster"),
+                        f"dedicated-environment needs node pools dedicated to {plant.code!r} "
+                        f"on cluster {cl.name!r}",
+                        f"set dedicated_to: {plant.code} on its node pools in fleet.yaml",
+                    )
+                )
+
+    # group plants into units: (unit name, cluster) → members
+    units: dict[tuple[str, str | None], list[Plant]] = {}
+    for plant in fleet.plants:
+        c = classes[plant.code]
+        cl = placed[plant.code]
+        unit = f"shared-{c.tenant_group}" if c.pattern == "shared-multitenant" else plant.code
+        units.setdefault((unit, cl.name if cl else None), []).append(plant)
+    seen_units: dict[str, str | None] = {}
+    for unit, cl_name in units:
+        if unit in seen_units and unit.startswith("shared-"):
+            first = units[(unit, cl_name)][0]
+            problems.append(
+                _problem(
+                    fleet.source.locate_plant(first.code, "placement"),
+                    f"tenant group {unit.removeprefix('shared-')!r} spans clusters "
+                    f"{seen_units[unit]!r} and {cl_name!r}",
+                    "plants of one tenant group must share a cluster",
+                )
+            )
+        seen_units[unit] = cl_name
+    if problems:
+        raise SpecError(sorted(problems))
+
+    odoo = fleet.spec.odoo
+    pricing = fleet.spec.pricing
+    deployments: list[Deployment] = []
+    wanted = set(only)
+    for (unit, _), members in sorted(units.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        if wanted and not wanted.intersection(p.code for p in members):
+            continue
+        members.sort(key=lambda p: p.code)
+        cls = tuple(classes[p.code] for p in members)
+        tier_name = min((c.tier for c in cls), key=lambda t: fleet.tier(t).rank)
+        tier = fleet.tier(tier_name)
+        pattern = cls[0].pattern
+        cl = placed[members[0].code]
+        env_names = sorted(
+            {e.name for p in members for e in p.environments}, key=lambda n: fleet.environment(n).order
+        )
+        for env_name in env_names:
+            env = fleet.environment(env_name)
+            in_env = [p for p in members if env in p.environments]
+            try:
+                sizing = size_unit(_inputs(fleet, tier, in_env, env, len(in_env)))
+            except InfeasibleSizing as exc:
+                loc = fleet.source.locate_plant(in_env[0].code, "users", "peak_concurrent")
+                problems.append(_problem(loc, f"{env_name}: {exc}"))
+                continue
+            cluster_fee = (
+                pricing.dedicated_cluster_month
+                if pattern in DEDICATED_CLUSTER_PATTERNS and env.production and cl is not None
+                else 0.0
+            )
+            cost = price_unit(
+                sizing,
+                currency=pricing.currency,
+                vcpu_hour=pricing.vcpu_hour,
+                gib_hour=pricing.gib_hour,
+                storage_gib_month=pricing.storage_gib_month,
+                hours_per_month=fleet.spec.defaults.hours_per_month,
+                cluster_month=cluster_fee,
+            )
+            total_users = sum(p.spec.users.peak_concurrent for p in in_env)
+            by_plant = {
+                p.code: cost.share(p.spec.users.peak_concurrent / total_users) for p in in_env
+            }
+            tenants = tuple(
+                Tenant(
+                    plant=p.code,
+                    name=p.spec.name,
+                    database=p.code,
+                    host=_host(p.code, env, fleet.spec.organization.domain),
+                    users=p.spec.users.peak_concurrent,
+                    timezone=p.spec.timezone,
+                )
+                for p in in_env
+            )
+            namespace = f"{unit}-{env_name}"
+            dep = Deployment(
+                id=f"{cl.name if cl else 'vm'}/{namespace}",
+                unit=unit,
+                environment=env,
+                tier=tier_name,
+                pattern=pattern,
+                runtime=members[0].spec.runtime,
+                cluster=cl,
+                namespace=namespace,
+                tenants=tenants,
+                tier_spec=tier,
+                sizing=sizing,
+                cost=cost,
+                cost_by_plant=by_plant,
+                classifications=tuple(c for c in cls if c.plant in {p.code for p in in_env}),
+                plants=tuple(in_env),
+                image=odoo.image,
+                digest=odoo.digest,
+                series=odoo.series,
+                edition=odoo.edition.value,
+            )
+            payload = {
+                "deployment": dep.as_dict(),
+                "plants": [p.spec.model_dump(mode="json") for p in in_env],
+                "fleet": fleet.spec.model_dump(mode="json", exclude={"clusters"}),
+                "cluster": cl.model_dump(mode="json") if cl else None,
+            }
+            deployments.append(_with_hash(dep, _hash(payload)))
+    if problems:
+        raise SpecError(sorted(problems))
+    return Plan(fleet=fleet, classifications=tuple(classes.values()), deployments=tuple(deployments))
+
+
+def _with_hash(dep: Deployment, digest: str) -> Deployment:
+    from dataclasses import replace
+
+    return replace(dep, input_hash=digest)

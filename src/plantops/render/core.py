@@ -1,0 +1,93 @@
+"""Shared pieces of every renderer: the file type, labels, deterministic serialisation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+if TYPE_CHECKING:
+    from plantops.plan import Deployment
+
+MANAGED_BY = "plantops"
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """One output file, path relative to the tree root (POSIX separators)."""
+
+    path: str
+    content: str
+
+
+class _Dumper(yaml.CSafeDumper):
+    """libyaml dumper: fast and byte-stable; block style, no aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    if "\n" in data:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+
+_Dumper.add_representer(str, _str_presenter)
+
+
+def dump_yaml(obj: Mapping[str, Any]) -> str:
+    """Serialise one object; key order is the order the renderer built it in."""
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def standard_labels(dep: Deployment, component: str, plant: str | None = None) -> dict[str, str]:
+    """The labels every object carries (Kubernetes recommended + plantops.io/*)."""
+    labels = {
+        "app.kubernetes.io/name": "odoo",
+        "app.kubernetes.io/instance": dep.namespace,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "plantops",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/version": dep.series,
+        "plantops.io/plant": plant or dep.unit,
+        "plantops.io/environment": dep.environment.name,
+        "plantops.io/tier": dep.tier,
+        "plantops.io/pattern": dep.pattern,
+    }
+    return labels
+
+
+def k8s_object(
+    dep: Deployment,
+    api_version: str,
+    kind: str,
+    name: str,
+    component: str,
+    *,
+    namespaced: bool = True,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    body: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespaced:
+        meta["namespace"] = dep.namespace
+    meta["labels"] = {**standard_labels(dep, component), **(labels or {})}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta, **(body or {})}
+
+
+def object_file(dep: Deployment, obj: Mapping[str, Any]) -> RenderedFile:
+    """``<deployment dir>/<kind>-<name>.yaml``, one object per file."""
+    kind = str(obj["kind"]).lower()
+    name = str(obj["metadata"]["name"])
+    return RenderedFile(f"{dep.dir}/{kind}-{name}.yaml", dump_yaml(obj))

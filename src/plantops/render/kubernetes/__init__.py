@@ -1,0 +1,1 @@
+"""Kubernetes renderers, one module per component."""

@@ -1,0 +1,593 @@
+"""Load a fleet repository: YAML with positions → validated spec models.
+
+Every problem in every file is collected and raised at once as a
+:class:`~plantops.errors.SpecError`; nothing else escapes this module for bad input.
+The only I/O is reading the files given; the clock comes in as ``today``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from plantops.errors import Problem, SpecError
+from plantops.spec.models import FleetSpec, PlantSpec
+
+FLEET_FILE = "fleet.yaml"
+PLANTS_DIR = "plants"
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a value came from: file (as shown to the user), 1-based line and column, YAML path."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass
+class SourceMap:
+    """Positions of every key and item of one YAML document."""
+
+    file: str
+    positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, loc: Sequence[str | int]) -> Location:
+        """Best position for ``loc``: itself, else the nearest ancestor that exists."""
+        key: Loc = tuple(loc)
+        while key and key not in self.positions:
+            key = key[:-1]
+        line, col = self.positions.get(key, (1, 1))
+        return Location(self.file, line, col, format_path(loc))
+
+
+@dataclass(frozen=True)
+class LoadedFleet:
+    """A fleet as written, validated, with where every value came from."""
+
+    root: Path
+    fleet: FleetSpec
+    plants: tuple[PlantSpec, ...]
+    fleet_source: SourceMap
+    plant_sources: Mapping[str, SourceMap]
+    warnings: tuple[Problem, ...] = ()
+
+    def locate_plant(self, code: str, *loc: str | int) -> Location:
+        return self.plant_sources[code].locate(loc)
+
+    def locate_fleet(self, *loc: str | int) -> Location:
+        return self.fleet_source.locate(loc)
+
+
+def format_path(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _index(node: Any, prefix: Loc, positions: dict[Loc, tuple[int, int]]) -> Any:
+    """Record positions (1-based) and return the plain-Python value of a ruamel node."""
+    if isinstance(node, CommentedMap):
+        plain: dict[Any, Any] = {}
+        for key in node:
+            line, col = node.lc.key(key)
+            loc = (*prefix, str(key))
+            positions[loc] = (line + 1, col + 1)
+            plain[str(key) if not isinstance(key, (int, float, bool)) else key] = _index(
+                node[key], loc, positions
+            )
+        return plain
+    if isinstance(node, CommentedSeq):
+        items = []
+        for i, item in enumerate(node):
+            line, col = node.lc.item(i)
+            positions[(*prefix, i)] = (line + 1, col + 1)
+            items.append(_index(item, (*prefix, i), positions))
+        return items
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, dt.datetime):
+        return dt.datetime(*node.timetuple()[:6])
+    if isinstance(node, dt.date):
+        return dt.date(node.year, node.month, node.day)
+    return str(node)
+
+
+def read_yaml(path: Path, shown: str) -> tuple[Any, SourceMap, list[Problem]]:
+    """Parse one YAML file; syntax errors become located problems."""
+    source = SourceMap(shown)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return None, source, [Problem(shown, 1, 1, "", f"not UTF-8 text: {exc.reason}")]
+    except OSError as exc:
+        return None, source, [Problem(shown, 1, 1, "", f"cannot read: {exc.strerror}")]
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        docs = list(yaml.load_all(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        msg = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        return None, source, [Problem(shown, line, col, "", f"invalid YAML: {msg}")]
+    except (YAMLError, ValueError, TypeError, RecursionError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, source, [Problem(shown, 1, 1, "", f"invalid YAML: {first}")]
+    if len(docs) != 1:
+        what = "is empty" if not docs else f"holds {len(docs)} documents"
+        return None, source, [Problem(shown, 1, 1, "", f"file {what}", "one YAML mapping")]
+    data = _index(docs[0], (), source.positions)
+    if not isinstance(data, dict):
+        return (
+            None,
+            source,
+            [Problem(shown, 1, 1, "", f"expected a mapping, got {type(data).__name__}")],
+        )
+    return data, source, []
+
+
+# --- pydantic errors → problems ----------------------------------------------
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The concrete types inside Optional/Annotated/list/dict annotations."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for a in typing.get_args(annotation) for t in _unwrap(a)]
+    return [annotation]
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model class that owns the last element of ``loc`` (for 'did you mean')."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            if not isinstance(part, str) or part not in current.model_fields:
+                return None
+            current = current.model_fields[part].annotation
+        for candidate in _unwrap(current):
+            origin = typing.get_origin(candidate)
+            if origin in (list, tuple) and isinstance(part, int):
+                current = typing.get_args(candidate)[0]
+                break
+            if origin is dict and isinstance(part, str):
+                current = typing.get_args(candidate)[1]
+                break
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                current = candidate
+                break
+        current = next(
+            (c for c in _unwrap(current) if isinstance(c, type) and issubclass(c, BaseModel)),
+            current,
+        )
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+HINTS = {
+    "string_pattern_mismatch": {
+        "code": "a DNS-1123 label: lowercase letters, digits and '-', 1-63 characters",
+        "name": "a DNS-1123 label: lowercase letters, digits and '-', 1-63 characters",
+        "slug": "a DNS-1123 label: lowercase letters, digits and '-', 1-63 characters",
+        "start": "HH:MM, 24-hour clock",
+        "end": "HH:MM, 24-hour clock",
+        "at": "HH:MM, 24-hour clock",
+        "digest": "sha256: followed by 64 lowercase hex digits",
+        "endpoint": "host:port, e.g. mes.plant.example:4840",
+        "kubernetes_version": "a minor version such as 1.30",
+        "domain": "a DNS domain such as erp.example.com",
+    },
+}
+
+
+def _problem(
+    model: type[BaseModel], source: SourceMap, err: ErrorDetails, data: Mapping[str, Any]
+) -> Problem:
+    loc = tuple(p for p in err["loc"] if p != "[key]")
+    kind = err["type"]
+    where = source.locate(loc)
+    message = err["msg"]
+    hint = ""
+    last = loc[-1] if loc else ""
+    if kind == "extra_forbidden":
+        owner = _model_at(model, loc)
+        allowed = sorted(owner.model_fields) if owner else []
+        close = difflib.get_close_matches(str(last), allowed, n=1)
+        message = f"unknown key {last!r}"
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
+    elif kind == "missing":
+        message = f"missing required key {last!r}"
+        hint = f"add {last}: under {format_path(loc[:-1]) or 'the top level'}"
+    elif kind == "string_pattern_mismatch":
+        hint = HINTS[kind].get(str(last), "")
+        message = f"{err['input']!r} is not valid here"
+    elif kind == "value_error":
+        message = message.removeprefix("Value error, ")
+    elif kind in ("literal_error", "enum"):
+        message = f"{err['input']!r} is not allowed: {message[0].lower()}{message[1:]}"
+    _ = data
+    return Problem(where.file, where.line, where.column, where.path, message, hint)
+
+
+def validate_model(
+    model: type[M], data: Mapping[str, Any], source: SourceMap
+) -> tuple[M | None, list[Problem]]:
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, [_problem(model, source, e, data) for e in exc.errors()]
+
+
+# --- cross-file checks ----------------------------------------------------------
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+DAY_INDEX = {d: i for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
+WEEK = 7 * 24 * 60
+
+
+def shift_intervals(start: str, end: str, days: Sequence[str]) -> Iterator[tuple[int, int]]:
+    """Minutes of the week a shift covers; a shift ending before it starts runs past midnight."""
+    s, e = _minutes(start), _minutes(end)
+    length = e - s if e > s else e + 24 * 60 - s
+    for day in days:
+        begin = DAY_INDEX[day] * 24 * 60 + s
+        finish = begin + length
+        if finish <= WEEK:
+            yield begin, finish
+        else:
+            yield begin, WEEK
+            yield 0, finish - WEEK
+
+
+def _cross_checks(
+    fleet: FleetSpec,
+    fleet_src: SourceMap,
+    plants: list[tuple[PlantSpec, SourceMap, Path]],
+    today: dt.date,
+    allow_expired: bool,
+) -> list[Problem]:
+    out: list[Problem] = []
+
+    def at(src: SourceMap, *loc: str | int) -> Location:
+        return src.locate(loc)
+
+    def add(where: Location, message: str, hint: str = "", severity: str = "error") -> None:
+        out.append(
+            Problem(where.file, where.line, where.column, where.path, message, hint, severity)
+        )
+
+    env_names = [e.name for e in fleet.environments]
+    # environments: unique names and one promotion chain
+    seen: dict[str, int] = {}
+    for i, env in enumerate(fleet.environments):
+        if env.name in seen:
+            add(at(fleet_src, "environments", i, "name"), f"duplicate environment {env.name!r}")
+        seen[env.name] = i
+    roots = [e for e in fleet.environments if e.promotes_from is None]
+    for i, env in enumerate(fleet.environments):
+        if env.promotes_from is not None and env.promotes_from not in seen:
+            add(
+                at(fleet_src, "environments", i, "promotes_from"),
+                f"promotes_from names unknown environment {env.promotes_from!r}",
+                f"one of: {', '.join(env_names)}",
+            )
+    successors: dict[str, list[str]] = {}
+    for env in fleet.environments:
+        if env.promotes_from is not None:
+            successors.setdefault(env.promotes_from, []).append(env.name)
+    if len(roots) != 1:
+        add(
+            at(fleet_src, "environments"),
+            f"stage order is not a chain: {len(roots)} environments have no promotes_from",
+            "exactly one first stage (e.g. dev) has no promotes_from; each other names its predecessor",
+        )
+    for name, nexts in sorted(successors.items()):
+        if len(nexts) > 1:
+            add(
+                at(fleet_src, "environments", seen[nexts[1]], "promotes_from"),
+                f"stage order is not a chain: {name!r} promotes to {', '.join(nexts)}",
+                "each stage promotes to at most one next stage",
+            )
+    if len(roots) == 1:
+        chain, node = [], roots[0].name
+        while node is not None and node not in chain:
+            chain.append(node)
+            node = successors.get(node, [None])[0]  # type: ignore[list-item]
+        missing = [n for n in env_names if n not in chain]
+        if missing:
+            add(
+                at(fleet_src, "environments", seen[missing[0]], "promotes_from"),
+                f"stage order is not a chain: {', '.join(missing)} not reachable from "
+                f"{roots[0].name!r} (cycle or branch)",
+            )
+        prod = [e for e in fleet.environments if e.production]
+        if not prod:
+            add(at(fleet_src, "environments"), "no environment is marked production: true")
+    for i, env in enumerate(fleet.environments):
+        if env.production and env.list_db:
+            add(
+                at(fleet_src, "environments", i, "list_db"),
+                "list_db must be false in a production environment",
+                "Odoo's deployment guide: never expose the database manager in production",
+            )
+
+    # clusters
+    cluster_names: dict[str, int] = {}
+    for i, cl in enumerate(fleet.clusters):
+        if cl.name in cluster_names:
+            add(at(fleet_src, "clusters", i, "name"), f"duplicate cluster {cl.name!r}")
+        cluster_names[cl.name] = i
+        pools = [p.name for p in cl.node_pools]
+        for j, pool in enumerate(cl.node_pools):
+            if pools.index(pool.name) != j:
+                add(
+                    at(fleet_src, "clusters", i, "node_pools", j, "name"),
+                    f"duplicate node pool {pool.name!r}",
+                )
+        defaults = [s.name for s in cl.storage_classes if s.default]
+        if len(defaults) != 1:
+            add(
+                at(fleet_src, "clusters", i, "storage_classes"),
+                f"cluster {cl.name!r} must mark exactly one storage class default: true "
+                f"(found {len(defaults)})",
+            )
+
+    # tiers and profiles
+    for name in ("critical", "high", "standard", "pilot"):
+        if name not in fleet.tiers:
+            add(
+                at(fleet_src, "tiers"),
+                f"tier {name!r} is not defined",
+                "classification assigns critical, high, standard and pilot: define all four",
+            )
+    for name, tier in fleet.tiers.items():
+        if tier.resource_profile not in fleet.resource_profiles:
+            add(
+                at(fleet_src, "tiers", name, "resource_profile"),
+                f"unknown resource profile {tier.resource_profile!r}",
+                f"one of: {', '.join(sorted(fleet.resource_profiles))}",
+            )
+
+    # plants
+    codes: dict[str, Location] = {}
+    plant_codes = {p.code for p, _, _ in plants}
+    for plant, src, path in plants:
+        if path.stem != plant.code:
+            add(
+                at(src, "code"),
+                f"file name {path.name!r} does not match code {plant.code!r}",
+                f"rename the file to {plant.code}.yaml or change code: to {path.stem}",
+            )
+        if plant.code in codes:
+            first = codes[plant.code]
+            add(at(src, "code"), f"duplicate plant code {plant.code!r} (first defined at {first})")
+        else:
+            codes[plant.code] = at(src, "code")
+        if plant.environments is not None:
+            for i, env_name in enumerate(plant.environments):
+                if env_name not in seen:
+                    add(
+                        at(src, "environments", i),
+                        f"unknown environment {env_name!r}",
+                        f"one of: {', '.join(env_names)}",
+                    )
+            if not any(
+                fleet.environments[seen[e]].production for e in plant.environments if e in seen
+            ):
+                add(at(src, "environments"), "a plant must run in the production environment")
+        cl_name = plant.placement.cluster
+        if plant.runtime == "vm":
+            if cl_name is not None:
+                add(
+                    at(src, "placement", "cluster"),
+                    "a plant with runtime: vm does not run on a Kubernetes cluster",
+                    "remove placement.cluster or set runtime: kubernetes",
+                )
+        elif cl_name is not None and cl_name not in cluster_names:
+            add(
+                at(src, "placement", "cluster"),
+                f"unknown cluster {cl_name!r}",
+                f"one of: {', '.join(sorted(cluster_names)) or '(no clusters defined)'}",
+            )
+        elif cl_name is not None:
+            region = fleet.clusters[cluster_names[cl_name]].region
+            if region != plant.region:
+                add(
+                    at(src, "placement", "cluster"),
+                    f"cluster {cl_name!r} is in region {region!r}, the plant in {plant.region!r}",
+                    "pick a cluster in the plant's region (data residency)",
+                )
+        for i, integ in enumerate(plant.profile.integrations):
+            if integ.direction != "inbound" and integ.endpoint is None:
+                add(
+                    at(src, "profile", "integrations", i),
+                    f"{integ.direction} integration {integ.name!r} has no endpoint",
+                    "add endpoint: host:port so the network policy can allow exactly that",
+                )
+        names = [i.name for i in plant.profile.integrations]
+        for i, n in enumerate(names):
+            if names.index(n) != i:
+                add(at(src, "profile", "integrations", i, "name"), f"duplicate integration {n!r}")
+        # shifts must not overlap
+        intervals = [
+            (iv, i)
+            for i, sh in enumerate(plant.shifts)
+            for iv in shift_intervals(sh.start, sh.end, sh.days)
+        ]
+        intervals.sort()
+        reported: set[tuple[int, int]] = set()
+        for (a, i), (b, j) in zip(intervals, intervals[1:], strict=False):
+            if b[0] < a[1] and i != j and (i, j) not in reported:
+                reported.add((i, j))
+                si, sj = plant.shifts[i], plant.shifts[j]
+                add(
+                    at(src, "shifts", max(i, j)),
+                    f"shift {plant.shifts[max(i, j)].name!r} overlaps shift "
+                    f"{plant.shifts[min(i, j)].name!r} ({si.start}-{si.end} vs {sj.start}-{sj.end})",
+                    "shifts of one plant must not overlap; a shift may end on the next day",
+                )
+        for i, ov in enumerate(plant.overrides):
+            where = at(src, "overrides", i)
+            if ov.expires < today:
+                add(
+                    at(src, "overrides", i, "expires"),
+                    f"override of {ov.target} expired on {ov.expires.isoformat()} (owner {ov.owner})",
+                    "renew it with a new expiry and reason, or remove it",
+                    "warning" if allow_expired else "error",
+                )
+            _check_override_value(ov.target, ov.value, fleet, where, add)
+        for i, fw in enumerate(plant.freeze_windows):
+            if fw.rrule is not None and "UNTIL" in fw.rrule and "COUNT" in fw.rrule:
+                add(
+                    at(src, "freeze_windows", i, "rrule"), "rrule may not hold both UNTIL and COUNT"
+                )
+
+    for i, cl in enumerate(fleet.clusters):
+        for j, pool in enumerate(cl.node_pools):
+            if pool.dedicated_to is not None and pool.dedicated_to not in plant_codes:
+                add(
+                    at(fleet_src, "clusters", i, "node_pools", j, "dedicated_to"),
+                    f"node pool is dedicated to unknown plant {pool.dedicated_to!r}",
+                )
+    return out
+
+
+PATTERNS = (
+    "shared-multitenant",
+    "dedicated-namespace",
+    "dedicated-cluster",
+    "dedicated-environment",
+)
+
+
+def _check_override_value(
+    target: str, value: object, fleet: FleetSpec, where: Location, add: Any
+) -> None:
+    if target == "pattern" and value not in PATTERNS:
+        add(
+            where,
+            f"override value {value!r} is not a deployment pattern",
+            f"one of: {', '.join(PATTERNS)}",
+        )
+    elif target == "tier" and value not in fleet.tiers:
+        add(
+            where,
+            f"override value {value!r} is not a tier",
+            f"one of: {', '.join(sorted(fleet.tiers))}",
+        )
+    elif target == "resource_profile" and value not in fleet.resource_profiles:
+        add(
+            where,
+            f"override value {value!r} is not a resource profile",
+            f"one of: {', '.join(sorted(fleet.resource_profiles))}",
+        )
+    elif target in ("web_replicas", "postgres_instances", "users_per_worker") and (
+        isinstance(value, bool) or not isinstance(value, int) or value < 1
+    ):
+        add(where, f"override of {target} needs a positive integer, got {value!r}")
+    elif target == "pgbouncer" and not isinstance(value, bool):
+        add(where, f"override of pgbouncer needs true or false, got {value!r}")
+
+
+def load_fleet(root: Path, *, today: dt.date, allow_expired_overrides: bool = False) -> LoadedFleet:
+    """Load and validate the fleet repository at ``root`` (a directory or its fleet.yaml)."""
+    if root.is_file() and root.name == FLEET_FILE:
+        root = root.parent
+    fleet_path = root / FLEET_FILE
+    if not fleet_path.is_file():
+        raise SpecError(
+            [
+                Problem(
+                    root.as_posix(),
+                    1,
+                    1,
+                    "",
+                    f"no {FLEET_FILE} here",
+                    "run `plantops init DIR` to start one",
+                )
+            ]
+        )
+
+    def shown(p: Path) -> str:
+        try:
+            return p.relative_to(root).as_posix()
+        except ValueError:
+            return p.as_posix()
+
+    problems: list[Problem] = []
+    data, fleet_src, errs = read_yaml(fleet_path, shown(fleet_path))
+    problems += errs
+    fleet: FleetSpec | None = None
+    if data is not None:
+        fleet, errs = validate_model(FleetSpec, data, fleet_src)
+        problems += errs
+
+    plant_files = sorted((root / PLANTS_DIR).glob("*.y*ml")) if (root / PLANTS_DIR).is_dir() else []
+    if not plant_files:
+        problems.append(
+            Problem(
+                shown(root / PLANTS_DIR), 1, 1, "", "no plant files found", "add plants/<code>.yaml"
+            )
+        )
+    plants: list[tuple[PlantSpec, SourceMap, Path]] = []
+    for path in plant_files:
+        pdata, psrc, errs = read_yaml(path, shown(path))
+        problems += errs
+        if pdata is not None:
+            plant, errs = validate_model(PlantSpec, pdata, psrc)
+            problems += errs
+            if plant is not None:
+                plants.append((plant, psrc, path))
+
+    if fleet is not None:
+        problems += _cross_checks(fleet, fleet_src, plants, today, allow_expired_overrides)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or fleet is None:
+        raise SpecError(sorted(problems))
+    plants.sort(key=lambda t: t[0].code)
+    return LoadedFleet(
+        root=root,
+        fleet=fleet,
+        plants=tuple(p for p, _, _ in plants),
+        fleet_source=fleet_src,
+        plant_sources={p.code: s for p, s, _ in plants},
+        warnings=tuple(sorted(problems)),
+    )
+
+
+__all__ = ["LoadedFleet", "Location", "SourceMap", "load_fleet", "read_yaml", "shift_intervals"]

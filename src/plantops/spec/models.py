@@ -1,0 +1,500 @@
+"""Fleet spec v1 (``apiVersion: plantops.io/v1``): the pydantic models of the YAML files.
+
+These models describe what a user writes, nothing more: defaults are filled and
+references are resolved later by :mod:`plantops.model`. Every model forbids
+unknown keys so a typo is an error, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+API_VERSION = "plantops.io/v1"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+SERIES = ("16.0", "17.0", "18.0", "19.0")
+
+Name = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
+HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+Percent = Annotated[float, Field(gt=0, lt=100)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+# --- fleet.yaml ----------------------------------------------------------------
+
+
+class Edition(StrEnum):
+    ce = "ce"
+    ee = "ee"
+
+
+class Organization(Strict):
+    name: str = Field(min_length=1)
+    slug: Name
+    domain: str = Field(
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$",
+        description="Base DNS domain; plants are served at <plant>[-<env>].<domain>.",
+    )
+
+
+class OdooSpec(Strict):
+    series: Literal["16.0", "17.0", "18.0", "19.0"]
+    edition: Edition = Edition.ce
+    image: str = Field(
+        min_length=1, description="Image repository, e.g. registry.acme.example/odoo/odoo"
+    )
+    digest: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="Default image digest; releases pin their own.",
+    )
+
+
+class EnvironmentSpec(Strict):
+    name: Name
+    promotes_from: Name | None = Field(
+        default=None, description="Previous stage in the promotion chain; empty for the first."
+    )
+    production: bool = False
+    size_factor: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Share of the plant's peak concurrent users this environment is sized for.",
+    )
+    list_db: bool = Field(default=False, description="Expose Odoo's database manager (dev only).")
+
+
+class ClusterKind(StrEnum):
+    shared = "shared"
+    dedicated = "dedicated"
+
+
+class Provider(StrEnum):
+    eks = "eks"
+    aks = "aks"
+    gke = "gke"
+    openshift = "openshift"
+    rke2 = "rke2"
+    k3s = "k3s"
+    onprem = "onprem"
+
+
+class NodePool(Strict):
+    name: Name
+    vcpu: int = Field(gt=0, le=512)
+    memory_gib: int = Field(gt=0, le=4096)
+    min_nodes: int = Field(default=1, ge=0)
+    max_nodes: int = Field(default=3, ge=1)
+    dedicated_to: Name | None = Field(
+        default=None, description="Plant code this pool is reserved for."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> NodePool:
+        if self.max_nodes < self.min_nodes:
+            raise ValueError(f"max_nodes ({self.max_nodes}) is below min_nodes ({self.min_nodes})")
+        return self
+
+
+class StorageClass(Strict):
+    name: Name
+    access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]] = Field(
+        min_length=1
+    )
+    default: bool = False
+
+
+class ClusterSpec(Strict):
+    name: Name
+    region: str = Field(min_length=1)
+    kind: ClusterKind
+    provider: Provider
+    kubernetes_version: str = Field(pattern=r"^1\.(2[5-9]|3[0-9])$")
+    zones: list[str] = Field(min_length=1)
+    node_pools: list[NodePool] = Field(min_length=1)
+    storage_classes: list[StorageClass] = Field(min_length=1)
+
+
+class Retention(Strict):
+    daily: int = Field(ge=0, le=366)
+    weekly: int = Field(ge=0, le=104)
+    monthly: int = Field(ge=0, le=120)
+
+
+class BackupObjectives(Strict):
+    rpo_minutes: int = Field(gt=0)
+    rto_minutes: int = Field(gt=0)
+    retention: Retention
+    verify: Literal["every", "weekly"] = "weekly"
+    pitr: bool = False
+
+
+class SloTargets(Strict):
+    availability: Percent
+    latency_p95_ms: int = Field(gt=0)
+
+
+class TierSpec(Strict):
+    description: str = ""
+    rank: int = Field(ge=1, description="1 is the most demanding tier.")
+    ha: bool = False
+    web_replicas: int = Field(ge=1, le=50)
+    max_web_replicas: int | None = Field(default=None, ge=1, le=100)
+    cron_replicas: int = Field(default=1, ge=1, le=4)
+    postgres_instances: int = Field(ge=1, le=9)
+    postgres_sync_replicas: int = Field(default=0, ge=0, le=8)
+    pgbouncer: bool = False
+    redis_replicas: int = Field(default=0, ge=0, le=5)
+    resource_profile: Name
+    backup: BackupObjectives
+    slo: SloTargets
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TierSpec:
+        if self.postgres_sync_replicas >= self.postgres_instances:
+            raise ValueError(
+                "postgres_sync_replicas must be below postgres_instances "
+                f"({self.postgres_sync_replicas} >= {self.postgres_instances})"
+            )
+        if self.max_web_replicas is not None and self.max_web_replicas < self.web_replicas:
+            raise ValueError("max_web_replicas must be at least web_replicas")
+        if self.ha and self.web_replicas < 2:
+            raise ValueError("an HA tier needs web_replicas >= 2")
+        return self
+
+
+class ResourceProfile(Strict):
+    web_cpu: float = Field(gt=0, le=64, description="vCPU per Odoo web pod (limit).")
+    web_memory_gib: float = Field(gt=0, le=256)
+    cron_cpu: float = Field(gt=0, le=16)
+    cron_memory_gib: float = Field(gt=0, le=64)
+    postgres_cpu: float = Field(gt=0, le=128)
+    postgres_memory_gib: float = Field(gt=0, le=1024)
+    postgres_storage_gib: int = Field(gt=0)
+    filestore_gib: int = Field(gt=0)
+    redis_memory_gib: float = Field(gt=0, le=64)
+
+
+class Thresholds(Strict):
+    high_volume_orders_per_day: int = Field(default=2000, gt=0)
+    high_volume_stock_moves_per_day: int = Field(default=20000, gt=0)
+    large_peak_users: int = Field(default=150, gt=0)
+    dedicated_cluster_peak_users: int = Field(default=400, gt=0)
+    pilot_max_named_users: int = Field(default=25, gt=0)
+    critical_integrations: int = Field(
+        default=1, ge=1, description="High-criticality integrations that make a plant critical."
+    )
+
+
+class Pricing(Strict):
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    vcpu_hour: float = Field(ge=0)
+    gib_hour: float = Field(ge=0)
+    storage_gib_month: float = Field(ge=0)
+    dedicated_cluster_month: float = Field(default=0, ge=0)
+
+
+class SecretStoreRef(Strict):
+    kind: Literal["SecretStore", "ClusterSecretStore"] = "ClusterSecretStore"
+    name: Name
+
+
+class Defaults(Strict):
+    users_per_worker: int = Field(default=6, ge=1, le=50)
+    min_workers: int = Field(default=2, ge=1)
+    max_cron_threads: int = Field(default=2, ge=1, le=8)
+    postgres_max_connections: int = Field(default=200, ge=20, le=5000)
+    postgres_reserved_connections: int = Field(
+        default=10, ge=3, description="Superuser, replication and monitoring slots kept free."
+    )
+    pgbouncer_max_client_conn: int = Field(default=1000, ge=50)
+    limit_time_cpu: int = Field(default=600, gt=0)
+    limit_time_real: int = Field(default=1200, gt=0)
+    limit_request: int = Field(default=65536, gt=0)
+    secret_store: SecretStoreRef
+    smtp_relay: str | None = Field(default=None, description="host:port of the outgoing mail relay")
+    admin_cidrs: list[str] = Field(
+        default_factory=list, description="Networks allowed to reach Odoo admin paths outside prod."
+    )
+    hours_per_month: float = Field(default=730, gt=0)
+
+
+class FleetSpec(Strict):
+    """``fleet.yaml``."""
+
+    apiVersion: Literal["plantops.io/v1"]  # noqa: N815 - the Kubernetes-style key
+    kind: Literal["Fleet"]
+    organization: Organization
+    odoo: OdooSpec
+    environments: list[EnvironmentSpec] = Field(min_length=1)
+    clusters: list[ClusterSpec] = Field(default_factory=list)
+    tiers: dict[Name, TierSpec] = Field(min_length=1)
+    resource_profiles: dict[Name, ResourceProfile] = Field(min_length=1)
+    classification: Thresholds = Field(default_factory=Thresholds)
+    pricing: Pricing
+    defaults: Defaults
+
+
+# --- plants/<code>.yaml -------------------------------------------------------
+
+
+class Placement(Strict):
+    preference: Literal["auto", "shared", "dedicated"] = "auto"
+    cluster: Name | None = Field(
+        default=None, description="Cluster to run on; chosen by region if empty."
+    )
+    tenant_group: Name | None = Field(
+        default=None, description="Plants of one tenant group share a multi-tenant Odoo."
+    )
+
+
+class Users(Strict):
+    named: int = Field(ge=1)
+    peak_concurrent: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _peak(self) -> Users:
+        if self.peak_concurrent > self.named:
+            raise ValueError(
+                f"peak_concurrent ({self.peak_concurrent}) exceeds named users ({self.named})"
+            )
+        return self
+
+
+class Regulation(StrEnum):
+    fda_21_cfr_part_11 = "fda-21-cfr-part-11"
+    iso_13485 = "iso-13485"
+    iatf_16949 = "iatf-16949"
+    gxp = "gxp"
+    iso_9001 = "iso-9001"
+    iso_27001 = "iso-27001"
+    sox = "sox"
+
+
+class IntegrationType(StrEnum):
+    MES = "MES"
+    WMS = "WMS"
+    EDI = "EDI"
+    IoT = "IoT"
+    API = "API"
+    PLM = "PLM"
+
+
+class Level(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+class Integration(Strict):
+    name: Name
+    type: IntegrationType
+    direction: Literal["inbound", "outbound", "bidirectional"]
+    criticality: Level
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9.-]+(/[0-9]{1,2})?:[0-9]{1,5}$",
+        description="host:port or CIDR:port Odoo talks to (needed for outbound traffic).",
+    )
+
+
+class Volume(Strict):
+    orders_per_day: int = Field(default=0, ge=0)
+    stock_moves_per_day: int = Field(default=0, ge=0)
+
+
+class Profile(Strict):
+    production_critical: bool = False
+    regulatory: list[Regulation] = Field(default_factory=list)
+    integrations: list[Integration] = Field(default_factory=list)
+    volume: Volume = Field(default_factory=Volume)
+    latency_sensitivity: Level = Level.medium
+    customization: Literal["none", "light", "moderate", "heavy"] = "light"
+    data_residency: str | None = Field(default=None, pattern=r"^[A-Z]{2,3}$")
+    warehouse_only: bool = False
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ALL_DAYS: list[Weekday] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Shift(Strict):
+    name: Name
+    start: HHMM
+    end: HHMM
+    days: list[Weekday] = Field(default_factory=lambda: list(ALL_DAYS), min_length=1)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Shift:
+        if self.start == self.end:
+            raise ValueError("a shift cannot start and end at the same time")
+        return self
+
+
+class FreezeKind(StrEnum):
+    month_end_close = "month-end-close"
+    mrp_run = "mrp-run"
+    shutdown = "shutdown"
+    audit = "audit"
+    peak_season = "peak-season"
+    other = "other"
+
+
+class FreezeWindow(Strict):
+    """A period with no changes: one-off (start/end) or recurring (RFC 5545 RRULE)."""
+
+    name: Name
+    kind: FreezeKind
+    start: dt.datetime | None = Field(default=None, description="One-off start, plant local time.")
+    end: dt.datetime | None = None
+    rrule: str | None = Field(
+        default=None, description="Recurrence rule, e.g. FREQ=MONTHLY;BYMONTHDAY=-1"
+    )
+    at: HHMM | None = Field(default=None, description="Local start time of each recurrence.")
+    duration_hours: float | None = Field(default=None, gt=0, le=24 * 31)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> FreezeWindow:
+        one_off = self.start is not None or self.end is not None
+        recurring = self.rrule is not None
+        if one_off == recurring:
+            raise ValueError("give either start and end (one-off) or rrule, at and duration_hours")
+        if one_off:
+            if self.start is None or self.end is None or self.end <= self.start:
+                raise ValueError("a one-off freeze needs start and end, end after start")
+        elif self.at is None or self.duration_hours is None:
+            raise ValueError("a recurring freeze needs at (HH:MM) and duration_hours")
+        return self
+
+    @field_validator("rrule")
+    @classmethod
+    def _rrule(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        check_rrule(value)
+        return value
+
+
+RRULE_KEYS = {
+    "FREQ",
+    "INTERVAL",
+    "BYMONTHDAY",
+    "BYDAY",
+    "BYMONTH",
+    "BYSETPOS",
+    "BYHOUR",
+    "COUNT",
+    "UNTIL",
+    "WKST",
+}
+RRULE_FREQ = {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
+
+
+def check_rrule(value: str) -> None:
+    """Reject an RRULE that plantops cannot expand (no dateutil needed just to check keys)."""
+    parts = dict(p.split("=", 1) for p in value.split(";") if "=" in p)
+    if len(parts) != len(value.split(";")):
+        raise ValueError(f"rrule {value!r} must be KEY=VALUE pairs separated by ';'")
+    unknown = set(parts) - RRULE_KEYS
+    if unknown:
+        raise ValueError(f"rrule has unsupported keys {sorted(unknown)}")
+    if parts.get("FREQ") not in RRULE_FREQ:
+        raise ValueError(f"rrule FREQ must be one of {sorted(RRULE_FREQ)}")
+
+
+OverrideTarget = Literal[
+    "pattern",
+    "tier",
+    "web_replicas",
+    "postgres_instances",
+    "pgbouncer",
+    "resource_profile",
+    "users_per_worker",
+]
+
+
+class Override(Strict):
+    """A controlled exception to what classification or the tier would decide."""
+
+    target: OverrideTarget
+    value: str | int | bool
+    owner: str = Field(min_length=3, description="Who answers for this exception (e-mail).")
+    reason: str = Field(min_length=10)
+    expires: dt.date
+    ticket: str | None = None
+
+
+class PlantSpec(Strict):
+    """``plants/<code>.yaml``."""
+
+    apiVersion: Literal["plantops.io/v1"]  # noqa: N815
+    kind: Literal["Plant"]
+    code: Name
+    name: str = Field(min_length=1)
+    region: str = Field(min_length=1)
+    timezone: str
+    runtime: Literal["kubernetes", "vm"] = "kubernetes"
+    placement: Placement = Field(default_factory=Placement)
+    environments: list[Name] | None = Field(
+        default=None, description="Stages this plant runs in; all fleet environments if omitted."
+    )
+    users: Users
+    profile: Profile = Field(default_factory=Profile)
+    shifts: list[Shift] = Field(default_factory=list)
+    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+    overrides: list[Override] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            close = sorted(
+                z for z in available_timezones() if z.split("/")[-1] == value.split("/")[-1]
+            )
+            hint = (
+                f"; did you mean {close[0]}?" if close else " (an IANA name such as Europe/Berlin)"
+            )
+            raise ValueError(f"unknown timezone {value!r}{hint}") from None
+        return value
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """JSON Schema for editors: a fleet.yaml or a plant file, told apart by ``kind``."""
+    fleet = FleetSpec.model_json_schema(ref_template="#/$defs/{model}")
+    plant = PlantSpec.model_json_schema(ref_template="#/$defs/{model}")
+    defs: dict[str, Any] = {**fleet.pop("$defs", {}), **plant.pop("$defs", {})}
+    defs["FleetSpec"] = fleet
+    defs["PlantSpec"] = plant
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://plantops.io/schemas/v1/spec.json",
+        "title": "plantops fleet spec v1",
+        "oneOf": [{"$ref": "#/$defs/FleetSpec"}, {"$ref": "#/$defs/PlantSpec"}],
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
+__all__ = [
+    "API_VERSION",
+    "SERIES",
+    "ClusterSpec",
+    "EnvironmentSpec",
+    "FleetSpec",
+    "FreezeWindow",
+    "Integration",
+    "Override",
+    "PlantSpec",
+    "ResourceProfile",
+    "Shift",
+    "TierSpec",
+    "spec_json_schema",
+]

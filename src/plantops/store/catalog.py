@@ -1,0 +1,352 @@
+"""Opening the state database (running migrations) and the backup catalog repository.
+
+The repository hands out frozen records, never live ORM objects, so callers cannot
+mutate the database by accident and sessions never leak out of this module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from plantops.errors import InfrastructureError, UserError
+from plantops.store.models import Backup, BackupObject, Verification
+
+DEFAULT_DB_URL = "sqlite:///.plantops/state.db"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def default_db_url() -> str:
+    """``PLANTOPS_DB`` or the embedded SQLite file in the working directory."""
+    return os.environ.get("PLANTOPS_DB") or DEFAULT_DB_URL
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite drops the zone on the way back; every timestamp plantops writes is UTC.
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    name: str
+    size_bytes: int
+    sha256: str
+    encrypted: bool = False
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    id: int
+    backup_id: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    rto_seconds: float | None
+    rto_objective_seconds: float | None
+    rpo_seconds: float | None
+    rpo_objective_seconds: float | None
+    checks: dict[str, Any]
+    error: str
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    id: str
+    plant: str
+    env: str
+    tier: str
+    format: str
+    status: str
+    store_url: str
+    location: str
+    db_name: str
+    pg_version: str
+    odoo_version: str
+    key_id: str | None
+    size_bytes: int
+    started_at: datetime
+    finished_at: datetime | None
+    host: str
+    pid: int
+    error: str
+    manifest: dict[str, Any]
+    row_counts: dict[str, Any]
+    objects: tuple[ObjectRecord, ...] = ()
+    verifications: tuple[VerificationRecord, ...] = field(default=())
+
+    @property
+    def last_verification(self) -> VerificationRecord | None:
+        return self.verifications[-1] if self.verifications else None
+
+    @property
+    def verified(self) -> bool:
+        """True when at least one verification passed."""
+        return any(v.status == "passed" for v in self.verifications)
+
+
+def _verification_record(v: Verification) -> VerificationRecord:
+    return VerificationRecord(
+        id=v.id,
+        backup_id=v.backup_id,
+        status=v.status,
+        started_at=_utc(v.started_at) or v.started_at,
+        finished_at=_utc(v.finished_at),
+        rto_seconds=v.rto_seconds,
+        rto_objective_seconds=v.rto_objective_seconds,
+        rpo_seconds=v.rpo_seconds,
+        rpo_objective_seconds=v.rpo_objective_seconds,
+        checks=dict(v.checks or {}),
+        error=v.error,
+    )
+
+
+def _record(b: Backup) -> BackupRecord:
+    return BackupRecord(
+        id=b.id,
+        plant=b.plant,
+        env=b.env,
+        tier=b.tier,
+        format=b.format,
+        status=b.status,
+        store_url=b.store_url,
+        location=b.location,
+        db_name=b.db_name,
+        pg_version=b.pg_version,
+        odoo_version=b.odoo_version,
+        key_id=b.key_id,
+        size_bytes=b.size_bytes,
+        started_at=_utc(b.started_at) or b.started_at,
+        finished_at=_utc(b.finished_at),
+        host=b.host,
+        pid=b.pid,
+        error=b.error,
+        manifest=dict(b.manifest or {}),
+        row_counts=dict(b.row_counts or {}),
+        objects=tuple(ObjectRecord(o.name, o.size_bytes, o.sha256, o.encrypted) for o in b.objects),
+        verifications=tuple(_verification_record(v) for v in b.verifications),
+    )
+
+
+class Catalog:
+    """Repository over the backup tables of the state database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise InfrastructureError(f"state database {self._where()}: {exc}") from exc
+
+    def _where(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- backups ------------------------------------------------------------------
+    def create_backup(
+        self,
+        *,
+        backup_id: str,
+        plant: str,
+        env: str,
+        tier: str,
+        fmt: str,
+        store_url: str,
+        location: str,
+        started_at: datetime,
+        host: str,
+        pid: int,
+        key_id: str | None,
+        db_name: str,
+    ) -> None:
+        with self._session() as s:
+            s.add(
+                Backup(
+                    id=backup_id,
+                    plant=plant,
+                    env=env,
+                    tier=tier,
+                    format=fmt,
+                    status="running",
+                    store_url=store_url,
+                    location=location,
+                    db_name=db_name,
+                    pg_version="",
+                    odoo_version="",
+                    key_id=key_id,
+                    size_bytes=0,
+                    started_at=started_at,
+                    host=host,
+                    pid=pid,
+                    error="",
+                    manifest={},
+                    row_counts={},
+                )
+            )
+
+    def complete_backup(
+        self,
+        backup_id: str,
+        *,
+        objects: Sequence[ObjectRecord],
+        manifest: dict[str, Any],
+        row_counts: dict[str, int],
+        pg_version: str,
+        odoo_version: str,
+        finished_at: datetime,
+    ) -> None:
+        """Record the objects and mark the backup complete, in one transaction."""
+        with self._session() as s:
+            b = s.get_one(Backup, backup_id)
+            for o in objects:
+                b.objects.append(
+                    BackupObject(
+                        name=o.name, size_bytes=o.size_bytes, sha256=o.sha256, encrypted=o.encrypted
+                    )
+                )
+            b.size_bytes = sum(o.size_bytes for o in objects)
+            b.manifest = manifest
+            b.row_counts = dict(row_counts)
+            b.pg_version = pg_version
+            b.odoo_version = odoo_version
+            b.finished_at = finished_at
+            b.status = "complete"
+
+    def set_status(
+        self, backup_id: str, status: str, *, error: str = "", finished_at: datetime | None = None
+    ) -> None:
+        with self._session() as s:
+            b = s.get_one(Backup, backup_id)
+            b.status = status
+            if error:
+                b.error = error
+            if finished_at is not None:
+                b.finished_at = finished_at
+
+    def get(self, backup_id: str) -> BackupRecord:
+        with self._session() as s:
+            b = s.get(Backup, backup_id)
+            if b is None:
+                matches = list(s.scalars(select(Backup).where(Backup.id.startswith(backup_id))))
+                if len(matches) != 1:
+                    raise UserError(
+                        f"no backup with id {backup_id!r} in the catalog ({self._where()});"
+                        " see `plantops backup list`"
+                    )
+                b = matches[0]
+            return _record(b)
+
+    def list_backups(
+        self,
+        *,
+        plant: str | None = None,
+        env: str | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> list[BackupRecord]:
+        """Backups newest first, optionally filtered."""
+        with self._session() as s:
+            q = select(Backup)
+            if plant:
+                q = q.where(Backup.plant == plant)
+            if env:
+                q = q.where(Backup.env == env)
+            if statuses:
+                q = q.where(Backup.status.in_(list(statuses)))
+            q = q.order_by(Backup.started_at.desc(), Backup.id.desc())
+            return [_record(b) for b in s.scalars(q)]
+
+    # --- verifications ------------------------------------------------------------
+    def add_verification(
+        self,
+        backup_id: str,
+        *,
+        status: str,
+        started_at: datetime,
+        finished_at: datetime,
+        rto_seconds: float | None,
+        rto_objective_seconds: float | None,
+        rpo_seconds: float | None,
+        rpo_objective_seconds: float | None,
+        checks: dict[str, Any],
+        error: str = "",
+    ) -> int:
+        with self._session() as s:
+            v = Verification(
+                backup_id=backup_id,
+                status=status,
+                started_at=started_at,
+                finished_at=finished_at,
+                rto_seconds=rto_seconds,
+                rto_objective_seconds=rto_objective_seconds,
+                rpo_seconds=rpo_seconds,
+                rpo_objective_seconds=rpo_objective_seconds,
+                checks=checks,
+                error=error,
+            )
+            s.add(v)
+            s.flush()
+            return int(v.id)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; ``postgresql://`` means psycopg 3; SQLite dirs are created."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise UserError(f"state database URL {url!r} is not valid: {exc}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername.startswith("sqlite"):
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (idempotent)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise InfrastructureError(f"cannot open state database {where}: {exc}") from exc
+
+
+def open_catalog(url: str | None = None) -> Catalog:
+    """Open (and migrate) the state database at ``url`` or the default."""
+    engine = make_engine(url or default_db_url())
+    migrate(engine)
+    return Catalog(engine)

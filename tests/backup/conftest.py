@@ -12,14 +12,14 @@ import pytest
 # tests/ has no __init__.py: make ``tests.fixtures`` importable from here.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.fixtures.postgres import PgCluster, pg_cluster, pg_db  # noqa: E402
+from odoo_helpers import OdooDb, make_odoo_db
+from tests.fixtures.postgres import PgCluster, pg_cluster, pg_db
 
-from odoo_helpers import OdooDb, make_odoo_db  # noqa: E402
-
-from plantops.backup.stores import LocalStore  # noqa: E402
-from plantops.store import Catalog, open_catalog  # noqa: E402
+from plantops.backup.stores import LocalStore
+from plantops.store import Catalog, open_catalog
 
 __all__ = ["pg_cluster", "pg_db"]
+
 
 @pytest.fixture
 def odoo_db(pg_cluster: PgCluster, tmp_path: Path) -> Iterator[OdooDb]:

@@ -75,5 +75,3 @@ def make_odoo_db(cluster: PgCluster, filestore_root: Path, files: int = 25) -> O
                 (f"doc{i}.pdf", fname, sha, len(data)),
             )
     return OdooDb(cluster, name, filestore, files)
-
-

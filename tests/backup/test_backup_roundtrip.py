@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from odoo_helpers import OdooDb
 
 from plantops.backup.archive import BackupRequest, run_backup
 from plantops.backup.crypto import load_key
@@ -16,8 +17,6 @@ from plantops.backup.restore import BackupReader, restore_backup
 from plantops.backup.stores import LocalStore
 from plantops.backup.verify import verify_backup
 from plantops.store import Catalog
-
-from odoo_helpers import OdooDb
 
 pytestmark = pytest.mark.postgres
 
@@ -44,8 +43,15 @@ def test_backup_verify_restore_each_format(
     result = verify_backup(rec, store, odoo_db.target, POLICY, catalog)
     assert result.passed, result.as_dict()
     names = {c.name for c in result.checks}
-    assert {"checksums", "restore", "row_counts", "odoo.module_versions", "pg_amcheck",
-            "filestore.attachments", "odoo.database_uuid"} <= names
+    assert {
+        "checksums",
+        "restore",
+        "row_counts",
+        "odoo.module_versions",
+        "pg_amcheck",
+        "filestore.attachments",
+        "odoo.database_uuid",
+    } <= names
     assert result.rto_seconds is not None and result.rto_seconds > 0
     assert not odoo_db.cluster.database_exists(result.scratch_db)
     assert catalog.get(rec.id).verified
@@ -57,8 +63,11 @@ def test_backup_verify_restore_each_format(
     try:
         assert res.files == odoo_db.attachments
         assert sorted(p.relative_to(target_fs) for p in target_fs.rglob("*") if p.is_file()) == (
-            sorted(p.relative_to(odoo_db.filestore) for p in odoo_db.filestore.rglob("*")
-                   if p.is_file())
+            sorted(
+                p.relative_to(odoo_db.filestore)
+                for p in odoo_db.filestore.rglob("*")
+                if p.is_file()
+            )
         )
         with odoo_db.cluster.connect(f"{odoo_db.name}_copy") as conn:
             row = conn.execute("SELECT count(*) FROM res_partner").fetchone()
@@ -81,7 +90,13 @@ def test_odoo_zip_has_exactly_odoos_layout(
         manifest = json.loads(zf.read("manifest.json"))
         dump = zf.read("dump.sql").decode()
     assert set(manifest) == {
-        "odoo_dump", "db_name", "version", "version_info", "major_version", "pg_version", "modules"
+        "odoo_dump",
+        "db_name",
+        "version",
+        "version_info",
+        "major_version",
+        "pg_version",
+        "modules",
     }
     assert manifest["odoo_dump"] == "1"
     assert manifest["db_name"] == odoo_db.name

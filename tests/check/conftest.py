@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,17 +31,17 @@ def shared_crds() -> Path:
 
 def ensure_cli_importable() -> None:
     """Let ``plantops.cli.main`` import while sibling command modules are still being
-    written: a missing ``plantops.cli.fleet`` is replaced by a stand-in that adds one
-    hidden command (so the app keeps its multi-command shape)."""
-    try:
-        import plantops.cli.fleet  # noqa: F401
-    except ModuleNotFoundError:
-        stub = types.ModuleType("plantops.cli.fleet")
+    written: each command module it registers that does not exist yet is replaced by
+    a stand-in adding one hidden command (so the app keeps its multi-command shape)."""
+    main_source = (REPO / "src/plantops/cli/main.py").read_text(encoding="utf-8")
+    for name in re.findall(r"^from plantops\.cli import (\w+) as", main_source, re.MULTILINE):
+        module = f"plantops.cli.{name}"
+        if module in sys.modules or importlib.util.find_spec(module) is not None:
+            continue
+        stub = types.ModuleType(module)
 
-        def register(app: object) -> None:
-            @app.command("stub-fleet", hidden=True)  # type: ignore[attr-defined,misc]
-            def _stub() -> None:
-                return None
+        def register(app: Any, _name: str = name) -> None:
+            app.command(f"stub-{_name}", hidden=True)(lambda: None)
 
         stub.register = register  # type: ignore[attr-defined]
-        sys.modules["plantops.cli.fleet"] = stub
+        sys.modules[module] = stub

@@ -16,6 +16,7 @@ marked ``complete`` only after it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -95,10 +96,8 @@ class _Sink:
 
     def abort(self) -> None:
         if self.enc is not None:
-            try:
+            with contextlib.suppress(Exception):  # the object is thrown away anyway
                 self.enc.close()
-            except Exception:  # noqa: BLE001 - the object is being thrown away anyway
-                pass
         self.writer.abort()
 
 
@@ -195,7 +194,7 @@ def _write_odoo_zip(
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         with zf.open("dump.sql", "w", force_zip64=True) as member:
             _pg_dump_to(
-                member,  # type: ignore[arg-type]
+                member,
                 ["--no-owner", f"--snapshot={snapshot_id}", req.db.dbname],
                 req.db,
                 major,
@@ -210,9 +209,7 @@ def _write_odoo_zip(
                     zf.write(Path(root) / name, arcname=arc)
 
 
-def _write_native_db(
-    w: _Writer, req: BackupRequest, snapshot_id: str, major: int
-) -> None:
+def _write_native_db(w: _Writer, req: BackupRequest, snapshot_id: str, major: int) -> None:
     spool = Path(tempfile.mkdtemp(prefix="plantops-dump-", dir=req.spool_dir))
     try:
         target_dir = spool / "db"
@@ -298,7 +295,12 @@ def run_backup(
                     "filestore.tar.zst",
                     lambda out: write_filestore_tar(out, req.filestore, req.zstd_level),
                 )
-                w.put("manifest.json", lambda out: out.write(_manifest_bytes(snap.manifest)))
+                manifest_bytes = _manifest_bytes(snap.manifest)
+
+                def put_manifest(out: IO[bytes]) -> None:
+                    out.write(manifest_bytes)
+
+                w.put("manifest.json", put_manifest)
             finished = clock()
             w.put_marker(
                 {
@@ -341,14 +343,13 @@ def _fail(
     exc: BaseException,
     clock: Clock,
 ) -> None:
-    try:
+    # Leftovers that cannot be deleted now are flagged (status=failed) and cleaned later.
+    with contextlib.suppress(PlantopsError):
         store.delete_prefix(location)
-    except PlantopsError:
-        pass  # the leftovers are flagged by status=failed and cleaned by the next run
-    try:
-        catalog.set_status(backup_id, "failed", error=str(exc) or type(exc).__name__, finished_at=clock())
-    except PlantopsError:
-        pass
+    with contextlib.suppress(PlantopsError):
+        catalog.set_status(
+            backup_id, "failed", error=str(exc) or type(exc).__name__, finished_at=clock()
+        )
 
 
 def pid_alive(pid: int) -> bool:

@@ -6,7 +6,6 @@ Passwords travel in ``PGPASSWORD`` for the client tools, never on a command line
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
 import subprocess
@@ -43,11 +42,13 @@ class PgTarget:
     params: tuple[tuple[str, str], ...]
 
     @classmethod
-    def from_url(cls, url: str) -> PgTarget:
+    def from_url(cls, url: str, default_db: str | None = None) -> PgTarget:
         try:
             params = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
             raise UserError(f"database URL is not valid: {exc}") from exc
+        if "dbname" not in params and default_db:
+            params["dbname"] = default_db
         if "dbname" not in params:
             raise UserError("database URL names no database (postgresql://HOST/DBNAME)")
         return cls(tuple(sorted((k, str(v)) for k, v in params.items() if v is not None)))
@@ -107,7 +108,9 @@ def find_pg_tool(name: str, major: int | None = None) -> str:
     candidates: list[str] = []
     if major is not None:
         candidates.append(f"/usr/lib/postgresql/{major}/bin/{name}")
-    candidates.extend(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True))
+    candidates.extend(
+        sorted((str(p) for p in Path("/usr/lib/postgresql").glob(f"*/bin/{name}")), reverse=True)
+    )
     for c in candidates:
         if os.access(c, os.X_OK):
             return c

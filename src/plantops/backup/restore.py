@@ -81,7 +81,9 @@ class BackupReader:
         """The plaintext of object ``name``; a checksum mismatch raises at EOF."""
         obj = self._obj(name)
         raw = self.store.open_read(f"{self.record.location}/{obj.name}")
-        hashed = HashingReader(raw, f"{self.record.location}/{obj.name}", obj.sha256, obj.size_bytes)
+        hashed = HashingReader(
+            raw, f"{self.record.location}/{obj.name}", obj.sha256, obj.size_bytes
+        )
         try:
             if obj.encrypted:
                 plain = decrypting_reader(hashed, self.keys, obj.name)
@@ -133,7 +135,9 @@ def extract_filestore_tar(reader: BackupReader, dest: Path) -> int:
                         copy_stream(fh, out)
                     count += 1
         except (tarfile.TarError, zstandard.ZstdError) as exc:
-            raise CorruptArchive(f"backup {reader.record.id}: filestore archive unreadable: {exc}") from exc
+            raise CorruptArchive(
+                f"backup {reader.record.id}: filestore archive unreadable: {exc}"
+            ) from exc
         # Drain to EOF so the checksum is checked even past the tar end marker.
         while src.read(CHUNK):
             pass
@@ -164,13 +168,21 @@ def _feed_process(cmd: list[str], target: PgTarget, src: Readable, what: str) ->
             raise DatabaseError(f"{what} failed: {tool_error(errf.read())}")
 
 
-def restore_database(reader: BackupReader, target: PgTarget, jobs: int, spool_dir: Path | None) -> None:
+def restore_database(
+    reader: BackupReader, target: PgTarget, jobs: int, spool_dir: Path | None
+) -> None:
     """Load the backup's database into the existing empty database ``target``."""
     fmt = reader.record.format
     major = int(str(reader.record.manifest.get("pg_version", "0")).split(".")[0] or 0) or None
     what = f"restore of backup {reader.record.id} into {target.dbname}"
     if fmt == "dump":
-        cmd = [find_pg_tool("pg_restore", major), "--no-owner", "--exit-on-error", "-d", target.dbname]
+        cmd = [
+            find_pg_tool("pg_restore", major),
+            "--no-owner",
+            "--exit-on-error",
+            "-d",
+            target.dbname,
+        ]
         with reader.open("db.dump") as src:
             _feed_process(cmd, target, src, what)
         return
@@ -181,12 +193,13 @@ def restore_database(reader: BackupReader, target: PgTarget, jobs: int, spool_di
             dump_dir.mkdir()
             for name in reader.names("db/"):
                 plain_name = name.removesuffix(".age").removesuffix(".zst").removeprefix("db/")
-                with reader.open(name.removesuffix(".age")) as src, (dump_dir / plain_name).open(
-                    "wb"
-                ) as out:
+                with (
+                    reader.open(name.removesuffix(".age")) as src,
+                    (dump_dir / plain_name).open("wb") as out,
+                ):
                     dctx = zstandard.ZstdDecompressor()
                     try:
-                        dctx.copy_stream(src, out, read_size=CHUNK, write_size=CHUNK)
+                        dctx.copy_stream(src, out, read_size=CHUNK, write_size=CHUNK)  # type: ignore[arg-type]
                     except zstandard.ZstdError as exc:
                         raise CorruptArchive(f"{name}: not a valid zstd stream: {exc}") from exc
                     while src.read(CHUNK):
@@ -226,7 +239,9 @@ def restore_database(reader: BackupReader, target: PgTarget, jobs: int, spool_di
                 ]
                 _feed_process(cmd, target, member, what)
         except (zipfile.BadZipFile, KeyError) as exc:
-            raise CorruptArchive(f"backup {reader.record.id}: backup.zip unreadable: {exc}") from exc
+            raise CorruptArchive(
+                f"backup {reader.record.id}: backup.zip unreadable: {exc}"
+            ) from exc
     finally:
         shutil.rmtree(spool, ignore_errors=True)
 
@@ -251,7 +266,9 @@ def restore_filestore(reader: BackupReader, dest: Path, spool_dir: Path | None) 
                         copy_stream(src, out)
                     count += 1
         except zipfile.BadZipFile as exc:
-            raise CorruptArchive(f"backup {reader.record.id}: backup.zip unreadable: {exc}") from exc
+            raise CorruptArchive(
+                f"backup {reader.record.id}: backup.zip unreadable: {exc}"
+            ) from exc
     finally:
         shutil.rmtree(spool, ignore_errors=True)
     return count
@@ -340,7 +357,9 @@ def restore_backup(
     if exists and not force:
         raise TargetExists(f"database {to_db!r} already exists: pass --force to replace it")
     if filestore is not None and filestore.exists() and any(filestore.iterdir()) and not force:
-        raise TargetExists(f"filestore {filestore} exists and is not empty: pass --force to replace it")
+        raise TargetExists(
+            f"filestore {filestore} exists and is not empty: pass --force to replace it"
+        )
     tmp_db = _short(to_db, f"_restoring_{uuid.uuid4().hex[:8]}")
     tmp_fs: Path | None = None
     done: list[str] = []

@@ -77,7 +77,11 @@ def plan_retention(
                     f"beyond retention of tier {policy.tier!r}"
                     f" ({policy.daily} daily, {policy.weekly} weekly, {policy.monthly} monthly)"
                 ]
-                decisions.append(RetentionDecision(b.id, plant, env, b.started_at, False, tuple(why)))
+                decisions.append(
+                    RetentionDecision(b.id, plant, env, b.started_at, False, tuple(why))
+                )
             else:
-                decisions.append(RetentionDecision(b.id, plant, env, b.started_at, True, tuple(why)))
+                decisions.append(
+                    RetentionDecision(b.id, plant, env, b.started_at, True, tuple(why))
+                )
     return decisions

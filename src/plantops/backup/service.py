@@ -72,8 +72,14 @@ def verify(
 ) -> VerificationResult:
     record = catalog.get(backup_id)
     return verify_backup(
-        record, store_of(record.store_url), server, policy_of(record), catalog, keys,
-        clock=clock, jobs=jobs,
+        record,
+        store_of(record.store_url),
+        server,
+        policy_of(record),
+        catalog,
+        keys,
+        clock=clock,
+        jobs=jobs,
     )
 
 

@@ -5,6 +5,7 @@ Memory stays flat: data moves in ``CHUNK``-sized pieces, never whole files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -94,10 +95,8 @@ class PipedReader:
             except BaseException as exc:
                 self._error = exc
             finally:
-                try:
+                with contextlib.suppress(OSError):
                     self._w.close()
-                except OSError:
-                    pass
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()

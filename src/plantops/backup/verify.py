@@ -31,7 +31,6 @@ from plantops.backup.pg import (
     drop_database,
     find_pg_tool,
     table_exists,
-    tool_error,
 )
 from plantops.backup.policy import BackupPolicy
 from plantops.backup.restore import BackupReader, restore_database, restore_filestore
@@ -109,7 +108,9 @@ def _odoo_checks(target: PgTarget, manifest: dict[str, Any]) -> list[Check]:
         row = conn.execute("SELECT state FROM ir_module_module WHERE name = 'base'").fetchone()
         base_ok = row is not None and row[0] == "installed"
         checks.append(
-            Check("odoo.base_installed", base_ok, "" if base_ok else f"base state: {row and row[0]}")
+            Check(
+                "odoo.base_installed", base_ok, "" if base_ok else f"base state: {row and row[0]}"
+            )
         )
         rows = conn.execute(
             "SELECT name, latest_version FROM ir_module_module WHERE state = 'installed'"
@@ -134,7 +135,9 @@ def _odoo_checks(target: PgTarget, manifest: dict[str, Any]) -> list[Check]:
                 "SELECT value FROM ir_config_parameter WHERE key = 'database.uuid'"
             ).fetchone()
         has_uuid = bool(uuid_row and uuid_row[0])
-        checks.append(Check("odoo.database_uuid", has_uuid, "" if has_uuid else "database.uuid not set"))
+        checks.append(
+            Check("odoo.database_uuid", has_uuid, "" if has_uuid else "database.uuid not set")
+        )
     return checks
 
 

@@ -27,12 +27,16 @@ class Format(StrEnum):
 FleetArg = Annotated[Path, typer.Argument(help="Fleet repository (directory with fleet.yaml).")]
 TodayOpt = Annotated[
     dt.datetime | None,
-    typer.Option("--today", formats=["%Y-%m-%d"], help="Evaluate expiries as of this date.", hidden=True),
+    typer.Option(
+        "--today", formats=["%Y-%m-%d"], help="Evaluate expiries as of this date.", hidden=True
+    ),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 AllowExpiredOpt = Annotated[
     bool,
-    typer.Option("--allow-expired-overrides", help="Report expired overrides as warnings, not errors."),
+    typer.Option(
+        "--allow-expired-overrides", help="Report expired overrides as warnings, not errors."
+    ),
 ]
 
 
@@ -65,7 +69,9 @@ def validate(
 
 
 def schema(
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file.")
+    ] = None,
 ) -> None:
     """Print the JSON Schema of the fleet spec (for editors' YAML language servers)."""
     from plantops.cli.main import out
@@ -120,7 +126,8 @@ def classify(
         table.add_column(col)
     for c in result:
         reasons = "\n".join(
-            f"{r.short()}" + (f" [dim]({', '.join(str(x) for x in r.locations)})[/]" if r.locations else "")
+            f"{r.short()}"
+            + (f" [dim]({', '.join(str(x) for x in r.locations)})[/]" if r.locations else "")
             for r in c.reasons
         )
         table.add_row(c.plant, c.tier, c.pattern, reasons)
@@ -193,12 +200,24 @@ def plan(
         )
         raise typer.Exit(EXIT_OK)
     table = Table(title=f"Plan: {fleet}")
-    for col in ("plant", "tier", "pattern", "envs", "cluster", "prod web×workers", "monthly", "changes", "why"):
+    for col in (
+        "plant",
+        "tier",
+        "pattern",
+        "envs",
+        "cluster",
+        "prod web×workers",
+        "monthly",
+        "changes",
+        "why",
+    ):
         table.add_column(col, justify="right" if col == "monthly" else "left")
     for r in rows:
         ch = r["changes"]
         assert isinstance(ch, dict)
-        changed = ", ".join(f"{v} {k}" for k, v in ch.items() if v and k != "unchanged") or "unchanged"
+        changed = (
+            ", ".join(f"{v} {k}" for k, v in ch.items() if v and k != "unchanged") or "unchanged"
+        )
         table.add_row(
             str(r["plant"]),
             str(r["tier"]),
@@ -211,7 +230,7 @@ def plan(
             " ".join(r["reasons"]),  # type: ignore[arg-type]
         )
     out.print(table)
-    total = sum(float(r["monthly_cost"]) for r in rows)  # type: ignore[arg-type]
+    total = sum(float(str(r["monthly_cost"])) for r in rows)
     verb = "would write" if summary.dry_run else "wrote"
     out.print(
         f"{verb} {summary.files} files to {summary.out} — {summary.rendered} deployments rendered, "

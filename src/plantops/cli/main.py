@@ -52,6 +52,9 @@ def run_guarded(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
 from plantops.cli import fleet as _fleet  # noqa: E402
 
 _fleet.register(app)
+from plantops.cli import backup as _backup  # noqa: E402
+
+_backup.register(app)
 from plantops.cli import manifests as _manifests  # noqa: E402
 
 _manifests.register(app)

@@ -116,11 +116,13 @@ def validate_manifests(
             markup=False,
         )
     if output_format is OutputFormat.json:
-        out.print(json.dumps(result.to_dict(), indent=2, sort_keys=True), markup=False)
+        out.print(
+            json.dumps(result.to_dict(), indent=2, sort_keys=True), markup=False, soft_wrap=True
+        )
     else:
         for finding in result.findings:
-            out.print(finding.render(), markup=False)
-        out.print(_summary(result), markup=False)
+            out.print(finding.render(), markup=False, soft_wrap=True)
+        out.print(_summary(result), markup=False, soft_wrap=True)
     if not result.ok:
         raise typer.Exit(EXIT_FINDINGS)
 

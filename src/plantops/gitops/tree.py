@@ -167,7 +167,8 @@ def write_tree(
         for dep_id, prev in sorted(old.items()):
             if dep_id in seen:
                 continue
-            plants = tuple(str(p) for p in prev.get("plants", []) or [])  # type: ignore[union-attr]
+            raw_plants = prev.get("plants")
+            plants = tuple(str(p) for p in raw_plants) if isinstance(raw_plants, list) else ()
             prev_files = prev.get("files")
             if selected and not selected.intersection(plants) and isinstance(prev_files, list):
                 # not part of this run: carry over untouched
@@ -201,7 +202,9 @@ def write_tree(
         shutil.rmtree(backup, ignore_errors=True)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise InfrastructureError(f"writing {out} failed: {exc}; the previous tree is unchanged") from exc
+        raise InfrastructureError(
+            f"writing {out} failed: {exc}; the previous tree is unchanged"
+        ) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -136,7 +136,10 @@ def _choose_cluster(
             )
         if c.pattern == "shared-multitenant" and cl.kind != "shared":
             problems.append(
-                _problem(where, f"shared-multitenant plants run on a shared cluster; {cl.name!r} is dedicated")
+                _problem(
+                    where,
+                    f"shared-multitenant plants run on a shared cluster; {cl.name!r} is dedicated",
+                )
             )
         return cl
     if c.pattern in DEDICATED_CLUSTER_PATTERNS:
@@ -226,7 +229,10 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
     unknown = [code for code in only if code not in {p.code for p in fleet.plants}]
     if unknown:
         raise SpecError(
-            [Problem("(command line)", 1, 1, "--plant", f"unknown plant {code!r}") for code in unknown]
+            [
+                Problem("(command line)", 1, 1, "--plant", f"unknown plant {code!r}")
+                for code in unknown
+            ]
         )
     classes = {c.plant: c for c in classify_fleet(fleet)}
     problems: list[Problem] = []
@@ -305,7 +311,8 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
         pattern = cls[0].pattern
         cl = placed[members[0].code]
         env_names = sorted(
-            {e.name for p in members for e in p.environments}, key=lambda n: fleet.environment(n).order
+            {e.name for p in members for e in p.environments},
+            key=lambda n: fleet.environment(n).order,
         )
         for env_name in env_names:
             env = fleet.environment(env_name)
@@ -376,7 +383,9 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
             deployments.append(_with_hash(dep, _hash(payload)))
     if problems:
         raise SpecError(sorted(problems))
-    return Plan(fleet=fleet, classifications=tuple(classes.values()), deployments=tuple(deployments))
+    return Plan(
+        fleet=fleet, classifications=tuple(classes.values()), deployments=tuple(deployments)
+    )
 
 
 def _with_hash(dep: Deployment, digest: str) -> Deployment:

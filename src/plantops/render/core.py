@@ -30,7 +30,7 @@ class _Dumper(yaml.CSafeDumper):
         return True
 
 
-def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+def _str_presenter(dumper: _Dumper, data: str) -> yaml.ScalarNode:
     if "\n" in data:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)
@@ -41,7 +41,10 @@ _Dumper.add_representer(str, _str_presenter)
 
 def dump_yaml(obj: Mapping[str, Any]) -> str:
     """Serialise one object; key order is the order the renderer built it in."""
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+    text: str = yaml.dump(
+        obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120
+    )
+    return text
 
 
 def dump_json(obj: Any) -> str:

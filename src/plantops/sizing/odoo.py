@@ -244,7 +244,7 @@ def size_unit(i: SizingInputs) -> Sizing:
 
     # Headroom of 20 % for rolling updates, backups and migration jobs.
     def total(attr: str) -> int:
-        raw = sum(getattr(r, attr) * n for r, n in pods)
+        raw: int = sum(int(getattr(r, attr)) * n for r, n in pods)
         return math.ceil(raw * 1.2 / 100) * 100
 
     quota = Quota(

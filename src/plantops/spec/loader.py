@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import itertools
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -51,10 +52,15 @@ class SourceMap:
 
     file: str
     positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
 
-    def locate(self, loc: Sequence[str | int]) -> Location:
-        """Best position for ``loc``: itself, else the nearest ancestor that exists."""
+    def locate(self, loc: Sequence[str | int], *, value: bool = False) -> Location:
+        """Best position for ``loc`` (its key, or its value when ``value``), else the nearest
+        ancestor that exists."""
         key: Loc = tuple(loc)
+        if value and key in self.values:
+            line, col = self.values[key]
+            return Location(self.file, line, col, format_path(loc))
         while key and key not in self.positions:
             key = key[:-1]
         line, col = self.positions.get(key, (1, 1))
@@ -89,24 +95,26 @@ def format_path(loc: Sequence[str | int]) -> str:
     return out
 
 
-def _index(node: Any, prefix: Loc, positions: dict[Loc, tuple[int, int]]) -> Any:
+def _index(node: Any, prefix: Loc, source: SourceMap) -> Any:
     """Record positions (1-based) and return the plain-Python value of a ruamel node."""
     if isinstance(node, CommentedMap):
         plain: dict[Any, Any] = {}
         for key in node:
             line, col = node.lc.key(key)
             loc = (*prefix, str(key))
-            positions[loc] = (line + 1, col + 1)
-            plain[str(key) if not isinstance(key, (int, float, bool)) else key] = _index(
-                node[key], loc, positions
+            source.positions[loc] = (line + 1, col + 1)
+            vline, vcol = node.lc.value(key)
+            source.values[loc] = (vline + 1, vcol + 1)
+            plain[str(key) if not isinstance(key, int | float | bool) else key] = _index(
+                node[key], loc, source
             )
         return plain
     if isinstance(node, CommentedSeq):
         items = []
         for i, item in enumerate(node):
             line, col = node.lc.item(i)
-            positions[(*prefix, i)] = (line + 1, col + 1)
-            items.append(_index(item, (*prefix, i), positions))
+            source.positions[(*prefix, i)] = (line + 1, col + 1)
+            items.append(_index(item, (*prefix, i), source))
         return items
     if isinstance(node, bool) or node is None:
         return node
@@ -145,7 +153,7 @@ def read_yaml(path: Path, shown: str) -> tuple[Any, SourceMap, list[Problem]]:
     if len(docs) != 1:
         what = "is empty" if not docs else f"holds {len(docs)} documents"
         return None, source, [Problem(shown, 1, 1, "", f"file {what}", "one YAML mapping")]
-    data = _index(docs[0], (), source.positions)
+    data = _index(docs[0], (), source)
     if not isinstance(data, dict):
         return (
             None,
@@ -215,7 +223,7 @@ def _problem(
 ) -> Problem:
     loc = tuple(p for p in err["loc"] if p != "[key]")
     kind = err["type"]
-    where = source.locate(loc)
+    where = source.locate(loc, value=kind not in ("extra_forbidden", "missing"))
     message = err["msg"]
     hint = ""
     last = loc[-1] if loc else ""
@@ -235,6 +243,8 @@ def _problem(
         message = message.removeprefix("Value error, ")
     elif kind in ("literal_error", "enum"):
         message = f"{err['input']!r} is not allowed: {message[0].lower()}{message[1:]}"
+    elif not isinstance(err["input"], dict | list):
+        message = f"{err['input']!r}: {message[0].lower()}{message[1:]}"
     _ = data
     return Problem(where.file, where.line, where.column, where.path, message, hint)
 
@@ -284,7 +294,7 @@ def _cross_checks(
     out: list[Problem] = []
 
     def at(src: SourceMap, *loc: str | int) -> Location:
-        return src.locate(loc)
+        return src.locate(loc, value=True)
 
     def add(where: Location, message: str, hint: str = "", severity: str = "error") -> None:
         out.append(
@@ -324,10 +334,11 @@ def _cross_checks(
                 "each stage promotes to at most one next stage",
             )
     if len(roots) == 1:
-        chain, node = [], roots[0].name
+        chain: list[str] = []
+        node: str | None = roots[0].name
         while node is not None and node not in chain:
             chain.append(node)
-            node = successors.get(node, [None])[0]  # type: ignore[list-item]
+            node = successors[node][0] if node in successors else None
         missing = [n for n in env_names if n not in chain]
         if missing:
             add(
@@ -451,7 +462,7 @@ def _cross_checks(
         ]
         intervals.sort()
         reported: set[tuple[int, int]] = set()
-        for (a, i), (b, j) in zip(intervals, intervals[1:], strict=False):
+        for (a, i), (b, j) in itertools.pairwise(intervals):
             if b[0] < a[1] and i != j and (i, j) not in reported:
                 reported.add((i, j))
                 si, sj = plant.shifts[i], plant.shifts[j]

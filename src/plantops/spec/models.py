@@ -229,7 +229,7 @@ class Defaults(Strict):
 class FleetSpec(Strict):
     """``fleet.yaml``."""
 
-    apiVersion: Literal["plantops.io/v1"]  # noqa: N815 - the Kubernetes-style key
+    apiVersion: Literal["plantops.io/v1"]
     kind: Literal["Fleet"]
     organization: Organization
     odoo: OdooSpec
@@ -434,7 +434,7 @@ class Override(Strict):
 class PlantSpec(Strict):
     """``plants/<code>.yaml``."""
 
-    apiVersion: Literal["plantops.io/v1"]  # noqa: N815
+    apiVersion: Literal["plantops.io/v1"]
     kind: Literal["Plant"]
     code: Name
     name: str = Field(min_length=1)

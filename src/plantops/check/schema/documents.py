@@ -93,9 +93,7 @@ def load_manifests(paths: Sequence[Path], base: Path | None = None) -> list[Mani
         shown = display_path(path, base)
         try:
             text = path.read_text(encoding="utf-8")
-            documents += parse_manifest_text(
-                text, shown, is_json=path.suffix.lower() == ".json"
-            )
+            documents += parse_manifest_text(text, shown, is_json=path.suffix.lower() == ".json")
         except UnicodeDecodeError as exc:
             problems.append(f"{shown}: not UTF-8 text ({exc.reason} at byte {exc.start})")
         except UserError as exc:

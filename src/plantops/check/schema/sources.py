@@ -139,9 +139,9 @@ class UrllibFetcher:
         self.timeout = timeout
 
     def __call__(self, url: str) -> bytes | None:
-        request = urllib.request.Request(url, headers={"User-Agent": "plantops"})  # noqa: S310
+        request = urllib.request.Request(url, headers={"User-Agent": "plantops"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 body: bytes = response.read()
                 return body
         except urllib.error.HTTPError as exc:

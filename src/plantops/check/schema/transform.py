@@ -95,8 +95,9 @@ def mark_deprecated(schema: Any) -> Any:
             for name, sub in props.items():
                 text = sub.get("description") if isinstance(sub, Mapping) else None
                 if isinstance(text, str) and _DEPRECATED_TEXT.match(text):
-                    sub = {**sub, DEPRECATED: text.strip().splitlines()[0][:200]}
-                marked[name] = sub
+                    marked[name] = {**sub, DEPRECATED: text.strip().splitlines()[0][:200]}
+                else:
+                    marked[name] = sub
             node["properties"] = marked
         return node
 
@@ -296,14 +297,14 @@ def python_patterns(schema: Any) -> Any:
 
 __all__ = [
     "DEPRECATED",
-    "declared_properties",
-    "mark_deprecated",
     "PRESERVE_UNKNOWN",
     "allow_nullable",
+    "declared_properties",
     "forbid_unknown_fields",
     "inline_definitions",
     "known_properties",
     "map_schema",
+    "mark_deprecated",
     "python_patterns",
     "strip_annotations",
     "translate_go_regex",

@@ -96,7 +96,7 @@ def _compile(document: Mapping[str, Any], what: str) -> FastValidator:
         return cached
     try:
         compiled: FastValidator = fastjsonschema.compile(
-            document, use_default=False, use_formats=False, detailed_exceptions=False
+            dict(document), use_default=False, use_formats=False, detailed_exceptions=False
         )
     except (fastjsonschema.JsonSchemaDefinitionException, re.error, RecursionError) as exc:
         raise UserError(f"schema for {what} cannot be compiled: {exc}") from exc
@@ -223,7 +223,12 @@ class SchemaValidator:
                 return []
             return [
                 SchemaFinding(
-                    file, index, gvk.api_version, gvk.kind, name, prefix.rstrip("."),
+                    file,
+                    index,
+                    gvk.api_version,
+                    gvk.kind,
+                    name,
+                    prefix.rstrip("."),
                     self._missing_message(gvk),
                 )
             ]
@@ -237,8 +242,13 @@ class SchemaValidator:
         explained = _explain(compiled, obj) or [fallback]
         return [
             SchemaFinding(
-                file, index, gvk.api_version, gvk.kind, name,
-                f"{prefix}{path}" if path else prefix.rstrip("."), message,
+                file,
+                index,
+                gvk.api_version,
+                gvk.kind,
+                name,
+                f"{prefix}{path}" if path else prefix.rstrip("."),
+                message,
             )
             for path, message in explained
         ]
@@ -420,13 +430,19 @@ def _explain_one(
         ]
     if kind == "type":
         got = _json_type(error.instance)
-        return [(where, f"expected {_expected(error.validator_value)}, got {got} {_short(error.instance)}")]
+        return [
+            (
+                where,
+                f"expected {_expected(error.validator_value)}, got {got} {_short(error.instance)}",
+            )
+        ]
     if kind == "required":
         instance = error.instance if isinstance(error.instance, Mapping) else {}
         required = error.validator_value if isinstance(error.validator_value, list) else []
         return [(where, f'missing required field "{r}"') for r in required if r not in instance]
     if kind == "enum":
-        allowed = ", ".join(_short(v) for v in error.validator_value)
+        values = error.validator_value if isinstance(error.validator_value, list) else []
+        allowed = ", ".join(_short(v) for v in values)
         return [(where, _clip(f"{_short(error.instance)} is not one of: {allowed}"))]
     if kind == "oneOf" and not error.context:
         return [(where, f"{_short(error.instance)} matches more than one allowed form (oneOf)")]

@@ -24,12 +24,21 @@ def deployment(plant: str = "lyon") -> Obj:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": f"{plant}-odoo-web", "namespace": plant, "labels": labels(plant, "web")},
+        "metadata": {
+            "name": f"{plant}-odoo-web",
+            "namespace": plant,
+            "labels": labels(plant, "web"),
+        },
         "spec": {
             "replicas": 2,
             "revisionHistoryLimit": 5,
-            "selector": {"matchLabels": {"plantops.io/plant": plant, "app.kubernetes.io/component": "web"}},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "selector": {
+                "matchLabels": {"plantops.io/plant": plant, "app.kubernetes.io/component": "web"}
+            },
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
             "template": {
                 "metadata": {"labels": labels(plant, "web")},
                 "spec": {
@@ -61,7 +70,9 @@ def deployment(plant: str = "lyon") -> Obj:
                             "env": [
                                 {
                                     "name": "PGPASSWORD",
-                                    "valueFrom": {"secretKeyRef": {"name": f"{plant}-db", "key": "password"}},
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": f"{plant}-db", "key": "password"}
+                                    },
                                 }
                             ],
                             "resources": {
@@ -89,7 +100,10 @@ def deployment(plant: str = "lyon") -> Obj:
                     ],
                     "volumes": [
                         {"name": "config", "configMap": {"name": f"{plant}-odoo-conf"}},
-                        {"name": "filestore", "persistentVolumeClaim": {"claimName": f"{plant}-filestore"}},
+                        {
+                            "name": "filestore",
+                            "persistentVolumeClaim": {"claimName": f"{plant}-filestore"},
+                        },
                         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
                     ],
                 },
@@ -118,7 +132,11 @@ def config_map(plant: str = "lyon") -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": f"{plant}-odoo-conf", "namespace": plant, "labels": labels(plant, "config")},
+        "metadata": {
+            "name": f"{plant}-odoo-conf",
+            "namespace": plant,
+            "labels": labels(plant, "config"),
+        },
         "data": {"odoo.conf": "[options]\nproxy_mode = True\nlist_db = False\nworkers = 4\n"},
     }
 
@@ -127,7 +145,11 @@ def network_policy(plant: str = "lyon") -> Obj:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {"name": f"{plant}-odoo-egress", "namespace": plant, "labels": labels(plant, "net")},
+        "metadata": {
+            "name": f"{plant}-odoo-egress",
+            "namespace": plant,
+            "labels": labels(plant, "net"),
+        },
         "spec": {
             "podSelector": {"matchLabels": {"plantops.io/plant": plant}},
             "policyTypes": ["Ingress", "Egress"],
@@ -135,7 +157,9 @@ def network_policy(plant: str = "lyon") -> Obj:
                 {
                     "from": [
                         {
-                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}},
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": "traefik"}
+                            },
                             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
                         }
                     ],
@@ -158,7 +182,11 @@ def pdb(plant: str = "lyon") -> Obj:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": {"name": f"{plant}-odoo-web", "namespace": plant, "labels": labels(plant, "web")},
+        "metadata": {
+            "name": f"{plant}-odoo-web",
+            "namespace": plant,
+            "labels": labels(plant, "web"),
+        },
         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"plantops.io/plant": plant}}},
     }
 
@@ -167,7 +195,11 @@ def cnpg_cluster(plant: str = "lyon") -> Obj:
     return {
         "apiVersion": "postgresql.cnpg.io/v1",
         "kind": "Cluster",
-        "metadata": {"name": f"{plant}-pg", "namespace": plant, "labels": labels(plant, "database")},
+        "metadata": {
+            "name": f"{plant}-pg",
+            "namespace": plant,
+            "labels": labels(plant, "database"),
+        },
         "spec": {
             "instances": 3,
             "imageName": "ghcr.io/cloudnative-pg/postgresql:16.4",
@@ -196,7 +228,11 @@ def ingress_route(plant: str = "lyon") -> Obj:
     return {
         "apiVersion": "traefik.io/v1alpha1",
         "kind": "IngressRoute",
-        "metadata": {"name": f"{plant}-odoo", "namespace": plant, "labels": labels(plant, "ingress")},
+        "metadata": {
+            "name": f"{plant}-odoo",
+            "namespace": plant,
+            "labels": labels(plant, "ingress"),
+        },
         "spec": {
             "entryPoints": ["websecure"],
             "routes": [
@@ -221,7 +257,11 @@ def middleware(plant: str = "lyon") -> Obj:
     return {
         "apiVersion": "traefik.io/v1alpha1",
         "kind": "Middleware",
-        "metadata": {"name": f"{plant}-admin-allow", "namespace": plant, "labels": labels(plant, "ingress")},
+        "metadata": {
+            "name": f"{plant}-admin-allow",
+            "namespace": plant,
+            "labels": labels(plant, "ingress"),
+        },
         "spec": {"ipAllowList": {"sourceRange": ["10.0.0.0/8", "192.168.10.0/24"]}},
     }
 

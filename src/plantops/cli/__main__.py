@@ -1,0 +1,3 @@
+from plantops.cli.main import main
+
+main()

@@ -1,0 +1,439 @@
+"""``plantops backup …`` and ``plantops dr …``: back up, list, verify, restore, prune, plan DR.
+
+Exit codes: 0 ok · 1 verification failed · 2 bad input · 3 database/storage/key failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from plantops.backup import service
+from plantops.backup.archive import BackupRequest, reap_abandoned, run_backup
+from plantops.backup.crypto import load_key
+from plantops.backup.pg import PgTarget
+from plantops.backup.policy import ADHOC_POLICY, BackupPolicy, policy_for_tier
+from plantops.backup.restore import RestoreResult
+from plantops.backup.stores import default_store_url, open_store
+from plantops.backup.verify import VerificationResult
+from plantops.errors import EXIT_FINDINGS, UserError
+from plantops.store import BackupRecord, Catalog, open_catalog
+
+backup_app = typer.Typer(help="Back up Odoo databases and filestores, and prove they restore.")
+dr_app = typer.Typer(help="Disaster recovery: point-in-time recovery plans and runbooks.")
+
+
+class ArchiveFormat(str, Enum):
+    odoo_zip = "odoo-zip"
+    native = "native"
+    dump = "dump"
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+StateDb = Annotated[
+    str | None,
+    typer.Option(
+        "--state-db", help="State database URL (default $PLANTOPS_DB or .plantops/state.db)."
+    ),
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key", help="age key file (secret key to restore; recipient enough to back up)."
+    ),
+]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="PostgreSQL server to restore into, as a URL (default $PLANTOPS_RESTORE_DB_URL).",
+    ),
+]
+
+
+def _ui() -> Any:
+    from plantops.cli import main
+
+    return main
+
+
+def _catalog(url: str | None) -> Catalog:
+    return open_catalog(url)
+
+
+def deployment_db_env(plant: str, env: str) -> str:
+    """``PLANTOPS_DB_URL_<PLANT>_<ENV>``: where fleet mode finds a deployment's database."""
+    norm = f"{plant}_{env}".upper().replace("-", "_").replace(".", "_")
+    return f"PLANTOPS_DB_URL_{norm}"
+
+
+def _server(url: str | None) -> PgTarget:
+    url = url or os.environ.get("PLANTOPS_RESTORE_DB_URL")
+    if not url:
+        raise UserError("no PostgreSQL server to restore into: pass --server URL")
+    return PgTarget.from_url(url, default_db="postgres")
+
+
+def _fleet_policy(fleet: Path, plant: str, env: str, tier: str | None) -> BackupPolicy:
+    from plantops.backup.fleet import deployment_policy
+
+    return deployment_policy(fleet, plant, env, tier)
+
+
+def _record_dict(b: BackupRecord) -> dict[str, Any]:
+    last = b.last_verification
+    return {
+        "id": b.id,
+        "plant": b.plant,
+        "env": b.env,
+        "tier": b.tier,
+        "format": b.format,
+        "status": b.status,
+        "started_at": b.started_at.isoformat(),
+        "finished_at": b.finished_at.isoformat() if b.finished_at else None,
+        "size_bytes": b.size_bytes,
+        "store": b.store_url,
+        "location": b.location,
+        "key_id": b.key_id,
+        "db_name": b.db_name,
+        "pg_version": b.pg_version,
+        "odoo_version": b.odoo_version,
+        "objects": [
+            {"name": o.name, "size_bytes": o.size_bytes, "sha256": o.sha256} for o in b.objects
+        ],
+        "verification": None
+        if last is None
+        else {
+            "status": last.status,
+            "at": last.started_at.isoformat(),
+            "rto_seconds": last.rto_seconds,
+            "rpo_seconds": last.rpo_seconds,
+        },
+        "error": b.error or None,
+    }
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+@backup_app.command("run")
+def run_cmd(
+    fleet: Annotated[Path | None, typer.Option("--fleet", help="Fleet repository.")] = None,
+    plant: Annotated[str | None, typer.Option("--plant", help="Plant code.")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="Environment (stage).")] = None,
+    db_url: Annotated[str | None, typer.Option("--db-url", help="Database URL.")] = None,
+    filestore: Annotated[
+        Path | None, typer.Option("--filestore", help="<data_dir>/filestore/<db>.")
+    ] = None,
+    store: Annotated[str | None, typer.Option("--store", help="Store URL or path.")] = None,
+    fmt: Annotated[ArchiveFormat, typer.Option("--format")] = ArchiveFormat.odoo_zip,
+    key: KeyOpt = None,
+    tier: Annotated[str | None, typer.Option("--tier", help="Tier when not from a fleet.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Parallel pg_dump jobs.")] = 2,
+    state_db: StateDb = None,
+    output: Annotated[OutputFormat, typer.Option("--output")] = OutputFormat.text,
+) -> None:
+    """Take a backup (``--fleet/--plant/--env`` or ``--db-url/--filestore``)."""
+    ui = _ui()
+
+    def go() -> BackupRecord:
+        if fleet is not None:
+            if not plant or not env:
+                raise UserError("--fleet needs --plant and --env")
+            policy = _fleet_policy(fleet, plant, env, tier)
+            url = db_url or os.environ.get(deployment_db_env(plant, env))
+            if not url:
+                raise UserError(
+                    f"no database URL for {plant}/{env}: pass --db-url or set"
+                    f" ${deployment_db_env(plant, env)}"
+                )
+            plant_name, env_name = plant, env
+        else:
+            if not db_url:
+                raise UserError(
+                    "pass --db-url URL (and --filestore PATH), or --fleet/--plant/--env"
+                )
+            url = db_url
+            policy = policy_for_tier(tier) if tier else ADHOC_POLICY
+            target0 = PgTarget.from_url(url)
+            plant_name, env_name = plant or target0.dbname, env or "adhoc"
+        keys = load_key(key)
+        catalog = _catalog(state_db)
+        try:
+            reap_abandoned(catalog, open_store)
+            req = BackupRequest(
+                db=PgTarget.from_url(url),
+                filestore=filestore,
+                plant=plant_name,
+                env=env_name,
+                policy=policy,
+                fmt=fmt.value,
+                jobs=jobs,
+            )
+            return run_backup(req, catalog, open_store(store or default_store_url()), keys)
+        finally:
+            catalog.close()
+
+    rec = ui.run_guarded(go)
+    if output is OutputFormat.json:
+        ui.out.print_json(json.dumps(_record_dict(rec)))
+    else:
+        ui.out.print(
+            f"backup {rec.id} complete: {rec.plant}/{rec.env} {rec.format}"
+            f" {_size(rec.size_bytes)} in {len(rec.objects)} object(s)"
+            f"{' encrypted ' + rec.key_id if rec.key_id else ''} → {rec.store_url}/{rec.location}"
+        )
+
+
+@backup_app.command("list")
+def list_cmd(
+    plant: Annotated[str | None, typer.Option("--plant")] = None,
+    env: Annotated[str | None, typer.Option("--env")] = None,
+    output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    state_db: StateDb = None,
+) -> None:
+    """List backups in the catalog, newest first."""
+    ui = _ui()
+
+    def go() -> list[BackupRecord]:
+        catalog = _catalog(state_db)
+        try:
+            return catalog.list_backups(plant=plant, env=env)
+        finally:
+            catalog.close()
+
+    backups = ui.run_guarded(go)
+    if output is OutputFormat.json:
+        ui.out.print_json(json.dumps([_record_dict(b) for b in backups]))
+        return
+    if not backups:
+        ui.out.print("no backups")
+        return
+    ui.out.print(
+        f"{'ID':12}  {'PLANT/ENV':20}  {'FORMAT':8}  {'STATUS':9}  {'STARTED':20}  "
+        f"{'SIZE':>10}  VERIFIED"
+    )
+    for b in backups:
+        last = b.last_verification
+        ver = "-" if last is None else f"{last.status} {last.started_at:%Y-%m-%d}"
+        ui.out.print(
+            f"{b.id:12}  {b.plant + '/' + b.env:20}  {b.format:8}  {b.status:9}  "
+            f"{b.started_at:%Y-%m-%dT%H:%M:%SZ}  {_size(b.size_bytes):>10}  {ver}"
+        )
+
+
+def _print_verification(r: VerificationResult) -> None:
+    ui = _ui()
+    verdict = "[green]PASSED[/]" if r.passed else "[bold red]FAILED[/]"
+    ui.out.print(f"verification of {r.backup_id}: {verdict}", markup=True)
+    for c in r.checks:
+        mark = "ok  " if c.ok else "FAIL"
+        ui.out.print(f"  {mark} {c.name}: {c.detail}", markup=False)
+
+    def obj(label: str, got: float | None, want: float | None, met: bool | None) -> None:
+        if got is None:
+            ui.out.print(f"  {label}: not measured")
+            return
+        state = "met" if met else "NOT met"
+        ui.out.print(f"  {label}: {got:.1f}s against objective {want:.0f}s ({state})")
+
+    obj("RTO (measured restore time)", r.rto_seconds, r.rto_objective_seconds, r.rto_met)
+    obj("RPO (backup age)", r.rpo_seconds, r.rpo_objective_seconds, r.rpo_met)
+
+
+@backup_app.command("verify")
+def verify_cmd(
+    backup_id: Annotated[str | None, typer.Argument(help="Backup id (or unique prefix).")] = None,
+    due: Annotated[
+        bool, typer.Option("--due", help="Verify what the tier policies say is due.")
+    ] = False,
+    server: ServerOpt = None,
+    key: KeyOpt = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1)] = 2,
+    state_db: StateDb = None,
+    output: Annotated[OutputFormat, typer.Option("--output")] = OutputFormat.text,
+) -> None:
+    """Restore a backup into scratch space and check it (exit 1 when it fails)."""
+    ui = _ui()
+    if (backup_id is None) == (not due):
+        raise ui.fail(UserError("pass a backup ID or --due (not both)"))
+
+    def go() -> list[VerificationResult]:
+        keys = load_key(key)
+        target = _server(server)
+        catalog = _catalog(state_db)
+        try:
+            if due:
+                return service.verify_due(catalog, target, keys, jobs=jobs)
+            assert backup_id is not None
+            return [service.verify(catalog, backup_id, target, keys, jobs=jobs)]
+        finally:
+            catalog.close()
+
+    results = ui.run_guarded(go)
+    if output is OutputFormat.json:
+        ui.out.print_json(json.dumps([r.as_dict() for r in results]))
+    else:
+        if not results:
+            ui.out.print("no backup is due for verification")
+        for r in results:
+            _print_verification(r)
+    if not all(r.passed for r in results):
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+@backup_app.command("restore")
+def restore_cmd(
+    backup_id: Annotated[str, typer.Argument(help="Backup id (or unique prefix).")],
+    to_db: Annotated[str, typer.Option("--to-db", help="Database to create.")],
+    filestore: Annotated[Path | None, typer.Option("--filestore", help="Filestore dir.")] = None,
+    neutralize: Annotated[
+        bool, typer.Option("--neutralize", help="Make a safe non-prod copy.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing db/filestore.")
+    ] = False,
+    server: ServerOpt = None,
+    key: KeyOpt = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1)] = 2,
+    state_db: StateDb = None,
+) -> None:
+    """Restore a backup into a new database (and filestore)."""
+    ui = _ui()
+
+    def go() -> RestoreResult:
+        keys = load_key(key)
+        target = _server(server)
+        catalog = _catalog(state_db)
+        try:
+            return service.restore(
+                catalog,
+                backup_id,
+                target,
+                to_db,
+                filestore,
+                keys,
+                neutralize=neutralize,
+                force=force,
+                jobs=jobs,
+            )
+        finally:
+            catalog.close()
+
+    res = ui.run_guarded(go)
+    ui.out.print(
+        f"restored backup {res.backup_id} into database {res.database}"
+        f"{' and filestore ' + res.filestore if res.filestore else ''}"
+        f" ({res.files} files) in {res.seconds:.1f}s"
+    )
+    for line in res.neutralized:
+        ui.out.print(f"  neutralized: {line}")
+
+
+@backup_app.command("prune")
+def prune_cmd(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would go and why.")] = False,
+    plant: Annotated[str | None, typer.Option("--plant")] = None,
+    env: Annotated[str | None, typer.Option("--env")] = None,
+    state_db: StateDb = None,
+    output: Annotated[OutputFormat, typer.Option("--output")] = OutputFormat.text,
+) -> None:
+    """Delete backups beyond the tier's grandfather-father-son retention."""
+    ui = _ui()
+
+    def go() -> service.PruneResult:
+        catalog = _catalog(state_db)
+        try:
+            return service.prune(catalog, dry_run=dry_run, plant=plant, env=env)
+        finally:
+            catalog.close()
+
+    res = ui.run_guarded(go)
+    if output is OutputFormat.json:
+        ui.out.print_json(
+            json.dumps(
+                {
+                    "dry_run": res.dry_run,
+                    "deleted": res.deleted,
+                    "decisions": [
+                        {
+                            "id": d.backup_id,
+                            "plant": d.plant,
+                            "env": d.env,
+                            "keep": d.keep,
+                            "reasons": list(d.reasons),
+                        }
+                        for d in res.decisions
+                    ],
+                }
+            )
+        )
+        return
+    verb = "would delete" if res.dry_run else "deleted"
+    for d in res.decisions:
+        action = "keep  " if d.keep else ("DELETE" if not res.dry_run else "delete")
+        ui.out.print(
+            f"{action} {d.backup_id} {d.plant}/{d.env} {d.started_at:%Y-%m-%dT%H:%M:%SZ}:"
+            f" {'; '.join(d.reasons)}",
+            markup=False,
+        )
+    gone = [d for d in res.decisions if not d.keep]
+    ui.out.print(f"{verb} {len(gone)} of {len(res.decisions)} complete backup(s)")
+
+
+@dr_app.command("plan")
+def plan_cmd(
+    fleet: Annotated[Path, typer.Option("--fleet", help="Fleet repository.")],
+    plant: Annotated[str, typer.Option("--plant", help="Plant code.")],
+    env: Annotated[str, typer.Option("--env", help="Environment.")] = "prod",
+    target_time: Annotated[
+        str | None, typer.Option("--target-time", help="Recover to (ISO 8601, with zone).")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write into.")] = Path("dr"),
+    tier: Annotated[str | None, typer.Option("--tier", help="Tier if not derivable.")] = None,
+) -> None:
+    """Write a recovery runbook and the CloudNativePG recovery Cluster manifest."""
+    ui = _ui()
+
+    def go() -> list[Path]:
+        from plantops.backup.drplan import plan_for_fleet, write_plan
+
+        when = _parse_time(target_time) if target_time else None
+        plan = plan_for_fleet(fleet, plant, env, when, tier)
+        return write_plan(plan, out_dir)
+
+    for path in ui.run_guarded(go):
+        ui.out.print(f"wrote {path}")
+
+
+def _parse_time(value: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise UserError(
+            f"--target-time {value!r} is not ISO 8601 (2025-01-31T14:05:00+00:00)"
+        ) from exc
+    if when.tzinfo is None:
+        raise UserError(f"--target-time {value!r} needs a time zone (e.g. +00:00 or Z)")
+    return when
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(backup_app, name="backup")
+    app.add_typer(dr_app, name="dr")

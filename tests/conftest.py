@@ -1,0 +1,59 @@
+"""Suite-wide options and helpers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "acme-manufacturing"
+SHARED = ROOT.parent / "shared"
+# A fixed "today" keeps expiry checks and golden output independent of the calendar.
+TODAY = dt.date(2026, 11, 22)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="Rewrite golden files from the current output instead of comparing.",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` by POSIX relative path."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def build_file_tree(root: Path, files: Mapping[str, str]) -> Path:
+    """Write ``{relative path: content}`` under ``root``."""
+    for rel, content in files.items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+    return root
+
+
+def compare_or_update_tree(actual: Path, expected: Path, update: bool) -> None:
+    """Golden comparison of two trees: exact bytes, same file set."""
+    if update:
+        shutil.rmtree(expected, ignore_errors=True)
+        shutil.copytree(actual, expected)
+        return
+    assert expected.is_dir(), f"no golden tree at {expected}; run pytest --update-golden"
+    got, want = read_tree(actual), read_tree(expected)
+    assert sorted(got) == sorted(want), "file sets differ"
+    for rel in sorted(want):
+        assert got[rel].decode() == want[rel].decode(), f"{rel} differs from golden"

@@ -1,0 +1,142 @@
+"""`plan` output: golden example tree, determinism, atomic swap, incremental re-render."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from plantops import services
+from plantops.errors import SpecError
+from plantops.gitops import UnitOfWork, write_tree
+from plantops.render import RenderedFile
+from tests.conftest import EXAMPLE, TODAY, compare_or_update_tree, read_tree
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "acme-manufacturing"
+
+
+def plan(root: Path, out: Path, **kw: object) -> services.PlanResult:
+    return services.plan_fleet(root, out, today=TODAY, **kw)  # type: ignore[arg-type]
+
+
+def copy_example(tmp_path: Path) -> Path:
+    root = tmp_path / "fleet"
+    shutil.copytree(EXAMPLE, root)
+    return root
+
+
+def test_example_tree_matches_golden(tmp_path: Path, update_golden: bool) -> None:
+    out = tmp_path / "out"
+    plan(EXAMPLE, out)
+    compare_or_update_tree(out, GOLDEN, update_golden)
+
+
+def test_two_runs_give_byte_identical_trees(tmp_path: Path) -> None:
+    plan(EXAMPLE, tmp_path / "a")
+    plan(EXAMPLE, tmp_path / "b")
+    assert read_tree(tmp_path / "a") == read_tree(tmp_path / "b")
+
+
+def test_example_covers_every_pattern_and_tier(tmp_path: Path) -> None:
+    res = plan(EXAMPLE, tmp_path / "out", dry_run=True)
+    assert {c.pattern for c in res.plan.classifications} == {
+        "shared-multitenant",
+        "dedicated-namespace",
+        "dedicated-cluster",
+        "dedicated-environment",
+    }
+    assert {c.tier for c in res.plan.classifications} == {"critical", "high", "standard", "pilot"}
+    assert len({p.spec.timezone for p in res.plan.fleet.plants}) >= 3
+    assert not (tmp_path / "out").exists(), "dry run writes nothing"
+
+
+def test_rerun_reuses_every_deployment(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = plan(EXAMPLE, out)
+    second = plan(EXAMPLE, out)
+    assert first.tree.rendered == len(first.plan.deployments)
+    assert second.tree.rendered == 0
+    assert second.tree.reused == len(second.plan.deployments)
+    assert {c.action for c in second.tree.changes} == {"unchanged"}
+
+
+def test_one_plant_change_rerenders_only_that_plant(tmp_path: Path) -> None:
+    root = copy_example(tmp_path)
+    out = tmp_path / "out"
+    plan(root, out)
+    before = read_tree(out)
+    f = root / "plants" / "monterrey-assembly.yaml"
+    f.write_text(f.read_text().replace("peak_concurrent: 90", "peak_concurrent: 120"))
+    res = plan(root, out)
+    changed = {c.deployment for c in res.tree.changes if c.action == "changed"}
+    assert changed and all("monterrey-assembly" in d for d in changed)
+    assert res.tree.rendered == len(changed)
+    assert res.tree.by_plant()["monterrey-assembly"]["changed"] == len(changed)
+    after = read_tree(out)
+    differing = {k for k in before if before[k] != after.get(k)}
+    assert differing and all("monterrey-assembly" in k or k.startswith(".plantops") for k in differing)
+
+
+def test_removed_plant_is_reported_and_deleted(tmp_path: Path) -> None:
+    root = copy_example(tmp_path)
+    out = tmp_path / "out"
+    plan(root, out)
+    (root / "plants" / "porto-plastics.yaml").unlink()
+    res = plan(root, out)
+    removed = [c for c in res.tree.changes if c.action == "removed"]
+    assert removed and all(c.plants == ("porto-plastics",) for c in removed)
+    assert not any("porto-plastics" in p for p in read_tree(out))
+
+
+def test_plant_filter_keeps_other_plants(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    plan(EXAMPLE, out)
+    before = read_tree(out)
+    res = plan(EXAMPLE, out, plants=["pune-pilot"])
+    assert {t.plant for d in res.plan.deployments for t in d.tenants} == {"pune-pilot"}
+    assert read_tree(out) == before
+
+
+def test_failed_render_leaves_previous_tree(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, [UnitOfWork("a", "h1", ("a",), lambda: [RenderedFile("a/x.yaml", "1\n")])])
+    before = read_tree(out)
+
+    def boom() -> list[RenderedFile]:
+        raise RuntimeError("renderer crashed")
+
+    units = [
+        UnitOfWork("a", "h2", ("a",), lambda: [RenderedFile("a/x.yaml", "2\n")]),
+        UnitOfWork("b", "h1", ("b",), boom),
+    ]
+    with pytest.raises(RuntimeError):
+        write_tree(out, units)
+    assert read_tree(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"], "no temporary directory left behind"
+
+
+def test_interrupted_swap_is_repaired(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, [UnitOfWork("a", "h1", ("a",), lambda: [RenderedFile("a/x.yaml", "1\n")])])
+    before = read_tree(out)
+    out.rename(tmp_path / ".out.old-999")  # killed between the two renames
+    (tmp_path / ".out.tmp-999").mkdir()
+    res = write_tree(out, [UnitOfWork("a", "h1", ("a",), lambda: [RenderedFile("a/x.yaml", "1\n")])])
+    assert res.reused == 1
+    assert read_tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_refuses_foreign_non_empty_directory(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("mine")
+    with pytest.raises(Exception, match="not written by plantops"):
+        plan(EXAMPLE, out)
+    assert (out / "precious.txt").read_text() == "mine"
+
+
+def test_unknown_plant_filter_is_a_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="unknown plant 'nowhere'"):
+        plan(EXAMPLE, tmp_path / "out", plants=["nowhere"])

@@ -1,0 +1,146 @@
+"""Odoo sizing rules (docs/sizing.md), by example and by property."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plantops.sizing import InfeasibleSizing, SizingInputs, price_unit, size_unit
+
+BASE = SizingInputs(
+    peak_users=60,
+    size_factor=1.0,
+    production=True,
+    ha=True,
+    users_per_worker=6,
+    min_workers=2,
+    web_replicas=2,
+    max_web_replicas=6,
+    cron_replicas=1,
+    max_cron_threads=2,
+    web_cpu=2,
+    web_memory_gib=4,
+    cron_cpu=1,
+    cron_memory_gib=2,
+    postgres_instances=2,
+    postgres_cpu=2,
+    postgres_memory_gib=8,
+    postgres_storage_gib=100,
+    filestore_gib=100,
+    redis_memory_gib=0.5,
+    redis_replicas=1,
+    pgbouncer=False,
+    pg_max_connections=200,
+    pg_reserved_connections=10,
+    pgbouncer_max_client_conn=1000,
+    databases=1,
+    customization="light",
+    limit_time_cpu=600,
+    limit_time_real=1200,
+    limit_request=65536,
+)
+
+
+def test_workers_follow_the_users_per_worker_ratio() -> None:
+    s = size_unit(BASE)
+    assert s.workers_needed == 10  # 60 users / 6 per worker
+    assert s.web_replicas * s.workers >= 10
+    assert s.workers <= 2 * 2 + 1
+
+
+def test_ratio_is_configurable() -> None:
+    s = size_unit(dataclasses.replace(BASE, users_per_worker=3))
+    assert s.workers_needed == 20
+
+
+def test_non_production_is_scaled_and_not_ha() -> None:
+    s = size_unit(dataclasses.replace(BASE, production=False, size_factor=0.1))
+    assert s.users == 6 and s.web_replicas == 1 and s.max_web_replicas == 1
+    assert s.postgres_instances == 1 and s.redis_replicas == 0
+
+
+def test_memory_limits_stay_inside_the_pod() -> None:
+    s = size_unit(BASE)
+    assert s.limit_memory_soft < s.limit_memory_hard <= s.web.memory_limit_mib * 1024 * 1024
+    assert s.limit_memory_hard == 2560 * 1024 * 1024  # Odoo's default fits a 4 GiB pod
+
+
+def test_small_pod_lowers_hard_limit_below_odoo_default() -> None:
+    s = size_unit(dataclasses.replace(BASE, web_memory_gib=1))
+    assert s.limit_memory_hard == (1024 - 256) * 1024 * 1024
+
+
+def test_connection_budget_caps_autoscaling() -> None:
+    s = size_unit(
+        dataclasses.replace(BASE, peak_users=120, max_web_replicas=40, pg_max_connections=100)
+    )
+    assert s.max_web_replicas < 40
+    assert s.connections_at_max <= 90
+    assert any("capped" in n for n in s.notes)
+
+
+def test_infeasible_budget_says_what_to_do() -> None:
+    with pytest.raises(InfeasibleSizing, match="enable pgbouncer"):
+        size_unit(dataclasses.replace(BASE, peak_users=2000, web_replicas=20, pg_max_connections=40))
+
+
+def test_pgbouncer_budget_is_client_side() -> None:
+    s = size_unit(dataclasses.replace(BASE, pgbouncer=True))
+    assert s.connection_budget == 1000
+
+
+def test_cost_uses_the_price_catalog() -> None:
+    s = size_unit(BASE)
+    c = price_unit(
+        s,
+        currency="EUR",
+        vcpu_hour=0.0,
+        gib_hour=0.0,
+        storage_gib_month=1.0,
+        hours_per_month=730,
+        cluster_month=10,
+    )
+    assert c.compute_month == 0 and c.storage_month == s.quota.storage_gib
+    assert c.total_month == s.quota.storage_gib + 10
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    users=st.integers(1, 3000),
+    cpu=st.sampled_from([0.5, 1, 2, 4, 8]),
+    mem=st.sampled_from([1, 2, 4, 8, 16]),
+    replicas=st.integers(1, 6),
+    max_conn=st.integers(100, 1000),
+    pgbouncer=st.booleans(),
+    factor=st.sampled_from([0.1, 0.5, 1.0]),
+)
+def test_sizing_invariants(
+    users: int, cpu: float, mem: int, replicas: int, max_conn: int, pgbouncer: bool, factor: float
+) -> None:
+    inputs = dataclasses.replace(
+        BASE,
+        peak_users=users,
+        web_cpu=cpu,
+        web_memory_gib=mem,
+        web_replicas=replicas,
+        max_web_replicas=replicas * 3,
+        pg_max_connections=max_conn,
+        pgbouncer=pgbouncer,
+        size_factor=factor,
+        ha=replicas > 1,
+    )
+    try:
+        s = size_unit(inputs)
+    except InfeasibleSizing:
+        return
+    assert 1 <= s.workers <= math.floor(2 * cpu) + 1
+    assert s.connections_at_max <= s.connection_budget
+    assert s.max_web_replicas >= s.web_replicas
+    assert s.db_maxconn >= 2
+    assert s.limit_memory_hard <= s.web.memory_limit_mib * 1024 * 1024
+    assert s.quota.cpu_limit_m >= s.web.cpu_limit_m * s.max_web_replicas
+    assert s.quota.memory_limit_mib >= s.web.memory_limit_mib * s.max_web_replicas

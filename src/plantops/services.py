@@ -7,16 +7,25 @@ data; nothing here prints or exits.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, SchemaValidator
 from plantops.classify import Classification, classify_fleet
-from plantops.errors import Problem
+from plantops.errors import GateFailed, Problem, SpecError
 from plantops.gitops import TreeSummary, UnitOfWork, write_tree
 from plantops.model import Fleet, build_fleet
-from plantops.plan import Plan, build_plan
-from plantops.render import render_deployment
+from plantops.plan import Deployment, Plan, build_plan
+from plantops.render import (
+    RenderContext,
+    RenderedFile,
+    check_renderable,
+    render_deployment_full,
+    render_fleet_objects,
+)
+from plantops.render.compose import validate_compose
+from plantops.render.core import dump_yaml
 from plantops.spec import load_fleet
 
 
@@ -34,6 +43,80 @@ def open_fleet(root: Path, *, today: dt.date, allow_expired: bool = False) -> Fl
 def classify(root: Path, *, today: dt.date, only: Sequence[str] = ()) -> tuple[Classification, ...]:
     res = open_fleet(root, today=today)
     return classify_fleet(res.fleet, only)
+
+
+MAX_FINDINGS_SHOWN = 50
+
+
+@dataclass
+class RenderChecker:
+    """Renders deployments and validates every object it renders against the target
+    cluster's Kubernetes schemas and the bundled CRD schemas (compose files against the
+    Compose specification). Validators are built once per Kubernetes version and reused.
+    """
+
+    ctx: RenderContext
+    findings: list[SchemaFinding] = field(default_factory=list)
+    objects: int = 0
+    _validators: dict[str, SchemaValidator] = field(default_factory=dict)
+
+    def validator(self, kubernetes_version: str) -> SchemaValidator:
+        found = self._validators.get(kubernetes_version)
+        if found is None:
+            found = self._validators[kubernetes_version] = SchemaValidator(kubernetes_version)
+        return found
+
+    def render(self, dep: Deployment) -> list[RenderedFile]:
+        rendered = render_deployment_full(dep, self.ctx)
+        version = dep.cluster.kubernetes_version if dep.cluster else DEFAULT_KUBERNETES_VERSION
+        validator = self.validator(version)
+        for path, obj in rendered.objects:
+            self.findings += validator.validate(obj, file=path)
+        self.objects += len(rendered.objects)
+        if rendered.compose is not None:
+            path, doc = rendered.compose
+            self.objects += 1
+            self.findings += [
+                SchemaFinding(path, 0, "compose-spec", "Compose", dep.namespace, where, message)
+                for where, message in validate_compose(doc)
+            ]
+        return rendered.files
+
+    def fleet_files(self, deployments: Sequence[Deployment]) -> list[RenderedFile]:
+        validator = self.validator(DEFAULT_KUBERNETES_VERSION)
+        files = []
+        for path, obj in render_fleet_objects(deployments, self.ctx):
+            self.findings += validator.validate(obj, file=path)
+            self.objects += 1
+            files.append(RenderedFile(path, dump_yaml(obj)))
+        self.raise_findings()
+        return files
+
+    def raise_findings(self) -> None:
+        if not self.findings:
+            return
+        shown = [f.render() for f in sorted(self.findings)[:MAX_FINDINGS_SHOWN]]
+        more = len(self.findings) - len(shown)
+        raise GateFailed(
+            "\n".join(
+                [
+                    f"{len(self.findings)} schema finding(s) in rendered objects; "
+                    "nothing was written:",
+                    *shown,
+                    *([f"... and {more} more"] if more > 0 else []),
+                ]
+            )
+        )
+
+
+def _checked(units: Sequence[UnitOfWork], checker: RenderChecker) -> Iterator[UnitOfWork]:
+    """Hand units to the writer one by one; once all are rendered, fail on any finding.
+
+    The writer consumes this lazily inside its atomic section, so raising here leaves the
+    previous tree untouched.
+    """
+    yield from units
+    checker.raise_findings()
 
 
 @dataclass(frozen=True)
@@ -55,14 +138,26 @@ def plan_fleet(
     """Load, validate, classify, size, render and write the deployment tree."""
     res = open_fleet(root, today=today, allow_expired=allow_expired)
     plan = build_plan(res.fleet, plants)
+    # Fleet-wide files (Argo CD projects) always reflect every plant, even in a --plant run.
+    full = build_plan(res.fleet) if plants else plan
+    problems = check_renderable(full)
+    if problems:
+        raise SpecError(problems)
+    checker = RenderChecker(RenderContext.from_fleet(res.fleet.spec))
     units = [
         UnitOfWork(
             id=d.id,
             input_hash=d.input_hash,
             plants=tuple(t.plant for t in d.tenants),
-            render=lambda d=d: render_deployment(d),  # type: ignore[misc]
+            render=lambda d=d: checker.render(d),  # type: ignore[misc]
         )
         for d in plan.deployments
     ]
-    tree = write_tree(out, units, selected_plants=plants, dry_run=dry_run)
+    tree = write_tree(
+        out,
+        _checked(units, checker),
+        selected_plants=plants,
+        extra=lambda: checker.fleet_files(full.deployments),
+        dry_run=dry_run,
+    )
     return PlanResult(plan, tree, res.warnings)

@@ -23,9 +23,25 @@ def _invoke(*args: str) -> tuple[int, str]:
 
 def _run_backup(db: OdooDb, tmp_path: Path, *extra: str) -> str:
     code, out = _invoke(
-        "backup", "run", "--db-url", db.url, "--filestore", str(db.filestore),
-        "--store", str(tmp_path / "store"), "--state-db", f"sqlite:///{tmp_path}/s.db",
-        "--plant", "lyon", "--env", "prod", "--tier", "critical", "--output", "json", *extra,
+        "backup",
+        "run",
+        "--db-url",
+        db.url,
+        "--filestore",
+        str(db.filestore),
+        "--store",
+        str(tmp_path / "store"),
+        "--state-db",
+        f"sqlite:///{tmp_path}/s.db",
+        "--plant",
+        "lyon",
+        "--env",
+        "prod",
+        "--tier",
+        "critical",
+        "--output",
+        "json",
+        *extra,
     )
     assert code == 0, out
     return str(json.loads(out)["id"])
@@ -36,7 +52,9 @@ def test_cli_run_list_verify_restore_neutralize(odoo_db: OdooDb, tmp_path: Path)
     server = odoo_db.cluster.url()
     bid = _run_backup(odoo_db, tmp_path, "--format", "dump")
 
-    code, out = _invoke("backup", "list", "--plant", "lyon", "--format", "json", "--state-db", state)
+    code, out = _invoke(
+        "backup", "list", "--plant", "lyon", "--format", "json", "--state-db", state
+    )
     assert code == 0, out
     listed = json.loads(out)
     assert [b["id"] for b in listed] == [bid] and listed[0]["status"] == "complete"
@@ -51,8 +69,18 @@ def test_cli_run_list_verify_restore_neutralize(odoo_db: OdooDb, tmp_path: Path)
     fs = tmp_path / "stg-fs"
     try:
         code, out = _invoke(
-            "backup", "restore", bid, "--to-db", copy, "--filestore", str(fs), "--neutralize",
-            "--server", server, "--state-db", state,
+            "backup",
+            "restore",
+            bid,
+            "--to-db",
+            copy,
+            "--filestore",
+            str(fs),
+            "--neutralize",
+            "--server",
+            server,
+            "--state-db",
+            state,
         )
         assert code == 0, out
         with odoo_db.cluster.connect(copy) as conn:
@@ -68,13 +96,32 @@ def test_cli_run_list_verify_restore_neutralize(odoo_db: OdooDb, tmp_path: Path)
         marker = fs / "keep-me"
         marker.write_text("x")
         code, out = _invoke(
-            "backup", "restore", bid, "--to-db", copy, "--filestore", str(fs),
-            "--server", server, "--state-db", state,
+            "backup",
+            "restore",
+            bid,
+            "--to-db",
+            copy,
+            "--filestore",
+            str(fs),
+            "--server",
+            server,
+            "--state-db",
+            state,
         )
         assert code == 2 and "already exists" in out and marker.exists()
         code, out = _invoke(
-            "backup", "restore", bid, "--to-db", copy, "--filestore", str(fs), "--force",
-            "--server", server, "--state-db", state,
+            "backup",
+            "restore",
+            bid,
+            "--to-db",
+            copy,
+            "--filestore",
+            str(fs),
+            "--force",
+            "--server",
+            server,
+            "--state-db",
+            state,
         )
         assert code == 0, out
         assert not marker.exists()
@@ -108,8 +155,15 @@ def test_corrupted_archive_fails_verification_and_restore(odoo_db: OdooDb, tmp_p
 
     zip_path.write_bytes(bytes(data[: len(data) // 3]))  # truncated
     code, out = _invoke(
-        "backup", "restore", bid, "--to-db", "never_created", "--server", odoo_db.cluster.url(),
-        "--state-db", state,
+        "backup",
+        "restore",
+        bid,
+        "--to-db",
+        "never_created",
+        "--server",
+        odoo_db.cluster.url(),
+        "--state-db",
+        state,
     )
     assert code == 3 and "truncated" in out
     assert not odoo_db.cluster.database_exists("never_created")
@@ -175,8 +229,15 @@ def test_verify_due_follows_tier_policy(odoo_db: OdooDb, tmp_path: Path) -> None
     a = _run_backup(odoo_db, tmp_path, "--format", "dump")
     b = _run_backup(odoo_db, tmp_path, "--format", "dump")
     code, out = _invoke(
-        "backup", "verify", "--due", "--server", odoo_db.cluster.url(), "--state-db", state,
-        "--output", "json",
+        "backup",
+        "verify",
+        "--due",
+        "--server",
+        odoo_db.cluster.url(),
+        "--state-db",
+        state,
+        "--output",
+        "json",
     )
     assert code == 0, out
     assert sorted(r["backup_id"] for r in json.loads(out)) == sorted([a, b])  # critical: every
@@ -203,9 +264,23 @@ def test_kill_9_mid_backup_leaves_nothing_complete(pg_cluster: object, tmp_path:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     proc = subprocess.Popen(
         [
-            str(Path(os.sys.executable)), "-c", "from plantops.cli.main import main; main()",
-            "backup", "run", "--db-url", db.url, "--filestore", str(db.filestore),
-            "--store", str(store_dir), "--state-db", state, "--plant", "lyon", "--env", "prod",
+            str(Path(os.sys.executable)),
+            "-c",
+            "from plantops.cli.main import main; main()",
+            "backup",
+            "run",
+            "--db-url",
+            db.url,
+            "--filestore",
+            str(db.filestore),
+            "--store",
+            str(store_dir),
+            "--state-db",
+            state,
+            "--plant",
+            "lyon",
+            "--env",
+            "prod",
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -233,3 +308,22 @@ def test_kill_9_mid_backup_leaves_nothing_complete(pg_cluster: object, tmp_path:
     finally:
         cat.close()
         pg_cluster.drop_database(db.name)  # type: ignore[attr-defined]
+
+
+def test_fleet_mode_takes_tier_from_fleet_and_url_from_env(
+    odoo_db: OdooDb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plantops.cli.backup import deployment_db_env
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "acme-manufacturing"
+    plant = sorted(p.stem for p in (example / "plants").glob("*.yaml"))[0]
+    state = f"sqlite:///{tmp_path}/s.db"
+    common = ["--store", str(tmp_path / "store"), "--state-db", state, "--format", "dump"]
+    args = ["backup", "run", "--fleet", str(example), "--plant", plant, "--env", "prod"]
+    code, out = _invoke(*args, *common)
+    assert code == 2 and deployment_db_env(plant, "prod") in out
+    monkeypatch.setenv(deployment_db_env(plant, "prod"), odoo_db.url)
+    code, out = _invoke(*args, "--filestore", str(odoo_db.filestore), *common, "--output", "json")
+    assert code == 0, out
+    rec = json.loads(out)
+    assert rec["plant"] == plant and rec["env"] == "prod" and rec["tier"] != "adhoc"

@@ -124,8 +124,19 @@ def start_cluster_existing(base: Path):  # type: ignore[no-untyped-def]
         fh.write(f"port = {port}\nunix_socket_directories = '{sock}'\n")
     log = base / "postgres.log"
     subprocess.run(
-        as_postgres([str(pg_bindir() / "pg_ctl"), "-D", str(base / "data"), "-l", str(log),
-                     "-w", "-t", "120", "start"]),
+        as_postgres(
+            [
+                str(pg_bindir() / "pg_ctl"),
+                "-D",
+                str(base / "data"),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                "120",
+                "start",
+            ]
+        ),
         check=True,
         capture_output=True,
     )

@@ -80,3 +80,14 @@ def test_console_script_runs() -> None:
         [sys.executable, "-m", "plantops.cli", "--help"], capture_output=True, text=True, check=False
     )
     assert r.returncode == 0 and "plan" in r.stdout
+
+
+def test_error_output_keeps_yaml_paths(tmp_path: Path) -> None:
+    """Rich must not swallow ``[path]`` as markup."""
+    root = tmp_path / "f"
+    r = runner.invoke(app, ["init", str(root)])
+    plant = root / "plants" / "example-plant.yaml"
+    plant.write_text(plant.read_text().replace("named: 50", "named: fifty"))
+    r = runner.invoke(app, ["validate", str(root), *T])
+    assert r.exit_code == 2
+    assert "plants/example-plant.yaml:8:16: error [users.named]:" in r.output

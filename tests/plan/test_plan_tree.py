@@ -140,3 +140,56 @@ def test_refuses_foreign_non_empty_directory(tmp_path: Path) -> None:
 def test_unknown_plant_filter_is_a_spec_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="unknown plant 'nowhere'"):
         plan(EXAMPLE, tmp_path / "out", plants=["nowhere"])
+
+
+def unit(dep: str, files: dict[str, str], h: str = "h1") -> UnitOfWork:
+    return UnitOfWork(
+        dep, h, (dep,), lambda: [RenderedFile(p, c) for p, c in sorted(files.items())]
+    )
+
+
+def test_carried_directory_coexists_with_new_neighbours(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, [unit("a", {"c/a/x.yaml": "a\n", "c/a/sub/y.yaml": "y\n"})])
+    # b is new and renders into c/ before a is carried over from the old tree
+    res = write_tree(
+        out,
+        [unit("b", {"c/b/z.yaml": "b\n"}), unit("a", {"c/a/x.yaml": "a\n", "c/a/sub/y.yaml": "y\n"})],
+    )
+    assert (res.rendered, res.reused) == (1, 1)
+    tree = read_tree(out)
+    assert {k: v.decode() for k, v in tree.items() if not k.startswith(".plantops")} == {
+        "c/a/sub/y.yaml": "y\n",
+        "c/a/x.yaml": "a\n",
+        "c/b/z.yaml": "b\n",
+    }
+
+
+def test_failure_after_moves_restores_the_old_tree(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, [unit("a", {"a/x.yaml": "1\n"}), unit("b", {"b/y.yaml": "2\n"})])
+    before = read_tree(out)
+
+    def boom() -> list[RenderedFile]:
+        raise RuntimeError("crash after a was moved")
+
+    with pytest.raises(RuntimeError):
+        write_tree(out, [unit("a", {"a/x.yaml": "1\n"}), UnitOfWork("b", "h2", ("b",), boom)])
+    assert read_tree(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_killed_run_with_moves_is_repaired(tmp_path: Path) -> None:
+    """A run killed after moving a directory into its temp tree gets it back next time."""
+    out = tmp_path / "out"
+    write_tree(out, [unit("a", {"a/x.yaml": "1\n"}), unit("b", {"b/y.yaml": "2\n"})])
+    before = read_tree(out)
+    tmp = tmp_path / ".out.tmp-4242"
+    tmp.mkdir()
+    (tmp / "a").mkdir()
+    (out / "a" / "x.yaml").rename(tmp / "a" / "x.yaml")
+    (out / "a").rmdir()
+    (tmp / ".plantops-moves").write_text("a\n")
+    res = write_tree(out, [unit("a", {"a/x.yaml": "1\n"}), unit("b", {"b/y.yaml": "2\n"})])
+    assert res.reused == 2
+    assert read_tree(out) == before

@@ -35,9 +35,18 @@ T0 = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 
 def _add(cat: Catalog, bid: str, plant: str, when: datetime) -> None:
     cat.create_backup(
-        backup_id=bid, plant=plant, env="prod", tier="critical", fmt="native",
-        store_url="file:///b", location=f"{plant}/prod/{bid}", started_at=when, host="h",
-        pid=1, key_id="age:0123456789abcdef", db_name="odoo",
+        backup_id=bid,
+        plant=plant,
+        env="prod",
+        tier="critical",
+        fmt="native",
+        store_url="file:///b",
+        location=f"{plant}/prod/{bid}",
+        started_at=when,
+        host="h",
+        pid=1,
+        key_id="age:0123456789abcdef",
+        db_name="odoo",
     )
 
 
@@ -59,8 +68,10 @@ def test_backup_lifecycle_roundtrip(catalog: Catalog) -> None:
     _add(catalog, "ccc333", "porto", T0 + timedelta(hours=2))
     catalog.complete_backup(
         "aaa111",
-        objects=[ObjectRecord("db.dump.age", 10, "a" * 64, True),
-                 ObjectRecord("manifest.json.age", 5, "b" * 64, True)],
+        objects=[
+            ObjectRecord("db.dump.age", 10, "a" * 64, True),
+            ObjectRecord("manifest.json.age", 5, "b" * 64, True),
+        ],
         manifest={"odoo_dump": "1", "modules": {"base": "17.0.1.3"}},
         row_counts={"public.res_partner": 500},
         pg_version="15.0",
@@ -68,9 +79,14 @@ def test_backup_lifecycle_roundtrip(catalog: Catalog) -> None:
         finished_at=T0 + timedelta(minutes=5),
     )
     catalog.add_verification(
-        "aaa111", status="passed", started_at=T0 + timedelta(hours=3),
-        finished_at=T0 + timedelta(hours=3, minutes=1), rto_seconds=42.5,
-        rto_objective_seconds=3600, rpo_seconds=100, rpo_objective_seconds=900,
+        "aaa111",
+        status="passed",
+        started_at=T0 + timedelta(hours=3),
+        finished_at=T0 + timedelta(hours=3, minutes=1),
+        rto_seconds=42.5,
+        rto_objective_seconds=3600,
+        rpo_seconds=100,
+        rpo_objective_seconds=900,
         checks={"restore": {"ok": True, "detail": ""}},
     )
     rec = catalog.get("aaa")  # unique prefix

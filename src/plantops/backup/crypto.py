@@ -115,6 +115,21 @@ def generate_identity() -> tuple[str, str]:
     return str(ident), str(ident.to_public())
 
 
+class _Remembering:
+    """Keeps the exception a source raised, since pyrage rewraps it as DecryptError."""
+
+    def __init__(self, src: Readable) -> None:
+        self.src = src
+        self.error: BaseException | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            return self.src.read(size)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
 def encrypting_writer(out: Writable, keys: KeyProvider) -> PipedWriter:
     """A writer that encrypts everything written to it into ``out`` (age format)."""
     recipients = keys.recipients()
@@ -133,10 +148,20 @@ def decrypting_reader(src: Readable, keys: KeyProvider | None, name: str) -> Pip
     if not identities:
         raise WrongKey(f"{name}: the key given holds only a public recipient; need the secret key")
 
+    source = _Remembering(src)
+
     def pump(plain: IO[bytes]) -> None:
         try:
-            pyrage.decrypt_io(src, plain, identities)
+            pyrage.decrypt_io(source, plain, identities)
         except pyrage.DecryptError as exc:
+            if source.error is not None:
+                raise source.error from None
+            # A damaged object usually fails age's MAC before its end: read on to let
+            # the checksum say so precisely rather than blaming the key.
+            while source.read(1 << 20):
+                pass
+            if source.error is not None:
+                raise source.error from None
             raise WrongKey(f"cannot decrypt {name}: {exc} (wrong key or damaged object)") from exc
 
     return PipedReader(pump)

@@ -135,7 +135,13 @@ class PgBackRest:
         self.run_as = run_as
 
     def _cmd(self, command: str, extra: Sequence[str]) -> list[str]:
-        cmd = ["pgbackrest", f"--config={self.config_file}", f"--stanza={self.stanza}", *extra, command]
+        cmd = [
+            "pgbackrest",
+            f"--config={self.config_file}",
+            f"--stanza={self.stanza}",
+            *extra,
+            command,
+        ]
         if self.run_as and os.geteuid() == 0:
             cmd = ["runuser", "-u", self.run_as, "--", *cmd]
         return cmd

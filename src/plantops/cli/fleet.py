@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from plantops import services
@@ -17,6 +18,8 @@ from plantops.errors import EXIT_OK, Problem, UserError
 from plantops.spec import spec_json_schema
 
 SCHEMA_FILE = "plantops-spec.schema.json"
+# Beyond this many plants the table stops helping a human; JSON carries everything.
+MAX_TABLE_ROWS = 100
 
 
 class Format(StrEnum):
@@ -49,7 +52,7 @@ def _print_warnings(warnings: tuple[Problem, ...]) -> None:
 
     for w in warnings:
         if w.severity == "warning":
-            err.print(f"[yellow]{w.render()}[/]", markup=True, emoji=False)
+            err.print(f"[yellow]{escape(w.render())}[/]", markup=True, emoji=False)
 
 
 def validate(
@@ -126,7 +129,7 @@ def classify(
         table.add_column(col)
     for c in result:
         reasons = "\n".join(
-            f"{r.short()}"
+            escape(r.short())
             + (f" [dim]({', '.join(str(x) for x in r.locations)})[/]" if r.locations else "")
             for r in c.reasons
         )
@@ -199,6 +202,7 @@ def plan(
             )
         )
         raise typer.Exit(EXIT_OK)
+    shown, hidden = rows[:MAX_TABLE_ROWS], len(rows) - MAX_TABLE_ROWS
     table = Table(title=f"Plan: {fleet}")
     for col in (
         "plant",
@@ -212,7 +216,7 @@ def plan(
         "why",
     ):
         table.add_column(col, justify="right" if col == "monthly" else "left")
-    for r in rows:
+    for r in shown:
         ch = r["changes"]
         assert isinstance(ch, dict)
         changed = (
@@ -230,6 +234,8 @@ def plan(
             " ".join(r["reasons"]),  # type: ignore[arg-type]
         )
     out.print(table)
+    if hidden > 0:
+        out.print(f"… and {hidden} more plants (use --format json for all of them)")
     total = sum(float(str(r["monthly_cost"])) for r in rows)
     verb = "would write" if summary.dry_run else "wrote"
     out.print(

@@ -12,6 +12,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from plantops.errors import EXIT_INFRA, EXIT_USAGE, PlantopsError
 
@@ -33,7 +34,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def fail(exc: PlantopsError) -> typer.Exit:
     """Print a plantops error for a human and return the matching exit."""
-    err.print(f"[bold red]error:[/] {exc}", markup=True, emoji=False)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, emoji=False)
     return typer.Exit(exc.exit_code)
 
 
@@ -44,7 +45,7 @@ def run_guarded(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     except PlantopsError as exc:
         raise fail(exc) from exc
     except OSError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, emoji=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, emoji=False)
         raise typer.Exit(EXIT_INFRA) from exc
 
 

@@ -1,12 +1,14 @@
-"""The tree writer.
+"""The tree writer: deterministic, incremental, atomic.
 
-A plan is written to a temporary sibling directory and swapped in with two
-renames; a failed or interrupted run leaves the previous tree as it was (a run
-killed between the two renames is repaired by the next one). Each deployment
-carries a content hash of its inputs: when it matches the previous tree's, the
-previous files are hard-linked instead of rendering again. The state file lists
-every deployment's hash and files, sorted, with no timestamps, so two runs of the
-same fleet give byte-identical trees.
+A plan is built in a temporary sibling directory and swapped in with two renames,
+so readers see the old tree or the new one, never a mix. Each deployment carries
+a content hash of its inputs; when it matches the previous tree's, the previous
+files are carried over instead of rendering again — a directory the deployment
+owns alone is *moved* (one rename), other files are hard-linked. Every move is
+journaled first, so a failed run moves them back and a killed run is repaired by
+the next one (`_recover`). The state file lists every deployment's hash and
+files, sorted, with no timestamps: two runs of the same fleet give byte-identical
+trees.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from plantops.errors import InfrastructureError, UserError
 from plantops.render import RenderedFile
 
 STATE_FILE = ".plantops/state.json"
+JOURNAL = ".plantops-moves"  # in the temporary tree only; never part of the output
+COMPLETE = ".plantops-complete"
 STATE_VERSION = 1
 
 
@@ -77,17 +81,48 @@ def _read_state(out: Path) -> dict[str, dict[str, object]]:
     return deps if isinstance(deps, dict) else {}
 
 
+def _files_of(entry: dict[str, object]) -> list[str]:
+    files = entry.get("files")
+    return [str(f) for f in files] if isinstance(files, list) else []
+
+
+def _undo_moves(tmp: Path, into: Path) -> None:
+    """Move journaled directories back from ``tmp`` into ``into``."""
+    journal = tmp / JOURNAL
+    if not journal.is_file():
+        return
+    for rel in reversed(journal.read_text(encoding="utf-8").splitlines()):
+        src, dst = tmp / rel, into / rel
+        if src.exists() and not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            src.rename(dst)
+
+
 def _recover(out: Path) -> None:
-    """Repair a swap that was interrupted between its two renames; drop stale temp dirs."""
+    """Repair what an interrupted run left: finish or undo a swap, return moved dirs."""
     parent = out.parent
     if not parent.is_dir():
         return
     olds = sorted(parent.glob(f".{out.name}.old-*"))
+    tmps = sorted(parent.glob(f".{out.name}.tmp-*"))
     if not out.exists() and olds:
-        olds[-1].rename(out)
-        olds = olds[:-1]
-    for stale in [*olds, *parent.glob(f".{out.name}.tmp-*")]:
-        shutil.rmtree(stale, ignore_errors=True)
+        done = [t for t in tmps if (t / COMPLETE).is_file()]
+        if done:  # killed between the two renames of the swap: finish it
+            (done[-1] / COMPLETE).unlink()
+            (done[-1] / JOURNAL).unlink(missing_ok=True)
+            done[-1].rename(out)
+            tmps.remove(done[-1])
+        else:
+            _undo_moves(tmps[-1], olds[-1]) if tmps else None
+            olds[-1].rename(out)
+            olds = olds[:-1]
+    for tmp in tmps:
+        if out.exists():
+            _undo_moves(tmp, out)
+        shutil.rmtree(tmp, ignore_errors=True)
+    for stale in olds:
+        if stale.exists():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _check_target(out: Path) -> None:
@@ -100,6 +135,67 @@ def _check_target(out: Path) -> None:
         )
 
 
+def _owners(old: dict[str, dict[str, object]]) -> dict[str, set[str]]:
+    """For every directory of the old tree, the deployments with files at or below it."""
+    owners: dict[str, set[str]] = {}
+    for dep_id, entry in old.items():
+        for rel in _files_of(entry):
+            parts = rel.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                owners.setdefault("/".join(parts[:i]), set()).add(dep_id)
+    return owners
+
+
+class _Builder:
+    """Fills the temporary tree; knows how to carry over a deployment from the old one."""
+
+    def __init__(self, out: Path, tmp: Path, owners: dict[str, set[str]], dry_run: bool) -> None:
+        self.out, self.tmp, self.owners, self.dry_run = out, tmp, owners, dry_run
+        self.made: set[Path] = set()
+        self.journal = None if dry_run else (tmp / JOURNAL).open("a", encoding="utf-8")
+
+    def _parent(self, target: Path) -> None:
+        parent = target.parent
+        if parent not in self.made:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.made.add(parent)
+
+    def write(self, rel: str, content: str) -> None:
+        if self.dry_run:
+            return
+        target = self.tmp / rel
+        self._parent(target)
+        target.write_text(content, encoding="utf-8", newline="\n")
+
+    def carry(self, dep_id: str, files: list[str]) -> None:
+        if self.dry_run:
+            return
+        moved: set[str] = set()
+        for rel in files:
+            parts = rel.split("/")[:-1]
+            prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+            if any(p in moved for p in prefixes):
+                continue
+            # the highest directory this deployment owns alone moves in one rename
+            own = next((p for p in prefixes if self.owners.get(p) == {dep_id}), None)
+            if own is not None and (self.out / own).is_dir() and not (self.tmp / own).exists():
+                assert self.journal is not None
+                self.journal.write(own + "\n")
+                self.journal.flush()
+                target = self.tmp / own
+                self._parent(target)
+                (self.out / own).rename(target)
+                moved.add(own)
+                continue
+            target = self.tmp / rel
+            self._parent(target)
+            os.link(self.out / rel, target)
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+
+
 def write_tree(
     out: Path,
     units: Iterable[UnitOfWork],
@@ -108,7 +204,7 @@ def write_tree(
     extra: Callable[[], Sequence[RenderedFile]] | None = None,
     dry_run: bool = False,
 ) -> TreeSummary:
-    """Write ``units`` to ``out`` atomically; with ``selected_plants`` keep the others as they are."""
+    """Write ``units`` to ``out`` atomically; with ``selected_plants``, keep the others."""
     out = out.absolute()
     _recover(out)
     _check_target(out)
@@ -116,47 +212,31 @@ def write_tree(
     summary = TreeSummary(out=out, dry_run=dry_run)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     state: dict[str, dict[str, object]] = {}
+    if not dry_run:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    b = _Builder(out, tmp, _owners(old), dry_run)
     try:
-        if not dry_run:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp.mkdir()
-        made_dirs: set[Path] = set()
-
-        def put(rel: str, content: str | None = None, link_from: Path | None = None) -> None:
-            if dry_run:
-                return
-            target = tmp / rel
-            parent = target.parent
-            if parent not in made_dirs:
-                parent.mkdir(parents=True, exist_ok=True)
-                made_dirs.add(parent)
-            if link_from is not None:
-                os.link(link_from, target)
-            else:
-                target.write_text(content or "", encoding="utf-8", newline="\n")
-
         seen: set[str] = set()
         for unit in units:
             seen.add(unit.id)
             prev = old.get(unit.id)
-            prev_files = prev.get("files") if prev else None
-            reusable = (
+            prev_files = _files_of(prev) if prev else []
+            if (
                 prev is not None
                 and prev.get("hash") == unit.input_hash
-                and isinstance(prev_files, list)
-                and all((out / str(f)).is_file() for f in prev_files)
-            )
-            if reusable and isinstance(prev_files, list):
-                files = [str(f) for f in prev_files]
-                for rel in files:
-                    put(rel, link_from=out / rel)
+                and prev_files
+                and all((out / f).is_file() for f in prev_files)
+            ):
+                b.carry(unit.id, prev_files)
+                files = prev_files
                 summary.reused += 1
                 action: Literal["added", "changed", "unchanged"] = "unchanged"
             else:
                 rendered = unit.render()
                 files = sorted(f.path for f in rendered)
                 for f in rendered:
-                    put(f.path, f.content)
+                    b.write(f.path, f.content)
                 summary.rendered += 1
                 action = "added" if prev is None else "changed"
             summary.files += len(files)
@@ -169,22 +249,19 @@ def write_tree(
                 continue
             raw_plants = prev.get("plants")
             plants = tuple(str(p) for p in raw_plants) if isinstance(raw_plants, list) else ()
-            prev_files = prev.get("files")
-            if selected and not selected.intersection(plants) and isinstance(prev_files, list):
-                # not part of this run: carry over untouched
-                for rel in prev_files:
-                    if (out / str(rel)).is_file():
-                        put(str(rel), link_from=out / str(rel))
+            if selected and not selected.intersection(plants):
+                files = [f for f in _files_of(prev) if (out / f).is_file()]
+                b.carry(dep_id, files)  # not part of this run: carried over untouched
                 state[dep_id] = prev
-                summary.files += len(prev_files)
+                summary.files += len(files)
                 continue
             summary.changes.append(Change(dep_id, plants, "removed"))
 
         if extra is not None:
             for f in extra():
-                put(f.path, f.content)
+                b.write(f.path, f.content)
                 summary.files += 1
-        put(
+        b.write(
             STATE_FILE,
             json.dumps(
                 {"version": STATE_VERSION, "deployments": dict(sorted(state.items()))},
@@ -193,20 +270,27 @@ def write_tree(
             )
             + "\n",
         )
+        b.close()
+        summary.changes.sort(key=lambda c: c.deployment)
         if dry_run:
             return summary
+        (tmp / COMPLETE).touch()
         backup = out.parent / f".{out.name}.old-{os.getpid()}"
         if out.exists():
             out.rename(backup)
+        (tmp / COMPLETE).unlink()
+        (tmp / JOURNAL).unlink(missing_ok=True)
         tmp.rename(out)
         shutil.rmtree(backup, ignore_errors=True)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise InfrastructureError(
-            f"writing {out} failed: {exc}; the previous tree is unchanged"
-        ) from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        b.close()
+        if not dry_run:
+            if out.exists():
+                _undo_moves(tmp, out)
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise InfrastructureError(
+                f"writing {out} failed: {exc}; the previous tree is unchanged"
+            ) from exc
         raise
-    summary.changes.sort(key=lambda c: c.deployment)
     return summary

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from plantops.classify import Classification, classify_fleet
@@ -58,7 +59,8 @@ class Deployment:
     digest: str
     series: str
     edition: str
-    input_hash: str = field(default="")
+    context_hash: str = field(default="", repr=False)
+    """Hash of everything outside this deployment that shapes it (fleet-wide settings)."""
 
     @property
     def dir(self) -> str:
@@ -72,6 +74,21 @@ class Deployment:
         return self.environment.production
 
     def as_dict(self) -> dict[str, Any]:
+        return dict(self._document)
+
+    @cached_property
+    def input_hash(self) -> str:
+        """Content hash of every input of this deployment: unchanged hash, unchanged output."""
+        payload = {
+            "context": self.context_hash,
+            "deployment": self._document,
+            "plants": [p.spec.model_dump(mode="json") for p in self.plants],
+            "cluster": self.cluster.model_dump(mode="json") if self.cluster else None,
+        }
+        return _hash(payload)
+
+    @cached_property
+    def _document(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "unit": self.unit,
@@ -105,7 +122,15 @@ class Plan:
     deployments: tuple[Deployment, ...]
 
     def for_plant(self, code: str) -> tuple[Deployment, ...]:
-        return tuple(d for d in self.deployments if any(t.plant == code for t in d.tenants))
+        return self._by_plant.get(code, ())
+
+    @cached_property
+    def _by_plant(self) -> dict[str, tuple[Deployment, ...]]:
+        index: dict[str, list[Deployment]] = {}
+        for d in self.deployments:
+            for t in d.tenants:
+                index.setdefault(t.plant, []).append(d)
+        return {k: tuple(v) for k, v in index.items()}
 
 
 def _host(plant: str, env: Environment, domain: str) -> str:
@@ -299,6 +324,7 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
 
     odoo = fleet.spec.odoo
     pricing = fleet.spec.pricing
+    context_hash = _hash(fleet.spec.model_dump(mode="json", exclude={"clusters"}))
     deployments: list[Deployment] = []
     wanted = set(only)
     for (unit, _), members in sorted(units.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
@@ -373,22 +399,11 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
                 digest=odoo.digest,
                 series=odoo.series,
                 edition=odoo.edition.value,
+                context_hash=context_hash,
             )
-            payload = {
-                "deployment": dep.as_dict(),
-                "plants": [p.spec.model_dump(mode="json") for p in in_env],
-                "fleet": fleet.spec.model_dump(mode="json", exclude={"clusters"}),
-                "cluster": cl.model_dump(mode="json") if cl else None,
-            }
-            deployments.append(_with_hash(dep, _hash(payload)))
+            deployments.append(dep)
     if problems:
         raise SpecError(sorted(problems))
     return Plan(
         fleet=fleet, classifications=tuple(classes.values()), deployments=tuple(deployments)
     )
-
-
-def _with_hash(dep: Deployment, digest: str) -> Deployment:
-    from dataclasses import replace
-
-    return replace(dep, input_hash=digest)

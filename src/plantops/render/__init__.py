@@ -1,6 +1,27 @@
 """Rendering: deployments → files. Pure: returns text, never writes."""
 
+from plantops.render.context import RenderContext
 from plantops.render.core import RenderedFile, dump_yaml, standard_labels
-from plantops.render.tree import render_deployment
+from plantops.render.preflight import check_renderable
+from plantops.render.tree import (
+    RenderedDeployment,
+    render_deployment,
+    render_deployment_full,
+    render_fleet_files,
+    render_fleet_objects,
+    render_kubernetes_objects,
+)
 
-__all__ = ["RenderedFile", "dump_yaml", "render_deployment", "standard_labels"]
+__all__ = [
+    "RenderContext",
+    "RenderedDeployment",
+    "RenderedFile",
+    "check_renderable",
+    "dump_yaml",
+    "render_deployment",
+    "render_deployment_full",
+    "render_fleet_files",
+    "render_fleet_objects",
+    "render_kubernetes_objects",
+    "standard_labels",
+]

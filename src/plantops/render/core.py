@@ -41,9 +41,7 @@ _Dumper.add_representer(str, _str_presenter)
 
 def dump_yaml(obj: Mapping[str, Any]) -> str:
     """Serialise one object; key order is the order the renderer built it in."""
-    text: str = yaml.dump(
-        obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120
-    )
+    text: str = yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
     return text
 
 

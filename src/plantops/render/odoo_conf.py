@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from plantops.plan import Deployment
 
 DATA_DIR = "/var/lib/odoo"
+# session_redis and monitoring_prometheus (camptocamp/odoo-cloud-platform) must be in the
+# platform image: sessions live in Redis and /metrics is served without a database.
+SERVER_WIDE_MODULES = "base,web,session_redis,monitoring_prometheus"
 ADDONS_PATH = "/mnt/extra-addons,/usr/lib/python3/dist-packages/odoo/addons"
 
 
@@ -57,7 +60,7 @@ def render_odoo_conf(dep: Deployment, *, cron: bool = False) -> str:
         ("logfile", ""),
         ("unaccent", "True"),
         ("without_demo", "all"),
-        ("server_wide_modules", "base,web"),
+        ("server_wide_modules", SERVER_WIDE_MODULES),
     ]
     lines = [
         "; Rendered by plantops - do not edit; change the fleet spec instead.",

@@ -1,4 +1,4 @@
-"""Load a fleet repository: YAML with positions → validated spec models.
+"""Load a fleet repository: YAML with positions (libyaml marks) → validated spec models.
 
 Every problem in every file is collected and raised at once as a
 :class:`~plantops.errors.SpecError`; nothing else escapes this module for bad input.
@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from plantops.errors import Problem, SpecError
 from plantops.spec.models import FleetSpec, PlantSpec
@@ -95,38 +93,43 @@ def format_path(loc: Sequence[str | int]) -> str:
     return out
 
 
-def _index(node: Any, prefix: Loc, source: SourceMap) -> Any:
-    """Record positions (1-based) and return the plain-Python value of a ruamel node."""
-    if isinstance(node, CommentedMap):
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int, column: int, first: int) -> None:
+        super().__init__(key)
+        self.key, self.line, self.column, self.first = key, line, column, first
+
+
+def _index(node: yaml.Node, prefix: Loc, source: SourceMap, loader: Any) -> Any:
+    """Record positions (1-based) and return the plain-Python value of a composed YAML node.
+
+    libyaml composes the document (fast, with marks); scalars are then constructed by the
+    safe constructor so types follow YAML 1.1 exactly as PyYAML's safe_load would.
+    """
+    if isinstance(node, yaml.MappingNode):
         plain: dict[Any, Any] = {}
-        for key in node:
-            line, col = node.lc.key(key)
-            loc = (*prefix, str(key))
-            source.positions[loc] = (line + 1, col + 1)
-            vline, vcol = node.lc.value(key)
-            source.values[loc] = (vline + 1, vcol + 1)
-            plain[str(key) if not isinstance(key, int | float | bool) else key] = _index(
-                node[key], loc, source
-            )
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, dict | list):
+                key = str(key)
+            name = key if isinstance(key, int | float | bool) else str(key)
+            loc = (*prefix, str(name))
+            pos = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if loc in source.positions:
+                raise _DuplicateKey(str(name), *pos, source.positions[loc][0])
+            source.positions[loc] = pos
+            source.values[loc] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
+            plain[name] = _index(value_node, loc, source, loader)
         return plain
-    if isinstance(node, CommentedSeq):
+    if isinstance(node, yaml.SequenceNode):
         items = []
-        for i, item in enumerate(node):
-            line, col = node.lc.item(i)
-            source.positions[(*prefix, i)] = (line + 1, col + 1)
-            items.append(_index(item, (*prefix, i), source))
+        for i, item in enumerate(node.value):
+            source.positions[(*prefix, i)] = (item.start_mark.line + 1, item.start_mark.column + 1)
+            items.append(_index(item, (*prefix, i), source, loader))
         return items
-    if isinstance(node, bool) or node is None:
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, dt.datetime):
-        return dt.datetime(*node.timetuple()[:6])
-    if isinstance(node, dt.date):
-        return dt.date(node.year, node.month, node.day)
-    return str(node)
+    value = loader.construct_object(node, deep=True)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
 
 
 def read_yaml(path: Path, shown: str) -> tuple[Any, SourceMap, list[Problem]]:
@@ -138,22 +141,40 @@ def read_yaml(path: Path, shown: str) -> tuple[Any, SourceMap, list[Problem]]:
         return None, source, [Problem(shown, 1, 1, "", f"not UTF-8 text: {exc.reason}")]
     except OSError as exc:
         return None, source, [Problem(shown, 1, 1, "", f"cannot read: {exc.strerror}")]
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
+    loader = yaml.CSafeLoader(text)
     try:
-        docs = list(yaml.load_all(text))
-    except MarkedYAMLError as exc:
+        nodes = []
+        while loader.check_node():
+            nodes.append(loader.get_node())
+        if len(nodes) != 1:
+            what = "is empty" if not nodes else f"holds {len(nodes)} documents"
+            return None, source, [Problem(shown, 1, 1, "", f"file {what}", "one YAML mapping")]
+        data = _index(nodes[0], (), source, loader)
+    except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x)
         return None, source, [Problem(shown, line, col, "", f"invalid YAML: {msg}")]
-    except (YAMLError, ValueError, TypeError, RecursionError) as exc:
+    except _DuplicateKey as dup:
+        return (
+            None,
+            source,
+            [
+                Problem(
+                    shown,
+                    dup.line,
+                    dup.column,
+                    dup.key,
+                    f"duplicate key {dup.key!r} (first at line {dup.first})",
+                    "each key may appear once in a mapping",
+                )
+            ],
+        )
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError, OverflowError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return None, source, [Problem(shown, 1, 1, "", f"invalid YAML: {first}")]
-    if len(docs) != 1:
-        what = "is empty" if not docs else f"holds {len(docs)} documents"
-        return None, source, [Problem(shown, 1, 1, "", f"file {what}", "one YAML mapping")]
-    data = _index(docs[0], (), source)
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         return (
             None,

@@ -226,6 +226,107 @@ class Defaults(Strict):
     hours_per_month: float = Field(default=730, gt=0)
 
 
+ImageRef = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[0-9a-f]{64})?$",
+        description="Image reference; pin it by digest (name@sha256:...) for production.",
+    ),
+]
+
+
+class ObjectStorage(Strict):
+    """An S3-compatible bucket (path) plus where its keys live in the secret store."""
+
+    destination: str = Field(
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$",
+        description="s3://bucket[/prefix]; plantops appends <cluster>/<namespace>.",
+    )
+    endpoint_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s]+$", description="For non-AWS S3 (MinIO, Ceph)."
+    )
+    region: str | None = None
+    credentials_key: str | None = Field(
+        default="plantops/object-storage",
+        min_length=1,
+        description="Secret-store key holding ACCESS_KEY_ID and ACCESS_SECRET_KEY; "
+        "null to use the workload identity (IAM role) instead.",
+    )
+
+
+class StorageSettings(Strict):
+    postgres_storage_class: Name | None = Field(
+        default=None,
+        description="Storage class for PostgreSQL volumes; the cluster default if empty.",
+    )
+    filestore: Literal["pvc", "s3"] = Field(
+        default="pvc", description="Where Odoo keeps attachments: a volume, or object storage."
+    )
+    filestore_storage_class: Name | None = Field(
+        default=None,
+        description="Class of the filestore volume; if empty, the cluster default for a single "
+        "web replica and the cluster's ReadWriteMany class for more.",
+    )
+    filestore_bucket: ObjectStorage | None = Field(
+        default=None, description="Bucket for filestore: s3 (needs the attachment_s3 addon)."
+    )
+
+    @model_validator(mode="after")
+    def _bucket(self) -> StorageSettings:
+        if self.filestore == "s3" and self.filestore_bucket is None:
+            raise ValueError("filestore: s3 needs filestore_bucket")
+        return self
+
+
+class IngressSettings(Strict):
+    controller_namespace: Name = Field(
+        default="traefik", description="Namespace of the Traefik ingress controller."
+    )
+    entry_point: str = Field(default="websecure", pattern=r"^[a-z][a-z0-9-]*$")
+    http_entry_point: str = Field(default="web", pattern=r"^[a-z][a-z0-9-]*$")
+    cluster_issuer: Name = Field(
+        default="letsencrypt",
+        description="cert-manager ClusterIssuer that signs host certificates.",
+    )
+    login_rate_average: int = Field(
+        default=10, gt=0, description="Requests per second per client to login and RPC paths."
+    )
+    login_rate_burst: int = Field(default=20, gt=0)
+
+
+class PlatformImages(Strict):
+    redis: ImageRef = "docker.io/library/redis:7.4"
+    redis_exporter: ImageRef = "docker.io/oliver006/redis_exporter:v1.67.0"
+    postgres: ImageRef = Field(
+        default="docker.io/library/postgres:16",
+        description="PostgreSQL for VM plants (CloudNativePG picks its own on Kubernetes).",
+    )
+    traefik: ImageRef = Field(default="docker.io/library/traefik:v3.3", description="VM plants.")
+
+
+class PlatformSettings(Strict):
+    """Where the shared platform services live; every field has a default."""
+
+    argocd_namespace: Name = "argocd"
+    gitops_repo: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Git URL Argo CD reads the rendered tree from "
+        "(default https://git.<domain>/<slug>/plantops-deploy.git).",
+    )
+    gitops_revision: str = Field(default="main", min_length=1)
+    cnpg_namespace: Name = Field(default="cnpg-system", description="CloudNativePG operator.")
+    monitoring_namespace: Name = Field(default="monitoring", description="Prometheus.")
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    ingress: IngressSettings = Field(default_factory=IngressSettings)
+    backup_store: ObjectStorage | None = Field(
+        default=None,
+        description="Object store for PostgreSQL base backups and WAL "
+        "(default s3://<slug>-plantops-backups).",
+    )
+    images: PlatformImages = Field(default_factory=PlatformImages)
+
+
 class FleetSpec(Strict):
     """``fleet.yaml``."""
 
@@ -240,6 +341,7 @@ class FleetSpec(Strict):
     classification: Thresholds = Field(default_factory=Thresholds)
     pricing: Pricing
     defaults: Defaults
+    platform: PlatformSettings = Field(default_factory=PlatformSettings)
 
 
 # --- plants/<code>.yaml -------------------------------------------------------
@@ -491,8 +593,10 @@ __all__ = [
     "FleetSpec",
     "FreezeWindow",
     "Integration",
+    "ObjectStorage",
     "Override",
     "PlantSpec",
+    "PlatformSettings",
     "ResourceProfile",
     "Shift",
     "TierSpec",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from plantops.render.core import k8s_object
+from plantops.render.kubernetes.common import WAVE_FOUNDATION, wave
 from plantops.render.odoo_conf import render_odoo_conf
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ def render_odoo_configmap(dep: Deployment) -> dict[str, Any]:
         "ConfigMap",
         odoo_config_name(dep),
         "odoo",
+        annotations=wave(WAVE_FOUNDATION),
         body={
             "data": {
                 "odoo-cron.conf": render_odoo_conf(dep, cron=True),

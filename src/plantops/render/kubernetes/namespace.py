@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from plantops.render.core import k8s_object
+from plantops.render.kubernetes.common import WAVE_FOUNDATION, wave
 
 if TYPE_CHECKING:
     from plantops.plan import Deployment
@@ -19,7 +20,16 @@ def render_namespace(dep: Deployment) -> dict[str, Any]:
         "pod-security.kubernetes.io/audit": POD_SECURITY,
         "pod-security.kubernetes.io/warn": POD_SECURITY,
     }
-    return k8s_object(dep, "v1", "Namespace", dep.namespace, "namespace", namespaced=False, labels=labels)
+    return k8s_object(
+        dep,
+        "v1",
+        "Namespace",
+        dep.namespace,
+        "namespace",
+        namespaced=False,
+        labels=labels,
+        annotations=wave(WAVE_FOUNDATION - 1),
+    )
 
 
 def render_resource_quota(dep: Deployment) -> dict[str, Any]:
@@ -33,7 +43,15 @@ def render_resource_quota(dep: Deployment) -> dict[str, Any]:
         "requests.memory": f"{q.memory_request_mib}Mi",
         "requests.storage": f"{q.storage_gib}Gi",
     }
-    return k8s_object(dep, "v1", "ResourceQuota", "plantops-quota", "quota", body={"spec": {"hard": hard}})
+    return k8s_object(
+        dep,
+        "v1",
+        "ResourceQuota",
+        "plantops-quota",
+        "quota",
+        annotations=wave(WAVE_FOUNDATION),
+        body={"spec": {"hard": hard}},
+    )
 
 
 def render_limit_range(dep: Deployment) -> dict[str, Any]:
@@ -54,4 +72,12 @@ def render_limit_range(dep: Deployment) -> dict[str, Any]:
             {"type": "PersistentVolumeClaim", "min": {"storage": "1Gi"}},
         ]
     }
-    return k8s_object(dep, "v1", "LimitRange", "plantops-limits", "quota", body={"spec": spec})
+    return k8s_object(
+        dep,
+        "v1",
+        "LimitRange",
+        "plantops-limits",
+        "quota",
+        annotations=wave(WAVE_FOUNDATION),
+        body={"spec": spec},
+    )

@@ -1,0 +1,146 @@
+"""Benchmark `plantops plan` on synthetic fleets (not part of the test suite).
+
+    .venv/bin/python benchmarks/plan_fleet.py [--sizes 100 1000 5000] [--envs 4]
+
+For each size: a cold plan into an empty directory, then an incremental plan after
+one plant changed. Each plan runs in a fresh `plantops` process, so wall time
+includes start-up and peak RSS is the process's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "acme-manufacturing"
+TIMEZONES = ["Europe/Berlin", "America/Detroit", "Asia/Kolkata", "Europe/Paris", "America/Monterrey"]
+
+
+def generate_fleet(root: Path, plants: int, *, seed: int = 7, envs: int = 4) -> Path:
+    """A fleet like the example's, with ``plants`` plants of mixed profiles."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "plants").mkdir(exist_ok=True)
+    fleet = (EXAMPLE / "fleet.yaml").read_text().replace(", dedicated_to: lyon-meddev", "")
+    if envs == 2:
+        fleet = fleet.replace(
+            "  - name: test\n    promotes_from: dev\n    size_factor: 0.2\n"
+            "  - name: staging\n    promotes_from: test\n    size_factor: 0.5\n",
+            "",
+        ).replace("promotes_from: staging", "promotes_from: dev")
+    extra_clusters = []
+    lines = []
+    for i in range(plants):
+        code = f"plant-{i:05d}"
+        region = "eu-central" if i % 2 == 0 else "us-east"
+        kind = rng.random()
+        peak = rng.randint(5, 50)
+        placement = f"  tenant_group: group-{i // 8:04d}-{region}\n"
+        profile = "  customization: light\n"
+        if kind < 0.02:  # critical, on a dedicated cluster of its own
+            cluster = f"ded-{code}"
+            extra_clusters.append(
+                f"  - name: {cluster}\n    region: {region}\n    kind: dedicated\n    provider: eks\n"
+                f'    kubernetes_version: "1.30"\n    zones: [a, b, c]\n    node_pools:\n'
+                f"      - {{name: general, vcpu: 16, memory_gib: 64, min_nodes: 3, max_nodes: 10, "
+                f"dedicated_to: {code}}}\n    storage_classes:\n"
+                f"      - {{name: gp3, access_modes: [ReadWriteOnce], default: true}}\n"
+                f"      - {{name: efs-rwx, access_modes: [ReadWriteMany]}}\n"
+            )
+            placement = f"  cluster: {cluster}\n"
+            profile = (
+                "  production_critical: true\n  regulatory: [iso-13485]\n"
+                "  latency_sensitivity: high\n  customization: heavy\n"
+            )
+            peak = rng.randint(100, 400)
+        elif kind < 0.25:
+            profile = "  production_critical: true\n  customization: moderate\n"
+            peak = rng.randint(30, 250)
+        named = peak * rng.randint(2, 4)
+        if 0.25 <= kind < 0.35:
+            named, peak = rng.randint(5, 20), rng.randint(1, 5)
+        lines.append(code)
+        (root / "plants" / f"{code}.yaml").write_text(
+            "apiVersion: plantops.io/v1\nkind: Plant\n"
+            f"code: {code}\nname: Plant {i}\nregion: {region}\n"
+            f"timezone: {TIMEZONES[i % len(TIMEZONES)]}\n"
+            f"placement:\n{placement}"
+            f"users: {{named: {max(named, peak)}, peak_concurrent: {peak}}}\n"
+            f"profile:\n{profile}"
+            f"  volume: {{orders_per_day: {rng.randint(10, 1500)}, "
+            f"stock_moves_per_day: {rng.randint(100, 15000)}}}\n"
+            'shifts:\n  - {name: day, start: "06:00", end: "14:00", days: [mon, tue, wed, thu, fri]}\n'
+            '  - {name: late, start: "14:00", end: "22:00", days: [mon, tue, wed, thu, fri]}\n'
+            "freeze_windows:\n  - {name: close, kind: month-end-close, "
+            'rrule: "FREQ=MONTHLY;BYMONTHDAY=-1", at: "18:00", duration_hours: 24}\n'
+        )
+    fleet = fleet.replace("tiers:\n", "".join(extra_clusters) + "tiers:\n", 1)
+    (root / "fleet.yaml").write_text(fleet)
+    return root
+
+
+def run_plan(fleet: Path, out: Path) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (KiB) and the summary line of one plan in a fresh process."""
+    cmd = [str(ROOT / ".venv" / "bin" / "plantops"), "plan", str(fleet), "--out", str(out)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"plan failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    last = [line for line in proc.stdout.splitlines() if line.startswith("wrote")]
+    return wall, rss, last[-1] if last else ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
+    parser.add_argument("--envs", type=int, default=4, choices=[2, 4])
+    args = parser.parse_args()
+    print("| plants | deployments | files | cold s | cold files/s | cold RSS MiB "
+          "| incremental s | incremental RSS MiB | rendered on incremental |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in args.sizes:
+        with tempfile.TemporaryDirectory(prefix="plantops-bench-") as tmp:
+            fleet = generate_fleet(Path(tmp) / "fleet", n, envs=args.envs)
+            out = Path(tmp) / "out"
+            cold, _, line = run_plan(fleet, out)
+            # RUSAGE_CHILDREN's max is over all children so far: measure each in a subprocess
+            cold_rss = measure_rss(fleet, Path(tmp) / "out-rss")
+            files = int(line.split()[1]) if line else 0
+            deployments = sum(1 for _ in out.glob("clusters/*/*")) + sum(1 for _ in out.glob("vms/*"))
+            p = fleet / "plants" / "plant-00003.yaml"
+            p.write_text(p.read_text().replace("name: Plant 3", "name: Plant three"))
+            inc, _, inc_line = run_plan(fleet, out)
+            inc_rss = measure_rss(fleet, out)
+            rendered = inc_line.split("—")[1].split("deployments rendered")[0].strip() if inc_line else "?"
+            print(
+                f"| {n} | {deployments} | {files} | {cold:.2f} | {files / cold:,.0f} | "
+                f"{cold_rss / 1024:.0f} | {inc:.2f} | {inc_rss / 1024:.0f} | {rendered} |",
+                flush=True,
+            )
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure_rss(fleet: Path, out: Path) -> int:
+    """Peak RSS of one plan, measured in a throwaway child that reports its own rusage."""
+    code = (
+        "import resource,subprocess,sys;"
+        "subprocess.run(sys.argv[1:],capture_output=True,check=True);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    cmd = [str(ROOT / ".venv" / "bin" / "plantops"), "plan", str(fleet), "--out", str(out)]
+    proc = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True, check=True)
+    return int(proc.stdout.strip())
+
+
+if __name__ == "__main__":
+    main()

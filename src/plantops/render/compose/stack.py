@@ -1,0 +1,347 @@
+"""The Compose stack of a VM plant: Odoo web + cron, PostgreSQL, Redis, Traefik.
+
+Same architecture as on Kubernetes, sized by the same rules: Traefik's file provider
+carries the same middlewares and routes (admin paths closed in production), Odoo
+runs read-only and unprivileged, PostgreSQL archives WAL with pgBackRest to the
+fleet's object store. Secret values live in ``secrets/`` files on the VM, written by
+provisioning from the secret store; none is in this tree.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from plantops.render.core import dump_yaml
+from plantops.render.kubernetes.cloudnativepg import archive_timeout_seconds
+from plantops.render.kubernetes.common import (
+    GEVENT_PORT,
+    HTTP_PORT,
+    ODOO_UID,
+    REDIS_PORT,
+    role_name,
+    runtime_role,
+    stable_minute,
+)
+from plantops.render.kubernetes.odoo import CONFIG_SCRIPT, HEALTH_PATH, image
+from plantops.render.kubernetes.redis import redis_conf, redis_persistence
+from plantops.render.kubernetes.traefik import middleware_specs, route_specs, tls_option_spec
+from plantops.render.odoo_conf import DATA_DIR
+
+if TYPE_CHECKING:
+    from plantops.plan import Deployment
+    from plantops.render.context import RenderContext
+
+PGDATA = "/var/lib/postgresql/data/pgdata"
+SECURITY = ["no-new-privileges:true"]
+
+
+def stanza(dep: Deployment) -> str:
+    return dep.namespace
+
+
+def _limits(cpu_m: int, mem_mib: int) -> dict[str, Any]:
+    return {"resources": {"limits": {"cpus": f"{cpu_m / 1000:g}", "memory": f"{mem_mib}M"}}}
+
+
+def _healthcheck(test: list[str], start: str = "30s") -> dict[str, Any]:
+    return {"interval": "15s", "retries": 5, "start_period": start, "test": test, "timeout": "5s"}
+
+
+def _odoo_service(dep: Deployment, conf: str, cron: bool) -> dict[str, Any]:
+    s = dep.sizing
+    res = s.cron if cron else s.web
+    script = (
+        CONFIG_SCRIPT.replace('"/etc/odoo/$ODOO_CONF"', f"/etc/odoo/{conf}").replace(
+            '"$ODOO_ADMIN_PASSWD"', '"$(cat /run/secrets/odoo_admin_passwd)"'
+        )
+        + ' && PGPASSWORD="$(cat /run/secrets/odoo_db_password)" '
+        'ODOO_SESSION_REDIS_PASSWORD="$(cat /run/secrets/redis_password)" '
+        "exec odoo --config=/run/odoo/odoo.conf"
+    ).replace("$", "$$")
+    svc: dict[str, Any] = {
+        "cap_drop": ["ALL"],
+        "depends_on": {
+            "postgres": {"condition": "service_healthy"},
+            "redis": {"condition": "service_healthy"},
+        },
+        "deploy": _limits(res.cpu_limit_m, res.memory_limit_mib),
+        "entrypoint": ["/bin/sh", "-c", script],
+        "environment": {
+            "ODOO_SESSION_REDIS": "1",
+            "ODOO_SESSION_REDIS_EXPIRATION": "86400",
+            "ODOO_SESSION_REDIS_HOST": "redis",
+            "ODOO_SESSION_REDIS_PORT": str(REDIS_PORT),
+            "ODOO_SESSION_REDIS_PREFIX": dep.namespace,
+        },
+        "image": image(dep),
+        "networks": ["backend", "frontend"],
+        "read_only": True,
+        "restart": "unless-stopped",
+        "secrets": ["odoo_admin_passwd", "odoo_db_password", "redis_password"],
+        "security_opt": SECURITY,
+        "stop_grace_period": "120s" if cron else "60s",
+        "tmpfs": ["/run/odoo:size=16m,mode=0700", "/tmp:size=1g"],
+        "user": f"{ODOO_UID}:{ODOO_UID}",
+        "volumes": [f"filestore:{DATA_DIR}", f"./{conf}:/etc/odoo/{conf}:ro"],
+    }
+    if not cron:
+        svc["healthcheck"] = _healthcheck(
+            ["CMD", "curl", "-fsS", f"http://127.0.0.1:{HTTP_PORT}{HEALTH_PATH}"], "60s"
+        )
+    return svc
+
+
+def _init_script(dep: Deployment) -> str:
+    lines = [
+        "#!/bin/sh",
+        "# Rendered by plantops: Odoo's roles own their databases; none is a superuser.",
+        "set -eu",
+        'pw="$(cat /run/secrets/odoo_db_password)"',
+        "psql -v ON_ERROR_STOP=1 --username postgres --dbname postgres <<SQL",
+    ]
+    runtime = runtime_role(dep)
+    lines.append(
+        f"CREATE ROLE \"{runtime}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '$pw';"
+    )
+    for t in dep.tenants:
+        owner = role_name(t.database)
+        if owner != runtime:
+            lines.append(f'CREATE ROLE "{owner}" NOLOGIN;')
+            lines.append(f'GRANT "{owner}" TO "{runtime}";')
+        lines.append(
+            f'CREATE DATABASE "{t.database}" OWNER "{owner}" ENCODING \'UTF8\' '
+            "LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;"
+        )
+    lines.append("SQL")
+    return "\n".join(lines) + "\n"
+
+
+def render_compose(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
+    s = dep.sizing
+    images = ctx.platform.images
+    params = {
+        **s.postgres_parameters,
+        "max_connections": str(s.postgres_parameters["max_connections"]),
+    }
+    pg_cmd = ["postgres"]
+    settings = {
+        **params,
+        "archive_command": f"pgbackrest --stanza={stanza(dep)} archive-push %p",
+        "archive_mode": "on",
+        "archive_timeout": f"{archive_timeout_seconds(dep)}s",
+        "password_encryption": "scram-sha-256",
+        "wal_level": "replica",
+    }
+    for key, value in sorted(settings.items()):
+        pg_cmd += ["-c", f"{key}={value}"]
+    persistence = redis_persistence(dep)
+    redis_cmd = (
+        "exec redis-server /usr/local/etc/redis/redis.conf "
+        '--requirepass "$(cat /run/secrets/redis_password)"'
+    ).replace("$", "$$")
+    ing = ctx.platform.ingress
+    del ing
+    doc: dict[str, Any] = {
+        "name": dep.namespace,
+        "services": {
+            "odoo-cron": _odoo_service(dep, "odoo-cron.conf", cron=True),
+            "odoo-web": _odoo_service(dep, "odoo.conf", cron=False),
+            "postgres": {
+                "command": pg_cmd,
+                "deploy": _limits(s.postgres.cpu_limit_m, s.postgres.memory_limit_mib),
+                "env_file": ["./secrets/pgbackrest.env"],
+                "environment": {
+                    "PGDATA": PGDATA,
+                    "POSTGRES_INITDB_ARGS": "--data-checksums",
+                    "POSTGRES_PASSWORD_FILE": "/run/secrets/postgres_password",
+                    "POSTGRES_USER": "postgres",
+                },
+                "healthcheck": _healthcheck(["CMD", "pg_isready", "-U", "postgres"]),
+                "image": images.postgres,
+                "networks": ["backend", "egress"],
+                "restart": "unless-stopped",
+                "secrets": ["odoo_db_password", "postgres_password"],
+                "security_opt": SECURITY,
+                "shm_size": "256m",
+                "stop_grace_period": "120s",
+                "volumes": [
+                    "pgdata:/var/lib/postgresql/data",
+                    "pgbackrest-spool:/var/spool/pgbackrest",
+                    "./pgbackrest.conf:/etc/pgbackrest/pgbackrest.conf:ro",
+                    "./initdb:/docker-entrypoint-initdb.d:ro",
+                ],
+            },
+            "redis": {
+                "cap_drop": ["ALL"],
+                "command": ["/bin/sh", "-c", redis_cmd],
+                "deploy": _limits(s.redis.cpu_limit_m, s.redis.memory_limit_mib),
+                "healthcheck": _healthcheck(
+                    [
+                        "CMD-SHELL",
+                        'REDISCLI_AUTH="$$(cat /run/secrets/redis_password)" '
+                        "redis-cli ping | grep -q PONG",
+                    ],
+                    "10s",
+                ),
+                "image": images.redis,
+                "networks": ["backend"],
+                "read_only": True,
+                "restart": "unless-stopped",
+                "secrets": ["redis_password"],
+                "security_opt": SECURITY,
+                "user": "999:999",
+                "volumes": [
+                    "./redis.conf:/usr/local/etc/redis/redis.conf:ro",
+                    *(["redisdata:/data"] if persistence != "none" else []),
+                ],
+                **({"tmpfs": ["/data:size=64m"]} if persistence == "none" else {}),
+            },
+            "traefik": {
+                "cap_add": ["NET_BIND_SERVICE"],
+                "cap_drop": ["ALL"],
+                "command": [
+                    f"--entrypoints.{ctx.platform.ingress.http_entry_point}.address=:80",
+                    f"--entrypoints.{ctx.platform.ingress.entry_point}.address=:443",
+                    "--global.checknewversion=false",
+                    "--global.sendanonymoususage=false",
+                    "--accesslog=true",
+                    "--ping=true",
+                    "--providers.file.filename=/etc/traefik/dynamic.yaml",
+                ],
+                "depends_on": {"odoo-web": {"condition": "service_healthy"}},
+                "healthcheck": _healthcheck(["CMD", "traefik", "healthcheck", "--ping"], "10s"),
+                "image": images.traefik,
+                "networks": ["frontend"],
+                "ports": ["80:80", "443:443"],
+                "read_only": True,
+                "restart": "unless-stopped",
+                "security_opt": SECURITY,
+                "volumes": [
+                    "./traefik/dynamic.yaml:/etc/traefik/dynamic.yaml:ro",
+                    "./certs:/etc/traefik/certs:ro",
+                ],
+            },
+        },
+        "networks": {
+            "backend": {"internal": True},
+            "egress": {},
+            "frontend": {},
+        },
+        "volumes": {
+            "filestore": {},
+            "pgbackrest-spool": {},
+            "pgdata": {},
+            **({"redisdata": {}} if persistence != "none" else {}),
+        },
+        "secrets": {
+            name: {"file": f"./secrets/{name}"}
+            for name in (
+                "odoo_admin_passwd",
+                "odoo_db_password",
+                "postgres_password",
+                "redis_password",
+            )
+        },
+        "x-plantops": {
+            "deployment": dep.id,
+            "pgbackrest": backup_schedules(dep),
+            "rpo_minutes": dep.tier_spec.backup.rpo_minutes,
+        },
+    }
+    return doc
+
+
+def backup_schedules(dep: Deployment) -> dict[str, str]:
+    """Five-field cron (host timer) for pgBackRest: weekly full, differential per RPO."""
+    minute = stable_minute(dep, "backup")
+    rpo_h = max(1, dep.tier_spec.backup.rpo_minutes // 60)
+    diff = f"{minute} 3 * * 1-6" if rpo_h >= 24 else f"{minute} */{min(rpo_h, 12)} * * *"
+    return {"diff": diff, "full": f"{minute} 2 * * 0"}
+
+
+def render_pgbackrest_conf(dep: Deployment, ctx: RenderContext) -> str:
+    store = ctx.backup_store
+    bucket, _, prefix = store.destination.removeprefix("s3://").partition("/")
+    endpoint = (store.endpoint_url or "https://s3.amazonaws.com").split("://", 1)[1].rstrip("/")
+    r = dep.tier_spec.backup.retention
+    lines = [
+        "# Rendered by plantops. Keys and the cipher passphrase come from the environment",
+        "# (PGBACKREST_REPO1_S3_KEY, PGBACKREST_REPO1_S3_KEY_SECRET, PGBACKREST_REPO1_CIPHER_PASS).",
+        "[global]",
+        "archive-async=y",
+        "compress-type=zst",
+        "log-level-console=info",
+        "process-max=2",
+        "repo1-cipher-type=aes-256-cbc",
+        f"repo1-path=/{prefix + '/' if prefix else ''}vm/{dep.namespace}",
+        f"repo1-retention-diff={max(1, r.daily)}",
+        f"repo1-retention-full={max(1, r.weekly)}",
+        f"repo1-s3-bucket={bucket}",
+        f"repo1-s3-endpoint={endpoint}",
+        f"repo1-s3-region={store.region or 'us-east-1'}",
+        *(["repo1-s3-uri-style=path"] if store.endpoint_url else []),
+        "repo1-type=s3",
+        "spool-path=/var/spool/pgbackrest",
+        "start-fast=y",
+        "",
+        f"[{stanza(dep)}]",
+        f"pg1-path={PGDATA}",
+        "pg1-user=postgres",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_traefik_dynamic(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
+    ing = ctx.platform.ingress
+    routers: dict[str, Any] = {}
+    for t in dep.tenants:
+        for r in route_specs(dep, t):
+            routers[f"{t.plant}-{r['what']}"] = {
+                "entryPoints": [ing.entry_point],
+                "middlewares": r["middlewares"],
+                "priority": r["priority"],
+                "rule": r["match"],
+                "service": "odoo-websocket" if r["port"] == GEVENT_PORT else "odoo",
+                "tls": {"options": "plantops"},
+            }
+        routers[f"{t.plant}-http"] = {
+            "entryPoints": [ing.http_entry_point],
+            "middlewares": ["redirect-https"],
+            "rule": f"Host(`{t.host}`)",
+            "service": "odoo",
+        }
+    return {
+        "http": {
+            "middlewares": dict(middleware_specs(dep, ctx)),
+            "routers": dict(sorted(routers.items())),
+            "services": {
+                "odoo": {"loadBalancer": {"servers": [{"url": f"http://odoo-web:{HTTP_PORT}"}]}},
+                "odoo-websocket": {
+                    "loadBalancer": {"servers": [{"url": f"http://odoo-web:{GEVENT_PORT}"}]}
+                },
+            },
+        },
+        "tls": {
+            "certificates": [
+                {
+                    "certFile": f"/etc/traefik/certs/{t.host}.crt",
+                    "keyFile": f"/etc/traefik/certs/{t.host}.key",
+                }
+                for t in dep.tenants
+            ],
+            "options": {"default": tls_option_spec(), "plantops": tls_option_spec()},
+        },
+    }
+
+
+def render_vm_files(dep: Deployment, ctx: RenderContext) -> tuple[dict[str, Any], dict[str, str]]:
+    """The compose document and every file of the VM directory (relative name → text)."""
+    compose = render_compose(dep, ctx)
+    files = {
+        "compose.yaml": dump_yaml(compose),
+        "initdb/10-odoo-roles.sh": _init_script(dep),
+        "pgbackrest.conf": render_pgbackrest_conf(dep, ctx),
+        "redis.conf": redis_conf(dep),
+        "traefik/dynamic.yaml": dump_yaml(render_traefik_dynamic(dep, ctx)),
+    }
+    return compose, files

@@ -1,0 +1,154 @@
+"""Names, sync waves, selectors and security settings shared by the Kubernetes renderers.
+
+Pure: every function derives its answer from the deployment and the fleet settings.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plantops.plan import Deployment
+
+# Argo CD applies lower waves first and waits for them to be healthy.
+WAVE_FOUNDATION = -1  # namespace, quota, service account, secrets, config, network policy
+WAVE_DATA = 0  # PostgreSQL, Redis, filestore
+WAVE_ODOO = 1  # Odoo web and cron, services, autoscaling, monitoring
+WAVE_INGRESS = 2  # middlewares, certificates, routes
+
+SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
+
+ODOO_UID = 101  # the odoo user of the official image
+REDIS_UID = 999  # the redis user of the official image
+HTTP_PORT = 8069
+GEVENT_PORT = 8072
+REDIS_PORT = 6379
+SENTINEL_PORT = 26379
+REDIS_EXPORTER_PORT = 9121
+PG_PORT = 5432
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+DEDICATED_LABEL = "plantops.io/dedicated-to"
+
+
+def wave(n: int, *, protect: bool = False) -> dict[str, str]:
+    """Sync-wave annotation; ``protect`` keeps Argo CD from pruning or deleting the object."""
+    ann = {SYNC_WAVE: str(n)}
+    if protect:
+        ann[SYNC_OPTIONS] = "Prune=false,Delete=false"
+    return ann
+
+
+def data_wave(dep: Deployment) -> dict[str, str]:
+    """Data services: never pruned automatically in production."""
+    return wave(WAVE_DATA, protect=dep.production)
+
+
+def name(dep: Deployment, suffix: str) -> str:
+    return f"{dep.unit}-{suffix}"
+
+
+def pg_cluster_name(dep: Deployment) -> str:
+    return name(dep, "pg")
+
+
+def pooler_name(dep: Deployment) -> str:
+    return name(dep, "pg-pooler-rw")
+
+
+def role_name(database: str) -> str:
+    return database.replace("-", "_")
+
+
+def runtime_role(dep: Deployment) -> str:
+    """The PostgreSQL role Odoo logs in as (matches ``db_user`` in odoo.conf)."""
+    return "odoo" if len(dep.tenants) > 1 else role_name(dep.tenants[0].database)
+
+
+def selector(dep: Deployment, component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/instance": dep.namespace, "app.kubernetes.io/component": component}
+
+
+def stable_minute(dep: Deployment, salt: str = "") -> int:
+    """A minute (0-59) fixed per deployment, to spread scheduled jobs over the hour."""
+    return zlib.crc32(f"{dep.id}{salt}".encode()) % 60
+
+
+def pod_security_context(uid: int) -> dict[str, Any]:
+    return {
+        "fsGroup": uid,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "runAsGroup": uid,
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def dedicated_pools(dep: Deployment) -> list[str]:
+    if dep.pattern != "dedicated-environment" or dep.cluster is None:
+        return []
+    plants = {t.plant for t in dep.tenants}
+    return sorted(p.name for p in dep.cluster.node_pools if p.dedicated_to in plants)
+
+
+def node_placement(dep: Deployment) -> dict[str, Any]:
+    """Affinity and tolerations that pin a dedicated-environment plant to its node pools.
+
+    Pools with ``dedicated_to`` are expected to carry the label and the NoSchedule taint
+    ``plantops.io/dedicated-to=<plant>`` (set by whoever provisions the node pool).
+    """
+    if not dedicated_pools(dep):
+        return {}
+    plant = dep.tenants[0].plant
+    return {
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {"key": DEDICATED_LABEL, "operator": "In", "values": [plant]}
+                            ]
+                        }
+                    ]
+                }
+            }
+        },
+        "tolerations": [
+            {"effect": "NoSchedule", "key": DEDICATED_LABEL, "operator": "Equal", "value": plant}
+        ],
+    }
+
+
+def topology_spread(dep: Deployment, component: str) -> list[dict[str, Any]]:
+    """Spread HA pods over zones (hard) and nodes (soft)."""
+    if not dep.tier_spec.ha:
+        return []
+    match = {"matchLabels": selector(dep, component)}
+    return [
+        {
+            "labelSelector": match,
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "DoNotSchedule",
+        },
+        {
+            "labelSelector": match,
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+        },
+    ]

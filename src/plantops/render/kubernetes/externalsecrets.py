@@ -1,0 +1,147 @@
+"""ExternalSecret objects: every credential comes from the fleet's secret store.
+
+Manifests carry only references (store, remote key, property); the External Secrets
+Operator creates the Secrets in the cluster. Never a Secret with data in the tree.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from plantops.render.core import k8s_object
+from plantops.render.kubernetes.common import WAVE_FOUNDATION, name, role_name, runtime_role, wave
+
+if TYPE_CHECKING:
+    from plantops.plan import Deployment
+    from plantops.render.context import RenderContext
+
+REFRESH = "1h"
+
+
+def remote_key(dep: Deployment, ctx: RenderContext, what: str) -> str:
+    cluster = dep.cluster.name if dep.cluster else "vm"
+    return f"{ctx.slug}/{cluster}/{dep.namespace}/{what}"
+
+
+def db_secret(dep: Deployment, role: str) -> str:
+    return name(dep, f"db-{role.replace('_', '-')}")
+
+
+def admin_secret(dep: Deployment) -> str:
+    return name(dep, "odoo-admin")
+
+
+def redis_secret(dep: Deployment) -> str:
+    return name(dep, "redis")
+
+
+def backup_secret(dep: Deployment) -> str:
+    return name(dep, "backup-s3")
+
+
+def filestore_secret(dep: Deployment) -> str:
+    return name(dep, "filestore-s3")
+
+
+def db_roles(dep: Deployment) -> list[str]:
+    """Every PostgreSQL role of the deployment: one owner per tenant, plus the shared runtime."""
+    roles = [role_name(t.database) for t in dep.tenants]
+    runtime = runtime_role(dep)
+    if runtime not in roles:
+        roles.append(runtime)
+    return roles
+
+
+def _external_secret(
+    dep: Deployment,
+    ctx: RenderContext,
+    target: str,
+    data: list[tuple[str, str, str]],
+    *,
+    template: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    store = ctx.secret_store
+    target_spec: dict[str, Any] = {
+        "creationPolicy": "Owner",
+        "deletionPolicy": "Retain",
+        "name": target,
+    }
+    if template:
+        target_spec["template"] = template
+    return k8s_object(
+        dep,
+        "external-secrets.io/v1",
+        "ExternalSecret",
+        target,
+        "secrets",
+        annotations=wave(WAVE_FOUNDATION),
+        body={
+            "spec": {
+                "data": [
+                    {"remoteRef": {"key": key, "property": prop}, "secretKey": secret_key}
+                    for secret_key, key, prop in data
+                ],
+                "refreshInterval": REFRESH,
+                "secretStoreRef": {"kind": store.kind, "name": store.name},
+                "target": target_spec,
+            }
+        },
+    )
+
+
+def render_external_secrets(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
+    out = []
+    for role in db_roles(dep):
+        # CloudNativePG wants basic-auth Secrets for managed roles; the user name is not secret.
+        out.append(
+            _external_secret(
+                dep,
+                ctx,
+                db_secret(dep, role),
+                [("password", remote_key(dep, ctx, f"postgres/{role}"), "password")],
+                template={
+                    "data": {"password": "{{ .password }}", "username": role},
+                    "type": "kubernetes.io/basic-auth",
+                },
+            )
+        )
+    out.append(
+        _external_secret(
+            dep,
+            ctx,
+            admin_secret(dep),
+            [("admin_passwd", remote_key(dep, ctx, "odoo-admin"), "admin_passwd")],
+        )
+    )
+    out.append(
+        _external_secret(
+            dep, ctx, redis_secret(dep), [("password", remote_key(dep, ctx, "redis"), "password")]
+        )
+    )
+    store = ctx.backup_store
+    if store.credentials_key:
+        out.append(
+            _external_secret(
+                dep,
+                ctx,
+                backup_secret(dep),
+                [
+                    ("ACCESS_KEY_ID", store.credentials_key, "ACCESS_KEY_ID"),
+                    ("ACCESS_SECRET_KEY", store.credentials_key, "ACCESS_SECRET_KEY"),
+                ],
+            )
+        )
+    bucket = ctx.platform.storage.filestore_bucket
+    if ctx.platform.storage.filestore == "s3" and bucket and bucket.credentials_key:
+        out.append(
+            _external_secret(
+                dep,
+                ctx,
+                filestore_secret(dep),
+                [
+                    ("AWS_ACCESS_KEY_ID", bucket.credentials_key, "ACCESS_KEY_ID"),
+                    ("AWS_SECRET_ACCESS_KEY", bucket.credentials_key, "ACCESS_SECRET_KEY"),
+                ],
+            )
+        )
+    return out

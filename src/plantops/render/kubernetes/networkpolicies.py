@@ -1,0 +1,265 @@
+"""NetworkPolicies: deny everything, then allow exactly the flows of the architecture.
+
+Allowed: ingress controller → Odoo; Odoo → PostgreSQL (or PgBouncer), Redis, DNS,
+the SMTP relay and each integration endpoint of the plant spec; PostgreSQL only
+from Odoo (or PgBouncer), its own instances and the CloudNativePG operator;
+Prometheus → metrics ports. NetworkPolicy matches addresses, not names: an
+endpoint given as ``host:port`` is allowed by port to any address (listed in the
+``plantops.io/egress-hosts`` annotation for FQDN-aware policy engines); give
+``CIDR:port`` to pin the address too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from plantops.render.core import k8s_object
+from plantops.render.kubernetes.common import (
+    GEVENT_PORT,
+    HTTP_PORT,
+    PG_PORT,
+    REDIS_EXPORTER_PORT,
+    REDIS_PORT,
+    SENTINEL_PORT,
+    WAVE_FOUNDATION,
+    pg_cluster_name,
+    pooler_name,
+    selector,
+    wave,
+)
+from plantops.render.kubernetes.redis import redis_failover
+from plantops.render.kubernetes.storage import filestore_on_pvc
+
+if TYPE_CHECKING:
+    from plantops.plan import Deployment
+    from plantops.render.context import RenderContext
+
+PG_STATUS_PORT = 8000
+PG_METRICS_PORT = 9187
+POOLER_METRICS_PORT = 9127
+API_PORTS = (443, 6443)
+NS_LABEL = "kubernetes.io/metadata.name"
+
+
+def _ns(name: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {NS_LABEL: name}}}
+
+
+def _pods(labels: dict[str, str]) -> dict[str, Any]:
+    return {"podSelector": {"matchLabels": labels}}
+
+
+def _ports(*ports: int, protocol: str = "TCP") -> list[dict[str, Any]]:
+    return [{"port": p, "protocol": protocol} for p in ports]
+
+
+def odoo_pods(dep: Deployment) -> dict[str, Any]:
+    return {
+        "matchExpressions": [
+            {"key": "app.kubernetes.io/component", "operator": "In", "values": ["cron", "web"]}
+        ],
+        "matchLabels": {"app.kubernetes.io/instance": dep.namespace},
+    }
+
+
+def pg_pods(dep: Deployment) -> dict[str, str]:
+    return {"cnpg.io/cluster": pg_cluster_name(dep), "cnpg.io/podRole": "instance"}
+
+
+def pooler_pods(dep: Deployment) -> dict[str, str]:
+    return {"cnpg.io/poolerName": pooler_name(dep)}
+
+
+def split_endpoint(endpoint: str) -> tuple[str | None, str | None, int]:
+    """``(cidr, hostname, port)`` of ``host:port`` or ``CIDR:port``."""
+    host, _, port = endpoint.rpartition(":")
+    try:
+        net = ipaddress.ip_network(host, strict=False)
+    except ValueError:
+        return None, host, int(port)
+    return str(net), None, int(port)
+
+
+def egress_endpoints(dep: Deployment, ctx: RenderContext) -> list[tuple[str, str]]:
+    """(what, host:port) Odoo may call outside the cluster, sorted."""
+    out: list[tuple[str, str]] = []
+    if ctx.defaults.smtp_relay:
+        out.append(("smtp-relay", ctx.defaults.smtp_relay))
+    for plant in dep.plants:
+        for integ in plant.spec.profile.integrations:
+            if integ.endpoint and integ.direction != "inbound":
+                out.append((f"{plant.code}/{integ.name}", integ.endpoint))
+    bucket = ctx.platform.storage.filestore_bucket
+    if not filestore_on_pvc(ctx) and bucket is not None:
+        host = (bucket.endpoint_url or "https://s3.amazonaws.com").split("://", 1)[1].split("/")[0]
+        out.append(("filestore-s3", host if ":" in host else f"{host}:443"))
+    return sorted(set(out))
+
+
+def _policy(
+    dep: Deployment,
+    policy: str,
+    pod_selector: dict[str, Any],
+    *,
+    ingress: list[dict[str, Any]] | None = None,
+    egress: list[dict[str, Any]] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"podSelector": pod_selector}
+    types = []
+    if ingress is not None:
+        spec["ingress"] = ingress
+        types.append("Ingress")
+    if egress is not None:
+        spec["egress"] = egress
+        types.append("Egress")
+    spec["policyTypes"] = types
+    return k8s_object(
+        dep,
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        policy,
+        "network-policy",
+        annotations={**wave(WAVE_FOUNDATION), **(annotations or {})},
+        body={"spec": spec},
+    )
+
+
+def render_network_policies(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
+    p = ctx.platform
+    pooled = dep.sizing.pgbouncer
+    failover = redis_failover(dep)
+    db_peer = _pods(pooler_pods(dep)) if pooled else _pods(pg_pods(dep))
+    redis_sel = selector(dep, "redis")
+    sentinel_sel = selector(dep, "redis-sentinel")
+    odoo_peer = {"podSelector": odoo_pods(dep)}
+
+    odoo_egress: list[dict[str, Any]] = [
+        {"ports": _ports(PG_PORT), "to": [db_peer]},
+        {"ports": _ports(REDIS_PORT), "to": [_pods(redis_sel)]},
+    ]
+    if failover:
+        odoo_egress.append({"ports": _ports(SENTINEL_PORT), "to": [_pods(sentinel_sel)]})
+    hostnames = []
+    for what, endpoint in egress_endpoints(dep, ctx):
+        cidr, host, port = split_endpoint(endpoint)
+        rule: dict[str, Any] = {"ports": _ports(port)}
+        if cidr:
+            rule["to"] = [{"ipBlock": {"cidr": cidr}}]
+        else:
+            hostnames.append(f"{what}={host}:{port}")
+        odoo_egress.append(rule)
+
+    policies = [
+        _policy(dep, "default-deny-all", {}, ingress=[], egress=[]),
+        _policy(
+            dep,
+            "allow-dns",
+            {},
+            egress=[
+                {
+                    "ports": [*_ports(53, protocol="UDP"), *_ports(53)],
+                    "to": [
+                        {
+                            **_ns("kube-system"),
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                }
+            ],
+        ),
+        _policy(
+            dep,
+            "odoo-ingress",
+            {"matchLabels": selector(dep, "web")},
+            ingress=[
+                {
+                    "from": [_ns(p.ingress.controller_namespace)],
+                    "ports": _ports(HTTP_PORT, GEVENT_PORT),
+                },
+                {"from": [_ns(p.monitoring_namespace)], "ports": _ports(HTTP_PORT)},
+            ],
+        ),
+        _policy(
+            dep,
+            "odoo-egress",
+            odoo_pods(dep),
+            egress=odoo_egress,
+            annotations={"plantops.io/egress-hosts": ",".join(hostnames)} if hostnames else None,
+        ),
+        _policy(
+            dep,
+            "postgres",
+            {"matchLabels": pg_pods(dep)},
+            ingress=[
+                {"from": [db_peer if pooled else odoo_peer], "ports": _ports(PG_PORT)},
+                {"from": [_pods(pg_pods(dep))], "ports": _ports(PG_PORT, PG_STATUS_PORT)},
+                {"from": [_ns(p.cnpg_namespace)], "ports": _ports(PG_PORT, PG_STATUS_PORT)},
+                {"from": [_ns(p.monitoring_namespace)], "ports": _ports(PG_METRICS_PORT)},
+            ],
+            egress=[
+                {"ports": _ports(PG_PORT, PG_STATUS_PORT), "to": [_pods(pg_pods(dep))]},
+                # Instance manager → Kubernetes API; barman-cloud → object store.
+                {"ports": _ports(*API_PORTS)},
+            ],
+        ),
+    ]
+    if pooled:
+        policies.append(
+            _policy(
+                dep,
+                "pgbouncer",
+                {"matchLabels": pooler_pods(dep)},
+                ingress=[
+                    {"from": [odoo_peer], "ports": _ports(PG_PORT)},
+                    {"from": [_ns(p.cnpg_namespace)], "ports": _ports(PG_STATUS_PORT)},
+                    {"from": [_ns(p.monitoring_namespace)], "ports": _ports(POOLER_METRICS_PORT)},
+                ],
+                egress=[
+                    {"ports": _ports(PG_PORT), "to": [_pods(pg_pods(dep))]},
+                    {"ports": _ports(*API_PORTS)},
+                ],
+            )
+        )
+    redis_from = [odoo_peer, _pods(redis_sel)]
+    if failover:
+        redis_from.append(_pods(sentinel_sel))
+    policies.append(
+        _policy(
+            dep,
+            "redis",
+            {"matchLabels": redis_sel},
+            ingress=[
+                {"from": redis_from, "ports": _ports(REDIS_PORT)},
+                {"from": [_ns(p.monitoring_namespace)], "ports": _ports(REDIS_EXPORTER_PORT)},
+            ],
+            egress=[
+                {"ports": _ports(REDIS_PORT), "to": [_pods(redis_sel)]},
+                *(
+                    [{"ports": _ports(SENTINEL_PORT), "to": [_pods(sentinel_sel)]}]
+                    if failover
+                    else []
+                ),
+            ],
+        )
+    )
+    if failover:
+        policies.append(
+            _policy(
+                dep,
+                "redis-sentinel",
+                {"matchLabels": sentinel_sel},
+                ingress=[
+                    {
+                        "from": [odoo_peer, _pods(redis_sel), _pods(sentinel_sel)],
+                        "ports": _ports(SENTINEL_PORT),
+                    }
+                ],
+                egress=[
+                    {"ports": _ports(REDIS_PORT), "to": [_pods(redis_sel)]},
+                    {"ports": _ports(SENTINEL_PORT), "to": [_pods(sentinel_sel)]},
+                ],
+            )
+        )
+    return policies

@@ -1,0 +1,383 @@
+"""Odoo web and cron Deployments, the web Service, PodDisruptionBudget and autoscaler.
+
+Hardening: image by digest, non-root, no privilege escalation, every capability
+dropped, seccomp RuntimeDefault, read-only root filesystem (Odoo writes only to its
+data dir, /tmp and the generated config in /run/odoo). The master password never
+enters a manifest: an init container appends it, from its Secret, to a copy of
+odoo.conf in a memory-backed volume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from plantops.render.core import k8s_object, standard_labels
+from plantops.render.kubernetes.common import (
+    GEVENT_PORT,
+    HTTP_PORT,
+    ODOO_UID,
+    REDIS_PORT,
+    SENTINEL_PORT,
+    WAVE_ODOO,
+    container_security_context,
+    name,
+    node_placement,
+    pod_security_context,
+    runtime_role,
+    selector,
+    topology_spread,
+    wave,
+)
+from plantops.render.kubernetes.config import odoo_config_name
+from plantops.render.kubernetes.externalsecrets import (
+    admin_secret,
+    db_secret,
+    filestore_secret,
+    redis_secret,
+)
+from plantops.render.kubernetes.redis import redis_failover, redis_service, sentinel_service
+from plantops.render.kubernetes.serviceaccount import odoo_service_account
+from plantops.render.kubernetes.storage import (
+    filestore_claim,
+    filestore_needs_rwx,
+    filestore_on_pvc,
+)
+from plantops.render.odoo_conf import DATA_DIR, render_odoo_conf
+
+if TYPE_CHECKING:
+    from plantops.plan import Deployment
+    from plantops.render.context import RenderContext
+
+HEALTH_PATH = "/web/health"
+RUN_DIR = "/run/odoo"
+INIT_RESOURCES = {
+    "limits": {"cpu": "100m", "memory": "64Mi"},
+    "requests": {"cpu": "50m", "memory": "32Mi"},
+}
+# Copies the rendered config and appends the master password from the environment.
+CONFIG_SCRIPT = (
+    'cp "/etc/odoo/$ODOO_CONF" /run/odoo/odoo.conf && '
+    "printf 'admin_passwd = %s\\n' \"$ODOO_ADMIN_PASSWD\" >> /run/odoo/odoo.conf"
+)
+
+
+def web_name(dep: Deployment) -> str:
+    return name(dep, "odoo-web")
+
+
+def cron_name(dep: Deployment) -> str:
+    return name(dep, "odoo-cron")
+
+
+def web_service(dep: Deployment) -> str:
+    return name(dep, "odoo")
+
+
+def image(dep: Deployment) -> str:
+    return f"{dep.image}@{dep.digest}"
+
+
+def has_hpa(dep: Deployment) -> bool:
+    return dep.tier_spec.ha and dep.sizing.max_web_replicas > dep.sizing.web_replicas
+
+
+def _secret_env(var: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": var, "valueFrom": {"secretKeyRef": {"key": key, "name": secret}}}
+
+
+def odoo_env(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        _secret_env("PGPASSWORD", db_secret(dep, runtime_role(dep)), "password"),
+        {"name": "ODOO_SESSION_REDIS", "value": "1"},
+        {"name": "ODOO_SESSION_REDIS_EXPIRATION", "value": "86400"},
+        _secret_env("ODOO_SESSION_REDIS_PASSWORD", redis_secret(dep), "password"),
+        {"name": "ODOO_SESSION_REDIS_PREFIX", "value": dep.namespace},
+    ]
+    if redis_failover(dep):
+        env += [
+            {"name": "ODOO_SESSION_REDIS_SENTINEL_HOST", "value": sentinel_service(dep)},
+            {"name": "ODOO_SESSION_REDIS_SENTINEL_MASTER_NAME", "value": "odoo"},
+            {"name": "ODOO_SESSION_REDIS_SENTINEL_PORT", "value": str(SENTINEL_PORT)},
+        ]
+    else:
+        env += [
+            {"name": "ODOO_SESSION_REDIS_HOST", "value": redis_service(dep)},
+            {"name": "ODOO_SESSION_REDIS_PORT", "value": str(REDIS_PORT)},
+        ]
+    bucket = ctx.platform.storage.filestore_bucket
+    if not filestore_on_pvc(ctx) and bucket is not None:
+        path = bucket.destination.removeprefix("s3://")
+        env += [
+            {"name": "AWS_BUCKETNAME", "value": f"{path.split('/', 1)[0]}"},
+            {"name": "AWS_REGION", "value": bucket.region or ""},
+        ]
+        if bucket.endpoint_url:
+            env.append({"name": "AWS_HOST", "value": bucket.endpoint_url})
+        if bucket.credentials_key:
+            env += [
+                _secret_env("AWS_ACCESS_KEY_ID", filestore_secret(dep), "AWS_ACCESS_KEY_ID"),
+                _secret_env(
+                    "AWS_SECRET_ACCESS_KEY", filestore_secret(dep), "AWS_SECRET_ACCESS_KEY"
+                ),
+            ]
+    return sorted(env, key=lambda e: str(e["name"]))
+
+
+def _volumes(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
+    data: dict[str, Any]
+    if filestore_on_pvc(ctx):
+        data = {"persistentVolumeClaim": {"claimName": filestore_claim(dep)}}
+    else:
+        data = {"emptyDir": {"sizeLimit": "2Gi"}}
+    return [
+        {"configMap": {"name": odoo_config_name(dep)}, "name": "config"},
+        {"name": "data", **data},
+        {"emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}, "name": "run"},
+        {"emptyDir": {"sizeLimit": "1Gi"}, "name": "tmp"},
+    ]
+
+
+def _mounts() -> list[dict[str, Any]]:
+    return [
+        {"mountPath": DATA_DIR, "name": "data"},
+        {"mountPath": RUN_DIR, "name": "run", "readOnly": True},
+        {"mountPath": "/tmp", "name": "tmp"},
+    ]
+
+
+def _init_container(dep: Deployment, conf_file: str) -> dict[str, Any]:
+    return {
+        "command": ["/bin/sh", "-c", CONFIG_SCRIPT],
+        "env": [
+            {"name": "ODOO_CONF", "value": conf_file},
+            _secret_env("ODOO_ADMIN_PASSWD", admin_secret(dep), "admin_passwd"),
+        ],
+        "image": image(dep),
+        "imagePullPolicy": "IfNotPresent",
+        "name": "config",
+        "resources": INIT_RESOURCES,
+        "securityContext": container_security_context(),
+        "volumeMounts": [
+            {"mountPath": "/etc/odoo", "name": "config", "readOnly": True},
+            {"mountPath": RUN_DIR, "name": "run"},
+        ],
+    }
+
+
+def _health_probe(period: int, failures: int) -> dict[str, Any]:
+    return {
+        "failureThreshold": failures,
+        "httpGet": {"path": HEALTH_PATH, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 5,
+    }
+
+
+def _config_checksum(dep: Deployment, cron: bool) -> str:
+    return hashlib.sha256(render_odoo_conf(dep, cron=cron).encode()).hexdigest()
+
+
+def _pod_template(
+    dep: Deployment,
+    ctx: RenderContext,
+    component: str,
+    container: dict[str, Any],
+    conf_file: str,
+    *,
+    cron: bool,
+    extra_affinity: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    placement = node_placement(dep)
+    affinity: dict[str, Any] = dict(placement.get("affinity", {}))
+    if extra_affinity:
+        affinity.update(extra_affinity)
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "containers": [container],
+        "enableServiceLinks": False,
+        "initContainers": [_init_container(dep, conf_file)],
+        "securityContext": pod_security_context(ODOO_UID),
+        "serviceAccountName": odoo_service_account(dep),
+        "terminationGracePeriodSeconds": 120 if cron else 60,
+        "volumes": _volumes(dep, ctx),
+    }
+    if affinity:
+        spec["affinity"] = affinity
+    if "tolerations" in placement:
+        spec["tolerations"] = placement["tolerations"]
+    spread = topology_spread(dep, component)
+    if spread and not cron:
+        spec["topologySpreadConstraints"] = spread
+    return {
+        "metadata": {
+            "annotations": {"plantops.io/config-sha256": _config_checksum(dep, cron)},
+            "labels": standard_labels(dep, component),
+        },
+        "spec": dict(sorted(spec.items())),
+    }
+
+
+def render_odoo_web(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
+    container = {
+        "args": ["--config=/run/odoo/odoo.conf"],
+        "command": ["odoo"],
+        "env": odoo_env(dep, ctx),
+        "image": image(dep),
+        "imagePullPolicy": "IfNotPresent",
+        "livenessProbe": _health_probe(20, 3),
+        "name": "odoo",
+        "ports": [
+            {"containerPort": HTTP_PORT, "name": "http", "protocol": "TCP"},
+            {"containerPort": GEVENT_PORT, "name": "websocket", "protocol": "TCP"},
+        ],
+        "readinessProbe": _health_probe(10, 3),
+        "resources": dep.sizing.web.k8s(),
+        "securityContext": container_security_context(),
+        "startupProbe": _health_probe(10, 30),
+        "volumeMounts": _mounts(),
+    }
+    spec = {
+        "replicas": dep.sizing.web_replicas,
+        "revisionHistoryLimit": 5,
+        "selector": {"matchLabels": selector(dep, "web")},
+        "strategy": {
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            "type": "RollingUpdate",
+        },
+        "template": _pod_template(dep, ctx, "web", container, "odoo.conf", cron=False),
+    }
+    return k8s_object(
+        dep,
+        "apps/v1",
+        "Deployment",
+        web_name(dep),
+        "web",
+        annotations=wave(WAVE_ODOO),
+        body={"spec": spec},
+    )
+
+
+def render_odoo_cron(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
+    container = {
+        "args": ["--config=/run/odoo/odoo.conf"],
+        "command": ["odoo"],
+        "env": odoo_env(dep, ctx),
+        "image": image(dep),
+        "imagePullPolicy": "IfNotPresent",
+        "name": "odoo-cron",
+        "resources": dep.sizing.cron.k8s(),
+        "securityContext": container_security_context(),
+        "volumeMounts": _mounts(),
+    }
+    colocate = None
+    if filestore_on_pvc(ctx) and not filestore_needs_rwx(dep):
+        # A ReadWriteOnce filestore is shared with the web pod only on the same node.
+        colocate = {
+            "podAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchLabels": selector(dep, "web")},
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            }
+        }
+    spec = {
+        "replicas": dep.sizing.cron_replicas,
+        "revisionHistoryLimit": 5,
+        "selector": {"matchLabels": selector(dep, "cron")},
+        # Never two generations of cron workers side by side during a rollout.
+        "strategy": {"type": "Recreate"},
+        "template": _pod_template(
+            dep, ctx, "cron", container, "odoo-cron.conf", cron=True, extra_affinity=colocate
+        ),
+    }
+    return k8s_object(
+        dep,
+        "apps/v1",
+        "Deployment",
+        cron_name(dep),
+        "cron",
+        annotations=wave(WAVE_ODOO),
+        body={"spec": spec},
+    )
+
+
+def render_odoo_service(dep: Deployment) -> dict[str, Any]:
+    spec = {
+        "ports": [
+            {"name": "http", "port": HTTP_PORT, "protocol": "TCP", "targetPort": "http"},
+            {
+                "name": "websocket",
+                "port": GEVENT_PORT,
+                "protocol": "TCP",
+                "targetPort": "websocket",
+            },
+        ],
+        "selector": selector(dep, "web"),
+        "type": "ClusterIP",
+    }
+    return k8s_object(
+        dep,
+        "v1",
+        "Service",
+        web_service(dep),
+        "web",
+        annotations=wave(WAVE_ODOO),
+        body={"spec": spec},
+    )
+
+
+def render_odoo_pdb(dep: Deployment) -> list[dict[str, Any]]:
+    if dep.sizing.web_replicas < 2:
+        return []
+    spec = {"maxUnavailable": 1, "selector": {"matchLabels": selector(dep, "web")}}
+    return [
+        k8s_object(
+            dep,
+            "policy/v1",
+            "PodDisruptionBudget",
+            web_name(dep),
+            "web",
+            annotations=wave(WAVE_ODOO),
+            body={"spec": spec},
+        )
+    ]
+
+
+def render_odoo_hpa(dep: Deployment) -> list[dict[str, Any]]:
+    """Autoscaling for HA tiers; the ceiling is sizing's, already within the connection budget."""
+    if not has_hpa(dep):
+        return []
+    spec = {
+        "behavior": {
+            "scaleDown": {
+                "policies": [{"periodSeconds": 120, "type": "Pods", "value": 1}],
+                "stabilizationWindowSeconds": 300,
+            }
+        },
+        "maxReplicas": dep.sizing.max_web_replicas,
+        "metrics": [
+            {
+                "resource": {
+                    "name": "cpu",
+                    "target": {"averageUtilization": 70, "type": "Utilization"},
+                },
+                "type": "Resource",
+            }
+        ],
+        "minReplicas": dep.sizing.web_replicas,
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": web_name(dep)},
+    }
+    return [
+        k8s_object(
+            dep,
+            "autoscaling/v2",
+            "HorizontalPodAutoscaler",
+            web_name(dep),
+            "web",
+            annotations=wave(WAVE_ODOO),
+            body={"spec": spec},
+        )
+    ]

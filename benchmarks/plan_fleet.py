@@ -21,7 +21,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "acme-manufacturing"
-TIMEZONES = ["Europe/Berlin", "America/Detroit", "Asia/Kolkata", "Europe/Paris", "America/Monterrey"]
+TIMEZONES = [
+    "Europe/Berlin",
+    "America/Detroit",
+    "Asia/Kolkata",
+    "Europe/Paris",
+    "America/Monterrey",
+]
 
 
 def generate_fleet(root: Path, plants: int, *, seed: int = 7, envs: int = 4) -> Path:
@@ -105,8 +111,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--envs", type=int, default=4, choices=[2, 4])
     args = parser.parse_args()
-    print("| plants | deployments | files | cold s | cold files/s | cold RSS MiB "
-          "| incremental s | incremental RSS MiB | rendered on incremental |")
+    print(
+        "| plants | deployments | files | cold s | cold files/s | cold RSS MiB "
+        "| incremental s | incremental RSS MiB | rendered on incremental |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.sizes:
         with tempfile.TemporaryDirectory(prefix="plantops-bench-") as tmp:
@@ -116,12 +124,16 @@ def main() -> None:
             # RUSAGE_CHILDREN's max is over all children so far: measure each in a subprocess
             cold_rss = measure_rss(fleet, Path(tmp) / "out-rss")
             files = int(line.split()[1]) if line else 0
-            deployments = sum(1 for _ in out.glob("clusters/*/*")) + sum(1 for _ in out.glob("vms/*"))
+            deployments = sum(1 for _ in out.glob("clusters/*/*")) + sum(
+                1 for _ in out.glob("vms/*")
+            )
             p = fleet / "plants" / "plant-00003.yaml"
             p.write_text(p.read_text().replace("name: Plant 3", "name: Plant three"))
             inc, _, inc_line = run_plan(fleet, out)
             inc_rss = measure_rss(fleet, out)
-            rendered = inc_line.split("—")[1].split("deployments rendered")[0].strip() if inc_line else "?"
+            rendered = (
+                inc_line.split("—")[1].split("deployments rendered")[0].strip() if inc_line else "?"
+            )
             print(
                 f"| {n} | {deployments} | {files} | {cold:.2f} | {files / cold:,.0f} | "
                 f"{cold_rss / 1024:.0f} | {inc:.2f} | {inc_rss / 1024:.0f} | {rendered} |",
@@ -138,7 +150,9 @@ def measure_rss(fleet: Path, out: Path) -> int:
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     cmd = [str(ROOT / ".venv" / "bin" / "plantops"), "plan", str(fleet), "--out", str(out)]
-    proc = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *cmd], capture_output=True, text=True, check=True
+    )
     return int(proc.stdout.strip())
 
 

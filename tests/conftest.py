@@ -33,7 +33,9 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 def read_tree(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` by POSIX relative path."""
     return {
-        p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 

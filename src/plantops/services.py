@@ -7,10 +7,14 @@ data; nothing here prints or exits.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plantops import __version__
+from plantops import render as render_package
 from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, SchemaValidator
 from plantops.classify import Classification, classify_fleet
 from plantops.errors import GateFailed, Problem, SpecError
@@ -119,6 +123,18 @@ def _checked(units: Sequence[UnitOfWork], checker: RenderChecker) -> Iterator[Un
     checker.raise_findings()
 
 
+@functools.cache
+def renderer_fingerprint() -> str:
+    """Hash of the renderer's own code: upgrading plantops re-renders what it changed."""
+    package = Path(render_package.__file__).parent
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".json"):
+            digest.update(path.relative_to(package).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class PlanResult:
     plan: Plan
@@ -147,7 +163,7 @@ def plan_fleet(
     units = [
         UnitOfWork(
             id=d.id,
-            input_hash=d.input_hash,
+            input_hash=f"{d.input_hash}+{renderer_fingerprint()}",
             plants=tuple(t.plant for t in d.tenants),
             render=lambda d=d: checker.render(d),  # type: ignore[misc]
         )

@@ -77,7 +77,10 @@ def test_schema_is_json() -> None:
 
 def test_console_script_runs() -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "plantops.cli", "--help"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "plantops.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert r.returncode == 0 and "plan" in r.stdout
 

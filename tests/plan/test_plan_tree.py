@@ -75,7 +75,9 @@ def test_one_plant_change_rerenders_only_that_plant(tmp_path: Path) -> None:
     assert res.tree.by_plant()["monterrey-assembly"]["changed"] == len(changed)
     after = read_tree(out)
     differing = {k for k in before if before[k] != after.get(k)}
-    assert differing and all("monterrey-assembly" in k or k.startswith(".plantops") for k in differing)
+    assert differing and all(
+        "monterrey-assembly" in k or k.startswith(".plantops") for k in differing
+    )
 
 
 def test_removed_plant_is_reported_and_deleted(tmp_path: Path) -> None:
@@ -122,7 +124,9 @@ def test_interrupted_swap_is_repaired(tmp_path: Path) -> None:
     before = read_tree(out)
     out.rename(tmp_path / ".out.old-999")  # killed between the two renames
     (tmp_path / ".out.tmp-999").mkdir()
-    res = write_tree(out, [UnitOfWork("a", "h1", ("a",), lambda: [RenderedFile("a/x.yaml", "1\n")])])
+    res = write_tree(
+        out, [UnitOfWork("a", "h1", ("a",), lambda: [RenderedFile("a/x.yaml", "1\n")])]
+    )
     assert res.reused == 1
     assert read_tree(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
@@ -154,7 +158,10 @@ def test_carried_directory_coexists_with_new_neighbours(tmp_path: Path) -> None:
     # b is new and renders into c/ before a is carried over from the old tree
     res = write_tree(
         out,
-        [unit("b", {"c/b/z.yaml": "b\n"}), unit("a", {"c/a/x.yaml": "a\n", "c/a/sub/y.yaml": "y\n"})],
+        [
+            unit("b", {"c/b/z.yaml": "b\n"}),
+            unit("a", {"c/a/x.yaml": "a\n", "c/a/sub/y.yaml": "y\n"}),
+        ],
     )
     assert (res.rendered, res.reused) == (1, 1)
     tree = read_tree(out)

@@ -85,7 +85,9 @@ def test_connection_budget_caps_autoscaling() -> None:
 
 def test_infeasible_budget_says_what_to_do() -> None:
     with pytest.raises(InfeasibleSizing, match="enable pgbouncer"):
-        size_unit(dataclasses.replace(BASE, peak_users=2000, web_replicas=20, pg_max_connections=40))
+        size_unit(
+            dataclasses.replace(BASE, peak_users=2000, web_replicas=20, pg_max_connections=40)
+        )
 
 
 def test_pgbouncer_budget_is_client_side() -> None:

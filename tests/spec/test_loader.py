@@ -76,14 +76,14 @@ keys = st.one_of(
 )
 documents = st.recursive(
     scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=5)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=5)),
     max_leaves=20,
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(doc=documents, target=st.sampled_from(["fleet.yaml", "plants/alpha.yaml"]))
 def test_loader_raises_only_spec_error_on_arbitrary_yaml(
     tmp_path: Path, doc: object, target: str
@@ -99,7 +99,9 @@ def test_loader_raises_only_spec_error_on_arbitrary_yaml(
         assert all(p.line >= 1 for p in exc.problems)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=st.text(max_size=200))
 def test_loader_raises_only_spec_error_on_arbitrary_text(tmp_path: Path, text: str) -> None:
     root = tmp_path / "f"

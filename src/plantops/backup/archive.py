@@ -276,6 +276,7 @@ def run_backup(
             pid=os.getpid(),
             key_id=keys.key_id if keys else None,
             db_name=req.db.dbname,
+            policy=req.policy.as_dict(),
         )
         w = _Writer(store, location, keys)
         major = snap.server_major

@@ -1,8 +1,13 @@
-"""Thin adapter from the fleet model to the backup core's ``BackupPolicy``.
+"""Adapter from the planned fleet to what the backup core needs: one deployment's tier,
+objectives and names.
 
-The tier of a deployment is, in order: an explicit ``tier`` (CLI), the plant's
-active ``tier`` override, or — until classification lands — the fleet's most
-demanding tier (over-protecting a plant is the safe mistake).
+The tier is the one ``plantops plan`` deploys the plant with: the classification of the
+plant, or — for plants sharing a deployment (shared-multitenant) — the most demanding
+tier of that deployment, because its database cluster and its backups are shared. An
+explicit ``tier`` (command line) overrides it and says so in the reason.
+
+Pure apart from reading the fleet files it is given; must never import ``services``
+(a layer above) — it composes ``spec``, ``model`` and ``plan`` directly.
 """
 
 from __future__ import annotations
@@ -13,19 +18,32 @@ from pathlib import Path
 
 from plantops.backup.policy import BackupPolicy
 from plantops.errors import UserError
-from plantops.model import Fleet, Plant, build_fleet
+from plantops.model import Fleet, build_fleet
+from plantops.plan import Deployment, build_plan
 from plantops.spec.loader import load_fleet
 from plantops.spec.models import TierSpec
 
 
 @dataclass(frozen=True)
-class Deployment:
+class BackupTarget:
+    """One plant × environment as planned: where its data lives and what protects it."""
+
     fleet: Fleet
-    plant: Plant
+    deployment: Deployment
+    plant: str
     env: str
+    database: str
     tier: str
     tier_reason: str
     policy: BackupPolicy
+
+    @property
+    def runtime(self) -> str:
+        return self.deployment.runtime
+
+    @property
+    def tier_spec(self) -> TierSpec:
+        return self.fleet.tier(self.tier)
 
 
 def policy_from_tier(name: str, tier: TierSpec) -> BackupPolicy:
@@ -43,36 +61,60 @@ def policy_from_tier(name: str, tier: TierSpec) -> BackupPolicy:
     )
 
 
-def resolve_deployment(
-    root: Path, plant_code: str, env: str, tier: str | None = None, today: dt.date | None = None
-) -> Deployment:
-    fleet = build_fleet(
-        load_fleet(root, today=today or dt.date.today()), today=today or dt.date.today()
-    )
-    try:
-        plant = fleet.plant(plant_code)
-    except KeyError:
-        known = ", ".join(sorted(p.code for p in fleet.plants))
-        raise UserError(f"no plant {plant_code!r} in fleet {root} (plants: {known})") from None
-    envs = [e.name for e in plant.environments]
-    if env not in envs:
-        raise UserError(
-            f"plant {plant_code} does not run in {env!r} (environments: {', '.join(envs)})"
-        )
-    tiers = fleet.spec.tiers
+def load_planned_fleet(root: Path, today: dt.date | None = None) -> Fleet:
+    today = today or dt.date.today()
+    return build_fleet(load_fleet(root, today=today), today=today)
+
+
+def find_deployment(fleet: Fleet, plant_code: str, env: str) -> Deployment:
+    """The planned deployment serving ``plant_code`` in ``env`` (UserError if none)."""
+    codes = sorted(p.code for p in fleet.plants)
+    if plant_code not in codes:
+        raise UserError(f"no plant {plant_code!r} in the fleet (plants: {', '.join(codes)})")
+    deployments = build_plan(fleet, [plant_code]).for_plant(plant_code)
+    for dep in deployments:
+        if dep.environment.name == env:
+            return dep
+    envs = ", ".join(d.environment.name for d in deployments)
+    raise UserError(f"plant {plant_code} does not run in {env!r} (environments: {envs})")
+
+
+def target_for(
+    fleet: Fleet, plant_code: str, env: str, tier: str | None = None
+) -> BackupTarget:
+    dep = find_deployment(fleet, plant_code, env)
+    database = next(t.database for t in dep.tenants if t.plant == plant_code)
     if tier is not None:
-        reason = "given on the command line"
-    elif (ov := plant.override("tier")) is not None:
-        tier, reason = str(ov.value), ov.justification()
+        if tier not in fleet.spec.tiers:
+            known = ", ".join(sorted(fleet.spec.tiers))
+            raise UserError(f"tier {tier!r} is not defined in the fleet (tiers: {known})")
+        reason = f"--tier {tier} given on the command line (planned tier: {dep.tier})"
     else:
-        tier = min(tiers, key=lambda n: tiers[n].rank)
-        reason = "no classification yet: the fleet's most demanding tier"
-    if tier not in tiers:
-        raise UserError(
-            f"tier {tier!r} is not defined in the fleet (tiers: {', '.join(sorted(tiers))})"
-        )
-    return Deployment(fleet, plant, env, tier, reason, policy_from_tier(tier, tiers[tier]))
+        tier = dep.tier
+        own = next(c for c in dep.classifications if c.plant == plant_code)
+        why = "; ".join(r.short() for r in own.reasons if r.decides == "tier")
+        if own.tier == dep.tier:
+            reason = f"classified {why}"
+        else:
+            others = ", ".join(t.plant for t in dep.tenants if t.plant != plant_code)
+            reason = (
+                f"deployment {dep.namespace} shared with {others} runs at tier {dep.tier}"
+                f" (this plant alone: {why})"
+            )
+    return BackupTarget(
+        fleet=fleet,
+        deployment=dep,
+        plant=plant_code,
+        env=env,
+        database=database,
+        tier=tier,
+        tier_reason=reason,
+        policy=policy_from_tier(tier, fleet.tier(tier)),
+    )
 
 
-def deployment_policy(root: Path, plant: str, env: str, tier: str | None = None) -> BackupPolicy:
-    return resolve_deployment(root, plant, env, tier).policy
+def resolve_target(
+    root: Path, plant_code: str, env: str, tier: str | None = None, today: dt.date | None = None
+) -> BackupTarget:
+    """Load, classify and plan the fleet at ``root``; return ``plant_code`` × ``env``."""
+    return target_for(load_planned_fleet(root, today), plant_code, env, tier)

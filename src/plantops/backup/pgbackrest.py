@@ -8,16 +8,22 @@ from the options on its own command line, so every command gets ``--config``.
 
 from __future__ import annotations
 
+import configparser
 import datetime as dt
+import json
 import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from plantops.backup.errors import DatabaseError
+from plantops.backup.errors import DatabaseError, TargetExists
 from plantops.backup.pg import tool_error
 from plantops.errors import UserError
+
+if TYPE_CHECKING:
+    from plantops.backup.fleet import BackupTarget
 
 BACKUP_TYPES = ("full", "diff", "incr")
 
@@ -126,6 +132,93 @@ def archive_command(config_file: Path, stanza: str) -> str:
     return f"pgbackrest --config={config_file} --stanza={stanza} archive-push %p"
 
 
+def fleet_config(target: BackupTarget) -> tuple[str, str]:
+    """``(stanza, pgbackrest.conf)`` of a VM plant, exactly as ``plantops plan`` renders it
+    under ``vms/<unit>-<env>/`` (same renderer, same fleet settings).
+    """
+    from plantops.render.compose.stack import render_pgbackrest_conf, stanza
+    from plantops.render.context import RenderContext
+
+    dep = target.deployment
+    if dep.cluster is not None:
+        raise UserError(
+            f"plant {target.plant} runs on Kubernetes (cluster {dep.cluster.name}):"
+            " CloudNativePG archives its WAL; see `plantops dr plan`"
+        )
+    ctx = RenderContext.from_fleet(target.fleet.spec)
+    return stanza(dep), render_pgbackrest_conf(dep, ctx)
+
+
+def read_config(config_file: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        with config_file.open() as fh:
+            parser.read_file(fh)
+    except OSError as exc:
+        raise UserError(f"pgBackRest config {config_file}: {exc.strerror}") from exc
+    except configparser.Error as exc:
+        raise UserError(f"pgBackRest config {config_file} is not valid: {exc}") from exc
+    return parser
+
+
+def config_stanza(config_file: Path, stanza: str | None) -> str:
+    """``stanza``, checked against the config; or the config's only stanza."""
+    sections = [s for s in read_config(config_file).sections() if s != "global"]
+    if stanza is None:
+        if len(sections) != 1:
+            raise UserError(
+                f"{config_file} has {len(sections)} stanzas ({', '.join(sections) or 'none'}):"
+                " pass --stanza"
+            )
+        return sections[0]
+    if stanza not in sections:
+        raise UserError(
+            f"stanza {stanza!r} is not in {config_file} (stanzas: {', '.join(sections) or 'none'})"
+        )
+    return stanza
+
+
+def config_pg_path(config_file: Path, stanza: str) -> Path | None:
+    value = read_config(config_file).get(stanza, "pg1-path", fallback=None)
+    return Path(value) if value else None
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    label: str
+    type: str
+    started: dt.datetime
+    stopped: dt.datetime
+    size_bytes: int
+    repo_bytes: int
+
+
+def parse_info(text: str, stanza: str) -> list[BackupInfo]:
+    """Backups of ``stanza`` from ``pgbackrest info --output=json``, oldest first."""
+    try:
+        data: list[dict[str, Any]] = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatabaseError(f"pgbackrest info: unreadable output: {exc}") from exc
+    out = []
+    for st in data:
+        if st.get("name") != stanza:
+            continue
+        for b in st.get("backup", []):
+            ts = b.get("timestamp", {})
+            info = b.get("info", {})
+            out.append(
+                BackupInfo(
+                    label=str(b.get("label", "")),
+                    type=str(b.get("type", "")),
+                    started=dt.datetime.fromtimestamp(int(ts.get("start", 0)), dt.UTC),
+                    stopped=dt.datetime.fromtimestamp(int(ts.get("stop", 0)), dt.UTC),
+                    size_bytes=int(info.get("size", 0)),
+                    repo_bytes=int(info.get("repository", {}).get("delta", 0)),
+                )
+            )
+    return out
+
+
 class PgBackRest:
     """Runs pgbackrest as the given OS user (``runuser`` when we are root)."""
 
@@ -174,14 +267,26 @@ class PgBackRest:
     def info(self) -> str:
         return self.run("info", "--output=json")
 
+    def backups(self) -> list[BackupInfo]:
+        return parse_info(self.info(), self.stanza)
+
     def restore_to_time(
         self, target: dt.datetime | str, pg_path: Path, *, promote: bool = True
     ) -> str:
         """Restore into ``pg_path`` (a new, empty data directory) up to ``target`` time."""
         if isinstance(target, dt.datetime):
             target = format_target_time(target)
-        if pg_path.exists() and any(pg_path.iterdir()):
-            raise UserError(f"restore target {pg_path} is not empty")
+        live = config_pg_path(self.config_file, self.stanza)
+        if live is not None and live.resolve() == pg_path.resolve():
+            raise UserError(
+                f"{pg_path} is the stanza's own data directory (pg1-path): restore into a new"
+                " directory, never in place"
+            )
+        if pg_path.exists() and (not pg_path.is_dir() or any(pg_path.iterdir())):
+            raise TargetExists(
+                f"restore target {pg_path} exists and is not an empty directory:"
+                " restore into a new directory, never over existing data"
+            )
         return self.run(
             "restore",
             "--type=time",

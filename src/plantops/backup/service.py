@@ -12,7 +12,7 @@ from pathlib import Path
 from plantops.backup.archive import Clock, reap_abandoned, utcnow
 from plantops.backup.crypto import KeyProvider
 from plantops.backup.pg import PgTarget
-from plantops.backup.policy import BackupPolicy, policy_for_tier
+from plantops.backup.policy import BackupPolicy, recorded_policy
 from plantops.backup.restore import BackupReader, RestoreResult, restore_backup
 from plantops.backup.retention import RetentionDecision, plan_retention
 from plantops.backup.stores import ObjectStore, open_store
@@ -23,7 +23,8 @@ PolicyOf = Callable[[BackupRecord], BackupPolicy]
 
 
 def default_policy_of(record: BackupRecord) -> BackupPolicy:
-    return policy_for_tier(record.tier)
+    """The objectives recorded with the backup (from the fleet at backup time)."""
+    return recorded_policy(record.tier, record.policy)
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,21 @@ import json
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from plantops.backup import service
-from plantops.backup.archive import BackupRequest, reap_abandoned, run_backup
-from plantops.backup.crypto import load_key
-from plantops.backup.pg import PgTarget
-from plantops.backup.policy import ADHOC_POLICY, BackupPolicy, policy_for_tier
-from plantops.backup.restore import RestoreResult
-from plantops.backup.stores import default_store_url, open_store
-from plantops.backup.verify import VerificationResult
 from plantops.errors import EXIT_FINDINGS, UserError
-from plantops.store import BackupRecord, Catalog, open_catalog
+
+# Heavy modules (SQLAlchemy/Alembic via the catalog, boto3, pyrage, zstandard, psycopg)
+# are imported inside the commands: `plantops plan` must not pay for them at start-up.
+if TYPE_CHECKING:
+    from plantops.backup import service
+    from plantops.backup.pg import PgTarget
+    from plantops.backup.policy import BackupPolicy
+    from plantops.backup.restore import RestoreResult
+    from plantops.backup.verify import VerificationResult
+    from plantops.store import BackupRecord, Catalog
 
 backup_app = typer.Typer(help="Back up Odoo databases and filestores, and prove they restore.")
 dr_app = typer.Typer(help="Disaster recovery: point-in-time recovery plans and runbooks.")
@@ -68,6 +69,8 @@ def _ui() -> Any:
 
 
 def _catalog(url: str | None) -> Catalog:
+    from plantops.store import open_catalog
+
     return open_catalog(url)
 
 
@@ -78,16 +81,12 @@ def deployment_db_env(plant: str, env: str) -> str:
 
 
 def _server(url: str | None) -> PgTarget:
+    from plantops.backup.pg import PgTarget
+
     url = url or os.environ.get("PLANTOPS_RESTORE_DB_URL")
     if not url:
         raise UserError("no PostgreSQL server to restore into: pass --server URL")
     return PgTarget.from_url(url, default_db="postgres")
-
-
-def _fleet_policy(fleet: Path, plant: str, env: str, tier: str | None) -> BackupPolicy:
-    from plantops.backup.fleet import deployment_policy
-
-    return deployment_policy(fleet, plant, env, tier)
 
 
 def _record_dict(b: BackupRecord) -> dict[str, Any]:
@@ -144,7 +143,14 @@ def run_cmd(
     store: Annotated[str | None, typer.Option("--store", help="Store URL or path.")] = None,
     fmt: Annotated[ArchiveFormat, typer.Option("--format")] = ArchiveFormat.odoo_zip,
     key: KeyOpt = None,
-    tier: Annotated[str | None, typer.Option("--tier", help="Tier when not from a fleet.")] = None,
+    tier: Annotated[
+        str | None,
+        typer.Option(
+            "--tier",
+            help="Tier whose objectives apply: ad hoc (built-in policies), or an explicit"
+            " override of the fleet's classification.",
+        ),
+    ] = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Parallel pg_dump jobs.")] = 2,
     state_db: StateDb = None,
     output: Annotated[OutputFormat, typer.Option("--output")] = OutputFormat.text,
@@ -153,10 +159,19 @@ def run_cmd(
     ui = _ui()
 
     def go() -> BackupRecord:
+        from plantops.backup.archive import BackupRequest, reap_abandoned, run_backup
+        from plantops.backup.crypto import load_key
+        from plantops.backup.pg import PgTarget
+        from plantops.backup.policy import ADHOC_POLICY, policy_for_tier
+        from plantops.backup.stores import default_store_url, open_store
+
+        policy: BackupPolicy
         if fleet is not None:
             if not plant or not env:
                 raise UserError("--fleet needs --plant and --env")
-            policy = _fleet_policy(fleet, plant, env, tier)
+            from plantops.backup.fleet import resolve_target
+
+            policy = resolve_target(fleet, plant, env, tier).policy
             url = db_url or os.environ.get(deployment_db_env(plant, env))
             if not url:
                 raise UserError(
@@ -275,6 +290,9 @@ def verify_cmd(
         raise ui.fail(UserError("pass a backup ID or --due (not both)"))
 
     def go() -> list[VerificationResult]:
+        from plantops.backup import service
+        from plantops.backup.crypto import load_key
+
         keys = load_key(key)
         target = _server(server)
         catalog = _catalog(state_db)
@@ -318,6 +336,9 @@ def restore_cmd(
     ui = _ui()
 
     def go() -> RestoreResult:
+        from plantops.backup import service
+        from plantops.backup.crypto import load_key
+
         keys = load_key(key)
         target = _server(server)
         catalog = _catalog(state_db)
@@ -358,6 +379,8 @@ def prune_cmd(
     ui = _ui()
 
     def go() -> service.PruneResult:
+        from plantops.backup import service
+
         catalog = _catalog(state_db)
         try:
             return service.prune(catalog, dry_run=dry_run, plant=plant, env=env)
@@ -406,7 +429,9 @@ def plan_cmd(
         str | None, typer.Option("--target-time", help="Recover to (ISO 8601, with zone).")
     ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write into.")] = Path("dr"),
-    tier: Annotated[str | None, typer.Option("--tier", help="Tier if not derivable.")] = None,
+    tier: Annotated[
+        str | None, typer.Option("--tier", help="Override the fleet's classification.")
+    ] = None,
 ) -> None:
     """Write a recovery runbook and the CloudNativePG recovery Cluster manifest."""
     ui = _ui()

@@ -18,6 +18,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from os.path import isfile, join
 from pathlib import Path
 from typing import Literal
 
@@ -212,6 +213,7 @@ def write_tree(
     summary = TreeSummary(out=out, dry_run=dry_run)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     state: dict[str, dict[str, object]] = {}
+    out_s = str(out)
     if not dry_run:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
@@ -226,7 +228,8 @@ def write_tree(
                 prev is not None
                 and prev.get("hash") == unit.input_hash
                 and prev_files
-                and all((out / f).is_file() for f in prev_files)
+                # os.path on strings: 100k pathlib objects cost a second on big fleets
+                and all(isfile(join(out_s, f)) for f in prev_files)  # noqa: PTH113, PTH118
             ):
                 b.carry(unit.id, prev_files)
                 files = prev_files

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import yaml
+from plantops.render.yamlout import emit_yaml
 
 if TYPE_CHECKING:
     from plantops.plan import Deployment
@@ -23,26 +23,9 @@ class RenderedFile:
     content: str
 
 
-class _Dumper(yaml.CSafeDumper):
-    """libyaml dumper: fast and byte-stable; block style, no aliases."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _str_presenter(dumper: _Dumper, data: str) -> yaml.ScalarNode:
-    if "\n" in data:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
-
-
-_Dumper.add_representer(str, _str_presenter)
-
-
 def dump_yaml(obj: Mapping[str, Any]) -> str:
     """Serialise one object; key order is the order the renderer built it in."""
-    text: str = yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
-    return text
+    return emit_yaml(obj)
 
 
 def dump_json(obj: Any) -> str:

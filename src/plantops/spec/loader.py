@@ -143,9 +143,11 @@ def read_yaml(path: Path, shown: str) -> tuple[Any, SourceMap, list[Problem]]:
         return None, source, [Problem(shown, 1, 1, "", f"cannot read: {exc.strerror}")]
     loader = yaml.CSafeLoader(text)
     try:
-        nodes = []
+        nodes: list[yaml.Node] = []
         while loader.check_node():
-            nodes.append(loader.get_node())
+            node = loader.get_node()
+            if node is not None:
+                nodes.append(node)
         if len(nodes) != 1:
             what = "is empty" if not nodes else f"holds {len(nodes)} documents"
             return None, source, [Problem(shown, 1, 1, "", f"file {what}", "one YAML mapping")]

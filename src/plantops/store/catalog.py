@@ -87,6 +87,7 @@ class BackupRecord:
     row_counts: dict[str, Any]
     objects: tuple[ObjectRecord, ...] = ()
     verifications: tuple[VerificationRecord, ...] = field(default=())
+    policy: dict[str, Any] = field(default_factory=dict)
 
     @property
     def last_verification(self) -> VerificationRecord | None:
@@ -138,6 +139,7 @@ def _record(b: Backup) -> BackupRecord:
         row_counts=dict(b.row_counts or {}),
         objects=tuple(ObjectRecord(o.name, o.size_bytes, o.sha256, o.encrypted) for o in b.objects),
         verifications=tuple(_verification_record(v) for v in b.verifications),
+        policy=dict(b.policy or {}),
     )
 
 
@@ -178,6 +180,7 @@ class Catalog:
         pid: int,
         key_id: str | None,
         db_name: str,
+        policy: dict[str, Any] | None = None,
     ) -> None:
         with self._session() as s:
             s.add(
@@ -201,6 +204,7 @@ class Catalog:
                     error="",
                     manifest={},
                     row_counts={},
+                    policy=dict(policy or {}),
                 )
             )
 

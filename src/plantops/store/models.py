@@ -50,6 +50,8 @@ class Backup(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     manifest: Mapped[dict[str, Any]] = mapped_column(default=dict)
     row_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The objectives (tier policy) the backup was taken under; {} for older rows.
+    policy: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
 
     objects: Mapped[list[BackupObject]] = relationship(
         back_populates="backup", cascade="all, delete-orphan", order_by="BackupObject.name"

@@ -10,11 +10,7 @@ import yaml as pyyaml
 from schema_samples import cnpg_cluster, config_map, deployment, middleware, mutated, service
 from typer.testing import CliRunner
 
-from conftest import ensure_cli_importable
-
-ensure_cli_importable()
-
-from plantops.cli.main import app  # noqa: E402
+from plantops.cli.main import app
 
 runner = CliRunner()
 
@@ -143,3 +139,18 @@ def test_newer_version_than_shipped_falls_back_with_a_note(tmp_path: Path) -> No
     result = runner.invoke(app, ["validate-manifests", str(path), "--kubernetes-version", "1.99"])
     assert result.exit_code == 0
     assert "note: no schemas for Kubernetes 1.99; using 1." in result.output
+
+
+def test_rendered_tree_validates_cleanly_skipping_sidecars(tmp_path: Path) -> None:
+    """kustomization.yaml and deployment.json beside the objects are not cluster objects."""
+    from tests.conftest import EXAMPLE, TODAY
+
+    from plantops import services
+
+    out = tmp_path / "out"
+    services.plan_fleet(EXAMPLE, out, today=TODAY, plants=["porto-plastics"])
+    r = CliRunner().invoke(
+        app, ["validate-manifests", str(out / "clusters"), "--kubernetes-version", "1.30"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "all valid" in r.output and "non-object document(s) skipped" in r.output

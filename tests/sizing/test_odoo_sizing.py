@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from plantops.sizing import InfeasibleSizing, SizingInputs, price_unit, size_unit
 
+MIB = 1024 * 1024
+
 BASE = SizingInputs(
     peak_users=60,
     size_factor=1.0,
@@ -36,7 +38,6 @@ BASE = SizingInputs(
     pgbouncer=False,
     pg_max_connections=200,
     pg_reserved_connections=10,
-    pgbouncer_max_client_conn=1000,
     databases=1,
     customization="light",
     limit_time_cpu=600,
@@ -64,14 +65,17 @@ def test_non_production_is_scaled_and_not_ha() -> None:
 
 
 def test_memory_limits_stay_inside_the_pod() -> None:
-    s = size_unit(BASE)
-    assert s.limit_memory_soft < s.limit_memory_hard <= s.web.memory_limit_mib * 1024 * 1024
-    assert s.limit_memory_hard == 2560 * 1024 * 1024  # Odoo's default fits a 4 GiB pod
+    s = size_unit(BASE)  # 4 GiB pods, 5 workers
+    assert s.workers == 5
+    assert s.limit_memory_soft == (4096 - 256) // 5 * MIB
+    assert s.limit_memory_hard == (3840 - 4 * 325) * MIB  # one heavy worker, four average
 
 
 def test_small_pod_lowers_hard_limit_below_odoo_default() -> None:
-    s = size_unit(dataclasses.replace(BASE, web_memory_gib=1))
-    assert s.limit_memory_hard == (1024 - 256) * 1024 * 1024
+    s = size_unit(dataclasses.replace(BASE, web_memory_gib=2, web_cpu=1))
+    usable = 2048 - 256
+    assert s.limit_memory_soft == usable // s.workers * MIB
+    assert s.limit_memory_hard == (usable - (s.workers - 1) * 325) * MIB
 
 
 def test_connection_budget_caps_autoscaling() -> None:
@@ -84,15 +88,15 @@ def test_connection_budget_caps_autoscaling() -> None:
 
 
 def test_infeasible_budget_says_what_to_do() -> None:
-    with pytest.raises(InfeasibleSizing, match="enable pgbouncer"):
+    with pytest.raises(InfeasibleSizing, match="raise defaults.postgres_max_connections"):
         size_unit(
             dataclasses.replace(BASE, peak_users=2000, web_replicas=20, pg_max_connections=40)
         )
 
 
-def test_pgbouncer_budget_is_client_side() -> None:
-    s = size_unit(dataclasses.replace(BASE, pgbouncer=True))
-    assert s.connection_budget == 1000
+def test_pgbouncer_in_session_mode_does_not_raise_the_budget() -> None:
+    with_pooler = size_unit(dataclasses.replace(BASE, pgbouncer=True))
+    assert with_pooler.connection_budget == 190 == size_unit(BASE).connection_budget
 
 
 def test_cost_uses_the_price_catalog() -> None:
@@ -143,6 +147,10 @@ def test_sizing_invariants(
     assert s.connections_at_max <= s.connection_budget
     assert s.max_web_replicas >= s.web_replicas
     assert s.db_maxconn >= 2
-    assert s.limit_memory_hard <= s.web.memory_limit_mib * 1024 * 1024
+    usable = s.web.memory_limit_mib - 256
+    # every worker at the soft limit, or one at the hard limit and the rest average, fits
+    assert s.workers * s.limit_memory_soft <= usable * MIB
+    assert s.limit_memory_soft <= s.limit_memory_hard <= 2560 * MIB
+    assert s.limit_memory_hard <= max(s.limit_memory_soft, (usable - (s.workers - 1) * 325) * MIB)
     assert s.quota.cpu_limit_m >= s.web.cpu_limit_m * s.max_web_replicas
     assert s.quota.memory_limit_mib >= s.web.memory_limit_mib * s.max_web_replicas

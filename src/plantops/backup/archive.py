@@ -177,7 +177,17 @@ def write_filestore_tar(out: IO[bytes], filestore: Path | None, level: int) -> N
                 rel_root = Path(root).relative_to(filestore)
                 for name in sorted(files):
                     path = Path(root) / name
-                    tar.add(path, arcname=(rel_root / name).as_posix(), recursive=False)
+                    info = tar.gettarinfo(path, arcname=(rel_root / name).as_posix())
+                    if info.islnk():  # a hard link: store the content again
+                        info.type, info.linkname = tarfile.REGTYPE, ""
+                        info.size = path.stat().st_size
+                    if not info.isreg():
+                        continue  # sockets, fifos: not Odoo data
+                    # Whole-second mtimes and no hard links: plain ustar headers, no pax
+                    # record per file, which halves the headers a restore must parse.
+                    info.mtime = int(info.mtime)
+                    with path.open("rb") as fh:
+                        tar.addfile(info, fh)
     zw.flush(zstandard.FLUSH_FRAME)
     zw.close()
 

@@ -79,9 +79,7 @@ def find_deployment(fleet: Fleet, plant_code: str, env: str) -> Deployment:
     raise UserError(f"plant {plant_code} does not run in {env!r} (environments: {envs})")
 
 
-def target_for(
-    fleet: Fleet, plant_code: str, env: str, tier: str | None = None
-) -> BackupTarget:
+def target_for(fleet: Fleet, plant_code: str, env: str, tier: str | None = None) -> BackupTarget:
     dep = find_deployment(fleet, plant_code, env)
     database = next(t.database for t in dep.tenants if t.plant == plant_code)
     if tier is not None:

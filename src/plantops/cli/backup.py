@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 backup_app = typer.Typer(help="Back up Odoo databases and filestores, and prove they restore.")
 dr_app = typer.Typer(help="Disaster recovery: point-in-time recovery plans and runbooks.")
+pitr_app = typer.Typer(
+    help="Point-in-time recovery of VM plants with pgBackRest (CloudNativePG does it on"
+    " Kubernetes: see `plantops dr plan`)."
+)
+backup_app.add_typer(pitr_app, name="pitr")
 
 
 class ArchiveFormat(str, Enum):
@@ -457,6 +462,180 @@ def _parse_time(value: str) -> dt.datetime:
     if when.tzinfo is None:
         raise UserError(f"--target-time {value!r} needs a time zone (e.g. +00:00 or Z)")
     return when
+
+
+class PitrType(str, Enum):
+    full = "full"
+    diff = "diff"
+    incr = "incr"
+
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", help="pgbackrest.conf (as `backup pitr config` renders it).")
+]
+StanzaOpt = Annotated[
+    str | None, typer.Option("--stanza", help="Stanza (default: the config's only stanza).")
+]
+RunAsOpt = Annotated[
+    str,
+    typer.Option("--run-as", help="OS user that owns the data directory (used when root)."),
+]
+
+
+def _pgbackrest(config: Path, stanza: str | None, run_as: str) -> Any:
+    from plantops.backup.pgbackrest import PgBackRest, config_stanza
+
+    if not config.is_file():
+        raise UserError(f"pgBackRest config {config} does not exist")
+    return PgBackRest(config.resolve(), config_stanza(config, stanza), run_as=run_as)
+
+
+@pitr_app.command("config")
+def pitr_config_cmd(
+    fleet: Annotated[Path, typer.Option("--fleet", help="Fleet repository.")],
+    plant: Annotated[str, typer.Option("--plant", help="Plant code (a VM plant).")],
+    env: Annotated[str, typer.Option("--env", help="Environment.")] = "prod",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of standard output.")
+    ] = None,
+) -> None:
+    """The pgbackrest.conf of a VM plant, the same file `plantops plan` renders."""
+    ui = _ui()
+
+    def go() -> tuple[str, str]:
+        from plantops.backup.fleet import resolve_target
+        from plantops.backup.pgbackrest import fleet_config
+
+        return fleet_config(resolve_target(fleet, plant, env))
+
+    stanza, text = ui.run_guarded(go)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    ui.run_guarded(out.write_text, text)
+    ui.err.print(f"wrote {out} (stanza {stanza})", markup=False)
+
+
+@pitr_app.command("init")
+def pitr_init_cmd(
+    config: ConfigOpt, stanza: StanzaOpt = None, run_as: RunAsOpt = "postgres"
+) -> None:
+    """Create the stanza in the repository and check WAL archiving end to end."""
+    ui = _ui()
+
+    def go() -> str:
+        br = _pgbackrest(config, stanza, run_as)
+        br.stanza_create()
+        br.check()
+        return str(br.stanza)
+
+    name = ui.run_guarded(go)
+    ui.out.print(f"stanza {name} created; WAL archiving checked")
+
+
+@pitr_app.command("check")
+def pitr_check_cmd(
+    config: ConfigOpt, stanza: StanzaOpt = None, run_as: RunAsOpt = "postgres"
+) -> None:
+    """Check that PostgreSQL archives WAL into the repository."""
+    ui = _ui()
+
+    def go() -> str:
+        br = _pgbackrest(config, stanza, run_as)
+        br.check()
+        return str(br.stanza)
+
+    name = ui.run_guarded(go)
+    ui.out.print(f"stanza {name}: WAL archiving ok")
+
+
+@pitr_app.command("backup")
+def pitr_backup_cmd(
+    config: ConfigOpt,
+    stanza: StanzaOpt = None,
+    backup_type: Annotated[PitrType, typer.Option("--type")] = PitrType.full,
+    run_as: RunAsOpt = "postgres",
+) -> None:
+    """Take a full, differential or incremental pgBackRest backup."""
+    ui = _ui()
+
+    def go() -> Any:
+        br = _pgbackrest(config, stanza, run_as)
+        br.backup(backup_type.value)
+        backups = br.backups()
+        if not backups:
+            raise UserError(f"pgbackrest reports no backup in stanza {br.stanza}")
+        return backups[-1]
+
+    b = ui.run_guarded(go)
+    ui.out.print(
+        f"pgBackRest {b.type} backup {b.label} in {(b.stopped - b.started).total_seconds():.0f}s:"
+        f" {_size(b.size_bytes)} database, {_size(b.repo_bytes)} stored"
+    )
+
+
+@pitr_app.command("info")
+def pitr_info_cmd(
+    config: ConfigOpt,
+    stanza: StanzaOpt = None,
+    run_as: RunAsOpt = "postgres",
+    output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+) -> None:
+    """List the stanza's backups (the earliest point you can recover to is the oldest's end)."""
+    ui = _ui()
+    backups = ui.run_guarded(lambda: _pgbackrest(config, stanza, run_as).backups())
+    rows = [
+        {
+            "label": b.label,
+            "type": b.type,
+            "started": b.started.isoformat(),
+            "stopped": b.stopped.isoformat(),
+            "size_bytes": b.size_bytes,
+            "repo_bytes": b.repo_bytes,
+        }
+        for b in backups
+    ]
+    if output is OutputFormat.json:
+        ui.out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        ui.out.print("no backups")
+    for b in backups:
+        ui.out.print(
+            f"{b.label:32} {b.type:5} {b.stopped:%Y-%m-%dT%H:%M:%SZ} {_size(b.size_bytes)}"
+        )
+
+
+@pitr_app.command("restore")
+def pitr_restore_cmd(
+    config: ConfigOpt,
+    target_time: Annotated[
+        str, typer.Option("--target-time", help="Recover to (ISO 8601, with zone).")
+    ],
+    to: Annotated[
+        Path, typer.Option("--to", help="New, empty data directory (never the live one).")
+    ],
+    stanza: StanzaOpt = None,
+    pause: Annotated[
+        bool, typer.Option("--pause", help="Pause at the target instead of promoting.")
+    ] = False,
+    run_as: RunAsOpt = "postgres",
+) -> None:
+    """Restore the stanza to a point in time into a new data directory."""
+    ui = _ui()
+
+    def go() -> str:
+        when = _parse_time(target_time)
+        br = _pgbackrest(config, stanza, run_as)
+        br.restore_to_time(when, to, promote=not pause)
+        return str(br.stanza)
+
+    name = ui.run_guarded(go)
+    ui.out.print(
+        f"restored stanza {name} into {to}, recovering to {target_time}"
+        f" ({'pauses' if pause else 'promotes'} when reached). Start PostgreSQL on it; while"
+        " the old server still archives to this stanza, start it with archive_mode = off"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -67,6 +67,8 @@ def _summary(result: ManifestValidation) -> str:
     files = f"{result.files} file{'s' if result.files != 1 else ''}"
     objects = f"{result.objects} object{'s' if result.objects != 1 else ''}"
     head = f"{objects} in {files} against Kubernetes {result.kubernetes_version}"
+    if result.skipped:
+        head += f" ({len(result.skipped)} non-object document(s) skipped)"
     if result.ok:
         return f"{head}: all valid"
     return (

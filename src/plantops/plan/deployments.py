@@ -257,7 +257,6 @@ def _inputs(
         pgbouncer=bool(pinned("pgbouncer", tier.pgbouncer)),
         pg_max_connections=d.postgres_max_connections,
         pg_reserved_connections=d.postgres_reserved_connections,
-        pgbouncer_max_client_conn=d.pgbouncer_max_client_conn,
         databases=databases,
         customization=customization,
         limit_time_cpu=d.limit_time_cpu,

@@ -59,7 +59,6 @@ class SizingInputs:
     pgbouncer: bool
     pg_max_connections: int
     pg_reserved_connections: int
-    pgbouncer_max_client_conn: int
     databases: int
     customization: str
     limit_time_cpu: int
@@ -165,18 +164,26 @@ def size_unit(i: SizingInputs) -> Sizing:
     if i.production and i.ha:
         max_replicas = max(replicas, i.max_web_replicas or 2 * replicas)
 
-    hard = min(ODOO_HARD_DEFAULT_MIB, web_mem_mib - POD_OVERHEAD_MIB)
-    soft = min(ODOO_SOFT_DEFAULT_MIB, (hard * 4) // 5)
+    # Odoo's memory limits are per worker, the container limit is for all of them: every
+    # worker may reach the soft limit (it is recycled after its request) and one worker the
+    # hard limit while the others sit at the average, without the pod being OOM-killed.
+    usable = web_mem_mib - POD_OVERHEAD_MIB
+    soft = min(ODOO_SOFT_DEFAULT_MIB, usable // workers)
+    hard = min(ODOO_HARD_DEFAULT_MIB, max(soft, usable - (workers - 1) * per_worker_mib))
+    notes.append(
+        f"limit_memory_soft = min(2048, {usable} MiB / {workers} workers) = {soft} MiB; "
+        f"limit_memory_hard = min(2560, {usable} - {workers - 1} x {per_worker_mib}) = {hard} MiB"
+    )
 
     # Connections: every web worker and the gevent process of each pod holds its own pool of
     # up to db_maxconn connections; the cron pod runs threaded (workers = 0), one pool.
     cron_threads = i.max_cron_threads
     db_maxconn_cron = cron_threads + 1
     cron_conn = i.cron_replicas * db_maxconn_cron
-    if i.pgbouncer:
-        budget = i.pgbouncer_max_client_conn
-    else:
-        budget = i.pg_max_connections - i.pg_reserved_connections
+    # PgBouncer runs in session mode (Odoo's bus needs LISTEN/NOTIFY and session state), so
+    # every Odoo connection holds a server connection: it queues and smooths failovers but
+    # does not multiply the budget, which stays PostgreSQL's own.
+    budget = i.pg_max_connections - i.pg_reserved_connections
     per_replica_pools = workers + 1
     maxconn = (budget - cron_conn) // (max_replicas * per_replica_pools)
     if maxconn < MIN_DB_MAXCONN:
@@ -185,7 +192,7 @@ def size_unit(i: SizingInputs) -> Sizing:
             raise InfeasibleSizing(
                 f"{replicas} web replicas x {per_replica_pools} processes x {MIN_DB_MAXCONN} "
                 f"connections + {cron_conn} cron exceed the connection budget of {budget}; "
-                "enable pgbouncer for this tier or raise postgres_max_connections"
+                "raise defaults.postgres_max_connections or use a resource profile with larger web pods"
             )
         notes.append(f"autoscaling capped at {fit} replicas by the connection budget {budget}")
         max_replicas = fit

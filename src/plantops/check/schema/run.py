@@ -23,6 +23,8 @@ class ManifestValidation:
     files: int
     objects: int
     findings: tuple[SchemaFinding, ...]
+    skipped: tuple[str, ...] = ()
+    """``file#index`` of documents that are not cluster objects (see ``is_cluster_object``)."""
 
     @property
     def invalid_objects(self) -> int:
@@ -39,6 +41,7 @@ class ManifestValidation:
             "files": self.files,
             "objects": self.objects,
             "invalid_objects": self.invalid_objects,
+            "skipped": list(self.skipped),
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -52,13 +55,37 @@ def validate_manifest_paths(
     """
     files = discover_manifest_files(paths)
     documents = load_manifests(files, base)
+    objects = [d for d in documents if is_cluster_object(d.obj)]
+    skipped = tuple(f"{d.file}#{d.index}" for d in documents if not is_cluster_object(d.obj))
     return ManifestValidation(
         requested_version=validator.requested_version,
         kubernetes_version=validator.resolved_version,
         files=len(files),
-        objects=len(documents),
-        findings=tuple(validator.validate_many(documents)),
+        objects=len(objects),
+        findings=tuple(validator.validate_many(objects)),
+        skipped=skipped,
     )
 
 
-__all__ = ["DEFAULT_KUBERNETES_VERSION", "ManifestValidation", "validate_manifest_paths"]
+# Build-tool configuration that sits beside manifests but is never applied to a cluster.
+TOOL_API_GROUPS = ("kustomize.config.k8s.io/",)
+
+
+def is_cluster_object(obj: Any) -> bool:
+    """False for documents that are plainly not Kubernetes objects: a Kustomization, or a
+    mapping with neither ``apiVersion`` nor ``kind`` (a sidecar such as deployment.json).
+    Anything that claims to be an object — even half of one — is validated."""
+    if not isinstance(obj, dict):
+        return True
+    api = obj.get("apiVersion")
+    if isinstance(api, str) and api.startswith(TOOL_API_GROUPS):
+        return False
+    return "apiVersion" in obj or "kind" in obj
+
+
+__all__ = [
+    "DEFAULT_KUBERNETES_VERSION",
+    "ManifestValidation",
+    "is_cluster_object",
+    "validate_manifest_paths",
+]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from plantops.render.core import dump_yaml
-from plantops.render.kubernetes.cloudnativepg import archive_timeout_seconds
+from plantops.render.kubernetes.cloudnativepg import ODOO_EXTENSIONS, archive_timeout_seconds
 from plantops.render.kubernetes.common import (
     GEVENT_PORT,
     HTTP_PORT,
@@ -72,6 +72,8 @@ def _odoo_service(dep: Deployment, conf: str, cron: bool) -> dict[str, Any]:
             "ODOO_SESSION_REDIS_HOST": "redis",
             "ODOO_SESSION_REDIS_PORT": str(REDIS_PORT),
             "ODOO_SESSION_REDIS_PREFIX": dep.namespace,
+            # session_redis defaults to TLS; Redis here is plain TCP on the internal network.
+            "ODOO_SESSION_REDIS_SSL": "0",
         },
         "image": image(dep),
         "networks": ["backend", "frontend"],
@@ -92,16 +94,18 @@ def _odoo_service(dep: Deployment, conf: str, cron: bool) -> dict[str, Any]:
 
 
 def _init_script(dep: Deployment) -> str:
+    # The password travels as a psql variable (:'pw' quotes it), never spliced into SQL
+    # by the shell: a quote in a generated password must not break or inject the script.
     lines = [
         "#!/bin/sh",
         "# Rendered by plantops: Odoo's roles own their databases; none is a superuser.",
         "set -eu",
         'pw="$(cat /run/secrets/odoo_db_password)"',
-        "psql -v ON_ERROR_STOP=1 --username postgres --dbname postgres <<SQL",
+        "psql -v ON_ERROR_STOP=1 -v pw=\"$pw\" --username postgres --dbname postgres <<'SQL'",
     ]
     runtime = runtime_role(dep)
     lines.append(
-        f"CREATE ROLE \"{runtime}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '$pw';"
+        f"CREATE ROLE \"{runtime}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'pw';"
     )
     for t in dep.tenants:
         owner = role_name(t.database)
@@ -112,6 +116,12 @@ def _init_script(dep: Deployment) -> str:
             f'CREATE DATABASE "{t.database}" OWNER "{owner}" ENCODING \'UTF8\' '
             "LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;"
         )
+    # Odoo creates pg_trgm and unaccent only in databases it creates itself
+    # (odoo/service/db.py _create_empty_database); these exist already, so create them here.
+    for t in dep.tenants:
+        lines.append(f'\\connect "{t.database}"')
+        lines += [f"CREATE EXTENSION IF NOT EXISTS {e};" for e in ODOO_EXTENSIONS]
+        lines.append("ALTER FUNCTION unaccent(text) IMMUTABLE;")
     lines.append("SQL")
     return "\n".join(lines) + "\n"
 

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from plantops.render.context import RenderContext
 
 PGBOUNCER_INSTANCES = 2
+# Created by Odoo itself only when Odoo creates the database (odoo/service/db.py
+# _create_empty_database); here CloudNativePG creates it, so the Database CR must.
+ODOO_EXTENSIONS = ("pg_trgm", "unaccent")
 
 
 def object_store_name(dep: Deployment) -> str:
@@ -228,6 +231,7 @@ def render_databases(dep: Deployment) -> list[dict[str, Any]]:
                     "cluster": {"name": pg_cluster_name(dep)},
                     "databaseReclaimPolicy": "retain",
                     "ensure": "present",
+                    "extensions": [{"ensure": "present", "name": e} for e in ODOO_EXTENSIONS],
                     "name": t.database,
                     "owner": role_name(t.database),
                 }
@@ -258,6 +262,15 @@ def render_scheduled_backup(dep: Deployment) -> dict[str, Any]:
     )
 
 
+def pooler_pool_size(dep: Deployment) -> int:
+    """Server connections per PgBouncer instance and database.
+
+    Every instance keeps its own pools, so sizing's per-database budget is split between
+    them; otherwise the instances together open more connections than PostgreSQL allows.
+    """
+    return max(1, dep.sizing.pgbouncer_pool_size // PGBOUNCER_INSTANCES)
+
+
 def render_pooler(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
     """PgBouncer in session mode (Odoo relies on session state: advisory locks, LISTEN)."""
     if not dep.sizing.pgbouncer:
@@ -280,7 +293,7 @@ def render_pooler(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
         "instances": PGBOUNCER_INSTANCES,
         "pgbouncer": {
             "parameters": {
-                "default_pool_size": str(dep.sizing.pgbouncer_pool_size),
+                "default_pool_size": str(pooler_pool_size(dep)),
                 "max_client_conn": str(ctx.defaults.pgbouncer_max_client_conn),
                 "server_idle_timeout": "600",
             },

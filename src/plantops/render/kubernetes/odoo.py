@@ -93,6 +93,10 @@ def odoo_env(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
         {"name": "ODOO_SESSION_REDIS_EXPIRATION", "value": "86400"},
         _secret_env("ODOO_SESSION_REDIS_PASSWORD", redis_secret(dep), "password"),
         {"name": "ODOO_SESSION_REDIS_PREFIX", "value": dep.namespace},
+        # session_redis (camptocamp/odoo-cloud-platform >= 16.0) defaults to TLS for
+        # host connections; this Redis speaks plain TCP inside the namespace, fenced by
+        # NetworkPolicy, so the default would fail every request that touches a session.
+        {"name": "ODOO_SESSION_REDIS_SSL", "value": "0"},
     ]
     if redis_failover(dep):
         env += [

@@ -313,17 +313,74 @@ def test_kill_9_mid_backup_leaves_nothing_complete(pg_cluster: object, tmp_path:
 def test_fleet_mode_takes_tier_from_fleet_and_url_from_env(
     odoo_db: OdooDb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import datetime as dt
+
+    from plantops.backup.fleet import load_planned_fleet
     from plantops.cli.backup import deployment_db_env
+    from plantops.plan import build_plan
 
     example = Path(__file__).resolve().parents[2] / "examples" / "acme-manufacturing"
-    plant = sorted(p.stem for p in (example / "plants").glob("*.yaml"))[0]
+    plant = "lyon-meddev"
+    fleet = load_planned_fleet(example, dt.date.today())
+    (dep,) = [
+        d for d in build_plan(fleet, [plant]).for_plant(plant) if d.environment.name == "prod"
+    ]
+    objectives = dep.tier_spec.backup
     state = f"sqlite:///{tmp_path}/s.db"
     common = ["--store", str(tmp_path / "store"), "--state-db", state, "--format", "dump"]
     args = ["backup", "run", "--fleet", str(example), "--plant", plant, "--env", "prod"]
     code, out = _invoke(*args, *common)
     assert code == 2 and deployment_db_env(plant, "prod") in out
     monkeypatch.setenv(deployment_db_env(plant, "prod"), odoo_db.url)
-    code, out = _invoke(*args, "--filestore", str(odoo_db.filestore), *common, "--output", "json")
+    fs = ["--filestore", str(odoo_db.filestore)]
+    code, out = _invoke(*args, *fs, *common, "--output", "json")
     assert code == 0, out
     rec = json.loads(out)
-    assert rec["plant"] == plant and rec["env"] == "prod" and rec["tier"] != "adhoc"
+    assert (rec["plant"], rec["env"], rec["tier"]) == (plant, "prod", dep.tier)
+    # The fleet's objectives travel with the backup: verify and prune judge by them.
+    assert rec["policy"]["rpo_minutes"] == objectives.rpo_minutes
+    assert rec["policy"]["rto_minutes"] == objectives.rto_minutes
+    assert rec["policy"]["daily"] == objectives.retention.daily
+    code, out = _invoke(
+        "backup",
+        "verify",
+        rec["id"],
+        "--server",
+        odoo_db.cluster.url(),
+        "--state-db",
+        state,
+        "--output",
+        "json",
+    )
+    assert code == 0, out
+    assert json.loads(out)[0]["rto_objective_seconds"] == objectives.rto_minutes * 60
+
+    # --tier is an explicit override of the classification, checked against the fleet.
+    code, out = _invoke(*args, *fs, *common, "--tier", "pilot", "--output", "json")
+    assert code == 0, out
+    assert json.loads(out)["tier"] == "pilot"
+    code, out = _invoke(*args, *fs, *common, "--tier", "platinum")
+    assert code == 2 and "not defined in the fleet" in out
+    code, out = _invoke("backup", "run", "--fleet", str(example), "--plant", plant, "--env", "qa")
+    assert code == 2 and "does not run in 'qa'" in out
+
+
+def test_fleet_targets_follow_the_plan() -> None:
+    import datetime as dt
+
+    from plantops.backup.fleet import load_planned_fleet, target_for
+    from plantops.plan import build_plan
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "acme-manufacturing"
+    fleet = load_planned_fleet(example, dt.date.today())
+    plan = build_plan(fleet)
+    for dep in plan.deployments:
+        for tenant in dep.tenants:
+            t = target_for(fleet, tenant.plant, dep.environment.name)
+            assert (t.tier, t.database, t.deployment.namespace) == (
+                dep.tier,
+                tenant.database,
+                dep.namespace,
+            )
+            assert t.policy.rpo_minutes == dep.tier_spec.backup.rpo_minutes
+            assert t.tier_reason

@@ -1,4 +1,5 @@
-"""DR plans for Kubernetes plants: runbook order and a schema-valid CNPG recovery Cluster."""
+"""DR plans: names exactly as `plantops plan` renders them, a schema-valid CNPG recovery
+Cluster (and the NetworkPolicies it needs), runbook order, VM and shared plants."""
 
 from __future__ import annotations
 
@@ -6,58 +7,109 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import jsonschema
+import pytest
+import yaml
 from typer.testing import CliRunner
 
-from plantops.backup.drplan import DrPlan, render_recovery_cluster, render_runbook
+from plantops.backup.drplan import DrPlan, plan_for_fleet, render_runbook
 from plantops.backup.retention import plan_retention
+from plantops.check.schema import SchemaValidator
 from plantops.cli.main import app
+from plantops.services import plan_fleet
 
-SCHEMA = Path("/work/shared/schemas/crds/postgresql.cnpg.io/cluster_v1.json")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme-manufacturing"
+WHEN = dt.datetime(2025, 3, 1, 14, 5, tzinfo=dt.UTC)
 
 
-def _plan(when: dt.datetime | None) -> DrPlan:
-    return DrPlan(
-        plant="lyon-meddev",
-        env="prod",
-        tier="critical",
-        tier_reason="test",
-        namespace="lyon-meddev-prod",
-        source_cluster="lyon-meddev-pg",
-        recovery_cluster="lyon-meddev-pg-recovery-202503011405",
-        object_store="lyon-meddev-pg-backup-store",
-        target_time=when,
-        rpo_minutes=15,
-        rto_minutes=60,
-        runtime="kubernetes",
-        instances=3,
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tree `plantops plan` writes for the plants these tests recover."""
+    out = tmp_path_factory.mktemp("plan") / "out"
+    plan_fleet(
+        EXAMPLE,
+        out,
+        today=dt.date.today(),
+        plants=["lyon-meddev", "brno-components", "leipzig-vm"],
     )
+    return out
 
 
-def test_recovery_cluster_matches_the_cnpg_schema() -> None:
-    when = dt.datetime(2025, 3, 1, 14, 5, tzinfo=dt.UTC)
-    manifest = render_recovery_cluster(_plan(when))
-    schema = json.loads(SCHEMA.read_text())
-    jsonschema.validate(manifest, schema)
+def _objects(directory: Path, kind: str) -> list[dict[str, object]]:
+    found = [yaml.safe_load(p.read_text()) for p in sorted(directory.glob("*.yaml"))]
+    return [o for o in found if o["kind"] == kind]
+
+
+def _plan(plant: str, when: dt.datetime | None = WHEN) -> DrPlan:
+    return plan_for_fleet(EXAMPLE, plant, "prod", when)
+
+
+def test_names_match_the_rendered_tree_and_cluster_is_schema_valid(rendered: Path) -> None:
+    plan = _plan("lyon-meddev")
+    (dep_dir,) = rendered.glob(f"clusters/*/{plan.namespace}")
+    (cluster,) = _objects(dep_dir, "Cluster")
+    (store,) = _objects(dep_dir, "ObjectStore")
+    assert plan.namespace == cluster["metadata"]["namespace"]  # type: ignore[index]
+    assert plan.source_cluster == cluster["metadata"]["name"]  # type: ignore[index]
+    assert plan.object_store == store["metadata"]["name"]  # type: ignore[index]
+    (pooler,) = _objects(dep_dir, "Pooler")
+    assert plan.pooler == pooler["metadata"]["name"]  # type: ignore[index]
+
+    manifest = plan.recovery_manifest
+    assert manifest["metadata"]["namespace"] == plan.namespace
     spec = manifest["spec"]
-    assert spec["bootstrap"]["recovery"]["source"] == "lyon-meddev-pg"
-    assert spec["bootstrap"]["recovery"]["recoveryTarget"] == {
-        "targetTime": "2025-03-01 14:05:00.000000+00:00"
+    assert spec["bootstrap"] == {
+        "recovery": {
+            "database": "lyon-meddev",
+            "owner": "lyon_meddev",
+            "recoveryTarget": {"targetTime": "2025-03-01 14:05:00.000000+00:00"},
+            "secret": cluster["spec"]["bootstrap"]["initdb"]["secret"],  # type: ignore[index]
+            "source": plan.source_cluster,
+        }
     }
-    ext = spec["externalClusters"][0]
-    assert ext["plugin"] == {
-        "name": "barman-cloud.cloudnative-pg.io",
-        "parameters": {
-            "barmanObjectName": "lyon-meddev-pg-backup-store",
-            "serverName": "lyon-meddev-pg",
-        },
+    assert spec["externalClusters"] == [
+        {
+            "name": plan.source_cluster,
+            "plugin": {
+                "name": "barman-cloud.cloudnative-pg.io",
+                "parameters": {
+                    "barmanObjectName": plan.object_store,
+                    "serverName": plan.source_cluster,
+                },
+            },
+        }
+    ]
+    # Same size, storage and roles as what runs today; its own WAL under its own name.
+    for key in ("instances", "storage", "resources", "managed", "postgresql"):
+        assert spec[key] == cluster["spec"][key]  # type: ignore[index]
+    assert spec["plugins"][0]["parameters"] == {
+        "barmanObjectName": plan.object_store,
+        "serverName": plan.recovery_cluster,
     }
-    jsonschema.validate(render_recovery_cluster(_plan(None)), schema)
+
+    validator = SchemaValidator("1.30")
+    for obj in plan.manifests:
+        assert validator.validate(obj, file="dr") == [], obj["metadata"]["name"]
+    latest = _plan("lyon-meddev", None).recovery_manifest
+    assert "recoveryTarget" not in latest["spec"]["bootstrap"]["recovery"]
+    assert validator.validate(latest, file="dr") == []
+
+
+def test_recovery_cluster_gets_the_source_clusters_network_flows() -> None:
+    plan = _plan("lyon-meddev")
+    selectors = {
+        p["metadata"]["name"]: json.dumps(p["spec"], sort_keys=True) for p in plan.network_policies
+    }
+    assert set(selectors) == {
+        f"postgres-{plan.recovery_cluster}",
+        f"pgbouncer-{plan.recovery_cluster}",
+    }
+    for text in selectors.values():
+        assert f'"cnpg.io/cluster": "{plan.recovery_cluster}"' in text
+        assert f'"cnpg.io/cluster": "{plan.source_cluster}"' not in text
 
 
 def test_runbook_sequences_database_filestore_odoo_integrations_smoke() -> None:
-    text = render_runbook(_plan(None))
+    text = render_runbook(_plan("lyon-meddev"))
     heads = [line for line in text.splitlines() if line.startswith("## ")]
     assert heads == [
         "## 1. Database",
@@ -66,35 +118,46 @@ def test_runbook_sequences_database_filestore_odoo_integrations_smoke() -> None:
         "## 4. Integrations",
         "## 5. Smoke checks",
     ]
+    assert "kubectl -n lyon-meddev-prod patch pooler lyon-meddev-pg-pooler-rw" in text
 
 
-def test_dr_plan_cli_writes_runbook_and_manifest(tmp_path: Path) -> None:
-    plants = sorted(p.stem for p in (EXAMPLE / "plants").glob("*.yaml"))
+def test_shared_plant_copies_one_database_instead_of_cutting_over(rendered: Path) -> None:
+    plan = _plan("brno-components")
+    assert plan.namespace == "shared-eu-subsidiaries-prod"
+    assert (rendered / "clusters" / "eu-shared-1" / plan.namespace).is_dir()
+    assert plan.shared_with == ("rotterdam-dc",)
+    text = render_runbook(plan)
+    assert "do **not** cut over" in text and "rotterdam-dc" in text
+
+
+def test_vm_plant_runbook_uses_the_rendered_pgbackrest_stanza(rendered: Path) -> None:
+    plan = _plan("leipzig-vm")
+    conf = (rendered / "vms" / "leipzig-vm-prod" / "pgbackrest.conf").read_text()
+    assert f"[{plan.stanza}]" in conf and f"pg1-path={plan.pgdata}" in conf
+    assert plan.manifests == ()
+    text = render_runbook(plan)
+    assert f"plantops backup pitr restore --config pgbackrest.conf --stanza {plan.stanza}" in text
+
+
+def test_dr_plan_cli_writes_runbook_and_manifests(tmp_path: Path) -> None:
+    args = ["dr", "plan", "--fleet", str(EXAMPLE), "--plant", "porto-plastics", "--env", "prod"]
     result = CliRunner().invoke(
-        app,
-        [
-            "dr",
-            "plan",
-            "--fleet",
-            str(EXAMPLE),
-            "--plant",
-            plants[0],
-            "--env",
-            "prod",
-            "--target-time",
-            "2025-03-01T14:05:00+00:00",
-            "--out",
-            str(tmp_path),
-        ],
+        app, [*args, "--target-time", "2025-03-01T14:05:00+00:00", "--out", str(tmp_path)]
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "recovery-cluster.json").read_text())
-    jsonschema.validate(manifest, json.loads(SCHEMA.read_text()))
+    assert manifest["metadata"]["name"] == "porto-plastics-pg-recovery-202503011405"
+    policies = json.loads((tmp_path / "recovery-networkpolicies.json").read_text())
+    validator = SchemaValidator("1.30")
+    for obj in [manifest, *policies["items"]]:
+        assert validator.validate(obj, file="dr") == []
     assert "## 1. Database" in (tmp_path / "RUNBOOK.md").read_text()
     bad = CliRunner().invoke(
         app, ["dr", "plan", "--fleet", str(EXAMPLE), "--plant", "nope", "--out", str(tmp_path)]
     )
     assert bad.exit_code == 2 and "no plant" in bad.output
+    naive = CliRunner().invoke(app, [*args, "--target-time", "2025-03-01T14:05"])
+    assert naive.exit_code == 2 and "time zone" in naive.output
 
 
 def test_retention_gfs_keeps_daily_weekly_monthly() -> None:

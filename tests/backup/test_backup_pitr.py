@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
 
 import pytest
 from tests.fixtures.postgres import free_port, make_shared_dir, start_cluster
+from typer.testing import CliRunner
 
-from plantops.backup.pgbackrest import PgBackRest, PgBackRestConfig, archive_command, render_config
+from plantops.backup.pgbackrest import PgBackRestConfig, archive_command, render_config
+from plantops.cli.main import app
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -31,10 +34,19 @@ def test_render_config_s3_and_cipher_reference() -> None:
     assert "repo1-cipher-pass=s3cret" in render_config(cfg, cipher_pass="s3cret")
 
 
-def test_pitr_recovers_to_target_time() -> None:
+def _cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["backup", "pitr", *args])
+    return result.exit_code, result.output
+
+
+def test_pitr_cli_recovers_to_target_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """init → full → incr → restore to a time between markers, all through the CLI, with
+    the cipher passphrase from the environment as the rendered fleet config expects."""
+    monkeypatch.setenv("PGBACKREST_REPO1_CIPHER_PASS", "test-cipher-pass")
     base = make_shared_dir("plantops-pitr-")
     cluster = None
     restored = None
+    restored_base = None
     try:
         for sub in ("repo", "spool", "log", "lock"):
             (base / sub).mkdir()
@@ -50,11 +62,13 @@ def test_pitr_recovers_to_target_time() -> None:
             log_path=base / "log",
             lock_path=base / "lock",
             process_max=2,
-            cipher_pass_ref="env:X",
+            cipher_pass_ref="env:PGBACKREST_REPO1_CIPHER_PASS",
         )
         conf_file = base / "pgbackrest.conf"
-        conf_file.write_text(render_config(cfg, cipher_pass="test-cipher-pass"))
+        conf_file.write_text(render_config(cfg))  # no passphrase in the file
+        assert "test-cipher-pass" not in conf_file.read_text()
         shutil.chown(conf_file, "postgres", "postgres")
+        conf = str(conf_file)
         cluster = start_cluster(
             base,
             {
@@ -65,16 +79,17 @@ def test_pitr_recovers_to_target_time() -> None:
             },
             port=port,
         )
-        br = PgBackRest(conf_file, "pitr", run_as="postgres")
-        br.stanza_create()
-        br.check()
+        code, out = _cli("init", "--config", conf)  # the config's only stanza
+        assert code == 0 and "stanza pitr created" in out, out
         with cluster.connect() as conn:
             conn.execute("CREATE TABLE marker (label text, at timestamptz DEFAULT now())")
             conn.execute("INSERT INTO marker (label) VALUES ('before-full')")
-        br.backup("full")
+        code, out = _cli("backup", "--config", conf, "--stanza", "pitr", "--type", "full")
+        assert code == 0 and "pgBackRest full backup" in out, out
         with cluster.connect() as conn:
             conn.execute("INSERT INTO marker (label) VALUES ('before-target')")
-            br.backup("incr")
+            code, out = _cli("backup", "--config", conf, "--type", "incr")
+            assert code == 0 and "pgBackRest incr backup" in out, out
             time.sleep(1.1)
             row = conn.execute("SELECT now()").fetchone()
             assert row is not None
@@ -82,13 +97,39 @@ def test_pitr_recovers_to_target_time() -> None:
             time.sleep(1.1)
             conn.execute("INSERT INTO marker (label) VALUES ('after-target')")
             conn.execute("SELECT pg_switch_wal()")
-        br.check()  # waits until the WAL segment with 'after-target' is archived
+        code, out = _cli("check", "--config", conf)  # waits until that WAL is archived
+        assert code == 0, out
+        code, out = _cli("info", "--config", conf, "--format", "json")
+        assert code == 0, out
+        assert [b["type"] for b in json.loads(out)] == ["full", "incr"]
+        code, out = _cli("backup", "--config", conf, "--stanza", "nope")
+        assert code == 2 and "not in" in out
         cluster.stop()
 
         restored_base = make_shared_dir("plantops-pitr-restore-")
+        when = target.isoformat()
+        # Never in place, never over existing data.
+        code, out = _cli(
+            "restore", "--config", conf, "--target-time", when, "--to", str(base / "data")
+        )
+        assert code == 2 and "never in place" in out, out
+        occupied = restored_base / "occupied"
+        occupied.mkdir()
+        (occupied / "keep-me").write_text("x")
+        code, out = _cli("restore", "--config", conf, "--target-time", when, "--to", str(occupied))
+        assert code == 2 and "not an empty directory" in out, out
+        assert (occupied / "keep-me").read_text() == "x"
+        code, out = _cli(
+            "restore", "--config", conf, "--target-time", "2025-01-01T00:00", "--to", "/x"
+        )
+        assert code == 2 and "time zone" in out
+
         restored_data = restored_base / "data"
-        br.restore_to_time(target, restored_data)
-        # The restored cluster must not archive into the same stanza.
+        code, out = _cli(
+            "restore", "--config", conf, "--target-time", when, "--to", str(restored_data)
+        )
+        assert code == 0, out
+        # The old server is stopped, but keep the restored one out of the stanza anyway.
         with (restored_data / "postgresql.auto.conf").open("a") as fh:
             fh.write("archive_mode = off\n")
         restored = start_cluster_existing(restored_base)
@@ -108,6 +149,36 @@ def test_pitr_recovers_to_target_time() -> None:
         if cluster is not None:
             cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
+        if restored_base is not None:
+            shutil.rmtree(restored_base, ignore_errors=True)
+
+
+def test_pitr_config_is_the_file_plan_renders(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from plantops.services import plan_fleet
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "acme-manufacturing"
+    plan_fleet(example, tmp_path / "out", today=dt.date.today(), plants=["leipzig-vm"])
+    for env in ("prod", "staging"):
+        rendered = (tmp_path / "out" / "vms" / f"leipzig-vm-{env}" / "pgbackrest.conf").read_text()
+        code, out = _cli("config", "--fleet", str(example), "--plant", "leipzig-vm", "--env", env)
+        assert code == 0 and out == rendered
+        written = tmp_path / f"{env}.conf"
+        code, _ = _cli(
+            "config",
+            "--fleet",
+            str(example),
+            "--plant",
+            "leipzig-vm",
+            "--env",
+            env,
+            "--out",
+            str(written),
+        )
+        assert code == 0 and written.read_text() == rendered
+    code, out = _cli("config", "--fleet", str(example), "--plant", "lyon-meddev", "--env", "prod")
+    assert code == 2 and "CloudNativePG" in out
 
 
 def start_cluster_existing(base: Path):  # type: ignore[no-untyped-def]

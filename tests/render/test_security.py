@@ -110,8 +110,11 @@ def test_middlewares_use_current_traefik_fields(example: Rendered) -> None:
         assert "ipWhiteList" not in obj["spec"], path
         if "rateLimit" in obj["spec"]:
             assert obj["spec"]["rateLimit"]["average"] > 0, path
-        if "headers" in obj["spec"]:
+        if obj["metadata"]["name"].endswith("-secure-headers"):
             assert obj["spec"]["headers"]["stsSeconds"] >= 31536000, path
+        elif "headers" in obj["spec"]:
+            # the only other headers Middleware: a tenant's X-Odoo-dbfilter, request side only
+            assert set(obj["spec"]["headers"]) == {"customRequestHeaders"}, path
     for _, path, obj in _of_kind(example, "TLSOption"):
         assert obj["spec"]["minVersion"] == "VersionTLS12", path
 
@@ -156,7 +159,13 @@ def test_images_are_pinned_by_digest(example: Rendered) -> None:
             assert "@sha256:" in c["image"], f"{path}: {c['image']}"
     for _, path, doc in example.compose:
         for svc in doc["services"].values():
-            assert "@sha256:" in svc["image"], path
+            # A service Compose builds is pinned through its base image.
+            pinned = (
+                svc["build"]["dockerfile_inline"].splitlines()[0]
+                if "build" in svc
+                else svc["image"]
+            )
+            assert "@sha256:" in pinned, path
 
 
 def test_odoo_probes_use_web_health(example: Rendered) -> None:

@@ -106,3 +106,50 @@ def test_backup_lifecycle_roundtrip(catalog: Catalog) -> None:
 def test_bad_state_db_url_is_a_user_error() -> None:
     with pytest.raises(UserError):
         open_catalog("not a url://")
+
+
+def test_backups_keep_their_policy_and_0002_upgrades_old_rows(catalog: Catalog) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from plantops.store.catalog import MIGRATIONS_DIR, migrate
+
+    policy = {"tier": "critical", "rpo_minutes": 15, "rto_minutes": 60, "daily": 14}
+    catalog.create_backup(
+        backup_id="pol111",
+        plant="lyon",
+        env="prod",
+        tier="critical",
+        fmt="native",
+        store_url="file:///b",
+        location="lyon/prod/pol111",
+        started_at=T0,
+        host="h",
+        pid=1,
+        key_id=None,
+        db_name="odoo",
+        policy=policy,
+    )
+    assert catalog.get("pol111").policy == policy
+
+    # A catalog written before 0002 gets an empty policy (built-in defaults apply).
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with catalog.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    with catalog.engine.begin() as conn:
+        assert "policy" not in {c["name"] for c in inspect(conn).get_columns("backups")}
+        conn.execute(
+            text(
+                "INSERT INTO backups (id, plant, env, tier, format, status, store_url,"
+                " location, db_name, pg_version, odoo_version, size_bytes, started_at, host,"
+                " pid, error, manifest, row_counts) VALUES ('old111', 'lyon', 'prod', 'high',"
+                " 'dump', 'complete', 'file:///b', 'x', 'odoo', '15', '17.0', 1,"
+                " :t, 'h', 1, '', '{}', '{}')"
+            ),
+            {"t": T0},
+        )
+    migrate(catalog.engine)
+    assert catalog.get("old111").policy == {}

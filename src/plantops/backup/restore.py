@@ -383,24 +383,31 @@ def _restore_native(
         target.dbname,
         str(dump_dir),
     ]
+    stop = threading.Event()  # set by a feeder whose object is damaged
     with tempfile.TemporaryFile() as errf:
-        proc = subprocess.Popen(
-            cmd, env=target.env(), stdout=subprocess.DEVNULL, stderr=errf, stdin=subprocess.DEVNULL
-        )
+        # Every FIFO exists before pg_restore starts: it must never find a file missing.
         feeders: list[_FifoFeeder] = []
         try:
-            feeders = [_FifoFeeder(reader, n, p, proc.terminate) for n, p in big]
-            while True:
-                try:
-                    rc = proc.wait(timeout=0.5)
-                    break
-                except subprocess.TimeoutExpired:
-                    if cancel is not None and cancel.is_set():
-                        proc.terminate()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
+            feeders = [_FifoFeeder(reader, n, p, stop.set) for n, p in big]
+            proc = subprocess.Popen(
+                cmd,
+                env=target.env(),
+                stdout=subprocess.DEVNULL,
+                stderr=errf,
+                stdin=subprocess.DEVNULL,
+            )
+            try:
+                while True:
+                    try:
+                        rc = proc.wait(timeout=0.1)
+                        break
+                    except subprocess.TimeoutExpired:
+                        if stop.is_set() or (cancel is not None and cancel.is_set()):
+                            proc.terminate()
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
         finally:
             for f in feeders:
                 f.release()

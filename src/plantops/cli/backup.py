@@ -101,6 +101,7 @@ def _record_dict(b: BackupRecord) -> dict[str, Any]:
         "plant": b.plant,
         "env": b.env,
         "tier": b.tier,
+        "policy": b.policy or None,
         "format": b.format,
         "status": b.status,
         "started_at": b.started_at.isoformat(),

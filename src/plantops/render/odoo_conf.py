@@ -6,6 +6,7 @@ the master password is set by the entrypoint from its own secret.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,7 +16,13 @@ DATA_DIR = "/var/lib/odoo"
 # session_redis and monitoring_prometheus (camptocamp/odoo-cloud-platform) must be in the
 # platform image: sessions live in Redis and /metrics is served without a database.
 SERVER_WIDE_MODULES = "base,web,session_redis,monitoring_prometheus"
+# OCA/server-tools: narrows Odoo's database list to the regex in this request header
+# (the WSGI key HTTP_X_ODOO_DBFILTER). It patches http.db_filter only when proxy_mode is
+# on and it is listed in server_wide_modules.
+HEADER_DBFILTER_MODULE = "dbfilter_from_header"
+DBFILTER_HEADER = "X-Odoo-dbfilter"
 ADDONS_PATH = "/mnt/extra-addons,/usr/lib/python3/dist-packages/odoo/addons"
+_PLAIN_DATABASE = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
 def db_host(dep: Deployment) -> str:
@@ -24,9 +31,48 @@ def db_host(dep: Deployment) -> str:
     return f"{dep.unit}-pg-pooler-rw" if dep.sizing.pgbouncer else f"{dep.unit}-pg-rw"
 
 
-def _dbfilter(dep: Deployment) -> str:
-    # Host-based routing: %d is the first label of the host name, which is the plant code.
-    return "^%d$"
+def routes_by_header(dep: Deployment) -> bool:
+    """Whether the proxy, not odoo.conf's ``dbfilter``, picks each request's database.
+
+    True wherever Odoo logs in as ``odoo``, which owns no database (a tenant group of
+    more than one plant). With ``dbfilter`` set, Odoo's ``list_dbs(force=True)`` - what host
+    routing filters - lists only the databases *owned* by the login role, i.e. none; the
+    ``db_name`` list is used only when ``dbfilter`` is empty. So these deployments set no
+    ``dbfilter``: Odoo exposes exactly ``db_name`` (the tenant databases, also the cron
+    list) and ``dbfilter_from_header`` narrows it to the database Traefik names for the
+    request's host (:func:`tenant_dbfilter`).
+    """
+    return len(dep.tenants) > 1
+
+
+def login_role(dep: Deployment) -> str:
+    """``db_user``: ``odoo`` for a tenant group, else the plant's owner role."""
+    return "odoo" if routes_by_header(dep) else dep.tenants[0].database.replace("-", "_")
+
+
+def tenant_dbfilter(database: str) -> str:
+    """The ``X-Odoo-dbfilter`` value for one tenant: exactly its database.
+
+    Database names are plant codes (DNS labels): no regex metacharacter but ``-``, which
+    is literal outside a character class, so the name needs no escaping.
+    """
+    if not _PLAIN_DATABASE.fullmatch(database):
+        raise ValueError(f"database name {database!r} is not a plain DNS label")
+    return f"^{database}$"
+
+
+def _dbfilter(dep: Deployment) -> list[tuple[str, str]]:
+    if routes_by_header(dep):
+        return []
+    # The login role owns the plant's database (and no other), so list_dbs finds it;
+    # %d is the first label of the host name, which is the plant code (= database).
+    return [("dbfilter", "^%d$")]
+
+
+def server_wide_modules(dep: Deployment) -> str:
+    if routes_by_header(dep):
+        return f"{SERVER_WIDE_MODULES},{HEADER_DBFILTER_MODULE}"
+    return SERVER_WIDE_MODULES
 
 
 def render_odoo_conf(dep: Deployment, *, cron: bool = False) -> str:
@@ -37,11 +83,11 @@ def render_odoo_conf(dep: Deployment, *, cron: bool = False) -> str:
         ("data_dir", DATA_DIR),
         ("proxy_mode", "True"),
         ("list_db", "True" if env.list_db and not env.production else "False"),
-        ("dbfilter", _dbfilter(dep)),
+        *_dbfilter(dep),
         ("db_name", ",".join(t.database for t in dep.tenants)),
         ("db_host", db_host(dep)),
         ("db_port", "5432"),
-        ("db_user", "odoo" if len(dep.tenants) > 1 else dep.tenants[0].database.replace("-", "_")),
+        ("db_user", login_role(dep)),
         ("db_sslmode", "require" if dep.cluster is not None else "prefer"),
         ("db_maxconn", str(s.db_maxconn_cron if cron else s.db_maxconn)),
         ("http_enable", "False" if cron else "True"),
@@ -60,7 +106,7 @@ def render_odoo_conf(dep: Deployment, *, cron: bool = False) -> str:
         ("logfile", ""),
         ("unaccent", "True"),
         ("without_demo", "all"),
-        ("server_wide_modules", SERVER_WIDE_MODULES),
+        ("server_wide_modules", server_wide_modules(dep)),
     ]
     lines = [
         "; Rendered by plantops - do not edit; change the fleet spec instead.",

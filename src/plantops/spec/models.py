@@ -246,6 +246,11 @@ class ObjectStorage(Strict):
         default=None, pattern=r"^https?://[^\s]+$", description="For non-AWS S3 (MinIO, Ceph)."
     )
     region: str | None = None
+    uri_style: Literal["host", "path"] | None = Field(
+        default=None,
+        description="S3 addressing: host (virtual-hosted) or path; by default host for AWS "
+        "and path for other endpoints.",
+    )
     credentials_key: str | None = Field(
         default="plantops/object-storage",
         min_length=1,

@@ -5,12 +5,19 @@ carries the same middlewares and routes (admin paths closed in production), Odoo
 runs read-only and unprivileged, PostgreSQL archives WAL with pgBackRest to the
 fleet's object store. Secret values live in ``secrets/`` files on the VM, written by
 provisioning from the secret store; none is in this tree.
+
+The PostgreSQL image is built by Compose itself (``dockerfile_inline``): the pinned
+upstream image plus pgBackRest from its own apt sources, because ``archive_command``
+and the backup timers (``systemd/``) run pgBackRest inside that container.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from plantops.render.compose.systemd import backup_calendar, render_systemd_units
 from plantops.render.core import dump_yaml
 from plantops.render.kubernetes.cloudnativepg import ODOO_EXTENSIONS, archive_timeout_seconds
 from plantops.render.kubernetes.common import (
@@ -20,7 +27,6 @@ from plantops.render.kubernetes.common import (
     REDIS_PORT,
     role_name,
     runtime_role,
-    stable_minute,
 )
 from plantops.render.kubernetes.odoo import CONFIG_SCRIPT, HEALTH_PATH, image
 from plantops.render.kubernetes.redis import redis_conf, redis_persistence
@@ -32,11 +38,43 @@ if TYPE_CHECKING:
     from plantops.render.context import RenderContext
 
 PGDATA = "/var/lib/postgresql/data/pgdata"
+SPOOL = "/var/spool/pgbackrest"
 SECURITY = ["no-new-privileges:true"]
+POSTGRES_IMAGE = "plantops.local/postgres-pgbackrest"
+"""Local name of the built image; never pulled (``pull_policy: never``)."""
 
 
 def stanza(dep: Deployment) -> str:
     return dep.namespace
+
+
+def postgres_dockerfile(base: str) -> str:
+    """The PostgreSQL image with pgBackRest: ``base`` (pinned by digest) + the Debian package.
+
+    The official image is Debian with the PGDG apt source configured, so ``pgbackrest``
+    comes from the same repository as PostgreSQL. Its directories are created for the
+    ``postgres`` user: a fresh named volume on ``SPOOL`` copies the image's owner.
+    No ``$`` anywhere: Compose would interpolate it.
+    """
+    return (
+        "\n".join(
+            [
+                f"FROM {base}",
+                "RUN set -eux; \\",
+                "    apt-get update; \\",
+                "    apt-get install -y --no-install-recommends ca-certificates pgbackrest; \\",
+                "    rm -rf /var/lib/apt/lists/*; \\",
+                "    install -d -o postgres -g postgres -m 0750"
+                f" /var/lib/pgbackrest /var/log/pgbackrest {SPOOL}",
+            ]
+        )
+        + "\n"
+    )
+
+
+def postgres_image(dockerfile: str) -> str:
+    """Tag of the built image: changes with the Dockerfile, so a new base is rebuilt."""
+    return f"{POSTGRES_IMAGE}:{hashlib.sha256(dockerfile.encode()).hexdigest()[:16]}"
 
 
 def _limits(cpu_m: int, mem_mib: int) -> dict[str, Any]:
@@ -133,6 +171,7 @@ def render_compose(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
         **s.postgres_parameters,
         "max_connections": str(s.postgres_parameters["max_connections"]),
     }
+    dockerfile = postgres_dockerfile(images.postgres)
     pg_cmd = ["postgres"]
     settings = {
         **params,
@@ -149,14 +188,13 @@ def render_compose(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
         "exec redis-server /usr/local/etc/redis/redis.conf "
         '--requirepass "$(cat /run/secrets/redis_password)"'
     ).replace("$", "$$")
-    ing = ctx.platform.ingress
-    del ing
     doc: dict[str, Any] = {
         "name": dep.namespace,
         "services": {
             "odoo-cron": _odoo_service(dep, "odoo-cron.conf", cron=True),
             "odoo-web": _odoo_service(dep, "odoo.conf", cron=False),
             "postgres": {
+                "build": {"dockerfile_inline": dockerfile},
                 "command": pg_cmd,
                 "deploy": _limits(s.postgres.cpu_limit_m, s.postgres.memory_limit_mib),
                 "env_file": ["./secrets/pgbackrest.env"],
@@ -167,8 +205,12 @@ def render_compose(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
                     "POSTGRES_USER": "postgres",
                 },
                 "healthcheck": _healthcheck(["CMD", "pg_isready", "-U", "postgres"]),
-                "image": images.postgres,
+                "image": postgres_image(dockerfile),
                 "networks": ["backend", "egress"],
+                # Built here, never pulled: with the default policy Compose would first
+                # try to pull this local name from a registry. Compose builds it when
+                # missing (docker/compose pkg/compose build.go).
+                "pull_policy": "never",
                 "restart": "unless-stopped",
                 "secrets": ["odoo_db_password", "postgres_password"],
                 "security_opt": SECURITY,
@@ -176,7 +218,7 @@ def render_compose(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
                 "stop_grace_period": "120s",
                 "volumes": [
                     "pgdata:/var/lib/postgresql/data",
-                    "pgbackrest-spool:/var/spool/pgbackrest",
+                    f"pgbackrest-spool:{SPOOL}",
                     "./pgbackrest.conf:/etc/pgbackrest/pgbackrest.conf:ro",
                     "./initdb:/docker-entrypoint-initdb.d:ro",
                 ],
@@ -254,31 +296,50 @@ def render_compose(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
         },
         "x-plantops": {
             "deployment": dep.id,
-            "pgbackrest": backup_schedules(dep),
+            "pgbackrest": backup_calendar(dep),
             "rpo_minutes": dep.tier_spec.backup.rpo_minutes,
         },
     }
     return doc
 
 
-def backup_schedules(dep: Deployment) -> dict[str, str]:
-    """Five-field cron (host timer) for pgBackRest: weekly full, differential per RPO."""
-    minute = stable_minute(dep, "backup")
-    rpo_h = max(1, dep.tier_spec.backup.rpo_minutes // 60)
-    diff = f"{minute} 3 * * 1-6" if rpo_h >= 24 else f"{minute} */{min(rpo_h, 12)} * * *"
-    return {"diff": diff, "full": f"{minute} 2 * * 0"}
+def s3_uri_style(endpoint_url: str | None) -> str:
+    """``host`` (virtual-hosted, bucket.endpoint) for AWS, ``path`` for other endpoints.
+
+    AWS deprecated path-style requests; pgBackRest's default is ``host``. The fleet
+    spec sets ``endpoint_url`` only "for non-AWS S3 (MinIO, Ceph)", which serve
+    path-style out of the box (virtual hosts need wildcard DNS there).
+    """
+    if endpoint_url is None:
+        return "host"
+    host = (urlsplit(endpoint_url).hostname or "").lower()
+    aws = host.endswith((".amazonaws.com", ".amazonaws.com.cn")) or host == "amazonaws.com"
+    return "host" if aws else "path"
+
+
+def archive_push_queue_max_gib(dep: Deployment) -> int:
+    """Unarchived WAL kept before pgBackRest drops it: a quarter of the PostgreSQL volume.
+
+    Past this, archive-push reports success and drops the queue (pgBackRest
+    ``archive-push-queue-max``): the WAL stream has a gap until the next backup, but
+    a failing repository can no longer fill the disk and stop PostgreSQL.
+    """
+    return max(1, dep.sizing.postgres_storage_gib // 4)
 
 
 def render_pgbackrest_conf(dep: Deployment, ctx: RenderContext) -> str:
     store = ctx.backup_store
     bucket, _, prefix = store.destination.removeprefix("s3://").partition("/")
-    endpoint = (store.endpoint_url or "https://s3.amazonaws.com").split("://", 1)[1].rstrip("/")
+    region = store.region or "us-east-1"
+    endpoint = (store.endpoint_url or f"https://s3.{region}.amazonaws.com").split("://", 1)[1]
+    endpoint = endpoint.rstrip("/")
     r = dep.tier_spec.backup.retention
     lines = [
         "# Rendered by plantops. Keys and the cipher passphrase come from the environment",
         "# (PGBACKREST_REPO1_S3_KEY, PGBACKREST_REPO1_S3_KEY_SECRET, PGBACKREST_REPO1_CIPHER_PASS).",
         "[global]",
         "archive-async=y",
+        f"archive-push-queue-max={archive_push_queue_max_gib(dep)}GiB",
         "compress-type=zst",
         "log-level-console=info",
         "process-max=2",
@@ -288,10 +349,10 @@ def render_pgbackrest_conf(dep: Deployment, ctx: RenderContext) -> str:
         f"repo1-retention-full={max(1, r.weekly)}",
         f"repo1-s3-bucket={bucket}",
         f"repo1-s3-endpoint={endpoint}",
-        f"repo1-s3-region={store.region or 'us-east-1'}",
-        *(["repo1-s3-uri-style=path"] if store.endpoint_url else []),
+        f"repo1-s3-region={region}",
+        f"repo1-s3-uri-style={store.uri_style or s3_uri_style(store.endpoint_url)}",
         "repo1-type=s3",
-        "spool-path=/var/spool/pgbackrest",
+        f"spool-path={SPOOL}",
         "start-fast=y",
         "",
         f"[{stanza(dep)}]",
@@ -354,4 +415,6 @@ def render_vm_files(dep: Deployment, ctx: RenderContext) -> tuple[dict[str, Any]
         "redis.conf": redis_conf(dep),
         "traefik/dynamic.yaml": dump_yaml(render_traefik_dynamic(dep, ctx)),
     }
+    for unit, text in render_systemd_units(dep, stanza(dep)).items():
+        files[f"systemd/{unit}"] = text
     return compose, files

@@ -116,6 +116,48 @@ def _roles(dep: Deployment) -> list[dict[str, Any]]:
     return roles
 
 
+def _sql_ident(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def tenant_owner_sql(dep: Deployment) -> list[tuple[str, str]]:
+    """Per tenant database, the SQL that makes the shared runtime role act as its owner.
+
+    ``(database, sql)`` pairs, run by the runtime role itself in that database; empty
+    where the runtime role is the owner (dedicated patterns). ``ALTER ROLE … IN DATABASE
+    … SET role`` is a per-database session default an ordinary role may set for itself:
+    every later login of ``odoo`` to that database runs as the plant's role (it is a
+    member, ``inRoles``), so whatever Odoo creates there is owned by the plant.
+    ``REASSIGN OWNED`` hands over what an earlier ``odoo`` session created (a no-op once
+    done). ``SET ROLE NONE`` first: once the default applies, the session already runs as
+    the plant, which may neither change ``odoo``'s settings nor take its objects. The
+    advisory lock serialises pods starting together; ``lock_timeout`` makes a migration
+    that waits on a busy table fail (and the init container retry) instead of blocking.
+    """
+    runtime = runtime_role(dep)
+    if runtime in {role_name(t.database) for t in dep.tenants}:
+        return []
+    out = []
+    for t in dep.tenants:
+        owner = role_name(t.database)
+        out.append(
+            (
+                t.database,
+                "SET LOCAL lock_timeout = '10s'; "
+                "SELECT pg_advisory_xact_lock(hashtext('plantops.tenant-owner')); "
+                "SET ROLE NONE; "
+                f"ALTER ROLE SESSION_USER IN DATABASE {_sql_ident(t.database)} "
+                f"SET role = {_sql_literal(owner)}; "
+                f"REASSIGN OWNED BY SESSION_USER TO {_sql_ident(owner)};",
+            )
+        )
+    return out
+
+
 def _affinity(dep: Deployment) -> dict[str, Any]:
     zones = len(dep.cluster.zones) if dep.cluster else 1
     ha = dep.tier_spec.ha and dep.sizing.postgres_instances > 1

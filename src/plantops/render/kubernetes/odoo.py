@@ -13,10 +13,12 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from plantops.render.core import k8s_object, standard_labels
+from plantops.render.kubernetes.cloudnativepg import tenant_owner_sql
 from plantops.render.kubernetes.common import (
     GEVENT_PORT,
     HTTP_PORT,
     ODOO_UID,
+    PG_PORT,
     REDIS_PORT,
     SENTINEL_PORT,
     WAVE_ODOO,
@@ -43,7 +45,7 @@ from plantops.render.kubernetes.storage import (
     filestore_needs_rwx,
     filestore_on_pvc,
 )
-from plantops.render.odoo_conf import DATA_DIR, render_odoo_conf
+from plantops.render.odoo_conf import DATA_DIR, db_host, render_odoo_conf
 
 if TYPE_CHECKING:
     from plantops.plan import Deployment
@@ -169,6 +171,56 @@ def _init_container(dep: Deployment, conf_file: str) -> dict[str, Any]:
     }
 
 
+def _psql_quote(value: str) -> str:
+    """A psql meta-command argument in single quotes (doubled quotes, escaped backslashes)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def tenant_owner_command(dep: Deployment) -> list[str]:
+    """psql argv that makes ``odoo`` act as each plant's role in that plant's database.
+
+    One session per tenant database (``\\connect``), each a single transaction; no shell.
+    Empty where Odoo logs in as the owner itself (dedicated patterns).
+    """
+    steps = tenant_owner_sql(dep)
+    if not steps:
+        return []
+    argv = ["psql", "--no-psqlrc", "--set=ON_ERROR_STOP=1", "--quiet", "--tuples-only"]
+    argv.append(f"--dbname={steps[0][0]}")
+    for i, (database, sql) in enumerate(steps):
+        if i:
+            argv.append(f"--command=\\connect {_psql_quote(database)}")
+        argv.append(f"--command={sql}")
+    return argv
+
+
+def _tenant_owner_container(dep: Deployment) -> list[dict[str, Any]]:
+    """Shared multi-tenant only: per-database session role for ``odoo`` (see cloudnativepg)."""
+    command = tenant_owner_command(dep)
+    if not command:
+        return []
+    env = [
+        {"name": "PGAPPNAME", "value": "plantops-tenant-owner"},
+        {"name": "PGCONNECT_TIMEOUT", "value": "10"},
+        {"name": "PGHOST", "value": db_host(dep)},
+        _secret_env("PGPASSWORD", db_secret(dep, runtime_role(dep)), "password"),
+        {"name": "PGPORT", "value": str(PG_PORT)},
+        {"name": "PGSSLMODE", "value": "require"},
+        {"name": "PGUSER", "value": runtime_role(dep)},
+    ]
+    return [
+        {
+            "command": command,
+            "env": env,
+            "image": image(dep),
+            "imagePullPolicy": "IfNotPresent",
+            "name": "tenant-owner",
+            "resources": INIT_RESOURCES,
+            "securityContext": container_security_context(),
+        }
+    ]
+
+
 def _health_probe(period: int, failures: int) -> dict[str, Any]:
     return {
         "failureThreshold": failures,
@@ -200,7 +252,7 @@ def _pod_template(
         "automountServiceAccountToken": False,
         "containers": [container],
         "enableServiceLinks": False,
-        "initContainers": [_init_container(dep, conf_file)],
+        "initContainers": [_init_container(dep, conf_file), *_tenant_owner_container(dep)],
         "securityContext": pod_security_context(ODOO_UID),
         "serviceAccountName": odoo_service_account(dep),
         "terminationGracePeriodSeconds": 120 if cron else 60,

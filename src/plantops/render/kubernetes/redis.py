@@ -104,18 +104,53 @@ def _start_script(dep: Deployment) -> str:
 
 
 def _sentinel_script(dep: Deployment) -> str:
+    """Start a Sentinel monitoring the *current* master, rebuilt from the live pods.
+
+    The config lives in an emptyDir and is rewritten at every start; if it always
+    named pod 0, Sentinels restarting together after a failover would monitor a
+    replica as master, and Sentinel would demote the real master (a needless
+    failover, writes lost). So the master is asked for, in order: a running Sentinel
+    (it saw every failover); the Redis pod that is master with replicas attached; the
+    master the replicas follow (when it is down, Sentinel then fails over properly);
+    a Redis pod that is master alone; pod 0, on the very first start. Epochs, peers
+    and replicas are relearned from the master and the hello channel within seconds.
+    """
     headless = redis_headless(dep)
     sentinel_headless = f"{sentinel_service(dep)}-headless"
+    hosts = " ".join(
+        f"{redis_service(dep)}-{i}.{headless}" for i in range(1 + dep.sizing.redis_replicas)
+    )
+    # The password through the environment, never on a command line.
+    cli = f'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -p {REDIS_PORT}'
     return "\n".join(
         [
             "set -eu",
+            'master="" following="" alone=""',
+            f'master="$(redis-cli -h {sentinel_service(dep)} -p {SENTINEL_PORT} sentinel '
+            f'get-master-addr-by-name {MASTER_NAME} 2>/dev/null | head -n1 || true)"',
+            'if [ -z "$master" ]; then',
+            f"  for h in {hosts}; do",
+            f'    info="$({cli} -h "$h" info replication 2>/dev/null | tr -d \'\\r\' || true)"',
+            '    case "$info" in',
+            "      *role:master*)",
+            '        case "$info" in',
+            '          *connected_slaves:0*) alone="${alone:-$h}" ;;',
+            '          *) master="$h"; break ;;',
+            "        esac ;;",
+            "      *role:slave*)",
+            '        [ -n "$following" ] || '
+            "following=\"$(printf '%s\\n' \"$info\" | sed -n 's/^master_host://p')\" ;;",
+            "    esac",
+            "  done",
+            '  master="${master:-${following:-$alone}}"',
+            "fi",
+            f'master="${{master:-{redis_service(dep)}-0.{headless}}}"',
             "{",
             f"  echo 'port {SENTINEL_PORT}'",
             "  echo 'sentinel resolve-hostnames yes'",
             "  echo 'sentinel announce-hostnames yes'",
             f'  echo "sentinel announce-ip $(hostname).{sentinel_headless}"',
-            f"  echo 'sentinel monitor {MASTER_NAME} {redis_service(dep)}-0.{headless} "
-            f"{REDIS_PORT} {SENTINEL_QUORUM}'",
+            f'  echo "sentinel monitor {MASTER_NAME} $master {REDIS_PORT} {SENTINEL_QUORUM}"',
             f'  echo "sentinel auth-pass {MASTER_NAME} $REDIS_PASSWORD"',
             f"  echo 'sentinel down-after-milliseconds {MASTER_NAME} 5000'",
             f"  echo 'sentinel failover-timeout {MASTER_NAME} 60000'",

@@ -11,6 +11,12 @@ Routing per host, highest priority first:
 
 ``/metrics`` (scraped in-cluster by Prometheus) is never routed. Every route carries
 the secure-headers Middleware (HSTS); plain HTTP only redirects to HTTPS.
+
+A tenant group's Odoo has no ``dbfilter`` (see ``odoo_conf.routes_by_header``): every
+route of a plant's host also carries that plant's ``dbfilter-<plant>`` Middleware, which
+sets ``X-Odoo-dbfilter: ^<database>$`` for ``dbfilter_from_header``. Traefik *sets* the
+header, replacing whatever the client sent, and deletes the underscore spellings, which
+a WSGI server may merge into the same ``HTTP_X_ODOO_DBFILTER`` key.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from plantops.render.core import k8s_object
 from plantops.render.kubernetes.common import GEVENT_PORT, HTTP_PORT, WAVE_INGRESS, name, wave
 from plantops.render.kubernetes.odoo import web_service
+from plantops.render.odoo_conf import DBFILTER_HEADER, routes_by_header, tenant_dbfilter
 
 if TYPE_CHECKING:
     from plantops.plan import Deployment, Tenant
@@ -37,6 +44,10 @@ CIPHER_SUITES = [
 ]
 # Nobody: what an allow-list holds when the fleet names no admin networks.
 NOBODY = ["127.0.0.1/32"]
+# Other spellings of X-Odoo-dbfilter that CGI/WSGI naming (upper case, "-" -> "_") maps to
+# the same environ key; servers that keep them (Werkzeug before 2.3, for one) join the
+# values with commas, which would let a client append an alternative to the regex.
+DBFILTER_HEADER_ALIASES = ("X-Odoo_dbfilter", "X_Odoo-dbfilter", "X_Odoo_dbfilter")
 
 
 def mw(dep: Deployment, what: str) -> str:
@@ -49,6 +60,17 @@ def tls_option(dep: Deployment) -> str:
 
 def cert_secret(tenant: Tenant) -> str:
     return f"{tenant.plant}-tls"
+
+
+def dbfilter_middleware(tenant: Tenant) -> str:
+    return f"dbfilter-{tenant.plant}"
+
+
+def dbfilter_middleware_spec(tenant: Tenant) -> dict[str, Any]:
+    """Request header naming exactly the tenant's database; a client's value never survives."""
+    headers = {DBFILTER_HEADER: tenant_dbfilter(tenant.database)}
+    headers.update({alias: "" for alias in DBFILTER_HEADER_ALIASES})  # "" deletes
+    return {"headers": {"customRequestHeaders": headers}}
 
 
 def admin_routable(dep: Deployment) -> bool:
@@ -105,6 +127,8 @@ def middleware_specs(dep: Deployment, ctx: RenderContext) -> list[tuple[str, dic
             },
         ),
     ]
+    if routes_by_header(dep):
+        specs += [(dbfilter_middleware(t), dbfilter_middleware_spec(t)) for t in dep.tenants]
     return specs
 
 
@@ -118,6 +142,7 @@ def tls_option_spec() -> dict[str, Any]:
 
 
 def render_middlewares(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
+    plant_of = {dbfilter_middleware(t): t.plant for t in dep.tenants}
     return [
         k8s_object(
             dep,
@@ -125,6 +150,7 @@ def render_middlewares(dep: Deployment, ctx: RenderContext) -> list[dict[str, An
             "Middleware",
             mw(dep, what),
             "ingress",
+            labels={"plantops.io/plant": plant_of[what]} if what in plant_of else None,
             annotations=wave(WAVE_INGRESS),
             body={"spec": spec},
         )
@@ -182,6 +208,9 @@ def route_specs(dep: Deployment, tenant: Tenant) -> list[dict[str, Any]]:
             "what": "web",
         },
     ]
+    if routes_by_header(dep):
+        for r in out:
+            r["middlewares"].append(dbfilter_middleware(tenant))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +15,12 @@ EXAMPLE = ROOT / "examples" / "acme-manufacturing"
 SHARED = ROOT.parent / "shared"
 # A fixed "today" keeps expiry checks and golden output independent of the calendar.
 TODAY = dt.date(2026, 11, 22)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_validator_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Generated validator code goes to a per-session directory, not the user's cache."""
+    os.environ["PLANTOPS_VALIDATOR_CACHE"] = str(tmp_path_factory.mktemp("validators"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

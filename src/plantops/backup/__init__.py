@@ -10,7 +10,13 @@ from __future__ import annotations
 from plantops.backup.archive import FORMATS, BackupRequest, reap_abandoned, run_backup
 from plantops.backup.crypto import AgeKeys, KeyProvider, load_key
 from plantops.backup.policy import DEFAULT_POLICIES, BackupPolicy, policy_for_tier
-from plantops.backup.restore import BackupReader, RestoreResult, restore_backup
+from plantops.backup.restore import (
+    BackupReader,
+    RestoreResult,
+    RestoreTimings,
+    restore_all,
+    restore_backup,
+)
 from plantops.backup.retention import RetentionDecision, plan_retention
 from plantops.backup.stores import LocalStore, ObjectStore, S3Store, open_store
 from plantops.backup.verify import VerificationResult, due_for_verification, verify_backup
@@ -26,6 +32,7 @@ __all__ = [
     "LocalStore",
     "ObjectStore",
     "RestoreResult",
+    "RestoreTimings",
     "RetentionDecision",
     "S3Store",
     "VerificationResult",
@@ -35,6 +42,7 @@ __all__ = [
     "plan_retention",
     "policy_for_tier",
     "reap_abandoned",
+    "restore_all",
     "restore_backup",
     "run_backup",
     "verify_backup",

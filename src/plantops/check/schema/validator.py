@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,6 +37,7 @@ from plantops.check.schema.sources import (
     PackageSource,
     SchemaSource,
     UrlTemplateSource,
+    default_cache_dir,
 )
 from plantops.check.schema.transform import (
     DEPRECATED,
@@ -88,21 +90,69 @@ _COMPILED: dict[str, FastValidator] = {}
 _COMPILED_LOCK = threading.Lock()
 
 
+# Part of the cache key: generated code depends on the options it was generated with.
+_OPTIONS = "use_default=False,use_formats=False,detailed_exceptions=False"
+
+
+def validator_cache_dir() -> Path | None:
+    """Where generated validator code is kept between runs: ``$PLANTOPS_VALIDATOR_CACHE``
+    (empty to disable), else beside the schema download cache."""
+    explicit = os.environ.get("PLANTOPS_VALIDATOR_CACHE")
+    if explicit is not None:
+        return Path(explicit) if explicit else None
+    return default_cache_dir().parent / "validators"
+
+
+def _load_code(code: str, origin: str) -> FastValidator:
+    namespace: dict[str, Any] = {}
+    exec(compile(code, origin, "exec"), namespace)
+    fn: FastValidator = namespace["validate"]
+    return fn
+
+
 def _compile(document: Mapping[str, Any], what: str) -> FastValidator:
-    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    """Compile ``document`` once per process; the generated code is also cached on disk,
+    so a later ``plan`` pays for loading Python, not for generating it (seconds per run)."""
+    raw = json.dumps(document, sort_keys=True)
+    digest = hashlib.sha256(
+        f"{fastjsonschema.VERSION}|{_OPTIONS}|{raw}".encode()
+    ).hexdigest()
     with _COMPILED_LOCK:
         cached = _COMPILED.get(digest)
     if cached is not None:
         return cached
-    try:
-        compiled: FastValidator = fastjsonschema.compile(
-            dict(document), use_default=False, use_formats=False, detailed_exceptions=False
-        )
-    except (fastjsonschema.JsonSchemaDefinitionException, re.error, RecursionError) as exc:
-        raise UserError(f"schema for {what} cannot be compiled: {exc}") from exc
+    cache = validator_cache_dir()
+    path = cache / f"{digest}.py" if cache is not None else None
+    compiled: FastValidator | None = None
+    if path is not None and path.is_file():
+        try:
+            compiled = _load_code(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, SyntaxError, KeyError, ValueError):
+            compiled = None  # a damaged cache entry is regenerated below
+    if compiled is None:
+        try:
+            code = fastjsonschema.compile_to_code(
+                dict(document), use_default=False, use_formats=False, detailed_exceptions=False
+            )
+        except (fastjsonschema.JsonSchemaDefinitionException, re.error, RecursionError) as exc:
+            raise UserError(f"schema for {what} cannot be compiled: {exc}") from exc
+        compiled = _load_code(code, f"<schema {what}>")
+        if path is not None:
+            _store(path, code)
     with _COMPILED_LOCK:
         _COMPILED[digest] = compiled
     return compiled
+
+
+def _store(path: Path, code: str) -> None:
+    """Write a cache entry atomically; a read-only or full cache only costs speed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(code, encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        pass
 
 
 def prepare_crd_schema(

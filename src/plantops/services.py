@@ -13,8 +13,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import plantops as plantops_package
 from plantops import __version__
-from plantops import render as render_package
 from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, SchemaValidator
 from plantops.classify import Classification, classify_fleet
 from plantops.errors import GateFailed, Problem, SpecError
@@ -125,10 +125,12 @@ def _checked(units: Sequence[UnitOfWork], checker: RenderChecker) -> Iterator[Un
 
 @functools.cache
 def renderer_fingerprint() -> str:
-    """Hash of the renderer's own code: upgrading plantops re-renders what it changed."""
-    package = Path(render_package.__file__).parent
+    """Hash of the code that shapes the tree (spec defaults, model, classification, sizing,
+    planning, renderers): upgrading plantops re-renders what it now renders differently."""
+    package = Path(plantops_package.__file__).parent
     digest = hashlib.sha256(__version__.encode())
-    for path in sorted(package.rglob("*")):
+    shaping = ("spec", "model", "classify", "sizing", "plan", "render")
+    for path in sorted(p for sub in shaping for p in (package / sub).rglob("*")):
         if path.is_file() and path.suffix in (".py", ".json"):
             digest.update(path.relative_to(package).as_posix().encode())
             digest.update(path.read_bytes())

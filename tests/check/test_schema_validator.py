@@ -239,13 +239,16 @@ def test_generated_validator_code_is_cached_on_disk(tmp_path: Path) -> None:
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
     )
     assert first.stdout.split() == ["True", "False"], first.stderr
-    entries = sorted(cache.glob("*.py"))
+    entries = sorted(cache.glob("*.marshal"))
     assert entries, "generated code was written to the cache"
     before = {p: p.stat().st_mtime_ns for p in entries}
-    entries[0].write_text("this is not python(")  # a damaged entry is regenerated
+    entries[0].write_bytes(b"not marshal data")  # a damaged entry is regenerated
     second = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
     )
     assert second.stdout.split() == ["True", "False"], second.stderr
     assert all(p.stat().st_mtime_ns == t for p, t in before.items() if p != entries[0])
-    compile(entries[0].read_text(), str(entries[0]), "exec")  # rewritten with valid code
+    import marshal
+    import types
+
+    assert isinstance(marshal.loads(entries[0].read_bytes()), types.CodeType)  # rewritten

@@ -200,3 +200,12 @@ def test_killed_run_with_moves_is_repaired(tmp_path: Path) -> None:
     res = write_tree(out, [unit("a", {"a/x.yaml": "1\n"}), unit("b", {"b/y.yaml": "2\n"})])
     assert res.reused == 2
     assert read_tree(out) == before
+
+
+def test_file_deleted_from_the_tree_is_rendered_again(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, [unit("a", {"c/a/x.yaml": "a\n", "c/a/y.yaml": "y\n"})])
+    (out / "c" / "a" / "y.yaml").unlink()
+    res = write_tree(out, [unit("a", {"c/a/x.yaml": "a\n", "c/a/y.yaml": "y\n"})])
+    assert (res.rendered, res.reused) == (1, 0)
+    assert (out / "c" / "a" / "y.yaml").read_text() == "y\n"

@@ -191,7 +191,22 @@ def plan(
                     "out": str(summary.out),
                     "dry_run": summary.dry_run,
                     "plants": rows,
-                    "deployments": [d.as_dict() for d in res.plan.deployments],
+                    "deployments": [
+                        {
+                            "id": d.id,
+                            "dir": d.dir,
+                            "plants": [t.plant for t in d.tenants],
+                            "environment": d.environment.name,
+                            "tier": d.tier,
+                            "pattern": d.pattern,
+                            "cluster": d.cluster.name if d.cluster else None,
+                            "namespace": d.namespace,
+                            "web_replicas": d.sizing.web_replicas,
+                            "workers": d.sizing.workers,
+                            "cost": d.cost.as_dict(),
+                        }
+                        for d in res.plan.deployments
+                    ],
                     "changes": [c.__dict__ for c in summary.changes],
                     "rendered": summary.rendered,
                     "reused": summary.reused,

@@ -18,7 +18,6 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from os.path import isfile, join
 from pathlib import Path
 from typing import Literal
 
@@ -136,14 +135,28 @@ def _check_target(out: Path) -> None:
         )
 
 
+def _by_dir(files: list[str]) -> dict[str, list[str]]:
+    """File names grouped by their directory ("" for the root), directories sorted."""
+    grouped: dict[str, list[str]] = {}
+    for rel in files:
+        d, _, name = rel.rpartition("/")
+        grouped.setdefault(d, []).append(name)
+    return dict(sorted(grouped.items()))
+
+
+def _ancestors(d: str) -> list[str]:
+    """``a``, ``a/b``, ``a/b/c`` for ``a/b/c``: shallowest first."""
+    parts = d.split("/") if d else []
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
 def _owners(old: dict[str, dict[str, object]]) -> dict[str, set[str]]:
     """For every directory of the old tree, the deployments with files at or below it."""
     owners: dict[str, set[str]] = {}
     for dep_id, entry in old.items():
-        for rel in _files_of(entry):
-            parts = rel.split("/")[:-1]
-            for i in range(1, len(parts) + 1):
-                owners.setdefault("/".join(parts[:i]), set()).add(dep_id)
+        for d in {rel.rpartition("/")[0] for rel in _files_of(entry)}:
+            for a in _ancestors(d):
+                owners.setdefault(a, set()).add(dep_id)
     return owners
 
 
@@ -153,6 +166,7 @@ class _Builder:
     def __init__(self, out: Path, tmp: Path, owners: dict[str, set[str]], dry_run: bool) -> None:
         self.out, self.tmp, self.owners, self.dry_run = out, tmp, owners, dry_run
         self.made: set[Path] = set()
+        self.listings: dict[str, set[str]] = {}
         self.journal = None if dry_run else (tmp / JOURNAL).open("a", encoding="utf-8")
 
     def _parent(self, target: Path) -> None:
@@ -168,17 +182,30 @@ class _Builder:
         self._parent(target)
         target.write_text(content, encoding="utf-8", newline="\n")
 
+    def intact(self, files: list[str]) -> bool:
+        """Every file of a deployment is still in the old tree (one listing per directory)."""
+        for d, names in _by_dir(files).items():
+            listing = self.listings.get(d)
+            if listing is None:
+                try:
+                    listing = set(os.listdir(self.out / d))
+                except OSError:
+                    listing = set()
+                self.listings[d] = listing
+            if not listing.issuperset(names):
+                return False
+        return True
+
     def carry(self, dep_id: str, files: list[str]) -> None:
         if self.dry_run:
             return
         moved: set[str] = set()
-        for rel in files:
-            parts = rel.split("/")[:-1]
-            prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
-            if any(p in moved for p in prefixes):
+        for d, names in _by_dir(files).items():
+            chain = _ancestors(d)
+            if any(a in moved for a in chain):
                 continue
             # the highest directory this deployment owns alone moves in one rename
-            own = next((p for p in prefixes if self.owners.get(p) == {dep_id}), None)
+            own = next((a for a in chain if self.owners.get(a) == {dep_id}), None)
             if own is not None and (self.out / own).is_dir() and not (self.tmp / own).exists():
                 assert self.journal is not None
                 self.journal.write(own + "\n")
@@ -188,9 +215,11 @@ class _Builder:
                 (self.out / own).rename(target)
                 moved.add(own)
                 continue
-            target = self.tmp / rel
-            self._parent(target)
-            os.link(self.out / rel, target)
+            for name in names:
+                rel = f"{d}/{name}" if d else name
+                target = self.tmp / rel
+                self._parent(target)
+                os.link(self.out / rel, target)
 
     def close(self) -> None:
         if self.journal is not None:
@@ -213,7 +242,6 @@ def write_tree(
     summary = TreeSummary(out=out, dry_run=dry_run)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     state: dict[str, dict[str, object]] = {}
-    out_s = str(out)
     if not dry_run:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
@@ -228,8 +256,7 @@ def write_tree(
                 prev is not None
                 and prev.get("hash") == unit.input_hash
                 and prev_files
-                # os.path on strings: 100k pathlib objects cost a second on big fleets
-                and all(isfile(join(out_s, f)) for f in prev_files)  # noqa: PTH113, PTH118
+                and b.intact(prev_files)
             ):
                 b.carry(unit.id, prev_files)
                 files = prev_files

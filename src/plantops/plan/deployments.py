@@ -60,7 +60,7 @@ class Deployment:
     series: str
     edition: str
     context_hash: str = field(default="", repr=False)
-    """Hash of everything outside this deployment that shapes it (fleet-wide settings)."""
+    """Hash of this deployment's inputs: fleet.yaml, its plants' files, active overrides."""
 
     @property
     def dir(self) -> str:
@@ -76,38 +76,15 @@ class Deployment:
     def as_dict(self) -> dict[str, Any]:
         return dict(self._document)
 
-    @cached_property
+    @property
     def input_hash(self) -> str:
         """Content hash of every input of this deployment: unchanged hash, unchanged output.
 
-        Hashes the reprs of frozen dataclasses and pydantic models, which are
-        deterministic and several times cheaper than dumping them to JSON.
+        A deployment is a pure function of fleet.yaml, its plants' files, the exceptions in
+        force and the code (which the caller adds), so those are what is hashed — never
+        the derived models.
         """
-        payload = repr(
-            (
-                self.context_hash,
-                self.id,
-                self.unit,
-                self.environment,
-                self.tier,
-                self.pattern,
-                self.runtime,
-                self.namespace,
-                self.tenants,
-                self.tier_spec,
-                self.sizing,
-                self.cost,
-                sorted(self.cost_by_plant.items()),
-                self.classifications,
-                [p.spec for p in self.plants],
-                self.cluster,
-                self.image,
-                self.digest,
-                self.series,
-                self.edition,
-            )
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()
+        return self.context_hash
 
     @cached_property
     def _document(self) -> dict[str, Any]:
@@ -265,6 +242,14 @@ def _inputs(
     )
 
 
+def _hash_text(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 def _hash(payload: Any) -> str:
     raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
@@ -345,7 +330,7 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
 
     odoo = fleet.spec.odoo
     pricing = fleet.spec.pricing
-    context_hash = _hash(fleet.spec.model_dump(mode="json", exclude={"clusters"}))
+    fleet_digest = fleet.source.fleet_source.digest
     deployments: list[Deployment] = []
     wanted = set(only)
     for (unit, _), members in sorted(units.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
@@ -420,7 +405,15 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
                 digest=odoo.digest,
                 series=odoo.series,
                 edition=odoo.edition.value,
-                context_hash=context_hash,
+                context_hash=_hash_text(
+                    fleet_digest,
+                    f"{unit}/{env_name}",
+                    *(
+                        f"{p.code}:{fleet.source.plant_sources[p.code].digest}:"
+                        f"{sorted((k, repr(v)) for k, v in p.overrides.items())}"
+                        for p in in_env
+                    ),
+                ),
             )
             deployments.append(dep)
     if problems:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import hashlib
 import itertools
 import types
 import typing
@@ -51,6 +52,8 @@ class SourceMap:
     file: str
     positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    digest: str = ""
+    """sha256 of the file's text: what incremental planning hashes instead of the model."""
 
     def locate(self, loc: Sequence[str | int], *, value: bool = False) -> Location:
         """Best position for ``loc`` (its key, or its value when ``value``), else the nearest
@@ -141,6 +144,7 @@ def read_yaml(path: Path, shown: str) -> tuple[Any, SourceMap, list[Problem]]:
         return None, source, [Problem(shown, 1, 1, "", f"not UTF-8 text: {exc.reason}")]
     except OSError as exc:
         return None, source, [Problem(shown, 1, 1, "", f"cannot read: {exc.strerror}")]
+    source.digest = hashlib.sha256(text.encode()).hexdigest()
     loader = yaml.CSafeLoader(text)
     try:
         nodes: list[yaml.Node] = []

@@ -17,12 +17,15 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import marshal
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 import fastjsonschema
@@ -103,9 +106,10 @@ def validator_cache_dir() -> Path | None:
     return default_cache_dir().parent / "validators"
 
 
-def _load_code(code: str, origin: str) -> FastValidator:
+def _run_code(code: CodeType) -> FastValidator:
+    """Run byte code that fastjsonschema generated and return its ``validate``."""
     namespace: dict[str, Any] = {}
-    exec(compile(code, origin, "exec"), namespace)
+    exec(code, namespace)
     fn: FastValidator = namespace["validate"]
     return fn
 
@@ -114,42 +118,44 @@ def _compile(document: Mapping[str, Any], what: str) -> FastValidator:
     """Compile ``document`` once per process; the generated code is also cached on disk,
     so a later ``plan`` pays for loading Python, not for generating it (seconds per run)."""
     raw = json.dumps(document, sort_keys=True)
-    digest = hashlib.sha256(
-        f"{fastjsonschema.VERSION}|{_OPTIONS}|{raw}".encode()
-    ).hexdigest()
+    digest = hashlib.sha256(f"{fastjsonschema.VERSION}|{_OPTIONS}|{raw}".encode()).hexdigest()
     with _COMPILED_LOCK:
         cached = _COMPILED.get(digest)
     if cached is not None:
         return cached
     cache = validator_cache_dir()
-    path = cache / f"{digest}.py" if cache is not None else None
+    # Byte code, like a .pyc: keyed by the interpreter too, since marshal is version-bound.
+    tag = sys.implementation.cache_tag
+    path = cache / f"{digest}.{tag}.marshal" if cache is not None else None
     compiled: FastValidator | None = None
     if path is not None and path.is_file():
         try:
-            compiled = _load_code(path.read_text(encoding="utf-8"), str(path))
-        except (OSError, SyntaxError, KeyError, ValueError):
+            code = marshal.loads(path.read_bytes())
+            compiled = _run_code(code) if isinstance(code, CodeType) else None
+        except (OSError, ValueError, EOFError, TypeError, KeyError):
             compiled = None  # a damaged cache entry is regenerated below
     if compiled is None:
         try:
-            code = fastjsonschema.compile_to_code(
+            source = fastjsonschema.compile_to_code(
                 dict(document), use_default=False, use_formats=False, detailed_exceptions=False
             )
         except (fastjsonschema.JsonSchemaDefinitionException, re.error, RecursionError) as exc:
             raise UserError(f"schema for {what} cannot be compiled: {exc}") from exc
-        compiled = _load_code(code, f"<schema {what}>")
+        code = compile(source, f"<schema {what}>", "exec")
+        compiled = _run_code(code)
         if path is not None:
-            _store(path, code)
+            _store(path, marshal.dumps(code))
     with _COMPILED_LOCK:
         _COMPILED[digest] = compiled
     return compiled
 
 
-def _store(path: Path, code: str) -> None:
+def _store(path: Path, data: bytes) -> None:
     """Write a cache entry atomically; a read-only or full cache only costs speed."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(code, encoding="utf-8")
+        tmp.write_bytes(data)
         tmp.replace(path)
     except OSError:
         pass

@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-from collections.abc import Iterator, Sequence
+import multiprocessing
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from plantops import __version__
 from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, SchemaValidator
 from plantops.classify import Classification, classify_fleet
 from plantops.errors import GateFailed, Problem, SpecError
-from plantops.gitops import TreeSummary, UnitOfWork, write_tree
+from plantops.gitops import RenderMany, TreeSummary, UnitOfWork, write_tree
 from plantops.model import Fleet, build_fleet
 from plantops.plan import Deployment, Plan, build_plan
 from plantops.render import (
@@ -113,14 +115,62 @@ class RenderChecker:
         )
 
 
-def _checked(units: Sequence[UnitOfWork], checker: RenderChecker) -> Iterator[UnitOfWork]:
-    """Hand units to the writer one by one; once all are rendered, fail on any finding.
+# Below this many deployments to render, forking workers costs more than it saves.
+PARALLEL_MIN_RENDERS = 48
+# What forked render workers inherit: the deployments to render and the render context.
+_POOL_WORK: tuple[Sequence[Deployment], RenderContext] | None = None
+_POOL_CHECKER: RenderChecker | None = None
 
-    The writer consumes this lazily inside its atomic section, so raising here leaves the
-    previous tree untouched.
-    """
-    yield from units
-    checker.raise_findings()
+
+def _render_in_worker(i: int) -> tuple[list[RenderedFile], list[SchemaFinding], int]:
+    """Render and validate deployment ``i`` in a forked worker (validators compiled once per
+    worker, from the on-disk cache)."""
+    global _POOL_CHECKER  # noqa: PLW0603 - per-process state of a pool worker
+    assert _POOL_WORK is not None, "only called in workers forked by render_in_parallel"
+    deps, ctx = _POOL_WORK
+    if _POOL_CHECKER is None:
+        _POOL_CHECKER = RenderChecker(ctx)
+    checker = _POOL_CHECKER
+    findings_before, objects_before = len(checker.findings), checker.objects
+    files = checker.render(deps[i])
+    return files, checker.findings[findings_before:], checker.objects - objects_before
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def render_in_parallel(
+    checker: RenderChecker, deployments: Mapping[str, Deployment], workers: int
+) -> RenderMany:
+    """A renderer for the tree writer: renders the units it is given in order, spread over
+    ``workers`` forked processes when there are enough of them, while the writer writes
+    the results as they come. Once all are rendered it raises if anything failed
+    validation — inside the writer's atomic section, so nothing is written then."""
+
+    def render_many(units: Sequence[UnitOfWork]) -> Iterator[Sequence[RenderedFile]]:
+        global _POOL_WORK  # noqa: PLW0603 - handed to forked workers, cleared after
+        deps = [deployments[u.id] for u in units]
+        if workers > 1 and len(deps) >= PARALLEL_MIN_RENDERS:
+            _POOL_WORK = (deps, checker.ctx)
+            try:
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    results = pool.imap(_render_in_worker, range(len(deps)), chunksize=4)
+                    for files, findings, objects in results:
+                        checker.findings += findings
+                        checker.objects += objects
+                        yield files
+            finally:
+                _POOL_WORK = None
+        else:
+            for dep in deps:
+                yield checker.render(dep)
+        checker.raise_findings()
+
+    return render_many
 
 
 @functools.cache
@@ -173,9 +223,12 @@ def plan_fleet(
     ]
     tree = write_tree(
         out,
-        _checked(units, checker),
+        units,
         selected_plants=plants,
         extra=lambda: checker.fleet_files(full.deployments),
         dry_run=dry_run,
+        render_many=render_in_parallel(
+            checker, {d.id: d for d in plan.deployments}, workers=available_cpus()
+        ),
     )
     return PlanResult(plan, tree, res.warnings)

@@ -209,3 +209,46 @@ def test_file_deleted_from_the_tree_is_rendered_again(tmp_path: Path) -> None:
     res = write_tree(out, [unit("a", {"c/a/x.yaml": "a\n", "c/a/y.yaml": "y\n"})])
     assert (res.rendered, res.reused) == (1, 0)
     assert (out / "c" / "a" / "y.yaml").read_text() == "y\n"
+
+
+def test_parallel_render_gives_the_same_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forked render workers produce exactly what a serial render does."""
+    monkeypatch.setattr(services, "PARALLEL_MIN_RENDERS", 1)
+    monkeypatch.setattr(services, "available_cpus", lambda: 2)
+    plan(EXAMPLE, tmp_path / "parallel")
+    monkeypatch.setattr(services, "available_cpus", lambda: 1)
+    plan(EXAMPLE, tmp_path / "serial")
+    assert read_tree(tmp_path / "parallel") == read_tree(tmp_path / "serial")
+
+
+def test_parallel_render_findings_abort_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema finding from a worker fails the plan and leaves the previous tree alone."""
+    from plantops.check.schema import SchemaValidator
+    from plantops.errors import GateFailed
+
+    out = tmp_path / "out"
+    plan(EXAMPLE, out)
+    before = read_tree(out)
+    root = copy_example(tmp_path)
+    f = root / "plants" / "brno-components.yaml"
+    f.write_text(f.read_text().replace("name: Brno Components s.r.o.", "name: Brno"))
+    original = SchemaValidator.validate
+
+    def strict(self: SchemaValidator, obj: object, **kw: object) -> list[object]:
+        found = original(self, obj, **kw)  # type: ignore[arg-type]
+        if isinstance(obj, dict) and obj.get("kind") == "Namespace":
+            from plantops.check.schema import SchemaFinding
+
+            found.append(SchemaFinding("x", 0, "v1", "Namespace", "n", "", "planted finding"))
+        return found  # type: ignore[return-value]
+
+    monkeypatch.setattr(SchemaValidator, "validate", strict)
+    monkeypatch.setattr(services, "PARALLEL_MIN_RENDERS", 1)
+    monkeypatch.setattr(services, "available_cpus", lambda: 2)
+    with pytest.raises(GateFailed, match="planted finding"):
+        plan(root, out)
+    assert read_tree(out) == before

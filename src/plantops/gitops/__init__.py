@@ -1,5 +1,5 @@
 """Writing rendered trees: deterministic, incremental, atomic."""
 
-from plantops.gitops.tree import Change, TreeSummary, UnitOfWork, write_tree
+from plantops.gitops.tree import Change, RenderMany, TreeSummary, UnitOfWork, write_tree
 
-__all__ = ["Change", "TreeSummary", "UnitOfWork", "write_tree"]
+__all__ = ["Change", "RenderMany", "TreeSummary", "UnitOfWork", "write_tree"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -38,6 +38,14 @@ class UnitOfWork:
     input_hash: str
     plants: tuple[str, ...]
     render: Callable[[], Sequence[RenderedFile]]
+
+
+RenderMany = Callable[[Sequence[UnitOfWork]], Iterable[Sequence[RenderedFile]]]
+
+
+def _render_serially(units: Sequence[UnitOfWork]) -> Iterator[Sequence[RenderedFile]]:
+    for unit in units:
+        yield unit.render()
 
 
 @dataclass(frozen=True)
@@ -233,8 +241,14 @@ def write_tree(
     selected_plants: Sequence[str] = (),
     extra: Callable[[], Sequence[RenderedFile]] | None = None,
     dry_run: bool = False,
+    render_many: RenderMany | None = None,
 ) -> TreeSummary:
-    """Write ``units`` to ``out`` atomically; with ``selected_plants``, keep the others."""
+    """Write ``units`` to ``out`` atomically; with ``selected_plants``, keep the others.
+
+    ``render_many`` renders the units that changed (in order, lazily — it may spread the
+    work over processes); it may raise once its iterator is exhausted, e.g. when the
+    rendered objects failed validation, and nothing is written then.
+    """
     out = out.absolute()
     _recover(out)
     _check_target(out)
@@ -247,9 +261,10 @@ def write_tree(
         tmp.mkdir()
     b = _Builder(out, tmp, _owners(old), dry_run)
     try:
-        seen: set[str] = set()
+        units = list(units)
+        seen = {unit.id for unit in units}
+        reuse: dict[str, list[str]] = {}
         for unit in units:
-            seen.add(unit.id)
             prev = old.get(unit.id)
             prev_files = _files_of(prev) if prev else []
             if (
@@ -258,20 +273,26 @@ def write_tree(
                 and prev_files
                 and b.intact(prev_files)
             ):
-                b.carry(unit.id, prev_files)
-                files = prev_files
+                reuse[unit.id] = prev_files
+        renders = iter((render_many or _render_serially)([u for u in units if u.id not in reuse]))
+        for unit in units:
+            if unit.id in reuse:
+                files = reuse[unit.id]
+                b.carry(unit.id, files)
                 summary.reused += 1
                 action: Literal["added", "changed", "unchanged"] = "unchanged"
             else:
-                rendered = unit.render()
+                rendered = next(renders)
                 files = sorted(f.path for f in rendered)
                 for f in rendered:
                     b.write(f.path, f.content)
                 summary.rendered += 1
-                action = "added" if prev is None else "changed"
+                action = "added" if unit.id not in old else "changed"
             summary.files += len(files)
             summary.changes.append(Change(unit.id, unit.plants, action))
             state[unit.id] = {"hash": unit.input_hash, "plants": list(unit.plants), "files": files}
+        for _surplus in renders:  # exhausting it lets the renderer raise its verdict
+            raise RuntimeError("render_many yielded more results than units")
 
         selected = set(selected_plants)
         for dep_id, prev in sorted(old.items()):

@@ -82,6 +82,13 @@ def _number(v: float) -> str:
 
 
 def _value(v: Any, indent: str) -> str:
+    t = type(v)
+    if t is str:
+        if "\n" in v:
+            block = _literal(v, indent)
+            if block is not None:
+                return block
+        return _scalar(v)
     if v is None:
         return "null"
     if v is True:
@@ -93,49 +100,52 @@ def _value(v: Any, indent: str) -> str:
     if isinstance(v, float):
         return _number(v)
     if isinstance(v, str):
-        if "\n" in v:
-            block = _literal(v, indent)
-            if block is not None:
-                return block
-        return _scalar(v)
-    raise TypeError(f"cannot emit {type(v).__name__} as YAML")
+        return _value(str(v), indent)
+    raise TypeError(f"cannot emit {t.__name__} as YAML")
 
 
 def _emit(obj: Any, indent: str, out: list[str]) -> None:
-    if isinstance(obj, Mapping):
+    # Exact type checks first: abc isinstance checks dominated a fleet render.
+    t = type(obj)
+    if t is not dict and t is not list:
+        if isinstance(obj, Mapping):
+            obj, t = dict(obj), dict
+        elif isinstance(obj, list):
+            obj, t = list(obj), list
+    if t is dict:
+        inner = indent + "  "
         for k, v in obj.items():
-            key = _scalar(k) if isinstance(k, str) else _value(k, indent)
-            if isinstance(v, Mapping) and v:
-                out.append(f"{indent}{key}:\n")
-                _emit(v, indent + "  ", out)
-            elif isinstance(v, list) and v:
-                out.append(f"{indent}{key}:\n")
-                _emit(v, indent, out)
-            elif isinstance(v, Mapping):
-                out.append(f"{indent}{key}: {{}}\n")
-            elif isinstance(v, list):
-                out.append(f"{indent}{key}: []\n")
+            key = _scalar(k) if type(k) is str else _value(k, indent)
+            tv = type(v)
+            if tv is dict or tv is list or isinstance(v, Mapping | list):
+                if not v:
+                    out.append(
+                        f"{indent}{key}: {{}}\n"
+                        if isinstance(v, Mapping)
+                        else f"{indent}{key}: []\n"
+                    )
+                else:
+                    out.append(f"{indent}{key}:\n")
+                    _emit(v, indent if isinstance(v, list) else inner, out)
             else:
                 out.append(f"{indent}{key}: {_value(v, indent)}\n")
-    elif isinstance(obj, list):
+    elif t is list:
+        inner = indent + "  "
+        cut = len(indent) + 2
         for item in obj:
-            if isinstance(item, Mapping) and item:
+            ti = type(item)
+            if ti is dict or ti is list or isinstance(item, Mapping | list):
+                if not item:
+                    out.append(
+                        f"{indent}- {{}}\n" if isinstance(item, Mapping) else f"{indent}- []\n"
+                    )
+                    continue
                 sub: list[str] = []
-                _emit(item, indent + "  ", sub)
-                first = sub[0]
-                sub[0] = f"{indent}- {first[len(indent) + 2 :]}"
+                _emit(item, inner, sub)
+                sub[0] = f"{indent}- {sub[0][cut:]}"
                 out.extend(sub)
-            elif isinstance(item, list) and item:
-                sub = []
-                _emit(item, indent + "  ", sub)
-                sub[0] = f"{indent}- {sub[0][len(indent) + 2 :]}"
-                out.extend(sub)
-            elif isinstance(item, Mapping):
-                out.append(f"{indent}- {{}}\n")
-            elif isinstance(item, list):
-                out.append(f"{indent}- []\n")
             else:
-                out.append(f"{indent}- {_value(item, indent + '  ')}\n")
+                out.append(f"{indent}- {_value(item, inner)}\n")
     else:
         out.append(f"{indent}{_value(obj, indent)}\n")
 

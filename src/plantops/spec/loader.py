@@ -32,40 +32,95 @@ Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
 
-@dataclass(frozen=True)
 class Location:
-    """Where a value came from: file (as shown to the user), 1-based line and column, YAML path."""
+    """Where a value came from: file (as shown to the user), 1-based line and column, YAML path.
 
-    file: str
-    line: int
-    column: int
-    path: str
+    Line and column are looked up when first read, so recording a location (every
+    classification reason does) costs nothing until someone shows it.
+    """
+
+    __slots__ = ("_pos", "_source", "_value", "file", "key", "path")
+
+    def __init__(self, source: SourceMap, key: Loc, *, value: bool = False) -> None:
+        self._source, self.key, self._value = source, key, value
+        self.file = source.file
+        self.path = format_path(key)
+        self._pos: tuple[int, int] | None = None
+
+    def _position(self) -> tuple[int, int]:
+        if self._pos is None:
+            self._pos = self._source.position(self.key, value=self._value)
+        return self._pos
+
+    @property
+    def line(self) -> int:
+        return self._position()[0]
+
+    @property
+    def column(self) -> int:
+        return self._position()[1]
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
 
+    def __repr__(self) -> str:
+        return f"Location({self}, {self.path!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Location):
+            return NotImplemented
+        return (self.file, self.path, self.line, self.column) == (
+            other.file,
+            other.path,
+            other.line,
+            other.column,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.file, self.path))
+
 
 @dataclass
 class SourceMap:
-    """Positions of every key and item of one YAML document."""
+    """Positions of every key and item of one YAML document.
+
+    Positions are indexed on first use: most files of a large fleet are never asked
+    where a value came from in a run, and indexing costs as much as parsing.
+    """
 
     file: str
     positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     digest: str = ""
     """sha256 of the file's text: what incremental planning hashes instead of the model."""
+    text: str = field(default="", repr=False)
+
+    def _ensure_indexed(self) -> None:
+        if not self.text or self.positions:
+            return
+        loader = yaml.CSafeLoader(self.text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _index(node, (), self, loader)
+        except (yaml.YAMLError, _DuplicateKey, ValueError, TypeError, RecursionError):
+            pass  # the file parsed when it was loaded; positions are best effort
+        finally:
+            loader.dispose()
 
     def locate(self, loc: Sequence[str | int], *, value: bool = False) -> Location:
-        """Best position for ``loc`` (its key, or its value when ``value``), else the nearest
-        ancestor that exists."""
-        key: Loc = tuple(loc)
-        if value and key in self.values:
-            line, col = self.values[key]
-            return Location(self.file, line, col, format_path(loc))
+        """Where ``loc`` is written: its key, or its value when ``value`` (resolved lazily)."""
+        return Location(self, tuple(loc), value=value)
+
+    def position(self, loc: Loc, *, value: bool = False) -> tuple[int, int]:
+        """Best 1-based (line, column) for ``loc``, else of the nearest ancestor that exists."""
+        self._ensure_indexed()
+        if value and loc in self.values:
+            return self.values[loc]
+        key = loc
         while key and key not in self.positions:
             key = key[:-1]
-        line, col = self.positions.get(key, (1, 1))
-        return Location(self.file, line, col, format_path(loc))
+        return self.positions.get(key, (1, 1))
 
 
 @dataclass(frozen=True)
@@ -135,6 +190,39 @@ def _index(node: yaml.Node, prefix: Loc, source: SourceMap, loader: Any) -> Any:
     return value
 
 
+class _DataLoader(yaml.CSafeLoader):
+    """libyaml's parser with the safe constructor, refusing duplicate keys (PyYAML would
+    silently keep the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Scalar keys compare by tag and text, before construction: cheap, and exactly
+        # what makes two keys equal for the fleet spec (whose keys are all plain text).
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            ident = (key_node.tag, key_node.value)
+            mark = key_node.start_mark
+            if ident in seen:
+                raise _DuplicateKey(key_node.value, mark.line + 1, mark.column + 1, seen[ident])
+            seen[ident] = mark.line + 1
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
+def _plain(obj: Any) -> Any:
+    """Keys as the validation expects them (text unless a number or bool); bytes as text."""
+    if isinstance(obj, dict):
+        return {
+            (k if isinstance(k, int | float | bool) else str(k)): _plain(v) for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    return obj
+
+
 def read_yaml(path: Path, shown: str) -> tuple[Any, SourceMap, list[Problem]]:
     """Parse one YAML file; syntax errors become located problems."""
     source = SourceMap(shown)
@@ -145,17 +233,16 @@ def read_yaml(path: Path, shown: str) -> tuple[Any, SourceMap, list[Problem]]:
     except OSError as exc:
         return None, source, [Problem(shown, 1, 1, "", f"cannot read: {exc.strerror}")]
     source.digest = hashlib.sha256(text.encode()).hexdigest()
-    loader = yaml.CSafeLoader(text)
+    source.text = text
+    loader = _DataLoader(text)
     try:
-        nodes: list[yaml.Node] = []
-        while loader.check_node():
-            node = loader.get_node()
-            if node is not None:
-                nodes.append(node)
-        if len(nodes) != 1:
-            what = "is empty" if not nodes else f"holds {len(nodes)} documents"
+        docs = []
+        while loader.check_data():  # type: ignore[no-untyped-call]
+            docs.append(loader.get_data())
+        if len(docs) != 1:
+            what = "is empty" if not docs else f"holds {len(docs)} documents"
             return None, source, [Problem(shown, 1, 1, "", f"file {what}", "one YAML mapping")]
-        data = _index(nodes[0], (), source, loader)
+        data = _plain(docs[0])
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -58,8 +58,10 @@ class Deployment:
     digest: str
     series: str
     edition: str
-    context_hash: str = field(default="", repr=False)
-    """Hash of this deployment's inputs: fleet.yaml, its plants' files, active overrides."""
+    input_hash: str = field(default="", repr=False)
+    """Content hash of this deployment's inputs: unchanged hash, unchanged output. A
+    deployment is a pure function of fleet.yaml, its plants' files, the exceptions in force
+    and the code (which the caller adds), so those are hashed — never the derived models."""
 
     @property
     def dir(self) -> str:
@@ -74,16 +76,6 @@ class Deployment:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._document)
-
-    @property
-    def input_hash(self) -> str:
-        """Content hash of every input of this deployment: unchanged hash, unchanged output.
-
-        A deployment is a pure function of fleet.yaml, its plants' files, the exceptions in
-        force and the code (which the caller adds), so those are what is hashed — never
-        the derived models.
-        """
-        return self.context_hash
 
     @cached_property
     def _document(self) -> dict[str, Any]:
@@ -399,7 +391,7 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
                 digest=odoo.digest,
                 series=odoo.series,
                 edition=odoo.edition.value,
-                context_hash=_hash_text(
+                input_hash=_hash_text(
                     fleet_digest,
                     f"{unit}/{env_name}",
                     *(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -156,6 +157,7 @@ def render_in_parallel(
         deps = [deployments[u.id] for u in units]
         if workers > 1 and len(deps) >= PARALLEL_MIN_RENDERS:
             _POOL_WORK = (deps, checker.ctx)
+            gc.freeze()
             try:
                 with multiprocessing.get_context("fork").Pool(workers) as pool:
                     results = pool.imap(_render_in_worker, range(len(deps)), chunksize=4)
@@ -165,6 +167,7 @@ def render_in_parallel(
                         yield files
             finally:
                 _POOL_WORK = None
+                gc.unfreeze()
         else:
             for dep in deps:
                 yield checker.render(dep)

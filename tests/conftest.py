@@ -21,6 +21,7 @@ TODAY = dt.date(2026, 11, 22)
 def _isolated_validator_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Generated validator code goes to a per-session directory, not the user's cache."""
     os.environ["PLANTOPS_VALIDATOR_CACHE"] = str(tmp_path_factory.mktemp("validators"))
+    os.environ["PLANTOPS_SPEC_CACHE"] = str(tmp_path_factory.mktemp("specs"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

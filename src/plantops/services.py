@@ -33,7 +33,7 @@ from plantops.render import (
 )
 from plantops.render.compose import validate_compose
 from plantops.render.core import dump_yaml
-from plantops.spec import load_fleet
+from plantops.spec import ParseCache, load_fleet
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,12 @@ class FleetResult:
 
 
 def open_fleet(root: Path, *, today: dt.date, allow_expired: bool = False) -> FleetResult:
-    loaded = load_fleet(root, today=today, allow_expired_overrides=allow_expired)
+    loaded = load_fleet(
+        root,
+        today=today,
+        allow_expired_overrides=allow_expired,
+        cache=ParseCache.for_fleet(root),
+    )
     return FleetResult(build_fleet(loaded, today=today), loaded.warnings)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from plantops import services
 from plantops.errors import SpecError
 from plantops.gitops import UnitOfWork, write_tree
+from plantops.gitops.tree import _recover
 from plantops.render import RenderedFile
 from tests.conftest import EXAMPLE, TODAY, compare_or_update_tree, read_tree
 
@@ -186,20 +188,119 @@ def test_failure_after_moves_restores_the_old_tree(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-def test_killed_run_with_moves_is_repaired(tmp_path: Path) -> None:
-    """A run killed after moving a directory into its temp tree gets it back next time."""
+def _kill_during_update(out: Path, units: list[UnitOfWork], after: int) -> None:
+    """Run an update in a forked child that dies (like kill -9) after ``after`` renames."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child never returns
+        count = 0
+        real_rename, real_replace = Path.rename, os.replace
+
+        def die_after(*args: object) -> None:
+            nonlocal count
+            count += 1
+            if count > after:
+                os._exit(9)
+
+        def rename(self: Path, target: object) -> Path:
+            die_after()
+            return real_rename(self, target)  # type: ignore[arg-type]
+
+        def replace(src: object, dst: object) -> None:
+            die_after()
+            real_replace(src, dst)  # type: ignore[arg-type]
+
+        Path.rename = rename  # type: ignore[assignment,method-assign]
+        os.replace = replace  # type: ignore[assignment]
+        try:
+            write_tree(out, units)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def test_update_killed_at_any_rename_is_repaired(tmp_path: Path) -> None:
+    """Killed between any two renames of an update, the next run finds the old tree or
+    the new one — never a mix — and no staging directory is left."""
     out = tmp_path / "out"
-    write_tree(out, [unit("a", {"a/x.yaml": "1\n"}), unit("b", {"b/y.yaml": "2\n"})])
-    before = read_tree(out)
-    tmp = tmp_path / ".out.tmp-4242"
-    tmp.mkdir()
-    (tmp / "a").mkdir()
-    (out / "a" / "x.yaml").rename(tmp / "a" / "x.yaml")
-    (out / "a").rmdir()
-    (tmp / ".plantops-moves").write_text("a\n")
-    res = write_tree(out, [unit("a", {"a/x.yaml": "1\n"}), unit("b", {"b/y.yaml": "2\n"})])
-    assert res.reused == 2
-    assert read_tree(out) == before
+    old_units = [
+        unit("a", {"c/a/x.yaml": "a\n"}),
+        unit("b", {"c/b/y.yaml": "b\n", "apps/b.yaml": "b\n"}),
+        unit("gone", {"c/gone/z.yaml": "z\n"}),
+    ]
+    new_units = [
+        unit("a", {"c/a/x.yaml": "a2\n", "c/a/w.yaml": "w\n"}, h="h2"),
+        unit("b", {"c/b/y.yaml": "b\n", "apps/b.yaml": "b\n"}),
+        unit("new", {"c/new/n.yaml": "n\n", "apps/new.yaml": "n\n"}),
+    ]
+    write_tree(tmp_path / "want", new_units)
+    after = read_tree(tmp_path / "want")
+    outcomes = []
+    for k in range(12):
+        shutil.rmtree(out, ignore_errors=True)
+        write_tree(out, old_units)
+        before = read_tree(out)
+        _kill_during_update(out, new_units, k)
+        _recover(out)
+        got = read_tree(out)
+        assert got in (before, after), f"killed after {k} renames: a mixed tree"
+        outcomes.append("new" if got == after else "old")
+        left = sorted(p.name for p in tmp_path.iterdir() if p.name != ".out.lock")
+        assert left == ["out", "want"], k  # (a killed run's lock file is reused next time)
+    # killed before the state file was replaced: rolled back; after: the new tree
+    first_new = outcomes.index("new")
+    assert first_new > 4, outcomes  # several kills landed in the middle of the swaps
+    assert outcomes == ["old"] * first_new + ["new"] * (len(outcomes) - first_new)
+
+
+def test_update_moves_only_what_changed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, [unit("a", {"c/a/x.yaml": "a\n"}), unit("b", {"c/b/y.yaml": "b\n"})])
+    untouched = (out / "c" / "b").stat().st_ino
+    res = write_tree(
+        out, [unit("a", {"c/a/x.yaml": "a2\n"}, h="h2"), unit("b", {"c/b/y.yaml": "b\n"})]
+    )
+    assert (res.rendered, res.reused) == (1, 1)
+    assert (out / "c" / "b").stat().st_ino == untouched
+    assert (out / "c" / "a" / "x.yaml").read_text() == "a2\n"
+
+
+def test_removed_deployment_leaves_no_empty_directories(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, [unit("a", {"c/a/x.yaml": "a\n"}), unit("b", {"d/b/y.yaml": "b\n"})])
+    res = write_tree(out, [unit("a", {"c/a/x.yaml": "a\n"})])
+    assert [c.action for c in res.changes] == ["unchanged", "removed"]
+    assert not (out / "d").exists()
+
+
+def test_fleet_files_follow_the_fleet(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    a = [unit("a", {"c/a/x.yaml": "a\n"})]
+    write_tree(out, a, extra=lambda: [RenderedFile("p/one.yaml", "1\n")])
+    write_tree(out, a, extra=lambda: [RenderedFile("p/two.yaml", "2\n")])
+    tree = read_tree(out)
+    assert "p/one.yaml" not in tree
+    assert tree["p/two.yaml"] == b"2\n"
+
+
+def test_a_second_writer_is_refused(tmp_path: Path) -> None:
+    from plantops.errors import UserError
+    from plantops.gitops.tree import _Lock
+
+    out = tmp_path / "out"
+    with _Lock(out), pytest.raises(UserError, match="another plantops run"):
+        write_tree(out, [unit("a", {"a/x.yaml": "1\n"})])
+    write_tree(out, [unit("a", {"a/x.yaml": "1\n"})])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_tree_with_an_older_state_format_is_rewritten_whole(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / ".plantops").mkdir(parents=True)
+    (out / ".plantops" / "state.json").write_text('{"version": 1, "deployments": {}}')
+    (out / "stale.yaml").write_text("old\n")
+    res = write_tree(out, [unit("a", {"a/x.yaml": "1\n"})])
+    assert res.rendered == 1
+    assert sorted(read_tree(out)) == [".plantops/state.json", "a/x.yaml"]
 
 
 def test_file_deleted_from_the_tree_is_rendered_again(tmp_path: Path) -> None:

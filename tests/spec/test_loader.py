@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -112,3 +113,71 @@ def test_loader_raises_only_spec_error_on_arbitrary_text(tmp_path: Path, text: s
         load_fleet(root, today=TODAY)
     except SpecError as exc:
         assert exc.problems
+
+
+# --- the parse cache -------------------------------------------------------------------
+
+
+def _copy(tmp_path: Path) -> Path:
+    root = tmp_path / "fleet"
+    shutil.copytree(EXAMPLE, root)
+    return root
+
+
+def test_parse_cache_skips_parsing_unchanged_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plantops.spec import ParseCache
+    from plantops.spec import loader as loader_module
+
+    root = _copy(tmp_path)
+    cache_file = tmp_path / "cache.pickle"
+    first = load_fleet(root, today=TODAY, cache=ParseCache(cache_file))
+    assert cache_file.is_file()
+
+    parsed: list[str] = []
+    real = loader_module._DataLoader
+
+    class Counting(real):  # type: ignore[misc, valid-type]
+        def __init__(self, text: str) -> None:
+            parsed.append(text.split("code: ", 1)[-1].split("\n", 1)[0])
+            super().__init__(text)
+
+    monkeypatch.setattr(loader_module, "_DataLoader", Counting)
+    second = load_fleet(root, today=TODAY, cache=ParseCache(cache_file))
+    assert parsed == [], "nothing parsed again"
+    assert second.plants == first.plants and second.fleet == first.fleet
+
+    plant = root / "plants" / "pune-pilot.yaml"
+    plant.write_text(plant.read_text().replace("peak_concurrent: 8", "peak_concurrent: 3"))
+    third = load_fleet(root, today=TODAY, cache=ParseCache(cache_file))
+    assert parsed == ["pune-pilot"], "only the edited file is parsed"
+    assert next(p for p in third.plants if p.code == "pune-pilot").users.peak_concurrent == 3
+
+
+def test_errors_in_cached_files_keep_their_positions(tmp_path: Path) -> None:
+    """A file that parses (so is cached) but fails validation is still located exactly."""
+    from plantops.spec import ParseCache
+
+    root = _copy(tmp_path)
+    plant = root / "plants" / "pune-pilot.yaml"
+    plant.write_text(plant.read_text().replace("timezone: Asia/Kolkata", "timezone: Mars/Base"))
+    cache_file = tmp_path / "cache.pickle"
+    messages = []
+    for _ in range(2):
+        with pytest.raises(SpecError) as caught:
+            load_fleet(root, today=TODAY, cache=ParseCache(cache_file))
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
+    assert "plants/pune-pilot.yaml:" in messages[0] and "timezone" in messages[0]
+
+
+def test_damaged_parse_cache_is_ignored(tmp_path: Path) -> None:
+    from plantops.spec import ParseCache
+
+    root = _copy(tmp_path)
+    cache_file = tmp_path / "cache.pickle"
+    cache_file.write_bytes(b"not a pickle")
+    loaded = load_fleet(root, today=TODAY, cache=ParseCache(cache_file))
+    assert len(loaded.plants) == 8
+    assert ParseCache(cache_file).get(loaded.plant_sources["pune-pilot"].digest) is not None

@@ -1,18 +1,29 @@
 """The tree writer: deterministic, incremental, atomic.
 
-A plan is built in a temporary sibling directory and swapped in with two renames,
-so readers see the old tree or the new one, never a mix. Each deployment carries
-a content hash of its inputs; when it matches the previous tree's, the previous
-files are carried over instead of rendering again — a directory the deployment
-owns alone is *moved* (one rename), other files are hard-linked. Every move is
-journaled first, so a failed run moves them back and a killed run is repaired by
-the next one (`_recover`). The state file lists every deployment's hash and
-files, sorted, with no timestamps: two runs of the same fleet give byte-identical
-trees.
+Every deployment carries a content hash of its inputs, kept with its file list in
+``.plantops/state.json``. A run renders only the deployments whose hash changed (or
+whose files were deleted by hand), so its cost follows what changed, not the fleet.
+
+Two ways to write, both all-or-nothing:
+
+* **First write** (no tree yet, or one whose state cannot be read): the whole tree is
+  built in a temporary sibling directory and swapped in with two renames.
+* **Update** (the usual case): changed files are built in a staging directory, then
+  swapped in place — per deployment, the highest directory it owns alone moves in one
+  rename, other files one by one, the replaced originals parked in the staging
+  directory. A journal lists the swaps before the first one; replacing the state file
+  is the commit point. A failed run swaps everything back; a killed run is rolled back
+  (or, if it had committed, cleaned up) by the next run (``_recover``).
+
+The state file lists every deployment's hash and files, sorted, with no timestamps —
+one line per deployment, so it diffs well — and two runs of the same fleet give
+byte-identical trees. A lock file keeps two runs from writing the same tree at once.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -25,9 +36,11 @@ from plantops.errors import InfrastructureError, UserError
 from plantops.render import RenderedFile
 
 STATE_FILE = ".plantops/state.json"
-JOURNAL = ".plantops-moves"  # in the temporary tree only; never part of the output
-COMPLETE = ".plantops-complete"
-STATE_VERSION = 1
+STATE_VERSION = 2
+COMPLETE = ".plantops-complete"  # in a first-write temp tree that is ready to swap in
+JOURNAL = "journal"  # in an update's staging dir: the new state's hash, then the swaps
+NEW, OLD = "new", "old"  # an update's staging dir: files to swap in, originals swapped out
+FLEET = ""  # owner key of the fleet-wide files (never a deployment id)
 
 
 @dataclass(frozen=True)
@@ -75,62 +88,131 @@ class TreeSummary:
         return dict(sorted(counts.items()))
 
 
-def _read_state(out: Path) -> dict[str, dict[str, object]]:
-    path = out / STATE_FILE
-    if not path.is_file():
-        return {}
+# --- state --------------------------------------------------------------------------
+
+Files = dict[str, list[str]]  # directory ("" for the root) -> sorted file names
+
+
+@dataclass(frozen=True)
+class _Entry:
+    hash: str
+    plants: tuple[str, ...]
+    files: Files
+
+    def paths(self) -> list[str]:
+        return [f"{d}/{n}" if d else n for d, names in self.files.items() for n in names]
+
+    def count(self) -> int:
+        return sum(len(names) for names in self.files.values())
+
+
+@dataclass
+class _State:
+    deployments: dict[str, _Entry] = field(default_factory=dict)
+    fleet: Files = field(default_factory=dict)
+
+    def fleet_paths(self) -> list[str]:
+        return [f"{d}/{n}" if d else n for d, names in self.fleet.items() for n in names]
+
+    def dump(self) -> str:
+        """Deterministic JSON, one deployment per line."""
+        lines = [
+            json.dumps(dep_id)
+            + ":"
+            + json.dumps(
+                {"files": e.files, "hash": e.hash, "plants": list(e.plants)},
+                sort_keys=True,
+                separators=(",", ":"),
+            )
+            for dep_id, e in sorted(self.deployments.items())
+        ]
+        return (
+            f'{{"version":{STATE_VERSION},\n"fleet":'
+            + json.dumps(self.fleet, sort_keys=True, separators=(",", ":"))
+            + ',\n"deployments":{\n'
+            + ",\n".join(lines)
+            + "\n}}\n"
+        )
+
+
+def _group(paths: Iterable[str]) -> Files:
+    grouped: dict[str, list[str]] = {}
+    for rel in paths:
+        d, _, name = rel.rpartition("/")
+        grouped.setdefault(d, []).append(name)
+    return {d: sorted(names) for d, names in sorted(grouped.items())}
+
+
+def _files_of(raw: object) -> Files | None:
+    if not isinstance(raw, dict):
+        return None
+    files: Files = {}
+    for d, names in raw.items():
+        if not isinstance(d, str) or not isinstance(names, list):
+            return None
+        files[d] = [str(n) for n in names]
+    return files
+
+
+def _read_state(out: Path) -> _State | None:
+    """The previous run's state; None when there is none that can be trusted."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}  # an unreadable state only costs a full re-render
+        return None
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-        return {}
-    deps = data.get("deployments", {})
-    return deps if isinstance(deps, dict) else {}
+        return None
+    state = _State(fleet=_files_of(data.get("fleet")) or {})
+    deps = data.get("deployments")
+    if not isinstance(deps, dict):
+        return None
+    for dep_id, raw in deps.items():
+        if not isinstance(raw, dict):
+            return None
+        files = _files_of(raw.get("files"))
+        plants = raw.get("plants")
+        if files is None or not isinstance(plants, list):
+            return None
+        state.deployments[dep_id] = _Entry(str(raw.get("hash")), tuple(map(str, plants)), files)
+    return state
 
 
-def _files_of(entry: dict[str, object]) -> list[str]:
-    files = entry.get("files")
-    return [str(f) for f in files] if isinstance(files, list) else []
+# --- helpers --------------------------------------------------------------------------
 
 
-def _undo_moves(tmp: Path, into: Path) -> None:
-    """Move journaled directories back from ``tmp`` into ``into``."""
-    journal = tmp / JOURNAL
-    if not journal.is_file():
-        return
-    for rel in reversed(journal.read_text(encoding="utf-8").splitlines()):
-        src, dst = tmp / rel, into / rel
-        if src.exists() and not dst.exists():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            src.rename(dst)
+def _ancestors(d: str) -> list[str]:
+    """``a``, ``a/b``, ``a/b/c`` for ``a/b/c``: shallowest first."""
+    parts = d.split("/") if d else []
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
-def _recover(out: Path) -> None:
-    """Repair what an interrupted run left: finish or undo a swap, return moved dirs."""
-    parent = out.parent
-    if not parent.is_dir():
-        return
-    olds = sorted(parent.glob(f".{out.name}.old-*"))
-    tmps = sorted(parent.glob(f".{out.name}.tmp-*"))
-    if not out.exists() and olds:
-        done = [t for t in tmps if (t / COMPLETE).is_file()]
-        if done:  # killed between the two renames of the swap: finish it
-            (done[-1] / COMPLETE).unlink()
-            (done[-1] / JOURNAL).unlink(missing_ok=True)
-            done[-1].rename(out)
-            tmps.remove(done[-1])
-        else:
-            _undo_moves(tmps[-1], olds[-1]) if tmps else None
-            olds[-1].rename(out)
-            olds = olds[:-1]
-    for tmp in tmps:
-        if out.exists():
-            _undo_moves(tmp, out)
-        shutil.rmtree(tmp, ignore_errors=True)
-    for stale in olds:
-        if stale.exists():
-            shutil.rmtree(stale, ignore_errors=True)
+def _owners(state: _State) -> dict[str, set[str]]:
+    """For every directory of a tree, the owners (deployments, FLEET) of files below it."""
+    owners: dict[str, set[str]] = {}
+    items: list[tuple[str, Files]] = [(FLEET, state.fleet)]
+    items += [(dep_id, e.files) for dep_id, e in state.deployments.items()]
+    for owner, files in items:
+        for d in files:
+            for a in _ancestors(d):
+                owners.setdefault(a, set()).add(owner)
+    return owners
+
+
+def _swap_paths(
+    owner: str, paths: Iterable[str], old: dict[str, set[str]], new: dict[str, set[str]]
+) -> set[str]:
+    """What to swap for ``owner``'s files: for each, the highest directory that only
+    ``owner`` has files under, in the old tree and the new, else the file itself."""
+    mine = {owner}
+    picked: set[str] = set()
+    for rel in paths:
+        d = rel.rpartition("/")[0]
+        own = next(
+            (a for a in _ancestors(d) if old.get(a, mine) <= mine and new.get(a, mine) <= mine),
+            None,
+        )
+        picked.add(own if own is not None else rel)
+    return picked
 
 
 def _check_target(out: Path) -> None:
@@ -143,95 +225,148 @@ def _check_target(out: Path) -> None:
         )
 
 
-def _by_dir(files: list[str]) -> dict[str, list[str]]:
-    """File names grouped by their directory ("" for the root), directories sorted."""
-    grouped: dict[str, list[str]] = {}
-    for rel in files:
-        d, _, name = rel.rpartition("/")
-        grouped.setdefault(d, []).append(name)
-    return dict(sorted(grouped.items()))
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
 
 
-def _ancestors(d: str) -> list[str]:
-    """``a``, ``a/b``, ``a/b/c`` for ``a/b/c``: shallowest first."""
-    parts = d.split("/") if d else []
-    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+def _prune_empty(out: Path, rel: str) -> None:
+    """Remove directories left empty above ``rel``, up to (not including) ``out``."""
+    for a in reversed(_ancestors(rel.rpartition("/")[0])):
+        try:
+            (out / a).rmdir()
+        except OSError:
+            return
 
 
-def _owners(old: dict[str, dict[str, object]]) -> dict[str, set[str]]:
-    """For every directory of the old tree, the deployments with files at or below it."""
-    owners: dict[str, set[str]] = {}
-    for dep_id, entry in old.items():
-        for d in {rel.rpartition("/")[0] for rel in _files_of(entry)}:
-            for a in _ancestors(d):
-                owners.setdefault(a, set()).add(dep_id)
-    return owners
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class _Builder:
-    """Fills the temporary tree; knows how to carry over a deployment from the old one."""
+# --- recovery -------------------------------------------------------------------------
 
-    def __init__(self, out: Path, tmp: Path, owners: dict[str, set[str]], dry_run: bool) -> None:
-        self.out, self.tmp, self.owners, self.dry_run = out, tmp, owners, dry_run
+
+def _roll_back(out: Path, staging: Path) -> None:
+    """Undo the journaled swaps of an update that did not commit."""
+    lines = (staging / JOURNAL).read_text(encoding="utf-8").splitlines()
+    for line in reversed(lines[1:]):
+        existed, _, rel = line.partition(" ")
+        parked = staging / OLD / rel
+        if existed == "1":
+            if os.path.lexists(parked):
+                _remove(out / rel)  # the new version, if it was swapped in
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                parked.rename(out / rel)
+        elif existed == "0":
+            _remove(out / rel)
+            _prune_empty(out, rel)
+
+
+def _recover_update(out: Path, staging: Path) -> None:
+    journal = staging / JOURNAL
+    if journal.is_file() and out.is_dir():
+        target = journal.read_text(encoding="utf-8").partition("\n")[0]
+        try:
+            current = _digest((out / STATE_FILE).read_text(encoding="utf-8"))
+        except OSError:
+            current = ""
+        if current != target:
+            _roll_back(out, staging)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _recover(out: Path) -> None:
+    """Repair what an interrupted run left: finish or undo a swap, roll back an update."""
+    parent = out.parent
+    if not parent.is_dir():
+        return
+    for staging in sorted(parent.glob(f".{out.name}.update-*")):
+        _recover_update(out, staging)
+    olds = sorted(parent.glob(f".{out.name}.old-*"))
+    tmps = sorted(parent.glob(f".{out.name}.tmp-*"))
+    if not out.exists() and olds:
+        done = [t for t in tmps if (t / COMPLETE).is_file()]
+        if done:  # killed between the two renames of the swap: finish it
+            (done[-1] / COMPLETE).unlink()
+            done[-1].rename(out)
+            tmps.remove(done[-1])
+        else:
+            olds[-1].rename(out)
+            olds = olds[:-1]
+    for path in [*tmps, *olds]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class _Lock:
+    """An exclusive lock beside the tree, so two runs never write it at once."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out.parent / f".{out.name}.lock"
+        self.fd = -1
+
+    def __enter__(self) -> _Lock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise UserError(
+                    f"another plantops run is writing {self.path.parent / self.path.name[1:-5]};"
+                    " wait for it to finish"
+                ) from None
+            try:
+                same = self.path.stat().st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not a lock file its previous holder has just removed
+                self.fd = fd
+                return self
+            os.close(fd)
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink()  # while still holding it: see the check in __enter__
+        os.close(self.fd)
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+class _Staging:
+    """Where new files are written before they are swapped in."""
+
+    def __init__(self, root: Path, dry_run: bool) -> None:
+        self.root, self.dry_run = root, dry_run
         self.made: set[Path] = set()
-        self.listings: dict[str, set[str]] = {}
-        self.journal = None if dry_run else (tmp / JOURNAL).open("a", encoding="utf-8")
-
-    def _parent(self, target: Path) -> None:
-        parent = target.parent
-        if parent not in self.made:
-            parent.mkdir(parents=True, exist_ok=True)
-            self.made.add(parent)
 
     def write(self, rel: str, content: str) -> None:
         if self.dry_run:
             return
-        target = self.tmp / rel
-        self._parent(target)
-        target.write_text(content, encoding="utf-8", newline="\n")
+        target = self.root / rel
+        parent = target.parent
+        if parent not in self.made:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.made.add(parent)
+        with target.open("w", encoding="utf-8", newline="\n") as fh:
+            fh.write(content)
 
-    def intact(self, files: list[str]) -> bool:
-        """Every file of a deployment is still in the old tree (one listing per directory)."""
-        for d, names in _by_dir(files).items():
-            listing = self.listings.get(d)
-            if listing is None:
-                try:
-                    listing = set(os.listdir(self.out / d))
-                except OSError:
-                    listing = set()
-                self.listings[d] = listing
-            if not listing.issuperset(names):
-                return False
-        return True
 
-    def carry(self, dep_id: str, files: list[str]) -> None:
-        if self.dry_run:
-            return
-        moved: set[str] = set()
-        for d, names in _by_dir(files).items():
-            chain = _ancestors(d)
-            if any(a in moved for a in chain):
-                continue
-            # the highest directory this deployment owns alone moves in one rename
-            own = next((a for a in chain if self.owners.get(a) == {dep_id}), None)
-            if own is not None and (self.out / own).is_dir() and not (self.tmp / own).exists():
-                assert self.journal is not None
-                self.journal.write(own + "\n")
-                self.journal.flush()
-                target = self.tmp / own
-                self._parent(target)
-                (self.out / own).rename(target)
-                moved.add(own)
-                continue
-            for name in names:
-                rel = f"{d}/{name}" if d else name
-                target = self.tmp / rel
-                self._parent(target)
-                os.link(self.out / rel, target)
-
-    def close(self) -> None:
-        if self.journal is not None:
-            self.journal.close()
+def _intact(out: Path, files: Files, listings: dict[str, set[str]]) -> bool:
+    """Every file of a deployment is still in the tree (one listing per directory)."""
+    for d, names in files.items():
+        listing = listings.get(d)
+        if listing is None:
+            try:
+                listing = set(os.listdir(out / d if d else out))
+            except OSError:
+                listing = set()
+            listings[d] = listing
+        if not listing.issuperset(names):
+            return False
+    return True
 
 
 def write_tree(
@@ -250,98 +385,168 @@ def write_tree(
     rendered objects failed validation, and nothing is written then.
     """
     out = out.absolute()
-    _recover(out)
-    _check_target(out)
-    old = _read_state(out)
-    summary = TreeSummary(out=out, dry_run=dry_run)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    state: dict[str, dict[str, object]] = {}
+    if dry_run:
+        return _write(out, units, selected_plants, extra, True, render_many)
+    try:
+        with _Lock(out):
+            return _write(out, units, selected_plants, extra, False, render_many)
+    except OSError as exc:
+        raise InfrastructureError(
+            f"writing {out} failed: {exc}; the previous tree is unchanged"
+        ) from exc
+
+
+def _write(
+    out: Path,
+    units: Iterable[UnitOfWork],
+    selected_plants: Sequence[str],
+    extra: Callable[[], Sequence[RenderedFile]] | None,
+    dry_run: bool,
+    render_many: RenderMany | None,
+) -> TreeSummary:
     if not dry_run:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-    b = _Builder(out, tmp, _owners(old), dry_run)
+        _recover(out)
+    _check_target(out)
+    old = _read_state(out) if out.is_dir() else None
+    update = old is not None
+    prev = old or _State()
+    summary = TreeSummary(out=out, dry_run=dry_run)
+    pid = os.getpid()
+    staging_dir = out.parent / (f".{out.name}.update-{pid}" if update else f".{out.name}.tmp-{pid}")
+    new_root = staging_dir / NEW if update else staging_dir
+    staging = _Staging(new_root, dry_run)
+    state = _State()
+    rendered_ids: list[str] = []
     try:
         units = list(units)
         seen = {unit.id for unit in units}
-        reuse: dict[str, list[str]] = {}
-        for unit in units:
-            prev = old.get(unit.id)
-            prev_files = _files_of(prev) if prev else []
-            if (
-                prev is not None
-                and prev.get("hash") == unit.input_hash
-                and prev_files
-                and b.intact(prev_files)
-            ):
-                reuse[unit.id] = prev_files
+        listings: dict[str, set[str]] = {}
+        reuse = {
+            u.id
+            for u in units
+            if update
+            and (e := prev.deployments.get(u.id)) is not None
+            and e.hash == u.input_hash
+            and e.files
+            and _intact(out, e.files, listings)
+        }
         renders = iter((render_many or _render_serially)([u for u in units if u.id not in reuse]))
         for unit in units:
             if unit.id in reuse:
-                files = reuse[unit.id]
-                b.carry(unit.id, files)
+                entry = prev.deployments[unit.id]
                 summary.reused += 1
                 action: Literal["added", "changed", "unchanged"] = "unchanged"
             else:
                 rendered = next(renders)
-                files = sorted(f.path for f in rendered)
                 for f in rendered:
-                    b.write(f.path, f.content)
+                    staging.write(f.path, f.content)
+                entry = _Entry(unit.input_hash, unit.plants, _group(f.path for f in rendered))
+                rendered_ids.append(unit.id)
                 summary.rendered += 1
-                action = "added" if unit.id not in old else "changed"
-            summary.files += len(files)
+                action = "added" if unit.id not in prev.deployments else "changed"
+            state.deployments[unit.id] = entry
+            summary.files += entry.count()
             summary.changes.append(Change(unit.id, unit.plants, action))
-            state[unit.id] = {"hash": unit.input_hash, "plants": list(unit.plants), "files": files}
         for _surplus in renders:  # exhausting it lets the renderer raise its verdict
             raise RuntimeError("render_many yielded more results than units")
 
         selected = set(selected_plants)
-        for dep_id, prev in sorted(old.items()):
+        removed: list[str] = []
+        for dep_id, entry in sorted(prev.deployments.items()):
             if dep_id in seen:
                 continue
-            raw_plants = prev.get("plants")
-            plants = tuple(str(p) for p in raw_plants) if isinstance(raw_plants, list) else ()
-            if selected and not selected.intersection(plants):
-                files = [f for f in _files_of(prev) if (out / f).is_file()]
-                b.carry(dep_id, files)  # not part of this run: carried over untouched
-                state[dep_id] = prev
-                summary.files += len(files)
+            if selected and not selected.intersection(entry.plants):
+                state.deployments[dep_id] = entry  # not part of this run: left untouched
+                summary.files += entry.count()
                 continue
-            summary.changes.append(Change(dep_id, plants, "removed"))
+            removed.append(dep_id)
+            summary.changes.append(Change(dep_id, entry.plants, "removed"))
 
-        if extra is not None:
-            for f in extra():
-                b.write(f.path, f.content)
-                summary.files += 1
-        b.write(
-            STATE_FILE,
-            json.dumps(
-                {"version": STATE_VERSION, "deployments": dict(sorted(state.items()))},
-                indent=1,
-                sort_keys=True,
-            )
-            + "\n",
-        )
-        b.close()
+        fleet_files = list(extra()) if extra is not None else []
+        state.fleet = _group(f.path for f in fleet_files)
+        summary.files += len(fleet_files)
+        fleet_changed = not update or state.fleet != prev.fleet
+        for f in fleet_files:
+            if update and not fleet_changed:
+                try:
+                    same = (out / f.path).read_text(encoding="utf-8") == f.content
+                except OSError:
+                    same = False
+                fleet_changed = not same
+            staging.write(f.path, f.content)
+        state_text = state.dump()
+        staging.write(STATE_FILE, state_text)
         summary.changes.sort(key=lambda c: c.deployment)
         if dry_run:
             return summary
-        (tmp / COMPLETE).touch()
-        backup = out.parent / f".{out.name}.old-{os.getpid()}"
-        if out.exists():
-            out.rename(backup)
-        (tmp / COMPLETE).unlink()
-        (tmp / JOURNAL).unlink(missing_ok=True)
-        tmp.rename(out)
-        shutil.rmtree(backup, ignore_errors=True)
-    except BaseException as exc:
-        b.close()
+        if update:
+            assert old is not None
+            swaps = _plan_swaps(old, state, rendered_ids, removed, fleet_changed)
+            _commit_update(out, staging_dir, swaps, state_text)
+        else:
+            _commit_first(out, staging_dir)
+    except BaseException:
         if not dry_run:
-            if out.exists():
-                _undo_moves(tmp, out)
-            shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise InfrastructureError(
-                f"writing {out} failed: {exc}; the previous tree is unchanged"
-            ) from exc
+            _recover_update(out, staging_dir)  # rolls back unless the state was replaced
         raise
     return summary
+
+
+def _plan_swaps(
+    old: _State, new: _State, rendered: list[str], removed: list[str], fleet_changed: bool
+) -> list[str]:
+    """Every path an update swaps, sorted (the state file is not among them)."""
+    old_owners, new_owners = _owners(old), _owners(new)
+    paths: set[str] = set()
+    for dep_id in [*rendered, *removed]:
+        mine: list[str] = []
+        if dep_id in old.deployments:
+            mine += old.deployments[dep_id].paths()
+        if dep_id in new.deployments:
+            mine += new.deployments[dep_id].paths()
+        paths |= _swap_paths(dep_id, mine, old_owners, new_owners)
+    if fleet_changed:
+        fleet_paths = [*old.fleet_paths(), *new.fleet_paths()]
+        paths |= _swap_paths(FLEET, fleet_paths, old_owners, new_owners)
+    return sorted(paths)
+
+
+def _commit_update(out: Path, staging: Path, paths: list[str], state_text: str) -> None:
+    """Swap the staged paths in; replacing the state file commits."""
+    swaps = [(rel, os.path.lexists(out / rel)) for rel in paths]
+    journal = staging / JOURNAL
+    with journal.open("w", encoding="utf-8") as fh:
+        fh.write(_digest(state_text) + "\n")
+        fh.writelines(f"{int(existed)} {rel}\n" for rel, existed in swaps)
+        fh.flush()
+        os.fsync(fh.fileno())
+    parked_dirs: set[Path] = set()
+    for rel, existed in swaps:
+        current, new = out / rel, staging / NEW / rel
+        if existed:
+            parked = staging / OLD / rel
+            if parked.parent not in parked_dirs:
+                parked.parent.mkdir(parents=True, exist_ok=True)
+                parked_dirs.add(parked.parent)
+            current.rename(parked)
+        if new.exists():
+            current.parent.mkdir(parents=True, exist_ok=True)
+            new.rename(current)
+        else:
+            _prune_empty(out, rel)
+    (out / STATE_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (staging / NEW / STATE_FILE).replace(out / STATE_FILE)  # the commit point
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _commit_first(out: Path, tmp: Path) -> None:
+    """Swap a freshly built tree in with two renames."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp.mkdir(parents=True, exist_ok=True)  # an empty fleet writes nothing else
+    (tmp / COMPLETE).touch()
+    backup = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(backup)
+    (tmp / COMPLETE).unlink()
+    tmp.rename(out)
+    shutil.rmtree(backup, ignore_errors=True)

@@ -1,5 +1,6 @@
 """Fleet spec: versioned YAML models, line-accurate loading, JSON Schema export."""
 
+from plantops.spec.cache import ParseCache
 from plantops.spec.loader import LoadedFleet, Location, SourceMap, load_fleet
 from plantops.spec.models import FleetSpec, PlantSpec, spec_json_schema
 
@@ -7,6 +8,7 @@ __all__ = [
     "FleetSpec",
     "LoadedFleet",
     "Location",
+    "ParseCache",
     "PlantSpec",
     "SourceMap",
     "load_fleet",

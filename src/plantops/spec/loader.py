@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from plantops.errors import Problem, SpecError
+from plantops.spec.cache import ParseCache
 from plantops.spec.models import FleetSpec, PlantSpec
 
 FLEET_FILE = "fleet.yaml"
@@ -223,8 +224,11 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def read_yaml(path: Path, shown: str) -> tuple[Any, SourceMap, list[Problem]]:
-    """Parse one YAML file; syntax errors become located problems."""
+def read_yaml(
+    path: Path, shown: str, cache: ParseCache | None = None
+) -> tuple[Any, SourceMap, list[Problem]]:
+    """Parse one YAML file; syntax errors become located problems. With ``cache``, a
+    text parsed before is taken from it (only successful parses are kept)."""
     source = SourceMap(shown)
     try:
         text = path.read_text(encoding="utf-8")
@@ -234,6 +238,10 @@ def read_yaml(path: Path, shown: str) -> tuple[Any, SourceMap, list[Problem]]:
         return None, source, [Problem(shown, 1, 1, "", f"cannot read: {exc.strerror}")]
     source.digest = hashlib.sha256(text.encode()).hexdigest()
     source.text = text
+    if cache is not None:
+        cached = cache.get(source.digest)
+        if cached is not None:
+            return cached, source, []
     loader = _DataLoader(text)
     try:
         docs = []
@@ -274,6 +282,8 @@ def read_yaml(path: Path, shown: str) -> tuple[Any, SourceMap, list[Problem]]:
             source,
             [Problem(shown, 1, 1, "", f"expected a mapping, got {type(data).__name__}")],
         )
+    if cache is not None:
+        cache.put(source.digest, data)
     return data, source, []
 
 
@@ -649,8 +659,17 @@ def _check_override_value(
         add(where, f"override of pgbouncer needs true or false, got {value!r}")
 
 
-def load_fleet(root: Path, *, today: dt.date, allow_expired_overrides: bool = False) -> LoadedFleet:
-    """Load and validate the fleet repository at ``root`` (a directory or its fleet.yaml)."""
+def load_fleet(
+    root: Path,
+    *,
+    today: dt.date,
+    allow_expired_overrides: bool = False,
+    cache: ParseCache | None = None,
+) -> LoadedFleet:
+    """Load and validate the fleet repository at ``root`` (a directory or its fleet.yaml).
+
+    ``cache`` (see ``plantops.spec.cache``) skips parsing files whose text was parsed
+    before."""
     if root.is_file() and root.name == FLEET_FILE:
         root = root.parent
     fleet_path = root / FLEET_FILE
@@ -675,7 +694,7 @@ def load_fleet(root: Path, *, today: dt.date, allow_expired_overrides: bool = Fa
             return p.as_posix()
 
     problems: list[Problem] = []
-    data, fleet_src, errs = read_yaml(fleet_path, shown(fleet_path))
+    data, fleet_src, errs = read_yaml(fleet_path, shown(fleet_path), cache)
     problems += errs
     fleet: FleetSpec | None = None
     if data is not None:
@@ -691,7 +710,7 @@ def load_fleet(root: Path, *, today: dt.date, allow_expired_overrides: bool = Fa
         )
     plants: list[tuple[PlantSpec, SourceMap, Path]] = []
     for path in plant_files:
-        pdata, psrc, errs = read_yaml(path, shown(path))
+        pdata, psrc, errs = read_yaml(path, shown(path), cache)
         problems += errs
         if pdata is not None:
             plant, errs = validate_model(PlantSpec, pdata, psrc)
@@ -701,6 +720,8 @@ def load_fleet(root: Path, *, today: dt.date, allow_expired_overrides: bool = Fa
 
     if fleet is not None:
         problems += _cross_checks(fleet, fleet_src, plants, today, allow_expired_overrides)
+    if cache is not None:
+        cache.save()  # parses are kept even when validation failed: they were sound
     errors = [p for p in problems if p.severity == "error"]
     if errors or fleet is None:
         raise SpecError(sorted(problems))

@@ -14,8 +14,11 @@ fields) and ``metadata`` is checked as ObjectMeta, as the API server does.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import functools
 import hashlib
+import importlib.metadata
 import json
 import marshal
 import os
@@ -72,13 +75,21 @@ class ManifestDocument:
 
 @dataclass
 class _Compiled:
-    """A compiled schema and, built only when an object fails, its explainer."""
+    """A compiled schema and, built only when an object fails, its document and
+    explainer."""
 
     gvk: GroupVersionKind
     origin: str
-    document: dict[str, Any]
+    build: Callable[[], dict[str, Any]]
     fast: FastValidator
+    _document: dict[str, Any] | None = field(default=None, repr=False)
     _explainer: jsonschema.protocols.Validator | None = field(default=None, repr=False)
+
+    @property
+    def document(self) -> dict[str, Any]:
+        if self._document is None:
+            self._document = self.build()
+        return self._document
 
     @property
     def explainer(self) -> jsonschema.protocols.Validator:
@@ -87,8 +98,8 @@ class _Compiled:
         return self._explainer
 
 
-# Compiled code is shared by every SchemaValidator in the process, keyed by the
-# content of the prepared schema: a renderer that builds one validator per
+# Compiled code is shared by every SchemaValidator in the process, keyed by what the
+# schema was prepared from (see ``_load``): a renderer that builds one validator per
 # deployment still compiles each schema once.
 _COMPILED: dict[str, FastValidator] = {}
 _COMPILED_LOCK = threading.Lock()
@@ -124,11 +135,24 @@ def _run_code(code: CodeType) -> FastValidator:
     return fn
 
 
-def _compile(document: Mapping[str, Any], what: str) -> FastValidator:
-    """Compile ``document`` once per process; the generated code is also cached on disk,
-    so a later ``plan`` pays for loading Python, not for generating it (seconds per run)."""
-    raw = json.dumps(document, sort_keys=True)
-    digest = hashlib.sha256(f"{fastjsonschema.VERSION}|{_OPTIONS}|{raw}".encode()).hexdigest()
+@functools.cache
+def _code_tag() -> str:
+    """What generated code depends on besides its input: the compiler, its options, the
+    schema rewrites and kubernetes-validate's schemas."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256(f"{fastjsonschema.VERSION}|{_OPTIONS}|".encode())
+    for name in ("transform.py", "validator.py"):
+        digest.update((here / name).read_bytes())
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        digest.update(importlib.metadata.version("kubernetes-validate").encode())
+    return digest.hexdigest()
+
+
+def _compile(key: str, build: Callable[[], Mapping[str, Any]], what: str) -> FastValidator:
+    """Compile the schema ``build`` prepares, once per process and ``key`` (what it is
+    prepared from). The generated code is also cached on disk, so a later ``plan`` pays
+    for loading byte code — neither for preparing the schema nor for generating code."""
+    digest = hashlib.sha256(f"{_code_tag()}|{key}".encode()).hexdigest()
     with _COMPILED_LOCK:
         cached = _COMPILED.get(digest)
     if cached is not None:
@@ -147,7 +171,7 @@ def _compile(document: Mapping[str, Any], what: str) -> FastValidator:
     if compiled is None:
         try:
             source = fastjsonschema.compile_to_code(
-                dict(document), use_default=False, use_formats=False, detailed_exceptions=False
+                dict(build()), use_default=False, use_formats=False, detailed_exceptions=False
             )
         except (fastjsonschema.JsonSchemaDefinitionException, re.error, RecursionError) as exc:
             raise UserError(f"schema for {what} cannot be compiled: {exc}") from exc
@@ -341,17 +365,29 @@ class SchemaValidator:
 
     def _load(self, gvk: GroupVersionKind) -> _Compiled | None:
         if self.core.knows(gvk):
-            core = self.core.load(gvk)
-            if core is not None:
-                document = merge_type_alternatives(strip_annotations(core))
-                return _Compiled(gvk, self.core.description, document, _compile(document, str(gvk)))
+            core = self.core
+
+            def build_core() -> dict[str, Any]:
+                loaded = core.load(gvk)
+                assert loaded is not None, "known kinds have a schema"
+                return dict(merge_type_alternatives(strip_annotations(loaded)))
+
+            # kubernetes-validate's files do not change within one installed version
+            key = f"core|{core.root}|{core.directory.name}|{gvk}"
+            return _Compiled(gvk, core.description, build_core, _compile(key, build_core, str(gvk)))
         for source in self.sources:
-            raw = source.load(gvk)
-            if raw is None:
+            found = source.load(gvk)
+            if found is None:
                 continue
-            document = prepare_crd_schema(raw, self.object_meta())
+            raw: Mapping[str, Any] = found
+
+            def build_crd(raw: Mapping[str, Any] = raw) -> dict[str, Any]:
+                return prepare_crd_schema(raw, self.object_meta())
+
+            # metadata is checked as this Kubernetes version's ObjectMeta
+            key = f"crd|{self.core.directory.name}|{json.dumps(raw)}"
             what = f"{gvk} from {source.description}"
-            return _Compiled(gvk, source.description, document, _compile(document, what))
+            return _Compiled(gvk, source.description, build_crd, _compile(key, build_crd, what))
         return None
 
     def object_meta(self) -> dict[str, Any]:

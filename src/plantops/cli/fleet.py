@@ -19,7 +19,7 @@ from plantops.spec import spec_json_schema
 
 SCHEMA_FILE = "plantops-spec.schema.json"
 # Beyond this many plants the table stops helping a human; JSON carries everything.
-MAX_TABLE_ROWS = 100
+MAX_TABLE_ROWS = 50
 
 
 class Format(StrEnum):
@@ -217,7 +217,9 @@ def plan(
             )
         )
         raise typer.Exit(EXIT_OK)
-    shown, hidden = rows[:MAX_TABLE_ROWS], len(rows) - MAX_TABLE_ROWS
+    # plants this run added, changed or removed something for come first
+    ordered = sorted(rows, key=lambda r: not _touched(r["changes"]))
+    shown, hidden = ordered[:MAX_TABLE_ROWS], len(rows) - MAX_TABLE_ROWS
     table = Table(title=f"Plan: {fleet}")
     for col in (
         "plant",
@@ -250,7 +252,11 @@ def plan(
         )
     out.print(table)
     if hidden > 0:
-        out.print(f"… and {hidden} more plants (use --format json for all of them)")
+        out.print(
+            f"… and {hidden} more plants, all unchanged (use --format json for all of them)"
+            if not any(_touched(r["changes"]) for r in ordered[MAX_TABLE_ROWS:])
+            else f"… and {hidden} more plants (use --format json for all of them)"
+        )
     total = sum(float(str(r["monthly_cost"])) for r in rows)
     verb = "would write" if summary.dry_run else "wrote"
     out.print(
@@ -258,6 +264,10 @@ def plan(
         f"{summary.reused} unchanged; fleet total {total:,.2f} "
         f"{res.plan.fleet.spec.pricing.currency}/month"
     )
+
+
+def _touched(changes: object) -> bool:
+    return isinstance(changes, dict) and any(v for k, v in changes.items() if k != "unchanged")
 
 
 def register(app: typer.Typer) -> None:

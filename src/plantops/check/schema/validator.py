@@ -29,10 +29,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-import jsonschema
 
 from plantops.check.schema.findings import SchemaFinding
 from plantops.check.schema.sources import (
@@ -58,6 +57,9 @@ from plantops.check.schema.transform import (
     with_metadata_schema,
 )
 from plantops.errors import UserError
+
+if TYPE_CHECKING:  # jsonschema is imported only to explain a failure
+    import jsonschema
 
 FastValidator = Callable[[Any], Any]
 
@@ -94,6 +96,8 @@ class _Compiled:
     @property
     def explainer(self) -> jsonschema.protocols.Validator:
         if self._explainer is None:
+            import jsonschema
+
             self._explainer = jsonschema.Draft202012Validator(self.document)
         return self._explainer
 

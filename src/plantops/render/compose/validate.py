@@ -11,7 +11,6 @@ from importlib import resources
 from typing import Any
 
 import fastjsonschema
-import jsonschema
 
 
 @cache
@@ -33,6 +32,8 @@ def validate_compose(doc: dict[str, Any]) -> list[tuple[str, str]]:
         return []
     except fastjsonschema.JsonSchemaValueException:
         pass
+    import jsonschema  # only to explain a failure: its import is not cheap
+
     validator = jsonschema.Draft7Validator(_schema())
     out = []
     for err in validator.iter_errors(doc):

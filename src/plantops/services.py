@@ -82,8 +82,8 @@ class RenderChecker:
         rendered = render_deployment_full(dep, self.ctx)
         version = dep.cluster.kubernetes_version if dep.cluster else DEFAULT_KUBERNETES_VERSION
         validator = self.validator(version)
-        for path, obj in rendered.objects:
-            self.findings += validator.validate(obj, file=path)
+        for path, index, obj in rendered.documents():
+            self.findings += validator.validate(obj, file=path, document_index=index)
         self.objects += len(rendered.objects)
         if rendered.compose is not None:
             path, doc = rendered.compose

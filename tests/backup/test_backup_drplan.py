@@ -35,7 +35,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _objects(directory: Path, kind: str) -> list[dict[str, object]]:
-    found = [yaml.safe_load(p.read_text()) for p in sorted(directory.glob("*.yaml"))]
+    found = [o for p in sorted(directory.glob("*.yaml")) for o in yaml.safe_load_all(p.read_text())]
     return [o for o in found if o["kind"] == kind]
 
 

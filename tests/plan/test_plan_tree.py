@@ -353,3 +353,28 @@ def test_parallel_render_findings_abort_the_write(
     with pytest.raises(GateFailed, match="planted finding"):
         plan(root, out)
     assert read_tree(out) == before
+
+
+def test_findings_name_the_component_file_and_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Objects share component files, so a finding says which document of the file."""
+    from plantops.check.schema import SchemaFinding, SchemaValidator
+    from plantops.errors import GateFailed
+
+    original = SchemaValidator.validate
+
+    def flag_limit_ranges(
+        self: SchemaValidator, obj: dict[str, object], *, file: str = "", document_index: int = 0
+    ) -> list[SchemaFinding]:
+        found = original(self, obj, file=file, document_index=document_index)
+        if obj.get("kind") == "LimitRange":
+            found.append(SchemaFinding(file, document_index, "v1", "LimitRange", "x", "", "flag"))
+        return found
+
+    monkeypatch.setattr(SchemaValidator, "validate", flag_limit_ranges)
+    with pytest.raises(GateFailed) as caught:
+        plan(EXAMPLE, tmp_path / "out", plants=["pune-pilot"])
+    # namespace.yaml: Namespace (0), ResourceQuota (1), LimitRange (2), ...
+    assert "/namespace.yaml:2: LimitRange/x: flag" in str(caught.value)
+    assert not (tmp_path / "out").exists()

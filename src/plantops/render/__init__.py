@@ -5,6 +5,7 @@ from plantops.render.core import RenderedFile, dump_yaml, standard_labels
 from plantops.render.preflight import check_renderable
 from plantops.render.tree import (
     RenderedDeployment,
+    render_components,
     render_deployment,
     render_deployment_full,
     render_fleet_files,
@@ -18,6 +19,7 @@ __all__ = [
     "RenderedFile",
     "check_renderable",
     "dump_yaml",
+    "render_components",
     "render_deployment",
     "render_deployment_full",
     "render_fleet_files",

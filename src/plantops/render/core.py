@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -70,8 +70,14 @@ def k8s_object(
     return {"apiVersion": api_version, "kind": kind, "metadata": meta, **(body or {})}
 
 
-def object_file(dep: Deployment, obj: Mapping[str, Any]) -> RenderedFile:
-    """``<deployment dir>/<kind>-<name>.yaml``, one object per file."""
-    kind = str(obj["kind"]).lower()
-    name = str(obj["metadata"]["name"])
-    return RenderedFile(f"{dep.dir}/{kind}-{name}.yaml", dump_yaml(obj))
+def dump_yaml_documents(objects: Sequence[Mapping[str, Any]]) -> str:
+    """Several objects as one multi-document YAML stream: documents separated by a
+    ``---`` line, no leading separator, a final newline."""
+    return "---\n".join(dump_yaml(obj) for obj in objects)
+
+
+def component_file(
+    dep: Deployment, component: str, objects: Sequence[Mapping[str, Any]]
+) -> RenderedFile:
+    """``<deployment dir>/<component>.yaml``: a component's objects, in apply order."""
+    return RenderedFile(f"{dep.dir}/{component}.yaml", dump_yaml_documents(objects))

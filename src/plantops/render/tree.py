@@ -1,7 +1,14 @@
 """All files of one deployment, in apply order, plus the fleet-wide Argo CD projects.
 
 Apply order (and Argo CD sync waves): namespace, quota, identities, secrets, config and
-network policy → data services (filestore, PostgreSQL, Redis) → Odoo → ingress.
+network policy → data services (filestore, PostgreSQL, Redis) → Odoo → monitoring →
+ingress.
+
+A Kubernetes deployment directory holds one multi-document YAML file per component
+(``namespace.yaml``, ``secrets.yaml``, … ``ingress.yaml``, see ``render_components``),
+listed in apply order by its ``kustomization.yaml`` — the Kubernetes configuration
+best practice of grouping related objects into one file, and far fewer files to write
+than one per object.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from plantops.render.argocd import application_name, render_application, render_projects
 from plantops.render.compose import render_vm_files
-from plantops.render.core import RenderedFile, dump_json, dump_yaml, object_file
+from plantops.render.core import RenderedFile, component_file, dump_json, dump_yaml
 from plantops.render.kubernetes.cloudnativepg import render_cloudnativepg
 from plantops.render.kubernetes.config import render_odoo_configmap
 from plantops.render.kubernetes.externalsecrets import render_external_secrets
@@ -48,40 +55,64 @@ if TYPE_CHECKING:
 ARGOCD_DIR = "argocd"
 
 
+def render_components(dep: Deployment, ctx: RenderContext) -> dict[str, list[dict[str, Any]]]:
+    """Kubernetes objects of a deployment by component (the file stem they are written
+    to), components and objects in apply order. Components without objects are left out.
+    """
+    components: dict[str, list[dict[str, Any]]] = {
+        "namespace": [
+            render_namespace(dep),
+            render_resource_quota(dep),
+            render_limit_range(dep),
+            *render_service_accounts(dep),
+        ],
+        "secrets": render_external_secrets(dep, ctx),
+        "config": [render_odoo_configmap(dep)],
+        "network-policies": render_network_policies(dep, ctx),
+        "filestore": render_filestore(dep, ctx),
+        "postgresql": render_cloudnativepg(dep, ctx),
+        "redis": render_redis(dep, ctx),
+        "odoo": [
+            render_odoo_service(dep),
+            render_odoo_web(dep, ctx),
+            render_odoo_cron(dep, ctx),
+            *render_odoo_pdb(dep),
+            *render_odoo_hpa(dep),
+        ],
+        "monitoring": [*render_monitors(dep), render_prometheus_rule(dep)],
+        "ingress": [
+            *render_middlewares(dep, ctx),
+            render_tls_option(dep),
+            *render_certificates(dep, ctx),
+            *render_ingress_routes(dep, ctx),
+        ],
+    }
+    return {name: objects for name, objects in components.items() if objects}
+
+
 def render_kubernetes_objects(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
     """Kubernetes objects of a deployment, in apply order."""
-    return [
-        render_namespace(dep),
-        render_resource_quota(dep),
-        render_limit_range(dep),
-        *render_service_accounts(dep),
-        *render_external_secrets(dep, ctx),
-        render_odoo_configmap(dep),
-        *render_network_policies(dep, ctx),
-        *render_filestore(dep, ctx),
-        *render_cloudnativepg(dep, ctx),
-        *render_redis(dep, ctx),
-        render_odoo_service(dep),
-        render_odoo_web(dep, ctx),
-        render_odoo_cron(dep, ctx),
-        *render_odoo_pdb(dep),
-        *render_odoo_hpa(dep),
-        *render_monitors(dep),
-        render_prometheus_rule(dep),
-        *render_middlewares(dep, ctx),
-        render_tls_option(dep),
-        *render_certificates(dep, ctx),
-        *render_ingress_routes(dep, ctx),
-    ]
+    return [obj for objects in render_components(dep, ctx).values() for obj in objects]
 
 
 @dataclass(frozen=True)
 class RenderedDeployment:
-    """The files of a deployment and, for checking, the objects behind them."""
+    """The files of a deployment and, for checking, the objects behind them.
+
+    ``objects`` pairs every object with the file it is written to; a component file
+    holds several YAML documents, and ``document_indexes[i]`` is the position of
+    ``objects[i]`` among them (from 0).
+    """
 
     files: list[RenderedFile]
     objects: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     compose: tuple[str, dict[str, Any]] | None = None
+    document_indexes: list[int] = field(default_factory=list)
+
+    def documents(self) -> list[tuple[str, int, dict[str, Any]]]:
+        """``(file, document index, object)`` for every object."""
+        indexes = self.document_indexes or [0] * len(self.objects)
+        return [(path, i, obj) for (path, obj), i in zip(self.objects, indexes, strict=True)]
 
 
 def application_path(dep: Deployment) -> str:
@@ -97,20 +128,26 @@ def render_deployment_full(dep: Deployment, ctx: RenderContext) -> RenderedDeplo
         compose, vm_files = render_vm_files(dep, ctx)
         files += [RenderedFile(f"{dep.dir}/{rel}", text) for rel, text in vm_files.items()]
         return RenderedDeployment(files, [], (f"{dep.dir}/compose.yaml", compose))
-    objects = render_kubernetes_objects(dep, ctx)
-    obj_files = [object_file(dep, o) for o in objects]
+    pairs: list[tuple[str, dict[str, Any]]] = []
+    indexes: list[int] = []
+    resources: list[str] = []
+    for component, objects in render_components(dep, ctx).items():
+        file = component_file(dep, component, objects)
+        files.append(file)
+        resources.append(file.path.rsplit("/", 1)[1])
+        pairs += [(file.path, obj) for obj in objects]
+        indexes += range(len(objects))
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": [f.path.rsplit("/", 1)[1] for f in obj_files],
+        "resources": resources,
     }
-    files.extend(obj_files)
     files.append(RenderedFile(f"{dep.dir}/kustomization.yaml", dump_yaml(kustomization)))
     app = render_application(dep, ctx)
     files.append(RenderedFile(application_path(dep), dump_yaml(app)))
-    pairs = [(f.path, o) for f, o in zip(obj_files, objects, strict=True)]
     pairs.append((application_path(dep), app))
-    return RenderedDeployment(files, pairs)
+    indexes.append(0)
+    return RenderedDeployment(files, pairs, document_indexes=indexes)
 
 
 def render_deployment(dep: Deployment, ctx: RenderContext) -> list[RenderedFile]:

@@ -2,17 +2,21 @@
 
     .venv/bin/python benchmarks/plan_fleet.py [--sizes 100 1000 5000] [--envs 4]
 
-For each size: a cold plan into an empty directory, then an incremental plan after
-one plant changed. Each plan runs in a fresh `plantops` process, so wall time
-includes start-up and peak RSS is the process's own.
+For each size: a cold plan into an empty directory (a new fleet directory, so nothing
+of it is in the parse cache; schema validators come from the user's validator cache
+unless --fresh-validator-cache), then --rounds incremental plans each after one plant
+changed (median and range), then a plan with nothing changed. Each plan runs in a
+fresh `plantops` process after `sync`, so wall time includes start-up and not the
+previous run's write-back; peak RSS is measured in separate runs of the same kind.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,50 +97,75 @@ def generate_fleet(root: Path, plants: int, *, seed: int = 7, envs: int = 4) -> 
     return root
 
 
-def run_plan(fleet: Path, out: Path) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (KiB) and the summary line of one plan in a fresh process."""
+def run_plan(fleet: Path, out: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
+    """Wall seconds and the summary line of one plan in a fresh process.
+
+    ``sync`` first, so the previous run's dirty pages are not flushed on this run's clock.
+    """
+    os.sync()
     cmd = [str(ROOT / ".venv" / "bin" / "plantops"), "plan", str(fleet), "--out", str(out)]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"plan failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     last = [line for line in proc.stdout.splitlines() if line.startswith("wrote")]
-    return wall, rss, last[-1] if last else ""
+    return wall, last[-1] if last else ""
+
+
+def rendered_of(line: str) -> str:
+    return line.split("—")[1].split("deployments rendered")[0].strip() if line else "?"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--envs", type=int, default=4, choices=[2, 4])
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="incremental runs to take the median of"
+    )
+    parser.add_argument(
+        "--fresh-validator-cache",
+        action="store_true",
+        help="compile schema validators from scratch (the first run after installing plantops)",
+    )
     args = parser.parse_args()
+    if args.fresh_validator_cache:
+        os.environ["PLANTOPS_VALIDATOR_CACHE"] = tempfile.mkdtemp(prefix="plantops-validators-")
     print(
         "| plants | deployments | files | cold s | cold files/s | cold RSS MiB "
-        "| incremental s | incremental RSS MiB | rendered on incremental |"
+        "| one plant changed s (median, min–max) | RSS MiB | rendered | nothing changed s |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.sizes:
         with tempfile.TemporaryDirectory(prefix="plantops-bench-") as tmp:
             fleet = generate_fleet(Path(tmp) / "fleet", n, envs=args.envs)
             out = Path(tmp) / "out"
-            cold, _, line = run_plan(fleet, out)
+            cold, line = run_plan(fleet, out)
             # RUSAGE_CHILDREN's max is over all children so far: measure each in a subprocess
             cold_rss = measure_rss(fleet, Path(tmp) / "out-rss")
+            shutil.rmtree(Path(tmp) / "out-rss")
             files = int(line.split()[1]) if line else 0
             deployments = sum(1 for _ in out.glob("clusters/*/*")) + sum(
                 1 for _ in out.glob("vms/*")
             )
             p = fleet / "plants" / "plant-00003.yaml"
-            p.write_text(p.read_text().replace("name: Plant 3", "name: Plant three"))
-            inc, _, inc_line = run_plan(fleet, out)
+            text = p.read_text()
+            incs, rendered = [], "?"
+            for r in range(args.rounds):
+                p.write_text(text.replace("name: Plant 3\n", f"name: Plant 3 rev {r}\n"))
+                inc, inc_line = run_plan(fleet, out)
+                incs.append(inc)
+                rendered = rendered_of(inc_line)
+            p.write_text(text.replace("name: Plant 3\n", "name: Plant 3 rss\n"))
             inc_rss = measure_rss(fleet, out)
-            rendered = (
-                inc_line.split("—")[1].split("deployments rendered")[0].strip() if inc_line else "?"
-            )
+            same, same_line = run_plan(fleet, out)
+            assert rendered_of(same_line) == "0", same_line
+            med = statistics.median(incs)
             print(
                 f"| {n} | {deployments} | {files} | {cold:.2f} | {files / cold:,.0f} | "
-                f"{cold_rss / 1024:.0f} | {inc:.2f} | {inc_rss / 1024:.0f} | {rendered} |",
+                f"{cold_rss / 1024:.0f} | {med:.2f} ({min(incs):.2f}–{max(incs):.2f}) | "
+                f"{inc_rss / 1024:.0f} | {rendered} | {same:.2f} |",
                 flush=True,
             )
             shutil.rmtree(tmp, ignore_errors=True)

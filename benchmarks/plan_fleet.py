@@ -130,6 +130,9 @@ def main() -> None:
         help="compile schema validators from scratch (the first run after installing plantops)",
     )
     args = parser.parse_args()
+    # Byte code as an installed plantops has it (this also holds with
+    # PYTHONDONTWRITEBYTECODE set, which would otherwise recompile every run).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True)
     if args.fresh_validator_cache:
         os.environ["PLANTOPS_VALIDATOR_CACHE"] = tempfile.mkdtemp(prefix="plantops-validators-")
     print(

@@ -22,6 +22,7 @@ def _isolated_validator_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Generated validator code goes to a per-session directory, not the user's cache."""
     os.environ["PLANTOPS_VALIDATOR_CACHE"] = str(tmp_path_factory.mktemp("validators"))
     os.environ["PLANTOPS_SPEC_CACHE"] = str(tmp_path_factory.mktemp("specs"))
+    os.environ["PLANTOPS_TREE_CACHE"] = str(tmp_path_factory.mktemp("trees"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -378,3 +378,38 @@ def test_findings_name_the_component_file_and_document(
     # namespace.yaml: Namespace (0), ResourceQuota (1), LimitRange (2), ...
     assert "/namespace.yaml:2: LimitRange/x: flag" in str(caught.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_recorded_directory_stats_spare_listings_but_not_deletions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from plantops.gitops import tree as tree_module
+
+    monkeypatch.setenv("PLANTOPS_TREE_CACHE", str(tmp_path / "cache"))
+    # trust every recorded stat, however recent (the test runs within the racy window)
+    monkeypatch.setattr(tree_module, "_RACY_SECONDS", -3600.0)
+    out = tmp_path / "out"
+    units = [
+        unit("a", {"c/a/x.yaml": "a\n", "c/a/y.yaml": "y\n"}),
+        unit("b", {"c/b/z.yaml": "b\n"}),
+    ]
+    write_tree(out, units)
+    listed: list[str] = []
+    real_listdir = os.listdir
+
+    def counting(path: object) -> list[str]:
+        if str(path) != str(out):  # (the root is listed to check it is ours)
+            listed.append(str(path))
+        return real_listdir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tree_module.os, "listdir", counting)
+    res = write_tree(out, units)
+    assert (res.reused, listed) == (2, [])
+    time.sleep(0.05)  # a later timestamp than the one recorded, even on coarse clocks
+    (out / "c" / "a" / "y.yaml").unlink()
+    res = write_tree(out, units)
+    assert (res.rendered, res.reused) == (1, 1)
+    assert listed == [str(out / "c" / "a")]
+    assert (out / "c" / "a" / "y.yaml").read_text() == "y\n"

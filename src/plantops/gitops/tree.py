@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -354,9 +355,86 @@ class _Staging:
             fh.write(content)
 
 
-def _intact(out: Path, files: Files, listings: dict[str, set[str]]) -> bool:
-    """Every file of a deployment is still in the tree (one listing per directory)."""
+def tree_cache_dir() -> Path | None:
+    """``$PLANTOPS_TREE_CACHE`` (empty to disable), else ``$XDG_CACHE_HOME/plantops/trees``."""
+    explicit = os.environ.get("PLANTOPS_TREE_CACHE")
+    if explicit is not None:
+        return Path(explicit) if explicit else None
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "plantops" / "trees"
+
+
+# A directory modified this close to when its stat was recorded may have been changed
+# again within the file system's timestamp granularity: its stat is not trusted.
+_RACY_SECONDS = 2.0
+
+
+class _DirStats:
+    """What each directory of the tree looked like when a run last left it complete
+    (inode and mtime, outside the tree, in the user's cache), like Git's index: a
+    directory whose stat still matches has had no file added, removed or renamed, so
+    checking that a deployment's files are all there needs no listing. Only a hint —
+    a missing or stale cache costs listings, never correctness."""
+
+    def __init__(self, out: Path) -> None:
+        base = tree_cache_dir()
+        key = hashlib.sha256(str(out).encode()).hexdigest()[:24]
+        self.path = base / f"{key}.json" if base is not None else None
+        self.out = out
+        self.known: dict[str, list[int]] = {}
+        if self.path is None:
+            return
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if data.get("out") == str(out):
+                cutoff = int((float(data["recorded"]) - _RACY_SECONDS) * 1e9)
+                self.known = {
+                    d: st
+                    for d, st in data["dirs"].items()
+                    if isinstance(st, list) and st[1] < cutoff
+                }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+            self.known = {}
+
+    def unchanged(self, d: str) -> bool:
+        seen = self.known.get(d)
+        if seen is None:
+            return False
+        try:
+            st = (self.out / d).stat() if d else self.out.stat()
+        except OSError:
+            return False
+        return [st.st_ino, st.st_mtime_ns] == seen
+
+    def record(self, dirs: Iterable[str]) -> None:
+        if self.path is None:
+            return
+        now = time.time()
+        found: dict[str, list[int]] = {}
+        for d in dirs:
+            try:
+                st = (self.out / d).stat() if d else self.out.stat()
+            except OSError:
+                continue
+            found[d] = [st.st_ino, st.st_mtime_ns]
+        payload = {"out": str(self.out), "recorded": now, "dirs": found}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(payload), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError:
+            pass  # a read-only cache directory only costs listings next time
+
+
+def _intact(
+    out: Path, files: Files, listings: dict[str, set[str]], stats: _DirStats | None = None
+) -> bool:
+    """Every file of a deployment is still in the tree (one listing per directory,
+    none for a directory whose recorded stat still matches)."""
     for d, names in files.items():
+        if stats is not None and stats.unchanged(d):
+            continue
         listing = listings.get(d)
         if listing is None:
             try:
@@ -421,6 +499,7 @@ def _write(
         units = list(units)
         seen = {unit.id for unit in units}
         listings: dict[str, set[str]] = {}
+        stats = _DirStats(out) if update and not dry_run else None
         reuse = {
             u.id
             for u in units
@@ -428,7 +507,7 @@ def _write(
             and (e := prev.deployments.get(u.id)) is not None
             and e.hash == u.input_hash
             and e.files
-            and _intact(out, e.files, listings)
+            and _intact(out, e.files, listings, stats)
         }
         renders = iter((render_many or _render_serially)([u for u in units if u.id not in reuse]))
         for unit in units:
@@ -485,6 +564,7 @@ def _write(
             _commit_update(out, staging_dir, swaps, state_text)
         else:
             _commit_first(out, staging_dir)
+        (stats or _DirStats(out)).record({d for e in state.deployments.values() for d in e.files})
     except BaseException:
         if not dry_run:
             _recover_update(out, staging_dir)  # rolls back unless the state was replaced

@@ -13,6 +13,7 @@ Every source only *reads*; compiling and validating happen in ``validator``.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -286,6 +287,15 @@ def _core_file_name(gvk: GroupVersionKind) -> str:
     return f"{gvk.kind.lower()}{middle}-{gvk.version}.json"
 
 
+def _package_files(name: str) -> Traversable:
+    """A package's files without importing it (kubernetes_validate's ``__init__`` pulls
+    in its own validator stack, which plantops does not use)."""
+    spec = importlib.util.find_spec(name)
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return resources.files(name)
+
+
 class KubernetesSchemas:
     """The strict core schemas of one Kubernetes version, from kubernetes-validate."""
 
@@ -293,7 +303,7 @@ class KubernetesSchemas:
         self.root = (
             root
             if root is not None
-            else resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")
+            else _package_files("kubernetes_validate").joinpath("kubernetes-json-schema")
         )
         self.requested = parse_kubernetes_version(requested_version)
         shipped: dict[Version, str] = {}

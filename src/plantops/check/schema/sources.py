@@ -299,7 +299,14 @@ def _package_files(name: str) -> Traversable:
 class KubernetesSchemas:
     """The strict core schemas of one Kubernetes version, from kubernetes-validate."""
 
-    def __init__(self, requested_version: str, root: Traversable | None = None) -> None:
+    def __init__(
+        self,
+        requested_version: str,
+        root: Traversable | None = None,
+        *,
+        index_cache: Path | None = None,
+    ) -> None:
+        self.index_cache = index_cache
         self.root = (
             root
             if root is not None
@@ -335,13 +342,53 @@ class KubernetesSchemas:
 
     @cached_property
     def index(self) -> Mapping[GroupVersionKind, str]:
-        """Every (group, version, kind) of the core API -> its definition name."""
+        """Every (group, version, kind) of the core API -> its definition name.
+
+        Building it parses all of ``_definitions.json``; with ``index_cache`` it is kept
+        there (keyed by the schema directory's path and size) for the next run."""
+        cached = self._cached_index()
+        if cached is not None:
+            return cached
         found: dict[GroupVersionKind, str] = {}
         for name, schema in self.definitions.items():
             for gvk in schema.get("x-kubernetes-group-version-kind", ()):
                 key = GroupVersionKind(gvk.get("group", ""), gvk["version"], gvk["kind"])
                 found.setdefault(key, name)
+        self._store_index(found)
         return found
+
+    def _index_path(self) -> Path | None:
+        if self.index_cache is None or not isinstance(self.directory, Path):
+            return None
+        try:
+            size = (self.directory / "_definitions.json").stat().st_size
+        except OSError:
+            return None
+        key = hashlib.sha256(f"{self.directory}|{size}".encode()).hexdigest()[:24]
+        return self.index_cache / f"core-index-{key}.json"
+
+    def _cached_index(self) -> dict[GroupVersionKind, str] | None:
+        path = self._index_path()
+        if path is None:
+            return None
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+            return {GroupVersionKind(g, v, k): name for g, v, k, name in rows}
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _store_index(self, found: Mapping[GroupVersionKind, str]) -> None:
+        path = self._index_path()
+        if path is None:
+            return
+        rows = [[k.group, k.version, k.kind, name] for k, name in found.items()]
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(rows), encoding="utf-8")
+            tmp.replace(path)
+        except OSError:
+            pass  # a read-only cache only costs parsing next time
 
     def knows(self, gvk: GroupVersionKind) -> bool:
         return gvk in self.index

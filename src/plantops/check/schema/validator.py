@@ -237,7 +237,7 @@ class SchemaValidator:
         ignore_missing_schemas: bool = False,
         extra_sources: Sequence[SchemaSource] = (),
     ) -> None:
-        self.core = KubernetesSchemas(kubernetes_version)
+        self.core = KubernetesSchemas(kubernetes_version, index_cache=validator_cache_dir())
         sources: list[SchemaSource] = [DirectorySource(Path(d)) for d in crd_dirs]
         templates = [*url_templates, *([url_template] if url_template else [])]
         sources += [UrlTemplateSource(t, cache_dir, fetcher) for t in templates]

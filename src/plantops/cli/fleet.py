@@ -19,7 +19,7 @@ from plantops.spec import spec_json_schema
 
 SCHEMA_FILE = "plantops-spec.schema.json"
 # Beyond this many plants the table stops helping a human; JSON carries everything.
-MAX_TABLE_ROWS = 50
+MAX_TABLE_ROWS = 30
 
 
 class Format(StrEnum):

@@ -13,9 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 from plantops.check.schema.validator import ManifestDocument
 from plantops.errors import UserError, display_path
 
@@ -66,6 +63,9 @@ def parse_manifest_text(text: str, file: str, *, is_json: bool = False) -> list[
         except json.JSONDecodeError as exc:
             raise UserError(f"{file}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
         return [ManifestDocument(file, 0, data)]
+    from ruamel.yaml import YAML  # here: only validate-manifests reads YAML this way
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
     yaml = YAML(typ="safe", pure=True)
     documents: list[ManifestDocument] = []
     try:

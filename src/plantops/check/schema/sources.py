@@ -17,8 +17,6 @@ import importlib.util
 import json
 import os
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -140,6 +138,9 @@ class UrllibFetcher:
         self.timeout = timeout
 
     def __call__(self, url: str) -> bytes | None:
+        import urllib.error  # here: urllib.request pulls in ssl, which plan never needs
+        import urllib.request
+
         request = urllib.request.Request(url, headers={"User-Agent": "plantops"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:

@@ -359,6 +359,7 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
             by_plant = {
                 p.code: cost.share(p.spec.users.peak_concurrent / total_users) for p in in_env
             }
+            in_env_codes = {p.code for p in in_env}
             tenants = tuple(
                 Tenant(
                     plant=p.code,
@@ -385,7 +386,7 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
                 sizing=sizing,
                 cost=cost,
                 cost_by_plant=by_plant,
-                classifications=tuple(c for c in cls if c.plant in {p.code for p in in_env}),
+                classifications=tuple(c for c in cls if c.plant in in_env_codes),
                 plants=tuple(in_env),
                 image=odoo.image,
                 digest=odoo.digest,

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from plantops.caches import user_cache_dir
 from plantops.errors import InfrastructureError, UserError
 from plantops.render import RenderedFile
 
@@ -357,11 +358,7 @@ class _Staging:
 
 def tree_cache_dir() -> Path | None:
     """``$PLANTOPS_TREE_CACHE`` (empty to disable), else ``$XDG_CACHE_HOME/plantops/trees``."""
-    explicit = os.environ.get("PLANTOPS_TREE_CACHE")
-    if explicit is not None:
-        return Path(explicit) if explicit else None
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "plantops" / "trees"
+    return user_cache_dir("trees", "PLANTOPS_TREE_CACHE")
 
 
 # A directory modified this close to when its stat was recorded may have been changed

@@ -21,17 +21,14 @@ from typing import Any
 
 import yaml
 
+from plantops.caches import user_cache_dir
+
 # Bump when the parse of a text changes (loader or plain-data conversion).
 PARSE_VERSION = 1
 
 
 def spec_cache_dir() -> Path | None:
-    explicit = os.environ.get("PLANTOPS_SPEC_CACHE")
-    if explicit is not None:
-        return Path(explicit) if explicit else None
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "plantops" / "specs"
+    return user_cache_dir("specs", "PLANTOPS_SPEC_CACHE")
 
 
 class ParseCache:

@@ -25,6 +25,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Protocol
 
+from plantops.caches import cache_base
 from plantops.check.schema.transform import inline_definitions
 from plantops.errors import PermanentError, TransientError, UserError
 
@@ -161,11 +162,7 @@ class UrllibFetcher:
 def default_cache_dir() -> Path:
     """``$PLANTOPS_SCHEMA_CACHE``, else ``$XDG_CACHE_HOME/plantops/schemas``, else ~/.cache."""
     explicit = os.environ.get("PLANTOPS_SCHEMA_CACHE")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "plantops" / "schemas"
+    return Path(explicit) if explicit else cache_base() / "schemas"
 
 
 # kubeconform's Go-template spelling and the plain one are both accepted.

@@ -18,3 +18,15 @@ def user_cache_dir(kind: str, env: str) -> Path | None:
     if explicit is not None:
         return Path(explicit) if explicit else None
     return cache_base() / kind
+
+
+def store_atomically(path: Path, data: bytes) -> None:
+    """Write a cache entry atomically (a crash never leaves half of one); a read-only or
+    full cache directory only costs speed, so write errors are ignored."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError:
+        pass

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from plantops.caches import user_cache_dir
+from plantops.caches import store_atomically, user_cache_dir
 from plantops.errors import InfrastructureError, UserError
 from plantops.render import RenderedFile
 
@@ -415,13 +415,7 @@ class _DirStats:
                 continue
             found[d] = [st.st_ino, st.st_mtime_ns]
         payload = {"out": str(self.out), "recorded": now, "dirs": found}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(payload), encoding="utf-8")
-            tmp.replace(self.path)
-        except OSError:
-            pass  # a read-only cache directory only costs listings next time
+        store_atomically(self.path, json.dumps(payload).encode())
 
 
 def _intact(

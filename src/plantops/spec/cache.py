@@ -14,14 +14,13 @@ Trust: like ``.pyc`` files, the cache lives in the user's own cache directory
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from plantops.caches import user_cache_dir
+from plantops.caches import store_atomically, user_cache_dir
 
 # Bump when the parse of a text changes (loader or plain-data conversion).
 PARSE_VERSION = 1
@@ -73,11 +72,5 @@ class ParseCache:
         """Keep what this load used (so deleted and edited files drop out)."""
         if self.path is None or not (self._dirty or self._used.keys() != self._old.keys()):
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            with tmp.open("wb") as fh:
-                pickle.dump({"tag": self._tag, "entries": self._used}, fh, protocol=5)
-            tmp.replace(self.path)
-        except OSError:
-            pass  # a read-only or full cache directory only costs speed
+        data = pickle.dumps({"tag": self._tag, "entries": self._used}, protocol=5)
+        store_atomically(self.path, data)

@@ -25,7 +25,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Protocol
 
-from plantops.caches import cache_base
+from plantops.caches import cache_base, store_atomically
 from plantops.check.schema.transform import inline_definitions
 from plantops.errors import PermanentError, TransientError, UserError
 
@@ -380,13 +380,7 @@ class KubernetesSchemas:
         if path is None:
             return
         rows = [[k.group, k.version, k.kind, name] for k, name in found.items()]
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(rows), encoding="utf-8")
-            tmp.replace(path)
-        except OSError:
-            pass  # a read-only cache only costs parsing next time
+        store_atomically(path, json.dumps(rows).encode())
 
     def knows(self, gvk: GroupVersionKind) -> bool:
         return gvk in self.index

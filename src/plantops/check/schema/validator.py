@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 
+from plantops.caches import store_atomically
 from plantops.check.schema.findings import SchemaFinding
 from plantops.check.schema.sources import (
     DirectorySource,
@@ -182,21 +183,10 @@ def _compile(key: str, build: Callable[[], Mapping[str, Any]], what: str) -> Fas
         code = compile(_without_locals(source), f"<schema {what}>", "exec")
         compiled = _run_code(code)
         if path is not None:
-            _store(path, marshal.dumps(code))
+            store_atomically(path, marshal.dumps(code))
     with _COMPILED_LOCK:
         _COMPILED[digest] = compiled
     return compiled
-
-
-def _store(path: Path, data: bytes) -> None:
-    """Write a cache entry atomically; a read-only or full cache only costs speed."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except OSError:
-        pass
 
 
 def prepare_crd_schema(

@@ -95,14 +95,16 @@ class TreeSummary:
 Files = dict[str, list[str]]  # directory ("" for the root) -> sorted file names
 
 
+def _paths(files: Files) -> list[str]:
+    """Relative paths of grouped files."""
+    return [f"{d}/{n}" if d else n for d, names in files.items() for n in names]
+
+
 @dataclass(frozen=True)
 class _Entry:
     hash: str
     plants: tuple[str, ...]
     files: Files
-
-    def paths(self) -> list[str]:
-        return [f"{d}/{n}" if d else n for d, names in self.files.items() for n in names]
 
     def count(self) -> int:
         return sum(len(names) for names in self.files.values())
@@ -112,9 +114,6 @@ class _Entry:
 class _State:
     deployments: dict[str, _Entry] = field(default_factory=dict)
     fleet: Files = field(default_factory=dict)
-
-    def fleet_paths(self) -> list[str]:
-        return [f"{d}/{n}" if d else n for d, names in self.fleet.items() for n in names]
 
     def dump(self) -> str:
         """Deterministic JSON, one deployment per line."""
@@ -572,12 +571,12 @@ def _plan_swaps(
     for dep_id in [*rendered, *removed]:
         mine: list[str] = []
         if dep_id in old.deployments:
-            mine += old.deployments[dep_id].paths()
+            mine += _paths(old.deployments[dep_id].files)
         if dep_id in new.deployments:
-            mine += new.deployments[dep_id].paths()
+            mine += _paths(new.deployments[dep_id].files)
         paths |= _swap_paths(dep_id, mine, old_owners, new_owners)
     if fleet_changed:
-        fleet_paths = [*old.fleet_paths(), *new.fleet_paths()]
+        fleet_paths = [*_paths(old.fleet), *_paths(new.fleet)]
         paths |= _swap_paths(FLEET, fleet_paths, old_owners, new_owners)
     return sorted(paths)
 

@@ -6,6 +6,7 @@ the library are mapped to exit codes here and nowhere else.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -61,8 +62,16 @@ from plantops.cli import manifests as _manifests  # noqa: E402
 _manifests.register(app)
 
 
+# A CLI run builds many long-lived objects (the loaded fleet, the plan) and few cycles;
+# collecting every 700 allocations walked that heap over and over, ~15 % of a
+# one-plant re-plan of 1,000 plants (BENCHMARKS.md). Set for the console script only.
+GC_THRESHOLD = (50_000, 20, 20)
+
+
 def main() -> None:
     """Console-script entry point."""
+    gc.freeze()  # modules and classes imported so far live as long as the process
+    gc.set_threshold(*GC_THRESHOLD)
     try:
         app()
     except KeyboardInterrupt:

@@ -100,10 +100,12 @@ def test_gevent_pool_is_budgeted_on_its_own_where_the_series_has_it() -> None:
 
 
 def test_cron_memory_limits_are_for_the_whole_process() -> None:
-    s = size_unit(BASE)  # 2 GiB cron container, 4 GiB web pods with 5 workers
-    assert s.limit_memory_hard_cron == 2048 * MIB
-    assert s.limit_memory_soft_cron == 1536 * MIB
+    s = size_unit(BASE)  # 2 GiB cron container, 2 threads; 4 GiB web pods with 5 workers
+    reserve = 3 * 72  # main + 2 cron threads: malloc arena and stack each
+    assert s.limit_memory_hard_cron == (2048 + reserve) * MIB
+    assert s.limit_memory_soft_cron == (1536 + reserve) * MIB
     assert s.limit_memory_soft_cron > s.limit_memory_soft  # not the per-worker figure
+    assert s.limit_memory_hard_cron != s.limit_memory_hard
 
 
 def test_single_replica_rollout_surge_fits_the_budget() -> None:
@@ -207,8 +209,9 @@ def test_no_pool_can_run_dry_and_the_worst_moment_fits_postgres(
     assert s.connection_budget + conn.PG_SUPERUSER_RESERVED + platform <= max_conn
     assert s.connection_budget + reserved <= max_conn
     assert s.max_web_replicas >= s.web_replicas
-    assert s.limit_memory_hard_cron == s.cron.memory_limit_mib * MIB
-    assert s.limit_memory_soft_cron < s.limit_memory_hard_cron
+    reserve = (threads + 1) * 72 * MIB
+    assert s.limit_memory_hard_cron == s.cron.memory_limit_mib * MIB + reserve
+    assert reserve < s.limit_memory_soft_cron < s.limit_memory_hard_cron
 
 
 # --- the rendered example fleet -------------------------------------------------------
@@ -230,7 +233,8 @@ def test_rendered_configs_follow_the_model(example: Rendered) -> None:
         else:
             assert "db_maxconn_gevent" not in web
         assert "db_maxconn_gevent" not in cron
-        assert int(cron["limit_memory_hard"]) == s.cron.memory_limit_mib * MIB, dep.id
+        reserve = (int(cron["max_cron_threads"]) + 1) * 72 * MIB
+        assert int(cron["limit_memory_hard"]) == s.cron.memory_limit_mib * MIB + reserve, dep.id
         assert int(cron["limit_memory_soft"]) < int(cron["limit_memory_hard"])
         assert int(web["limit_memory_soft"]) == s.limit_memory_soft
         assert _total_at_max(s) <= s.connection_budget, dep.id

@@ -98,7 +98,9 @@ class SeriesModel:
 # db_maxconn_gevent: odoo/tools/config.py declares it from 17.0 and sql_db.db_connect
 # sizes the pool with `odoo.evented and config['db_maxconn_gevent'] or
 # config['db_maxconn']`; 16.0's db_connect knows db_maxconn only, so its gevent process
-# shares the workers' value. The job cursor moved from ir_cron._process_job to
+# shares the workers' value. From 18.0 db_connect also keeps a read-only pool of the same
+# size, but modules/registry.py Registry.init opens it only when db_replica_host is set,
+# which plantops never sets. The job cursor moved from ir_cron._process_job to
 # IrCron._run_job in 18.0; the connections held are the same.
 _SERIES = {
     "16.0": SeriesModel("16.0", False, "ir_cron._process_job"),

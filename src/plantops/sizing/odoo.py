@@ -29,6 +29,9 @@ ODOO_DB_MAXCONN_DEFAULT = 64
 # so a rollout at the autoscaler's ceiling runs one pod more; cron uses Recreate.
 WEB_MAX_SURGE = 1
 CRON_SOFT_SHARE_PERCENT = 75
+# Address space a thread reserves without making it resident: glibc's per-thread malloc
+# arena (HEAP_MAX_SIZE, 64 MiB on 64-bit) and its stack (8 MiB, the usual ulimit -s).
+CRON_THREAD_ADDRESS_SPACE_MIB = 64 + 8
 PGBOUNCER_CPU_M = 250
 PGBOUNCER_MEM_MIB = 128
 PGBOUNCER_INSTANCES = conn.PGBOUNCER_INSTANCES
@@ -311,18 +314,22 @@ def size_unit(i: SizingInputs) -> Sizing:
     cron_mem = round(i.cron_memory_gib * 1024)
     # The cron container runs Odoo threaded (workers = 0), where both limits apply to the
     # whole process, not to one worker: odoo/service/server.py ThreadedServer.process_limit
-    # reloads the server once the process's memory_info (its virtual size on Linux)
-    # passes limit_memory_soft, and ThreadedServer.start -> set_limit_memory_hard sets
-    # RLIMIT_AS to limit_memory_hard, past which allocations raise MemoryError. The
-    # virtual size is at least the resident size, so a hard limit at the container's
-    # memory fails an allocation before the kernel would OOM-kill the container; the soft
-    # limit leaves a quarter of it for the job that is running when the reload is asked.
-    cron_hard = cron_mem
-    cron_soft = (cron_mem * CRON_SOFT_SHARE_PERCENT) // 100
+    # asks for a reload once memory_info(process) - the virtual size on Linux - passes
+    # limit_memory_soft, and ThreadedServer.start -> set_limit_memory_hard sets RLIMIT_AS
+    # to limit_memory_hard, past which allocations raise MemoryError. The virtual size
+    # exceeds the resident one by address space each thread reserves and never touches
+    # (its malloc arena and stack), so both limits are the container's memory figures
+    # plus that reserve: resident memory then stays inside the container (MemoryError
+    # comes before the OOM killer), and the soft limit leaves a quarter of the container
+    # for the job that is running when the reload is asked.
+    reserve = (i.max_cron_threads + 1) * CRON_THREAD_ADDRESS_SPACE_MIB
+    cron_hard = cron_mem + reserve
+    cron_soft = (cron_mem * CRON_SOFT_SHARE_PERCENT) // 100 + reserve
     notes.append(
-        f"cron (threaded, limits per process): limit_memory_soft = {CRON_SOFT_SHARE_PERCENT} % "
-        f"x {cron_mem} MiB = {cron_soft} MiB; limit_memory_hard = the container's "
-        f"{cron_mem} MiB"
+        f"cron (threaded, limits per process): reserve = ({i.max_cron_threads} cron + 1 main "
+        f"thread) x {CRON_THREAD_ADDRESS_SPACE_MIB} MiB arena and stack = {reserve} MiB; "
+        f"limit_memory_soft = {CRON_SOFT_SHARE_PERCENT} % x {cron_mem} MiB + {reserve} = "
+        f"{cron_soft} MiB; limit_memory_hard = {cron_mem} MiB + {reserve} = {cron_hard} MiB"
     )
 
     pools = _connections(i, workers, replicas, max_replicas, notes)

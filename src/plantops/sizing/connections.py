@@ -54,9 +54,11 @@ REGISTRY_RELOAD = 1
 # post-commit NOTIFYs borrow one more.
 STOP_AFTER_INIT_MINIMUM = 2
 
-# PostgreSQL's default superuser_reserved_connections, rendered explicitly so the budget's
-# arithmetic and the server agree; PostgreSQL 16's reserved_connections (default 0) is
-# left at 0. Superuser connections count against max_connections like any other.
+# PostgreSQL's default superuser_reserved_connections, which CloudNativePG neither sets nor
+# fixes (pkg/postgres/configuration.go CnpgConfigurationSettings /
+# FixedConfigurationParameters); rendered explicitly so the budget's arithmetic and the
+# server agree. PostgreSQL 16's reserved_connections (default 0) is left at 0. Superuser
+# connections count against max_connections like any other.
 PG_SUPERUSER_RESERVED = 3
 # CloudNativePG's instance manager keeps one database/sql pool per database it works on
 # (pkg/management/postgres/pool/pool.go newConnection: SetMaxOpenConns(3)) - 'postgres'

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -234,7 +233,9 @@ def _score(c: Classification) -> float:
 
 
 @pytest.mark.parametrize("code", list(PROFILES))
-def test_profile_gets_its_tier_and_pattern(code: str, classified: dict[str, Classification]) -> None:
+def test_profile_gets_its_tier_and_pattern(
+    code: str, classified: dict[str, Classification]
+) -> None:
     *_, tier, pattern, score, sync = PROFILES[code]
     c = classified[code]
     assert (c.tier, c.pattern, _score(c), c.production_sync) == (tier, pattern, score, sync), [

@@ -6,7 +6,10 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+import pytest
+
 from plantops.classify import Classification, classify_fleet
+from plantops.errors import SpecError
 from plantops.model import build_fleet
 from plantops.spec import load_fleet
 from tests.conftest import EXAMPLE, TODAY
@@ -175,3 +178,15 @@ def test_heavy_customization_leaves_the_shared_platform(tmp_path: Path) -> None:
         "dedicated-namespace",
         ["T4-standard", "P9-heavy-customization"],
     )
+
+
+def test_inconsistent_thresholds_are_a_located_error(tmp_path: Path) -> None:
+    root = tmp_path / "fleet"
+    shutil.copytree(EXAMPLE, root)
+    f = root / "fleet.yaml"
+    f.write_text(f.read_text().replace("high_score: 6\n", "high_score: 13\n"))
+    with pytest.raises(SpecError) as exc:
+        load_fleet(root, today=TODAY)
+    (problem,) = exc.value.problems
+    assert problem.file == "fleet.yaml" and problem.path == "classification"
+    assert "high_score (13.0) must be below critical_score (12.0)" in problem.message

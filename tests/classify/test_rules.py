@@ -151,7 +151,9 @@ def test_thresholds_live_in_fleet_yaml(tmp_path: Path) -> None:
     # rotterdam-dc scores 6.375: below a raised high threshold it is standard again
     rotterdam = classify(root)["rotterdam-dc"]
     assert rotterdam.tier == "standard"
-    assert rotterdam.reasons[-2].message == "standard: score 6.375 < high_score 7"
+    assert rotterdam.reasons[-2].message == (
+        "standard: score 6.375 > pilot_max_score 1 and < high_score 7"
+    )
 
 
 def test_thresholds_default_when_fleet_yaml_sets_none(tmp_path: Path) -> None:

@@ -74,9 +74,6 @@ def _tier(plant: Plant, fleet: Fleet) -> tuple[str, tuple[Reason, ...]]:
     def loc(*path: str | int) -> Location:
         return fleet.source.locate_plant(spec.code, *path)
 
-    def at(*path: str | int) -> Location:
-        return fleet.source.locate_fleet(*path)
-
     factors = tier_factors(spec, t, loc)
     score = sum(f.score for f in factors)
     reasons = [
@@ -84,47 +81,7 @@ def _tier(plant: Plant, fleet: Fleet) -> tuple[str, tuple[Reason, ...]]:
         for f in factors
     ]
     total = f"score {fmt(score)}"
-    if score >= t.critical_score:
-        tier, decision = (
-            "critical",
-            Reason(
-                "T1-critical",
-                "tier",
-                f"critical: {total} >= critical_score {fmt(t.critical_score)}",
-                (at("classification", "critical_score"),),
-            ),
-        )
-    elif score >= t.high_score:
-        tier, decision = (
-            "high",
-            Reason(
-                "T2-high",
-                "tier",
-                f"high: {total} >= high_score {fmt(t.high_score)}",
-                (at("classification", "high_score"),),
-            ),
-        )
-    elif score <= t.pilot_max_score and spec.users.named <= t.pilot_max_named_users:
-        tier, decision = (
-            "pilot",
-            Reason(
-                "T3-pilot",
-                "tier",
-                f"pilot: {total} <= pilot_max_score {fmt(t.pilot_max_score)} and "
-                f"{spec.users.named} named users <= {t.pilot_max_named_users}",
-                (loc("users", "named"), at("classification", "pilot_max_score")),
-            ),
-        )
-    else:
-        tier, decision = (
-            "standard",
-            Reason(
-                "T4-standard",
-                "tier",
-                f"standard: {total} < high_score {fmt(t.high_score)}",
-                (at("classification", "high_score"),),
-            ),
-        )
+    tier, decision = _decide(score, total, plant, fleet)
     ov = plant.override("tier")
     if ov is not None:
         # the scored result stays visible: it is what applies once the override expires
@@ -136,6 +93,53 @@ def _tier(plant: Plant, fleet: Fleet) -> tuple[str, tuple[Reason, ...]]:
         )
         tier = str(ov.value)
     return tier, (*reasons, decision)
+
+
+def _decide(score: float, total: str, plant: Plant, fleet: Fleet) -> tuple[str, Reason]:
+    """The tier the score reaches, with the threshold (and where it is written)."""
+    spec, t = plant.spec, fleet.spec.classification
+
+    def at(key: str) -> Location:
+        return fleet.source.locate_fleet("classification", key)
+
+    if score >= t.critical_score:
+        return "critical", Reason(
+            "T1-critical",
+            "tier",
+            f"critical: {total} >= critical_score {fmt(t.critical_score)}",
+            (at("critical_score"),),
+        )
+    if score >= t.high_score:
+        return "high", Reason(
+            "T2-high",
+            "tier",
+            f"high: {total} >= high_score {fmt(t.high_score)}",
+            (at("high_score"),),
+        )
+    named = fleet.source.locate_plant(spec.code, "users", "named")
+    if score <= t.pilot_max_score and spec.users.named <= t.pilot_max_named_users:
+        return "pilot", Reason(
+            "T3-pilot",
+            "tier",
+            f"pilot: {total} <= pilot_max_score {fmt(t.pilot_max_score)} and "
+            f"{spec.users.named} named users <= pilot_max_named_users {t.pilot_max_named_users}",
+            (named, at("pilot_max_score"), at("pilot_max_named_users")),
+        )
+    if score <= t.pilot_max_score:
+        return "standard", Reason(
+            "T4-standard",
+            "tier",
+            f"standard: {total} < high_score {fmt(t.high_score)}; not a pilot: "
+            f"{spec.users.named} named users > pilot_max_named_users {t.pilot_max_named_users}",
+            (at("high_score"), named, at("pilot_max_named_users")),
+        )
+    return "standard", Reason(
+        "T4-standard",
+        "tier",
+        f"standard: {total} > pilot_max_score {fmt(t.pilot_max_score)} and "
+        f"< high_score {fmt(t.high_score)}",
+        (at("high_score"), at("pilot_max_score")),
+    )
 
 
 def _pattern(plant: Plant, fleet: Fleet, tier: str) -> Reason:

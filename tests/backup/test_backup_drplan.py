@@ -125,9 +125,9 @@ def test_shared_plant_copies_one_database_instead_of_cutting_over(rendered: Path
     plan = _plan("brno-components")
     assert plan.namespace == "shared-eu-subsidiaries-prod"
     assert (rendered / "clusters" / "eu-shared-1" / plan.namespace).is_dir()
-    assert plan.shared_with == ("rotterdam-dc",)
+    assert plan.shared_with == ("gdansk-packaging",)
     text = render_runbook(plan)
-    assert "do **not** cut over" in text and "rotterdam-dc" in text
+    assert "do **not** cut over" in text and "gdansk-packaging" in text
 
 
 def test_vm_plant_runbook_uses_the_rendered_pgbackrest_stanza(rendered: Path) -> None:

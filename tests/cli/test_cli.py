@@ -19,7 +19,7 @@ T = ["--today", TODAY.isoformat()]
 def test_validate_ok() -> None:
     r = runner.invoke(app, ["validate", str(EXAMPLE), *T])
     assert r.exit_code == 0, r.output
-    assert "valid" in r.output and "8 plants" in r.output
+    assert "valid" in r.output and "9 plants" in r.output
 
 
 def test_classify_json() -> None:

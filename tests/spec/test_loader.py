@@ -179,5 +179,5 @@ def test_damaged_parse_cache_is_ignored(tmp_path: Path) -> None:
     cache_file = tmp_path / "cache.pickle"
     cache_file.write_bytes(b"not a pickle")
     loaded = load_fleet(root, today=TODAY, cache=ParseCache(cache_file))
-    assert len(loaded.plants) == 8
+    assert len(loaded.plants) == 9
     assert ParseCache(cache_file).get(loaded.plant_sources["pune-pilot"].digest) is not None

@@ -183,14 +183,72 @@ class ResourceProfile(Strict):
 
 
 class Thresholds(Strict):
+    """``classification:`` thresholds of the scored model (docs/classification.md).
+
+    Every field is optional: a fleet that sets none gets the documented defaults.
+    """
+
+    critical_score: float = Field(
+        default=12, gt=0, description="Score from which a plant is in the critical tier."
+    )
+    high_score: float = Field(
+        default=6, gt=0, description="Score from which a plant is in the high tier."
+    )
+    pilot_max_score: float = Field(
+        default=1,
+        ge=0,
+        description="Highest score a plant with at most pilot_max_named_users may have and "
+        "still be a pilot.",
+    )
+    extended_hours_per_week: float = Field(
+        default=50, gt=0, le=168, description="Shift coverage above this is extended hours."
+    )
+    multi_shift_hours_per_week: float = Field(
+        default=80, gt=0, le=168, description="Shift coverage from this on is multi-shift."
+    )
+    continuous_hours_per_week: float = Field(
+        default=120, gt=0, le=168, description="Shift coverage from this on is round the clock."
+    )
     high_volume_orders_per_day: int = Field(default=2000, gt=0)
     high_volume_stock_moves_per_day: int = Field(default=20000, gt=0)
     large_peak_users: int = Field(default=150, gt=0)
     dedicated_cluster_peak_users: int = Field(default=400, gt=0)
     pilot_max_named_users: int = Field(default=25, gt=0)
-    critical_integrations: int = Field(
-        default=1, ge=1, description="High-criticality integrations that make a plant critical."
+    critical_integrations: int | None = Field(
+        default=None,
+        ge=1,
+        description="Ignored (kept so older fleet files validate): the scored model weighs "
+        "every integration by type, criticality and direction.",
     )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.high_score >= self.critical_score:
+            raise ValueError(
+                f"high_score ({self.high_score}) must be below critical_score "
+                f"({self.critical_score})"
+            )
+        if self.pilot_max_score >= self.high_score:
+            raise ValueError(
+                f"pilot_max_score ({self.pilot_max_score}) must be below high_score "
+                f"({self.high_score})"
+            )
+        hours = (
+            self.extended_hours_per_week,
+            self.multi_shift_hours_per_week,
+            self.continuous_hours_per_week,
+        )
+        if not hours[0] < hours[1] < hours[2]:
+            raise ValueError(
+                "extended_hours_per_week < multi_shift_hours_per_week < "
+                f"continuous_hours_per_week is required (got {' / '.join(f'{h:g}' for h in hours)})"
+            )
+        if self.large_peak_users > self.dedicated_cluster_peak_users:
+            raise ValueError(
+                f"large_peak_users ({self.large_peak_users}) exceeds "
+                f"dedicated_cluster_peak_users ({self.dedicated_cluster_peak_users})"
+            )
+        return self
 
 
 class Pricing(Strict):

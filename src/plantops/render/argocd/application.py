@@ -26,6 +26,23 @@ def project_name(dep: Deployment) -> str:
     return f"tier-{dep.tier}"
 
 
+def _automated(dep: Deployment) -> dict[str, Any]:
+    """Automated sync, except for the production of a change-controlled plant.
+
+    Without ``automated`` Argo CD never syncs on its own: argo-cd controller/appcontroller.go
+    ``ApplicationController.autoSync`` returns first thing when ``SyncPolicy.Automated`` is
+    nil (since 3.1 through ``SyncPolicy.IsAutomatedSyncEnabled``). The gated release syncs
+    it, and that sync still gets ``retry`` and ``syncOptions`` (server/application/
+    application.go ``Server.Sync`` reads both from the policy). Not
+    ``automated: {enabled: false}``: controllers before 3.1 only test ``Automated == nil``
+    and would sync automatically anyway.
+    """
+    if dep.production and any(c.production_sync == "manual" for c in dep.classifications):
+        return {}
+    # Prune stays on: in production the data services carry Prune=false,Delete=false.
+    return {"automated": {"prune": True, "selfHeal": True}}
+
+
 def render_application(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
     assert dep.cluster is not None
     spec: dict[str, Any] = {
@@ -38,8 +55,7 @@ def render_application(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
             "targetRevision": ctx.platform.gitops_revision,
         },
         "syncPolicy": {
-            # Prune stays on: in production the data services carry Prune=false,Delete=false.
-            "automated": {"prune": True, "selfHeal": True},
+            **_automated(dep),
             "retry": {
                 "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"},
                 "limit": 5,

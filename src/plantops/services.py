@@ -216,11 +216,14 @@ def render_in_parallel(
 @functools.cache
 def renderer_fingerprint() -> str:
     """Hash of the code that shapes the tree (spec defaults, model, classification, sizing,
-    planning, renderers): upgrading plantops re-renders what it now renders differently."""
+    planning, renderers) and of the capacity gate: upgrading plantops re-renders (and
+    re-checks) what it now renders or judges differently."""
     package = Path(plantops_package.__file__).parent
     digest = hashlib.sha256(__version__.encode())
     shaping = ("spec", "model", "classify", "sizing", "plan", "render")
-    for path in sorted(p for sub in shaping for p in (package / sub).rglob("*")):
+    # The capacity gate too: a tree written under an older gate is checked again.
+    gates = [package / "check" / "capacity.py"]
+    for path in sorted([*(p for sub in shaping for p in (package / sub).rglob("*")), *gates]):
         if path.is_file() and path.suffix in (".py", ".json"):
             digest.update(path.relative_to(package).as_posix().encode())
             digest.update(path.read_bytes())

@@ -19,6 +19,7 @@ never overlap in an Argo CD sync:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -77,11 +78,22 @@ def parse_quantity(value: object) -> Fraction:
 
 def cpu_m(value: object) -> int:
     # apimachinery Quantity.MilliValue rounds up: 0.1m of CPU is 1m to the scheduler.
-    return math.ceil(parse_quantity(value) * 1000)
+    return _cpu_m(str(value))
 
 
 def size_bytes(value: object) -> int:
-    return math.ceil(parse_quantity(value))
+    return _bytes(str(value))
+
+
+# A fleet uses a few dozen distinct quantities, each thousands of times.
+@functools.lru_cache(maxsize=4096)
+def _cpu_m(text: str) -> int:
+    return math.ceil(parse_quantity(text) * 1000)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bytes(text: str) -> int:
+    return math.ceil(parse_quantity(text))
 
 
 # --- resources ------------------------------------------------------------------------
@@ -515,6 +527,7 @@ def _tiered(amount: Fraction, tiers: Sequence[tuple[Fraction, Fraction]]) -> Fra
     return total
 
 
+@functools.cache
 def kube_reserved_cpu_m(vcpu: int) -> int:
     """GKE's documented kube-reserved CPU: 6 % of the first core, 1 % of the second,
     0.5 % of the next two, 0.25 % of the rest."""
@@ -528,6 +541,7 @@ def kube_reserved_cpu_m(vcpu: int) -> int:
     return math.ceil(_tiered(f(vcpu * 1000), tiers))
 
 
+@functools.cache
 def kube_reserved_memory_mib(memory_gib: int) -> int:
     """GKE's documented kube-reserved memory: 25 % of the first 4 GiB, 20 % of the next 4,
     10 % of the next 8, 6 % of the next 112, 2 % of the rest."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import plantops as plantops_package
 from plantops import __version__
+from plantops.check.capacity import CapacityFinding, check_capacity
 from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, SchemaValidator
 from plantops.classify import Classification, classify_fleet
 from plantops.errors import GateFailed, Problem, SpecError
@@ -65,10 +66,13 @@ class RenderChecker:
     """Renders deployments and validates every object it renders against the target
     cluster's Kubernetes schemas and the bundled CRD schemas (compose files against the
     Compose specification). Validators are built once per Kubernetes version and reused.
+    The capacity gate (``check.capacity``) runs on the same objects: each namespace must
+    fit its ResourceQuota and its cluster's node pools at its peak.
     """
 
     ctx: RenderContext
     findings: list[SchemaFinding] = field(default_factory=list)
+    capacity: list[CapacityFinding] = field(default_factory=list)
     objects: int = 0
     _validators: dict[str, SchemaValidator] = field(default_factory=dict)
 
@@ -85,6 +89,9 @@ class RenderChecker:
         for path, index, obj in rendered.documents():
             self.findings += validator.validate(obj, file=path, document_index=index)
         self.objects += len(rendered.objects)
+        if dep.cluster is not None:
+            objects = [obj for _, obj in rendered.objects]
+            self.capacity += check_capacity(dep.dir, objects, dep.cluster.node_pools)
         if rendered.compose is not None:
             path, doc = rendered.compose
             self.objects += 1
@@ -105,6 +112,8 @@ class RenderChecker:
         return files
 
     def raise_findings(self) -> None:
+        if self.capacity:
+            self._raise_capacity()
         if not self.findings:
             return
         shown = [f.render() for f in sorted(self.findings)[:MAX_FINDINGS_SHOWN]]
@@ -120,6 +129,20 @@ class RenderChecker:
             )
         )
 
+    def _raise_capacity(self) -> None:
+        shown = [f.render() for f in sorted(self.capacity)[:MAX_FINDINGS_SHOWN]]
+        more = len(self.capacity) - len(shown)
+        raise GateFailed(
+            "\n".join(
+                [
+                    f"{len(self.capacity)} capacity finding(s): the namespaces would not fit "
+                    "their quota or node pools at their peak; nothing was written:",
+                    *shown,
+                    *([f"... and {more} more"] if more > 0 else []),
+                ]
+            )
+        )
+
 
 # Below this many deployments to render, forking workers costs more than it saves.
 PARALLEL_MIN_RENDERS = 48
@@ -128,7 +151,9 @@ _POOL_WORK: tuple[Sequence[Deployment], RenderContext] | None = None
 _POOL_CHECKER: RenderChecker | None = None
 
 
-def _render_in_worker(i: int) -> tuple[list[RenderedFile], list[SchemaFinding], int]:
+def _render_in_worker(
+    i: int,
+) -> tuple[list[RenderedFile], list[SchemaFinding], list[CapacityFinding], int]:
     """Render and validate deployment ``i`` in a forked worker (validators compiled once per
     worker, from the on-disk cache)."""
     global _POOL_CHECKER  # noqa: PLW0603 - per-process state of a pool worker
@@ -138,8 +163,14 @@ def _render_in_worker(i: int) -> tuple[list[RenderedFile], list[SchemaFinding], 
         _POOL_CHECKER = RenderChecker(ctx)
     checker = _POOL_CHECKER
     findings_before, objects_before = len(checker.findings), checker.objects
+    capacity_before = len(checker.capacity)
     files = checker.render(deps[i])
-    return files, checker.findings[findings_before:], checker.objects - objects_before
+    return (
+        files,
+        checker.findings[findings_before:],
+        checker.capacity[capacity_before:],
+        checker.objects - objects_before,
+    )
 
 
 def available_cpus() -> int:
@@ -166,8 +197,9 @@ def render_in_parallel(
             try:
                 with multiprocessing.get_context("fork").Pool(workers) as pool:
                     results = pool.imap(_render_in_worker, range(len(deps)), chunksize=4)
-                    for files, findings, objects in results:
+                    for files, findings, capacity, objects in results:
                         checker.findings += findings
+                        checker.capacity += capacity
                         checker.objects += objects
                         yield files
             finally:
@@ -184,11 +216,14 @@ def render_in_parallel(
 @functools.cache
 def renderer_fingerprint() -> str:
     """Hash of the code that shapes the tree (spec defaults, model, classification, sizing,
-    planning, renderers): upgrading plantops re-renders what it now renders differently."""
+    planning, renderers) and of the capacity gate: upgrading plantops re-renders (and
+    re-checks) what it now renders or judges differently."""
     package = Path(plantops_package.__file__).parent
     digest = hashlib.sha256(__version__.encode())
     shaping = ("spec", "model", "classify", "sizing", "plan", "render")
-    for path in sorted(p for sub in shaping for p in (package / sub).rglob("*")):
+    # The capacity gate too: a tree written under an older gate is checked again.
+    gates = [package / "check" / "capacity.py"]
+    for path in sorted([*(p for sub in shaping for p in (package / sub).rglob("*")), *gates]):
         if path.is_file() and path.suffix in (".py", ".json"):
             digest.update(path.relative_to(package).as_posix().encode())
             digest.update(path.read_bytes())

@@ -107,3 +107,23 @@ def test_console_script_tunes_the_garbage_collector() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-2:] == ["True", "True"]
+
+
+def test_plan_capacity_gate_is_exit_1_and_writes_nothing(tmp_path: Path) -> None:
+    """Lyon's web pods at HPA max on 8-vCPU nodes: the gate names namespace and resource."""
+    import shutil
+
+    root = tmp_path / "fleet"
+    shutil.copytree(EXAMPLE, root)
+    f = root / "fleet.yaml"
+    f.write_text(
+        f.read_text().replace(
+            "{name: odoo, vcpu: 16, memory_gib: 64,", "{name: odoo, vcpu: 8, memory_gib: 32,"
+        )
+    )
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["plan", str(root), "--out", str(out), *T])
+    assert r.exit_code == 1, r.output
+    assert "capacity finding(s)" in r.output and "nothing was written" in r.output
+    assert "clusters/eu-lyon-meddev/lyon-meddev-prod: nodes" in " ".join(r.output.split())
+    assert not out.exists()

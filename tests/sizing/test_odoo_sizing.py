@@ -159,3 +159,42 @@ def test_sizing_invariants(
     assert s.limit_memory_hard <= max(s.limit_memory_soft, (usable - (s.workers - 1) * 325) * MIB)
     assert s.quota.cpu_limit_m >= s.web.cpu_limit_m * s.max_web_replicas
     assert s.quota.memory_limit_mib >= s.web.memory_limit_mib * s.max_web_replicas
+
+
+def test_quota_covers_the_rollout_surge_at_hpa_max_and_the_helpers() -> None:
+    s = size_unit(dataclasses.replace(BASE, pgbouncer=True))
+    # 6 web (HPA max) + 1 surge, cron, 2 PostgreSQL with the backup sidecar, Redis and its
+    # exporter, 2 + 1 PgBouncer; Guaranteed, so requests = limits everywhere
+    raw = (
+        7 * s.web.cpu_limit_m
+        + s.cron.cpu_limit_m
+        + 2 * (s.postgres.cpu_limit_m + 500)
+        + (s.redis.cpu_limit_m + 100)
+        + 3 * 250
+    )
+    assert s.quota.cpu_request_m == s.quota.cpu_limit_m == math.ceil(raw / 100) * 100
+    assert s.quota.pods == 6 + 1 + 1 + 2 + 1 + 3
+    for helper in (s.init, s.redis_exporter, s.redis_sentinel, s.backup_sidecar, s.pgbouncer_pod):
+        assert helper.cpu_request_m == helper.cpu_limit_m
+        assert helper.memory_request_mib == helper.memory_limit_mib
+
+
+def test_single_replica_on_a_volume_has_no_surge_but_room_for_a_hook_pod() -> None:
+    single = dataclasses.replace(
+        BASE, peak_users=20, ha=False, web_replicas=1, max_web_replicas=None
+    )
+    s = size_unit(single)
+    assert (s.max_web_replicas, s.web_surge) == (1, 0)
+    assert s.init.cpu_request_m < s.init.cpu_limit_m  # Burstable helpers off the HA tiers
+    assert size_unit(dataclasses.replace(single, filestore_pvc=False)).web_surge == 1
+    # the web pod once more: the PreSync hook, which never runs beside a surge
+    assert s.quota.pods == 2 + 1 + 2 + 1
+
+
+def test_quota_storage_is_what_the_claims_request() -> None:
+    s = size_unit(dataclasses.replace(BASE, redis_failover=True))
+    assert s.redis_storage_gib == 2  # 512 MiB x 3, rounded up to GiB
+    assert s.quota.storage_gib == 100 * 2 + 100 + 2 * 2
+    assert s.quota.pvcs == 2 + 1 + 2
+    outside = size_unit(dataclasses.replace(BASE, production=False, ha=False, filestore_pvc=False))
+    assert outside.quota.pvcs == 1  # one PostgreSQL instance, no filestore, Redis in memory

@@ -189,6 +189,7 @@ def _inputs(
     plants: Sequence[Plant],
     env: Environment,
     databases: int,
+    pattern: str = "",
 ) -> SizingInputs:
     d = fleet.spec.defaults
     lead = plants[0]
@@ -232,6 +233,9 @@ def _inputs(
         limit_request=d.limit_request,
         series=fleet.spec.odoo.series,
         kubernetes=lead.spec.runtime == "kubernetes",
+        filestore_pvc=fleet.spec.platform.storage.filestore == "pvc",
+        # render.kubernetes.redis.redis_failover: Sentinel for dedicated-environment only.
+        redis_failover=pattern == "dedicated-environment",
     )
 
 
@@ -338,7 +342,7 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
             env = fleet.environment(env_name)
             in_env = [p for p in members if env in p.environments]
             try:
-                sizing = size_unit(_inputs(fleet, tier, in_env, env, len(in_env)))
+                sizing = size_unit(_inputs(fleet, tier, in_env, env, len(in_env), pattern))
             except InfeasibleSizing as exc:
                 loc = fleet.source.locate_plant(in_env[0].code, "users", "peak_concurrent")
                 problems.append(_problem(loc, f"{env_name}: {exc}"))

@@ -37,6 +37,28 @@ PGBOUNCER_MEM_MIB = 128
 PGBOUNCER_INSTANCES = conn.PGBOUNCER_INSTANCES
 
 
+REDIS_SENTINELS = 3
+
+
+def _pod(main: Resources, init: Resources) -> Resources:
+    """One container and init containers no larger than ``init``, run before it."""
+    return Resources(
+        max(main.cpu_request_m, init.cpu_request_m),
+        max(main.cpu_limit_m, init.cpu_limit_m),
+        max(main.memory_request_mib, init.memory_request_mib),
+        max(main.memory_limit_mib, init.memory_limit_mib),
+    )
+
+
+def _plus(a: Resources, b: Resources) -> Resources:
+    return Resources(
+        a.cpu_request_m + b.cpu_request_m,
+        a.cpu_limit_m + b.cpu_limit_m,
+        a.memory_request_mib + b.memory_request_mib,
+        a.memory_limit_mib + b.memory_limit_mib,
+    )
+
+
 class InfeasibleSizing(ValueError):
     """The tier, users and connection budget cannot be satisfied together."""
 
@@ -74,6 +96,10 @@ class SizingInputs:
     limit_request: int
     series: str
     kubernetes: bool
+    # Where the filestore is (a ReadWriteOnce/-Many volume, else object storage) and whether
+    # Redis runs replicated with Sentinel: both change the pods and claims of the quota.
+    filestore_pvc: bool = True
+    redis_failover: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,9 +165,31 @@ class Sizing:
     filestore_gib: int
     quota: Quota
     notes: tuple[str, ...] = field(default=())
+    # Small containers beside the main ones, Guaranteed where the tier promises it.
+    init: Resources = field(default_factory=lambda: _side(100, 64, guaranteed=True))
+    redis_exporter: Resources = field(default_factory=lambda: _side(100, 64, guaranteed=True))
+    redis_sentinel: Resources = field(default_factory=lambda: _side(100, 64, guaranteed=True))
+    backup_sidecar: Resources = field(default_factory=lambda: _side(500, 512, guaranteed=True))
+    pgbouncer_pod: Resources = field(
+        default_factory=lambda: Resources(
+            PGBOUNCER_CPU_M, PGBOUNCER_CPU_M, PGBOUNCER_MEM_MIB, PGBOUNCER_MEM_MIB
+        )
+    )
+    redis_storage_gib: int = 0
+    web_surge: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _side(cpu_limit_m: int, mem_limit_mib: int, *, guaranteed: bool) -> Resources:
+    """A helper container: limits as given; requests equal (Guaranteed QoS needs every
+    container, init containers too, at requests = limits) or a quarter CPU and half memory."""
+    if guaranteed:
+        return Resources(cpu_limit_m, cpu_limit_m, mem_limit_mib, mem_limit_mib)
+    return Resources(
+        max(10, cpu_limit_m // 4), cpu_limit_m, max(16, mem_limit_mib // 2), mem_limit_mib
+    )
 
 
 def _cpu_m(vcpu: float) -> int:
@@ -366,33 +414,56 @@ def size_unit(i: SizingInputs) -> Sizing:
     redis_replicas = i.redis_replicas if i.production else 0
     filestore = max(5, math.ceil(i.filestore_gib * pg_factor))
 
-    pods = [
-        (web, max_replicas),
-        (cron, i.cron_replicas),
-        (postgres, pg_instances),
-        (redis, 1 + redis_replicas),
+    # --- quota: the namespace at its peak (docs/capacity.md; check.capacity verifies it
+    # against the rendered objects). Per pod the larger of its containers' sum and an
+    # init container (Kubernetes PodRequests); PostgreSQL adds the backup sidecar.
+    init = _side(100, 64, guaranteed=guaranteed)
+    exporter = _side(100, 64, guaranteed=guaranteed)
+    sentinel = _side(100, 64, guaranteed=guaranteed)
+    backup_sidecar = _side(500, 512, guaranteed=guaranteed)
+    pgbouncer_pod = Resources(
+        PGBOUNCER_CPU_M, PGBOUNCER_CPU_M, PGBOUNCER_MEM_MIB, PGBOUNCER_MEM_MIB
+    )
+    redis_persistent = i.ha or i.production
+    redis_pods = 1 + (redis_replicas if i.redis_failover else 0)
+    redis_storage = min(10, max(1, math.ceil(redis_mem * 3 / 1024)))
+    # A single web replica on a ReadWriteOnce filestore is replaced, not surged: a surge
+    # pod on another node could not attach the volume (Multi-Attach).
+    web_surge = 0 if (max_replicas == 1 and i.filestore_pvc) else 1
+    web_pod = _pod(web, init)
+    steady = [
+        (web_pod, max_replicas),
+        (_pod(cron, init), i.cron_replicas),
+        (_plus(postgres, backup_sidecar), pg_instances),
+        (_plus(redis, exporter), redis_pods),
     ]
+    if i.redis_failover and redis_pods > 1:
+        steady.append((sentinel, REDIS_SENTINELS))
+    rollout = [(web_pod, web_surge)]
     if i.pgbouncer:
-        pods.append(
-            (
-                Resources(PGBOUNCER_CPU_M, PGBOUNCER_CPU_M, PGBOUNCER_MEM_MIB, PGBOUNCER_MEM_MIB),
-                PGBOUNCER_INSTANCES,
-            )
-        )
+        steady.append((pgbouncer_pod, PGBOUNCER_INSTANCES))
+        rollout.append((pgbouncer_pod, 1))
+    # Argo CD PreSync hooks (database initialisation) run before the rollout, never beside
+    # it: room for one hook pod the size of a web pod.
+    hook = [(web_pod, 1)]
 
-    # Headroom of 20 % for rolling updates, backups and migration jobs.
     def total(attr: str) -> int:
-        raw: int = sum(int(getattr(r, attr)) * n for r, n in pods)
-        return math.ceil(raw * 1.2 / 100) * 100
+        def add(pods: list[tuple[Resources, int]]) -> int:
+            return sum(int(getattr(r, attr)) * n for r, n in pods)
+
+        raw = add(steady) + max(add(rollout), add(hook))
+        return math.ceil(raw / 100) * 100
 
     quota = Quota(
         cpu_request_m=total("cpu_request_m"),
         cpu_limit_m=total("cpu_limit_m"),
         memory_request_mib=total("memory_request_mib"),
         memory_limit_mib=total("memory_limit_mib"),
-        storage_gib=pg_storage * pg_instances + filestore + 10 * (1 + redis_replicas),
-        pods=sum(n for _, n in pods) + 10,
-        pvcs=pg_instances + 2 + (1 + redis_replicas),
+        storage_gib=pg_storage * pg_instances
+        + (filestore if i.filestore_pvc else 0)
+        + (redis_storage * redis_pods if redis_persistent else 0),
+        pods=sum(n for _, n in steady) + max(sum(n for _, n in rollout), 1),
+        pvcs=pg_instances + int(i.filestore_pvc) + (redis_pods if redis_persistent else 0),
     )
     return Sizing(
         users=users,
@@ -431,6 +502,13 @@ def size_unit(i: SizingInputs) -> Sizing:
         filestore_gib=filestore,
         quota=quota,
         notes=tuple(notes),
+        init=init,
+        redis_exporter=exporter,
+        redis_sentinel=sentinel,
+        backup_sidecar=backup_sidecar,
+        pgbouncer_pod=pgbouncer_pod,
+        redis_storage_gib=redis_storage,
+        web_surge=web_surge,
     )
 
 

@@ -95,9 +95,32 @@ class NodePool(Strict):
     dedicated_to: Name | None = Field(
         default=None, description="Plant code this pool is reserved for."
     )
+    reserved_cpu_m: int | None = Field(
+        default=None,
+        ge=0,
+        description="Millicores per node kept from pods (kube/system reserved, DaemonSets); "
+        "by default GKE's kube-reserved scale plus 200m for DaemonSets (docs/capacity.md).",
+    )
+    reserved_memory_mib: int | None = Field(
+        default=None,
+        ge=0,
+        description="MiB per node kept from pods (kube/system reserved, eviction threshold, "
+        "DaemonSets); by default GKE's kube-reserved scale plus 100 MiB eviction and "
+        "400 MiB for DaemonSets (docs/capacity.md).",
+    )
+    max_pods: int = Field(default=110, gt=0, le=1000, description="kubelet --max-pods.")
 
     @model_validator(mode="after")
     def _bounds(self) -> NodePool:
+        if self.reserved_cpu_m is not None and self.reserved_cpu_m >= self.vcpu * 1000:
+            raise ValueError(f"reserved_cpu_m ({self.reserved_cpu_m}) leaves no CPU for pods")
+        if (
+            self.reserved_memory_mib is not None
+            and self.reserved_memory_mib >= self.memory_gib * 1024
+        ):
+            raise ValueError(
+                f"reserved_memory_mib ({self.reserved_memory_mib}) leaves no memory for pods"
+            )
         if self.max_nodes < self.min_nodes:
             raise ValueError(f"max_nodes ({self.max_nodes}) is below min_nodes ({self.min_nodes})")
         return self

@@ -245,7 +245,14 @@ def render_object_store(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
         }
     else:
         config["s3Credentials"] = {"inheritFromIAMRole": True}
-    spec = {"configuration": config, "retentionPolicy": _retention(dep)}
+    spec = {
+        "configuration": config,
+        # plugin-barman-cloud lifecycle_resources.go collectSidecarResourcesForPod: the
+        # sidecar in every instance pod takes these; unset, the namespace's LimitRange
+        # default would make the pod Burstable and the quota would not know it.
+        "instanceSidecarConfiguration": {"resources": dep.sizing.backup_sidecar.k8s()},
+        "retentionPolicy": _retention(dep),
+    }
     return k8s_object(
         dep,
         "barmancloud.cnpg.io/v1",
@@ -317,21 +324,27 @@ def render_pooler(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
     """PgBouncer in session mode (Odoo relies on session state: advisory locks, LISTEN)."""
     if not dep.sizing.pgbouncer:
         return []
+    resources = dep.sizing.pgbouncer_pod.k8s()
     template_spec: dict[str, Any] = {
         "containers": [
             {
                 "name": "pgbouncer",
-                "resources": {
-                    "limits": {"cpu": "250m", "memory": "128Mi"},
-                    "requests": {"cpu": "250m", "memory": "128Mi"},
-                },
+                "resources": resources,
                 "securityContext": container_security_context(),
             }
         ],
+        # cloudnative-pg pkg/specs/pgbouncer/deployments.go keeps the resources given here
+        # for its init container; left out, it would get the LimitRange default (larger
+        # than PgBouncer's and Burstable).
+        "initContainers": [{"name": "bootstrap-controller", "resources": resources}],
         **node_placement(dep),
     }
     spec = {
         "cluster": {"name": pg_cluster_name(dep)},
+        "deploymentStrategy": {
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            "type": "RollingUpdate",
+        },
         "instances": PGBOUNCER_INSTANCES,
         "pgbouncer": {
             "parameters": {

@@ -53,10 +53,6 @@ if TYPE_CHECKING:
 
 HEALTH_PATH = "/web/health"
 RUN_DIR = "/run/odoo"
-INIT_RESOURCES = {
-    "limits": {"cpu": "100m", "memory": "64Mi"},
-    "requests": {"cpu": "50m", "memory": "32Mi"},
-}
 # Copies the rendered config and appends the master password from the environment.
 CONFIG_SCRIPT = (
     'cp "/etc/odoo/$ODOO_CONF" /run/odoo/odoo.conf && '
@@ -162,7 +158,7 @@ def _init_container(dep: Deployment, conf_file: str) -> dict[str, Any]:
         "image": image(dep),
         "imagePullPolicy": "IfNotPresent",
         "name": "config",
-        "resources": INIT_RESOURCES,
+        "resources": dep.sizing.init.k8s(),
         "securityContext": container_security_context(),
         "volumeMounts": [
             {"mountPath": "/etc/odoo", "name": "config", "readOnly": True},
@@ -215,7 +211,7 @@ def _tenant_owner_container(dep: Deployment) -> list[dict[str, Any]]:
             "image": image(dep),
             "imagePullPolicy": "IfNotPresent",
             "name": "tenant-owner",
-            "resources": INIT_RESOURCES,
+            "resources": dep.sizing.init.k8s(),
             "securityContext": container_security_context(),
         }
     ]
@@ -274,6 +270,15 @@ def _pod_template(
     }
 
 
+def web_strategy(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
+    """Surge one pod at a time, except a single replica on a ReadWriteOnce filestore: the
+    surge pod may land on another node, where the volume cannot attach (Multi-Attach) and
+    the rollout hangs; that one is replaced (a short outage, the only safe choice)."""
+    if filestore_on_pvc(ctx) and not filestore_needs_rwx(dep):
+        return {"type": "Recreate"}
+    return {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}, "type": "RollingUpdate"}
+
+
 def render_odoo_web(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
     container = {
         "args": ["--config=/run/odoo/odoo.conf"],
@@ -297,10 +302,7 @@ def render_odoo_web(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
         "replicas": dep.sizing.web_replicas,
         "revisionHistoryLimit": 5,
         "selector": {"matchLabels": selector(dep, "web")},
-        "strategy": {
-            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-            "type": "RollingUpdate",
-        },
+        "strategy": web_strategy(dep, ctx),
         "template": _pod_template(dep, ctx, "web", container, "odoo.conf", cron=False),
     }
     return k8s_object(

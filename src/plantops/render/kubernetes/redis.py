@@ -8,7 +8,6 @@ there). The password comes from an ExternalSecret through the environment.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from plantops.render.core import k8s_object, standard_labels
@@ -178,7 +177,8 @@ def _secret_env(dep: Deployment, var: str) -> dict[str, Any]:
 
 
 def _storage_gib(dep: Deployment) -> int:
-    return min(10, max(1, math.ceil(dep.sizing.redis.memory_limit_mib * 3 / 1024)))
+    """Room for the AOF and an RDB rewrite beside it (sizing.redis_storage_gib)."""
+    return dep.sizing.redis_storage_gib
 
 
 def _pod_spec(
@@ -275,10 +275,7 @@ def render_redis(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
         "imagePullPolicy": "IfNotPresent",
         "name": "exporter",
         "ports": [{"containerPort": REDIS_EXPORTER_PORT, "name": "metrics", "protocol": "TCP"}],
-        "resources": {
-            "limits": {"cpu": "100m", "memory": "64Mi"},
-            "requests": {"cpu": "25m", "memory": "32Mi"},
-        },
+        "resources": s.redis_exporter.k8s(),
         "securityContext": container_security_context(),
     }
     volumes: list[dict[str, Any]] = [
@@ -340,10 +337,7 @@ def _render_sentinel(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]
         "name": "sentinel",
         "ports": [{"containerPort": SENTINEL_PORT, "name": "sentinel", "protocol": "TCP"}],
         "readinessProbe": _probe(SENTINEL_PORT, "ping | grep -q PONG"),
-        "resources": {
-            "limits": {"cpu": "100m", "memory": "64Mi"},
-            "requests": {"cpu": "50m", "memory": "64Mi"},
-        },
+        "resources": dep.sizing.redis_sentinel.k8s(),
         "securityContext": container_security_context(),
         "volumeMounts": [{"mountPath": "/data", "name": "data"}],
     }

@@ -238,6 +238,7 @@ class Edge:
     backends: Backends
     tls: ssl.SSLContext
     dynamic: dict[str, Any]
+    log: Path
 
     def connection(self, source: str) -> _TLSConnection:
         return _TLSConnection(self.https_port, self.host, source, self.tls)
@@ -278,7 +279,7 @@ def _static_args(command: list[str], ports: dict[str, int], dynamic: Path) -> li
         out.append(f"{key}={value}")
     # --ping serves on the "traefik" entry point, :8080 on every address unless given one.
     out.append(f"--entrypoints.traefik.address=127.0.0.1:{ports['traefik']}")
-    return [*out, "--log.level=ERROR"]
+    return out  # Traefik's default log level is ERROR: what it logs besides access is a fault
 
 
 def _rewrite_dynamic(
@@ -370,6 +371,7 @@ def _start_edge(env: str, rendered: Any, tmp: Path, request: pytest.FixtureReque
         backends,
         tls,
         dynamic,
+        log,
     )
     # Ready once the file provider's routers serve: the login page reaches the stand-in.
     _wait_until(lambda: edge.send("GET", "/web/login", source=ADMIN).status == 200, proc, log)
@@ -532,3 +534,13 @@ def test_login_is_rate_limited(dev: Edge) -> None:
     assert limited is not None and "strict-transport-security" in limited.headers
     # Another client's bucket is untouched.
     assert dev.send("POST", "/web/login").status == 200
+
+
+def test_traefik_took_every_router_without_an_error(dev: Edge, prod: Edge) -> None:
+    """A router Traefik cannot build (bad rule, unknown middleware) is dropped with an error."""
+    access = re.compile(r'^127\.0\.0\.\d+ - - \[[^]]+\] "')
+    for edge in (dev, prod):
+        faults = [ln for ln in edge.log.read_text().splitlines() if not access.match(ln)]
+        assert not faults, faults
+        routed = set(re.findall(r'"([a-z0-9-]+)@file"', edge.log.read_text()))
+        assert routed <= set(edge.dynamic["http"]["routers"]), routed

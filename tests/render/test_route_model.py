@@ -21,6 +21,7 @@ from plantops.render.kubernetes.traefik import (
     route_model,
 )
 from tests.render.conftest import Rendered
+from tests.render.test_security import route_matches
 
 Row = tuple[str, str, str, int, tuple[str, ...], int, bool]
 """plant, entry point, rule, priority, middleware chain, Odoo port, TLS."""
@@ -120,3 +121,42 @@ def test_every_route_has_an_explicit_priority_in_model_order(example: Rendered) 
             assert r.priority == PRIORITY[r.what], (dep.id, r.what)
             assert r.port == (GEVENT_PORT if r.what == "websocket" else HTTP_PORT)
             assert r.middlewares[0] == ("secure-headers" if r.tls else "redirect-https")
+
+
+def _odoo_conf(dep: Deployment, example: Rendered) -> str:
+    if dep.cluster is None:
+        return example.files[f"{dep.dir}/odoo.conf"]
+    (text,) = {
+        o["data"]["odoo.conf"]
+        for d, _, o in example.objects
+        if d is dep and o["kind"] == "ConfigMap" and "odoo.conf" in o.get("data", {})
+    }
+    return text
+
+
+def test_jsonrpc_is_an_admin_path_wherever_odoo_lists_databases(example: Rendered) -> None:
+    """/jsonrpc carries the db service in its body: admin-only where list_db is on."""
+    seen = set()
+    for dep in example.deployments:
+        list_db = "\nlist_db = True\n" in _odoo_conf(dep, example)
+        seen.add(list_db)
+        for t in dep.tenants:
+            for path in ("/jsonrpc", "/xmlrpc/db", "/xmlrpc/2/db", "/web/database/drop"):
+                hits = [
+                    r
+                    for r in route_model(dep, example.ctx).of_plant(t.plant, tls=True)
+                    if route_matches(r.rule, t.host, path)
+                ]
+                admin_only = list_db or path != "/jsonrpc"
+                if dep.production and admin_only:
+                    assert not hits, (dep.id, path)
+                    continue
+                best = max(hits, key=lambda r: r.priority)
+                assert ("admin-allowlist" in best.middlewares) is admin_only, (dep.id, path)
+                assert "rate-limit" in best.middlewares, (dep.id, path)
+            assert not any(
+                route_matches(r.rule, t.host, "/xmlrpc%2Fdb")
+                for r in route_model(dep, example.ctx).routes
+                if r.tls
+            ), dep.id
+    assert seen == {True, False}

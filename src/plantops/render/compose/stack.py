@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 PGDATA = "/var/lib/postgresql/data/pgdata"
 SPOOL = "/var/spool/pgbackrest"
 SECURITY = ["no-new-privileges:true"]
-TRAEFIK_SERVICES = {HTTP_PORT: "odoo", GEVENT_PORT: "odoo-websocket"}
-"""The file provider's service for each Odoo port of the route model."""
 POSTGRES_IMAGE = "plantops.local/postgres-pgbackrest"
 """Local name of the built image; never pulled (``pull_policy: never``)."""
 
@@ -362,6 +360,10 @@ def render_pgbackrest_conf(dep: Deployment, ctx: RenderContext) -> str:
         "pg1-user=postgres",
     ]
     return "\n".join(lines) + "\n"
+
+
+TRAEFIK_SERVICES = {HTTP_PORT: "odoo", GEVENT_PORT: "odoo-websocket"}
+"""The file provider's service for each Odoo port of the route model."""
 
 
 def render_traefik_dynamic(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:

@@ -43,6 +43,9 @@ def route_matches(rule: str, host: str, path: str) -> bool:
     """Evaluate the subset of Traefik's rule syntax plantops writes."""
     expr = re.sub(r"Host\(`([^`]*)`\)", lambda m: repr(m.group(1) == host), rule)
     expr = re.sub(r"PathPrefix\(`([^`]*)`\)", lambda m: repr(path.startswith(m.group(1))), expr)
+    expr = re.sub(
+        r"PathRegexp\(`([^`]*)`\)", lambda m: repr(re.search(m.group(1), path) is not None), expr
+    )
     expr = expr.replace("&&", " and ").replace("||", " or ").replace("!", " not ")
     assert re.fullmatch(r"[\sA-Za-z()]*", expr), f"unexpected rule syntax: {rule}"
     return bool(eval(expr))

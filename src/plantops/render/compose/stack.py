@@ -30,7 +30,7 @@ from plantops.render.kubernetes.common import (
 )
 from plantops.render.kubernetes.odoo import CONFIG_SCRIPT, HEALTH_PATH, image
 from plantops.render.kubernetes.redis import redis_conf, redis_persistence
-from plantops.render.kubernetes.traefik import middleware_specs, route_specs, tls_option_spec
+from plantops.render.kubernetes.traefik import route_model, tls_option_spec
 from plantops.render.odoo_conf import DATA_DIR
 
 if TYPE_CHECKING:
@@ -362,34 +362,36 @@ def render_pgbackrest_conf(dep: Deployment, ctx: RenderContext) -> str:
     return "\n".join(lines) + "\n"
 
 
+TRAEFIK_SERVICES = {HTTP_PORT: "odoo", GEVENT_PORT: "odoo-websocket"}
+"""The file provider's service for each Odoo port of the route model."""
+
+
 def render_traefik_dynamic(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
-    ing = ctx.platform.ingress
+    """The file provider's dynamic configuration: :func:`route_model` as routers.
+
+    The same middlewares, rules, priorities and chains as the IngressRoutes; only the
+    envelope differs (router names, services by URL, certificates as files).
+    """
+    model = route_model(dep, ctx)
     routers: dict[str, Any] = {}
-    for t in dep.tenants:
-        for r in route_specs(dep, t):
-            routers[f"{t.plant}-{r['what']}"] = {
-                "entryPoints": [ing.entry_point],
-                "middlewares": r["middlewares"],
-                "priority": r["priority"],
-                "rule": r["match"],
-                "service": "odoo-websocket" if r["port"] == GEVENT_PORT else "odoo",
-                "tls": {"options": "plantops"},
-            }
-        routers[f"{t.plant}-http"] = {
-            "entryPoints": [ing.http_entry_point],
-            "middlewares": ["redirect-https"],
-            "rule": f"Host(`{t.host}`)",
-            "service": "odoo",
+    for r in model.routes:
+        router: dict[str, Any] = {
+            "entryPoints": [r.entry_point],
+            "middlewares": list(r.middlewares),
+            "priority": r.priority,
+            "rule": r.rule,
+            "service": TRAEFIK_SERVICES[r.port],
         }
+        if r.tls:
+            router["tls"] = {"options": "plantops"}
+        routers[f"{r.plant}-{r.what}"] = router
     return {
         "http": {
-            "middlewares": dict(middleware_specs(dep, ctx)),
+            "middlewares": {m.name: dict(m.spec) for m in model.middlewares},
             "routers": dict(sorted(routers.items())),
             "services": {
-                "odoo": {"loadBalancer": {"servers": [{"url": f"http://odoo-web:{HTTP_PORT}"}]}},
-                "odoo-websocket": {
-                    "loadBalancer": {"servers": [{"url": f"http://odoo-web:{GEVENT_PORT}"}]}
-                },
+                svc: {"loadBalancer": {"servers": [{"url": f"http://odoo-web:{port}"}]}}
+                for port, svc in sorted(TRAEFIK_SERVICES.items(), key=lambda kv: kv[1])
             },
         },
         "tls": {

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 from plantops.render.compose.systemd import backup_calendar, render_systemd_units
 from plantops.render.core import dump_yaml
-from plantops.render.kubernetes.cloudnativepg import ODOO_EXTENSIONS, archive_timeout_seconds
 from plantops.render.dbinit import db_init_command
+from plantops.render.kubernetes.cloudnativepg import ODOO_EXTENSIONS, archive_timeout_seconds
 from plantops.render.kubernetes.common import (
     GEVENT_PORT,
     HTTP_PORT,

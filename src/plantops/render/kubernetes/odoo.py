@@ -13,6 +13,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from plantops.render.core import k8s_object, standard_labels
+from plantops.render.dbinit import db_init_command
 from plantops.render.kubernetes.cloudnativepg import tenant_owner_sql
 from plantops.render.kubernetes.common import (
     GEVENT_PORT,
@@ -33,7 +34,6 @@ from plantops.render.kubernetes.common import (
     topology_spread,
     wave,
 )
-from plantops.render.dbinit import db_init_command
 from plantops.render.kubernetes.config import odoo_config_name
 from plantops.render.kubernetes.externalsecrets import (
     admin_secret,

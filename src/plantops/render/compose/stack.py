@@ -110,7 +110,9 @@ def _odoo_init_service(dep: Deployment) -> dict[str, Any]:
     initialised database it only probes and exits. It logs in as Odoo does.
     """
     argv = db_init_command("/etc/odoo/odoo-cron.conf", [t.database for t in dep.tenants])
-    script = 'export PGPASSWORD="$(cat /run/secrets/odoo_db_password)"\n' + argv[2]
+    # A bare assignment fails with its substitution (set -e), an ``export`` would not.
+    password = 'PGPASSWORD="$(cat /run/secrets/odoo_db_password)"\nexport PGPASSWORD\n'
+    script = argv[2].replace("set -eu\n", "set -eu\n" + password, 1)
     return {
         "cap_drop": ["ALL"],
         "depends_on": {"postgres": {"condition": "service_healthy"}},

@@ -472,3 +472,14 @@ def test_compose_odoo_init_runs_once_on_the_vm_databases(
     calls = _calls(log)
     assert len(calls) == len(dep.tenants)  # once per database, not again on the restart
     assert f"--db_user={init['environment']['PGUSER']}" in calls[0]
+
+
+def test_long_job_names_are_shortened_deterministically(example: Rendered) -> None:
+    dep = _k8s_deployments(example)[0]
+    long = dataclasses.replace(dep, unit="a-very-long-tenant-group-name-for-many-plants")
+    names = [j["metadata"]["name"] for j in render_db_init_jobs(long, example.ctx)]
+    again = [j["metadata"]["name"] for j in render_db_init_jobs(long, example.ctx)]
+    assert names == again
+    assert any(len(f"{long.unit}-db-init-{t.plant}") > 63 for t in long.tenants)
+    assert all(len(n) <= 63 and n[-1] != "-" for n in names), names
+    assert len(set(names)) == len(names)

@@ -41,17 +41,32 @@ def test_pgbouncer_instances_together_stay_within_max_connections(example: Rende
         assert total < max_conn, f"{path}: {total} server connections > {max_conn}"
 
 
-def test_session_redis_speaks_plain_tcp_to_the_plain_redis(example: Rendered) -> None:
-    # camptocamp session_redis >= 16.0 defaults ODOO_SESSION_REDIS_SSL to true.
+def test_no_session_redis_setting_that_no_version_reads(example: Rendered) -> None:
+    # camptocamp/odoo-cloud-platform session_redis/http.py (15.0-17.0) reads HOST, PORT,
+    # URL, PASSWORD, PREFIX, EXPIRATION(_ANONYMOUS) and the SENTINEL_* settings; no SSL.
+    read = {
+        "ODOO_SESSION_REDIS",
+        "ODOO_SESSION_REDIS_EXPIRATION",
+        "ODOO_SESSION_REDIS_EXPIRATION_ANONYMOUS",
+        "ODOO_SESSION_REDIS_HOST",
+        "ODOO_SESSION_REDIS_PASSWORD",
+        "ODOO_SESSION_REDIS_PORT",
+        "ODOO_SESSION_REDIS_PREFIX",
+        "ODOO_SESSION_REDIS_SENTINEL_HOST",
+        "ODOO_SESSION_REDIS_SENTINEL_MASTER_NAME",
+        "ODOO_SESSION_REDIS_SENTINEL_PORT",
+        "ODOO_SESSION_REDIS_URL",
+    }
     containers = _odoo_containers(example)
     assert containers
     for path, c in containers:
-        env = {e["name"]: e.get("value") for e in c["env"]}
-        assert env.get("ODOO_SESSION_REDIS_SSL") == "0", path
+        names = {e["name"] for e in c["env"] if e["name"].startswith("ODOO_SESSION_REDIS")}
+        assert names and names <= read, (path, names - read)
+    assert example.compose
     for _dep, path, compose in example.compose:
         for svc in ("odoo-web", "odoo-cron"):
-            env = compose["services"][svc]["environment"]
-            assert env.get("ODOO_SESSION_REDIS_SSL") == "0", f"{path}: {svc}"
+            names = {n for n in compose["services"][svc]["environment"] if "SESSION_REDIS" in n}
+            assert names and names <= read, (path, svc, names - read)
 
 
 def test_precreated_databases_get_odoos_extensions(example: Rendered) -> None:

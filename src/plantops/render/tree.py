@@ -1,8 +1,8 @@
 """All files of one deployment, in apply order, plus the fleet-wide Argo CD projects.
 
 Apply order (and Argo CD sync waves): namespace, quota, identities, secrets, config and
-network policy → data services (filestore, PostgreSQL, Redis) → Odoo → monitoring →
-ingress.
+network policy → data services (filestore, PostgreSQL, Redis) → database initialisation
+(a Sync-hook Job per database) → Odoo → monitoring → ingress.
 
 A Kubernetes deployment directory holds one multi-document YAML file per component
 (``namespace.yaml``, ``secrets.yaml``, … ``ingress.yaml``, see ``render_components``),
@@ -31,6 +31,7 @@ from plantops.render.kubernetes.namespace import (
 )
 from plantops.render.kubernetes.networkpolicies import render_network_policies
 from plantops.render.kubernetes.odoo import (
+    render_db_init_jobs,
     render_odoo_cron,
     render_odoo_hpa,
     render_odoo_pdb,
@@ -72,6 +73,7 @@ def render_components(dep: Deployment, ctx: RenderContext) -> dict[str, list[dic
         "filestore": render_filestore(dep, ctx),
         "postgresql": render_cloudnativepg(dep, ctx),
         "redis": render_redis(dep, ctx),
+        "db-init": render_db_init_jobs(dep, ctx),
         "odoo": [
             render_odoo_service(dep),
             render_odoo_web(dep, ctx),

@@ -19,12 +19,14 @@ from urllib.parse import urlsplit
 
 from plantops.render.compose.systemd import backup_calendar, render_systemd_units
 from plantops.render.core import dump_yaml
+from plantops.render.dbinit import db_init_command
 from plantops.render.kubernetes.cloudnativepg import ODOO_EXTENSIONS, archive_timeout_seconds
 from plantops.render.kubernetes.common import (
     GEVENT_PORT,
     HTTP_PORT,
-    ODOO_UID,
+    PG_PORT,
     REDIS_PORT,
+    odoo_ids,
     role_name,
     runtime_role,
 )
@@ -85,6 +87,57 @@ def _healthcheck(test: list[str], start: str = "30s") -> dict[str, Any]:
     return {"interval": "15s", "retries": 5, "start_period": start, "test": test, "timeout": "5s"}
 
 
+def _odoo_user(dep: Deployment) -> str:
+    uid, gid = odoo_ids(dep)
+    return f"{uid}:{gid}"
+
+
+def _run_tmpfs(dep: Deployment) -> str:
+    """``/run/odoo`` for the generated config, owned by the user Odoo runs as.
+
+    A tmpfs is root's unless ``uid``/``gid`` are given, and with ``mode=0700`` the
+    ``odoo`` user could not write the config there: the containers exited at start.
+    Docker passes these options to the tmpfs mount (moby/sys mount/flags.go validFlags).
+    """
+    uid, gid = odoo_ids(dep)
+    return f"/run/odoo:size=16m,uid={uid},gid={gid},mode=0700"
+
+
+def _odoo_init_service(dep: Deployment) -> dict[str, Any]:
+    """One-shot: installs ``base`` into each database that has none (render/dbinit.py).
+
+    Web and cron wait for it to exit 0 (``service_completed_successfully``); on an
+    initialised database it only probes and exits. It logs in as Odoo does.
+    """
+    argv = db_init_command("/etc/odoo/odoo-cron.conf", [t.database for t in dep.tenants])
+    # A bare assignment fails with its substitution (set -e), an ``export`` would not.
+    password = 'PGPASSWORD="$(cat /run/secrets/odoo_db_password)"\nexport PGPASSWORD\n'
+    script = argv[2].replace("set -eu\n", "set -eu\n" + password, 1)
+    return {
+        "cap_drop": ["ALL"],
+        "depends_on": {"postgres": {"condition": "service_healthy"}},
+        "deploy": _limits(dep.sizing.cron.cpu_limit_m, dep.sizing.cron.memory_limit_mib),
+        "entrypoint": [argv[0], argv[1], script.replace("$", "$$"), *argv[3:]],
+        "environment": {
+            "PGAPPNAME": "plantops-db-init",
+            "PGCONNECT_TIMEOUT": "10",
+            "PGHOST": "postgres",
+            "PGPORT": str(PG_PORT),
+            "PGSSLMODE": "prefer",
+            "PGUSER": runtime_role(dep),
+        },
+        "image": image(dep),
+        "networks": ["backend"],
+        "read_only": True,
+        "restart": "no",
+        "secrets": ["odoo_db_password"],
+        "security_opt": SECURITY,
+        "tmpfs": ["/tmp:size=1g"],
+        "user": _odoo_user(dep),
+        "volumes": [f"filestore:{DATA_DIR}", "./odoo-cron.conf:/etc/odoo/odoo-cron.conf:ro"],
+    }
+
+
 def _odoo_service(dep: Deployment, conf: str, cron: bool) -> dict[str, Any]:
     s = dep.sizing
     res = s.cron if cron else s.web
@@ -99,6 +152,7 @@ def _odoo_service(dep: Deployment, conf: str, cron: bool) -> dict[str, Any]:
     svc: dict[str, Any] = {
         "cap_drop": ["ALL"],
         "depends_on": {
+            "odoo-init": {"condition": "service_completed_successfully"},
             "postgres": {"condition": "service_healthy"},
             "redis": {"condition": "service_healthy"},
         },
@@ -110,8 +164,6 @@ def _odoo_service(dep: Deployment, conf: str, cron: bool) -> dict[str, Any]:
             "ODOO_SESSION_REDIS_HOST": "redis",
             "ODOO_SESSION_REDIS_PORT": str(REDIS_PORT),
             "ODOO_SESSION_REDIS_PREFIX": dep.namespace,
-            # session_redis defaults to TLS; Redis here is plain TCP on the internal network.
-            "ODOO_SESSION_REDIS_SSL": "0",
         },
         "image": image(dep),
         "networks": ["backend", "frontend"],
@@ -120,8 +172,8 @@ def _odoo_service(dep: Deployment, conf: str, cron: bool) -> dict[str, Any]:
         "secrets": ["odoo_admin_passwd", "odoo_db_password", "redis_password"],
         "security_opt": SECURITY,
         "stop_grace_period": "120s" if cron else "60s",
-        "tmpfs": ["/run/odoo:size=16m,mode=0700", "/tmp:size=1g"],
-        "user": f"{ODOO_UID}:{ODOO_UID}",
+        "tmpfs": [_run_tmpfs(dep), "/tmp:size=1g"],
+        "user": _odoo_user(dep),
         "volumes": [f"filestore:{DATA_DIR}", f"./{conf}:/etc/odoo/{conf}:ro"],
     }
     if not cron:
@@ -192,6 +244,7 @@ def render_compose(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
         "name": dep.namespace,
         "services": {
             "odoo-cron": _odoo_service(dep, "odoo-cron.conf", cron=True),
+            "odoo-init": _odoo_init_service(dep),
             "odoo-web": _odoo_service(dep, "odoo.conf", cron=False),
             "postgres": {
                 "build": {"dockerfile_inline": dockerfile},

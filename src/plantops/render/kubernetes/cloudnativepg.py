@@ -37,6 +37,21 @@ PGBOUNCER_INSTANCES = 2
 # Created by Odoo itself only when Odoo creates the database (odoo/service/db.py
 # _create_empty_database); here CloudNativePG creates it, so the Database CR must.
 ODOO_EXTENSIONS = ("pg_trgm", "unaccent")
+# What _create_empty_database runs after creating the extensions: unaccent made IMMUTABLE,
+# without which Odoo builds trigram indexes without it (odoo/modules/db.py has_unaccent ->
+# FunctionStatus.INDEXABLE only for provolatile 'i'). Only the function's owner may alter
+# it, and an extension's functions belong to the superuser even when a database owner
+# creates the (trusted) extension, so neither the owner role nor the init Job can do it
+# (tests/render/test_db_init.py shows both on PostgreSQL). The one superuser hook
+# CloudNativePG offers is bootstrap SQL: postInitTemplateSQL runs in template1 before the
+# application database is created (pkg/management/postgres/initdb.go
+# ConfigureNewInstance), and every Database object without ``template`` is created from
+# template1 (internal/management/controller/database_controller_sql.go createDatabase),
+# so every tenant database inherits the extensions and the IMMUTABLE function.
+ODOO_TEMPLATE_SQL = (
+    *(f"CREATE EXTENSION IF NOT EXISTS {e}" for e in ODOO_EXTENSIONS),
+    "ALTER FUNCTION unaccent(text) IMMUTABLE",
+)
 
 
 def object_store_name(dep: Deployment) -> str:
@@ -194,6 +209,7 @@ def render_postgres_cluster(dep: Deployment, ctx: RenderContext) -> dict[str, An
                 "localeCType": "C",
                 "localeCollate": "C",
                 "owner": role_name(first.database),
+                "postInitTemplateSQL": list(ODOO_TEMPLATE_SQL),
                 "secret": {"name": db_secret(dep, role_name(first.database))},
             }
         },

@@ -14,13 +14,31 @@ if TYPE_CHECKING:
 # Argo CD applies lower waves first and waits for them to be healthy.
 WAVE_FOUNDATION = -1  # namespace, quota, service account, secrets, config, network policy
 WAVE_DATA = 0  # PostgreSQL, Redis, filestore
-WAVE_ODOO = 1  # Odoo web and cron, services, autoscaling, monitoring
-WAVE_INGRESS = 2  # middlewares, certificates, routes
+# The database-initialisation Jobs: a Sync hook in its own wave, so Argo CD runs it
+# once the Database objects are healthy and waits for it to complete before Odoo
+# starts ("the next wave is the first one where any resource is out of sync or
+# unhealthy", argo-cd docs/user-guide/sync-waves.md; a Job is healthy once complete).
+WAVE_DB_INIT = 1
+WAVE_ODOO = 2  # Odoo web and cron, services, autoscaling, monitoring
+WAVE_INGRESS = 3  # middlewares, certificates, routes
 
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 
-ODOO_UID = 101  # the odoo user of the official image
+# uid:gid of the ``odoo`` user in the official image (odoo/docker ``<series>/Dockerfile``).
+# No Dockerfile sets them: the odoo .deb's postinst runs ``adduser --system --group odoo``,
+# which takes the first free system uid and gid (100 up) of the base image. Debian
+# bullseye (16.0) and Ubuntu jammy (17.0) have ``_apt`` at uid 100 and the ``users``
+# group at 100: 101:101. Ubuntu noble (18.0, 19.0) ships base-passwd >= 3.6 with
+# ``_apt`` at uid 42: uid 100, gid 101 (reported in odoo/odoo#183106). Odoo needs a
+# uid with a passwd entry: cli/server.py check_root_user calls getpass.getuser(),
+# which fails for an unknown uid when USER/LOGNAME are unset (odoo/docker#421).
+ODOO_IDS: dict[str, tuple[int, int]] = {
+    "16.0": (101, 101),
+    "17.0": (101, 101),
+    "18.0": (100, 101),
+    "19.0": (100, 101),
+}
 REDIS_UID = 999  # the redis user of the official image
 HTTP_PORT = 8069
 GEVENT_PORT = 8072
@@ -30,6 +48,11 @@ REDIS_EXPORTER_PORT = 9121
 PG_PORT = 5432
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 DEDICATED_LABEL = "plantops.io/dedicated-to"
+
+
+def odoo_ids(dep: Deployment) -> tuple[int, int]:
+    """``(uid, gid)`` of the official image's ``odoo`` user for the deployment's series."""
+    return ODOO_IDS[dep.series]
 
 
 def wave(n: int, *, protect: bool = False) -> dict[str, str]:
@@ -75,11 +98,12 @@ def stable_minute(dep: Deployment, salt: str = "") -> int:
     return zlib.crc32(f"{dep.id}{salt}".encode()) % 60
 
 
-def pod_security_context(uid: int) -> dict[str, Any]:
+def pod_security_context(uid: int, gid: int | None = None) -> dict[str, Any]:
+    group = uid if gid is None else gid
     return {
-        "fsGroup": uid,
+        "fsGroup": group,
         "fsGroupChangePolicy": "OnRootMismatch",
-        "runAsGroup": uid,
+        "runAsGroup": group,
         "runAsNonRoot": True,
         "runAsUser": uid,
         "seccompProfile": {"type": "RuntimeDefault"},

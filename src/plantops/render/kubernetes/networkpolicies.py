@@ -1,8 +1,9 @@
 """NetworkPolicies: deny everything, then allow exactly the flows of the architecture.
 
 Allowed: ingress controller → Odoo; Odoo → PostgreSQL (or PgBouncer), Redis, DNS,
-the SMTP relay and each integration endpoint of the plant spec; PostgreSQL only
-from Odoo (or PgBouncer), its own instances and the CloudNativePG operator;
+the SMTP relay and each integration endpoint of the plant spec; the database
+initialisation Jobs → PostgreSQL (or PgBouncer) and DNS only; PostgreSQL only
+from Odoo and those Jobs (or PgBouncer), its own instances and the CloudNativePG operator;
 Prometheus → metrics ports. NetworkPolicy matches addresses, not names: an
 endpoint given as ``host:port`` is allowed by port to any address (listed in the
 ``plantops.io/egress-hosts`` annotation for FQDN-aware policy engines); give
@@ -58,6 +59,24 @@ def odoo_pods(dep: Deployment) -> dict[str, Any]:
     return {
         "matchExpressions": [
             {"key": "app.kubernetes.io/component", "operator": "In", "values": ["cron", "web"]}
+        ],
+        "matchLabels": {"app.kubernetes.io/instance": dep.namespace},
+    }
+
+
+def db_init_pods(dep: Deployment) -> dict[str, str]:
+    return selector(dep, "db-init")
+
+
+def db_client_pods(dep: Deployment) -> dict[str, Any]:
+    """Every pod that logs in to PostgreSQL: Odoo web and cron, and the init Jobs."""
+    return {
+        "matchExpressions": [
+            {
+                "key": "app.kubernetes.io/component",
+                "operator": "In",
+                "values": ["cron", "db-init", "web"],
+            }
         ],
         "matchLabels": {"app.kubernetes.io/instance": dep.namespace},
     }
@@ -134,6 +153,7 @@ def render_network_policies(dep: Deployment, ctx: RenderContext) -> list[dict[st
     redis_sel = selector(dep, "redis")
     sentinel_sel = selector(dep, "redis-sentinel")
     odoo_peer = {"podSelector": odoo_pods(dep)}
+    db_client_peer = {"podSelector": db_client_pods(dep)}
 
     odoo_egress: list[dict[str, Any]] = [
         {"ports": _ports(PG_PORT), "to": [db_peer]},
@@ -190,10 +210,16 @@ def render_network_policies(dep: Deployment, ctx: RenderContext) -> list[dict[st
         ),
         _policy(
             dep,
+            "db-init-egress",
+            {"matchLabels": db_init_pods(dep)},
+            egress=[{"ports": _ports(PG_PORT), "to": [db_peer]}],
+        ),
+        _policy(
+            dep,
             "postgres",
             {"matchLabels": pg_pods(dep)},
             ingress=[
-                {"from": [db_peer if pooled else odoo_peer], "ports": _ports(PG_PORT)},
+                {"from": [db_peer if pooled else db_client_peer], "ports": _ports(PG_PORT)},
                 {"from": [_pods(pg_pods(dep))], "ports": _ports(PG_PORT, PG_STATUS_PORT)},
                 {"from": [_ns(p.cnpg_namespace)], "ports": _ports(PG_PORT, PG_STATUS_PORT)},
                 {"from": [_ns(p.monitoring_namespace)], "ports": _ports(PG_METRICS_PORT)},
@@ -212,7 +238,7 @@ def render_network_policies(dep: Deployment, ctx: RenderContext) -> list[dict[st
                 "pgbouncer",
                 {"matchLabels": pooler_pods(dep)},
                 ingress=[
-                    {"from": [odoo_peer], "ports": _ports(PG_PORT)},
+                    {"from": [db_client_peer], "ports": _ports(PG_PORT)},
                     {"from": [_ns(p.cnpg_namespace)], "ports": _ports(PG_STATUS_PORT)},
                     {"from": [_ns(p.monitoring_namespace)], "ports": _ports(POOLER_METRICS_PORT)},
                 ],

@@ -13,19 +13,22 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from plantops.render.core import k8s_object, standard_labels
+from plantops.render.dbinit import db_init_command
 from plantops.render.kubernetes.cloudnativepg import tenant_owner_sql
 from plantops.render.kubernetes.common import (
     GEVENT_PORT,
     HTTP_PORT,
-    ODOO_UID,
     PG_PORT,
     REDIS_PORT,
     SENTINEL_PORT,
+    WAVE_DB_INIT,
     WAVE_ODOO,
     container_security_context,
     name,
     node_placement,
+    odoo_ids,
     pod_security_context,
+    role_name,
     runtime_role,
     selector,
     topology_spread,
@@ -91,10 +94,6 @@ def odoo_env(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
         {"name": "ODOO_SESSION_REDIS_EXPIRATION", "value": "86400"},
         _secret_env("ODOO_SESSION_REDIS_PASSWORD", redis_secret(dep), "password"),
         {"name": "ODOO_SESSION_REDIS_PREFIX", "value": dep.namespace},
-        # session_redis (camptocamp/odoo-cloud-platform >= 16.0) defaults to TLS for
-        # host connections; this Redis speaks plain TCP inside the namespace, fenced by
-        # NetworkPolicy, so the default would fail every request that touches a session.
-        {"name": "ODOO_SESSION_REDIS_SSL", "value": "0"},
     ]
     if redis_failover(dep):
         env += [
@@ -249,7 +248,7 @@ def _pod_template(
         "containers": [container],
         "enableServiceLinks": False,
         "initContainers": [_init_container(dep, conf_file), *_tenant_owner_container(dep)],
-        "securityContext": pod_security_context(ODOO_UID),
+        "securityContext": pod_security_context(*odoo_ids(dep)),
         "serviceAccountName": odoo_service_account(dep),
         "terminationGracePeriodSeconds": 120 if cron else 60,
         "volumes": _volumes(dep, ctx),
@@ -439,3 +438,139 @@ def render_odoo_hpa(dep: Deployment) -> list[dict[str, Any]]:
             body={"spec": spec},
         )
     ]
+
+
+# --- database initialisation --------------------------------------------------------
+
+DB_INIT_CONF = "/etc/odoo/odoo-cron.conf"  # workers 0, no HTTP; the Job needs no master password
+DB_INIT_DEADLINE_S = 1800  # installing base takes minutes; this bounds a stuck Job
+DB_INIT_BACKOFF = 2
+# Long after Argo CD has seen the Job finish: a Job removed by its TTL before that leaves
+# the sync waiting for a hook that no longer exists (argoproj/argo-cd#21055). The next
+# sync replaces it anyway (BeforeHookCreation).
+DB_INIT_TTL_S = 86400
+HOOK = "argocd.argoproj.io/hook"
+HOOK_DELETE_POLICY = "argocd.argoproj.io/hook-delete-policy"
+_K8S_NAME_MAX = 63  # the Job controller puts the name in the pods' job-name label
+
+
+def db_init_name(dep: Deployment, plant: str) -> str:
+    """``<unit>-db-init-<plant>``, shortened with a hash where a label value would overflow."""
+    full = name(dep, f"db-init-{plant}")
+    if len(full) <= _K8S_NAME_MAX:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+    return f"{full[: _K8S_NAME_MAX - 9].rstrip('-')}-{digest}"
+
+
+def _db_init_affinity(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
+    """A ReadWriteOnce filestore is attachable on one node only: the web pod's, once it runs.
+
+    The term matches web pods and the initialisation pods themselves. On the first sync
+    no such pod runs and kube-scheduler lets a pod that matches its own required term
+    schedule anywhere (interpodaffinity filtering.go satisfyPodAffinity, "the first pod
+    in a series"); on later syncs the pod goes where the web pod holds the volume.
+    Finished pods are invisible to the scheduler, so an earlier Job's pod never pins it.
+    """
+    if not filestore_on_pvc(ctx) or filestore_needs_rwx(dep):
+        return {}
+    return {
+        "podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {
+                        "matchExpressions": [
+                            {
+                                "key": "app.kubernetes.io/component",
+                                "operator": "In",
+                                "values": ["db-init", "web"],
+                            }
+                        ],
+                        "matchLabels": {"app.kubernetes.io/instance": dep.namespace},
+                    },
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        }
+    }
+
+
+def render_db_init_job(dep: Deployment, ctx: RenderContext, tenant_index: int) -> dict[str, Any]:
+    """A Sync-hook Job that installs ``base`` into one tenant database if it has none.
+
+    It logs in as the database's owner role (its own credentials, in every pattern), so
+    what Odoo creates belongs to the plant; a tenant group's shared ``odoo`` role is
+    not involved. Same image, hardening, config and filestore as the Odoo pods.
+    """
+    t = dep.tenants[tenant_index]
+    owner = role_name(t.database)
+    labels = {**standard_labels(dep, "db-init", t.plant)}
+    env = [
+        {"name": "PGAPPNAME", "value": "plantops-db-init"},
+        {"name": "PGCONNECT_TIMEOUT", "value": "10"},
+        {"name": "PGHOST", "value": db_host(dep)},
+        _secret_env("PGPASSWORD", db_secret(dep, owner), "password"),
+        {"name": "PGPORT", "value": str(PG_PORT)},
+        {"name": "PGSSLMODE", "value": "require"},
+        {"name": "PGUSER", "value": owner},
+    ]
+    container = {
+        "command": db_init_command(DB_INIT_CONF, [t.database]),
+        "env": env,
+        "image": image(dep),
+        "imagePullPolicy": "IfNotPresent",
+        "name": "db-init",
+        # A cron worker's resources: one Odoo process loading base (requests == limits
+        # where the tier is Guaranteed, as sizing decides for cron).
+        "resources": dep.sizing.cron.k8s(),
+        "securityContext": container_security_context(),
+        "volumeMounts": [
+            {"mountPath": "/etc/odoo", "name": "config", "readOnly": True},
+            {"mountPath": DATA_DIR, "name": "data"},
+            {"mountPath": "/tmp", "name": "tmp"},
+        ],
+    }
+    placement = node_placement(dep)
+    affinity: dict[str, Any] = dict(placement.get("affinity", {}))
+    affinity.update(_db_init_affinity(dep, ctx))
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "containers": [container],
+        "enableServiceLinks": False,
+        "restartPolicy": "Never",
+        "securityContext": pod_security_context(*odoo_ids(dep)),
+        "serviceAccountName": odoo_service_account(dep),
+        "volumes": [v for v in _volumes(dep, ctx) if v["name"] != "run"],
+    }
+    if affinity:
+        spec["affinity"] = affinity
+    if "tolerations" in placement:
+        spec["tolerations"] = placement["tolerations"]
+    job_spec = {
+        "activeDeadlineSeconds": DB_INIT_DEADLINE_S,
+        "backoffLimit": DB_INIT_BACKOFF,
+        "template": {"metadata": {"labels": labels}, "spec": dict(sorted(spec.items()))},
+        "ttlSecondsAfterFinished": DB_INIT_TTL_S,
+    }
+    return k8s_object(
+        dep,
+        "batch/v1",
+        "Job",
+        db_init_name(dep, t.plant),
+        "db-init",
+        labels={"plantops.io/plant": t.plant},
+        annotations={
+            # Sync phase, not PreSync: PreSync runs before the namespace, secrets and
+            # database exist. Within the Sync phase hooks run in wave order with the
+            # other resources (argo-cd docs/user-guide/sync-waves.md).
+            HOOK: "Sync",
+            HOOK_DELETE_POLICY: "BeforeHookCreation",
+            **wave(WAVE_DB_INIT),
+        },
+        body={"spec": job_spec},
+    )
+
+
+def render_db_init_jobs(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
+    """One initialisation Job per tenant database (every database of a tenant group)."""
+    return [render_db_init_job(dep, ctx, i) for i in range(len(dep.tenants))]

@@ -50,6 +50,7 @@ KIND_COMPONENT = {
     "ServiceMonitor": "monitoring",
     "PodMonitor": "monitoring",
     "PrometheusRule": "monitoring",
+    "Probe": "monitoring",
     "Middleware": "ingress",
     "TLSOption": "ingress",
     "Certificate": "ingress",

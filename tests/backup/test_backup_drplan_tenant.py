@@ -84,7 +84,11 @@ def _tenant_cluster(cluster: PgCluster, plan: DrPlan, other: str) -> None:
 
 @pytest.fixture(scope="module")
 def clusters() -> Iterator[tuple[PgCluster, PgCluster]]:
+    """Live and recovery clusters, each with the tenant group's roles and databases."""
+    plan = plan_for_fleet(EXAMPLE, "brno-components", "prod", WHEN)
     with running_cluster("plantops-live-") as live, running_cluster("plantops-rec-") as rec:
+        for cluster in (live, rec):
+            _tenant_cluster(cluster, plan, plan.shared_with[0])
         yield live, rec
 
 
@@ -94,8 +98,6 @@ def test_tenant_database_is_swapped_while_the_other_tenant_keeps_its_sessions(
     live, rec = clusters
     plan = plan_for_fleet(EXAMPLE, "brno-components", "prod", WHEN)
     (other,) = plan.shared_with
-    for cluster in (live, rec):
-        _tenant_cluster(cluster, plan, other)
     _odoo_like(live, plan.database, plan.owner, ["before-target", "after-target"])
     _odoo_like(rec, plan.database, plan.owner, ["before-target"])  # recovered to the target
 

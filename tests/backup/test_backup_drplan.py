@@ -121,13 +121,31 @@ def test_runbook_sequences_database_filestore_odoo_integrations_smoke() -> None:
     assert "kubectl -n lyon-meddev-prod patch pooler lyon-meddev-pg-pooler-rw" in text
 
 
-def test_shared_plant_copies_one_database_instead_of_cutting_over(rendered: Path) -> None:
+def test_shared_plant_is_restored_alone_and_the_others_keep_running(rendered: Path) -> None:
     plan = _plan("brno-components")
     assert plan.namespace == "shared-eu-subsidiaries-prod"
     assert (rendered / "clusters" / "eu-shared-1" / plan.namespace).is_dir()
     assert plan.shared_with == ("gdansk-packaging",)
+    assert (plan.owner, plan.runtime_role) == ("brno_components", "odoo")
     text = render_runbook(plan)
-    assert "do **not** cut over" in text and "gdansk-packaging" in text
+    # Nothing that stops the shared Odoo or cuts every tenant over to the recovered cluster.
+    assert "scale" not in text and "--replicas" not in text
+    assert "patch pooler" not in text and "db_host" not in text
+    # Only this plant's routes are paused (the IngressRoutes carry the plant label).
+    (routes,) = [ln for ln in text.splitlines() if "delete ingressroute" in ln]
+    assert "-l plantops.io/plant=brno-components" in routes
+    ingress = (rendered / "clusters" / "eu-shared-1" / plan.namespace / "ingress.yaml").read_text()
+    plant_routes = [
+        o
+        for o in yaml.safe_load_all(ingress)
+        if o["kind"] == "IngressRoute"
+        and o["metadata"]["labels"].get("plantops.io/plant") == "brno-components"
+    ]
+    assert plant_routes and all(
+        "brno-components." in r["match"] for o in plant_routes for r in o["spec"]["routes"]
+    )
+    assert 'ALTER DATABASE "brno-components" ALLOW_CONNECTIONS false' in text
+    assert '"gdansk-packaging"' not in text
 
 
 def test_vm_plant_runbook_uses_the_rendered_pgbackrest_stanza(rendered: Path) -> None:

@@ -47,6 +47,8 @@ def test_pitr_cli_recovers_to_target_time(monkeypatch: pytest.MonkeyPatch) -> No
     cluster = None
     restored = None
     restored_base = None
+    latest = None
+    latest_base = None
     try:
         for sub in ("repo", "spool", "log", "lock"):
             (base / sub).mkdir()
@@ -143,7 +145,29 @@ def test_pitr_cli_recovers_to_target_time(monkeypatch: pytest.MonkeyPatch) -> No
         with restored.connect() as conn:
             labels = {r[0] for r in conn.execute("SELECT label FROM marker").fetchall()}
         assert labels == {"before-full", "before-target"}
+
+        # --latest (what `dr plan` prints without --target-time): the end of the archive.
+        latest_base = make_shared_dir("plantops-pitr-latest-")
+        code, out = _cli("restore", "--config", conf, "--latest", "--to", str(latest_base / "data"))
+        assert code == 0 and "the end of the archived WAL" in out, out
+        with (latest_base / "data" / "postgresql.auto.conf").open("a") as fh:
+            fh.write("archive_mode = off\n")
+        latest = start_cluster_existing(latest_base)
+        deadline = time.monotonic() + 60
+        while True:
+            with latest.connect() as conn:
+                rec = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                if rec == (False,) or time.monotonic() > deadline:
+                    break
+            time.sleep(0.3)
+        with latest.connect() as conn:
+            labels = {r[0] for r in conn.execute("SELECT label FROM marker").fetchall()}
+        assert labels == {"before-full", "before-target", "after-target"}
     finally:
+        if latest is not None:
+            latest.stop()
+        if latest_base is not None:
+            shutil.rmtree(latest_base, ignore_errors=True)
         if restored is not None:
             restored.stop()
         if cluster is not None:

@@ -52,6 +52,7 @@ KIND_COMPONENT = {
     "ServiceMonitor": "monitoring",
     "PodMonitor": "monitoring",
     "PrometheusRule": "monitoring",
+    "Probe": "monitoring",
     "Middleware": "ingress",
     "TLSOption": "ingress",
     "Certificate": "ingress",

@@ -15,15 +15,23 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from plantops.backup.fleet import BackupTarget, resolve_target
+from plantops.render.argocd.application import application_name
 from plantops.render.compose.stack import PGDATA, stanza
 from plantops.render.context import RenderContext
 from plantops.render.kubernetes.cloudnativepg import object_store_name, render_postgres_cluster
-from plantops.render.kubernetes.common import BARMAN_PLUGIN, pg_cluster_name, pooler_name
+from plantops.render.kubernetes.common import (
+    BARMAN_PLUGIN,
+    pg_cluster_name,
+    pooler_name,
+    role_name,
+    runtime_role,
+)
 from plantops.render.kubernetes.networkpolicies import render_network_policies
 from plantops.render.odoo_conf import db_host
 
@@ -31,6 +39,9 @@ CLUSTER_LABEL = "cnpg.io/cluster"
 PURPOSE_LABEL = "plantops.io/purpose"
 CLUSTER_FILE = "recovery-cluster.json"
 POLICIES_FILE = "recovery-networkpolicies.json"
+PLANT_LABEL = "plantops.io/plant"  # on each plant's IngressRoutes (render.kubernetes.traefik)
+PAUSED_CRON_TABLE = "plantops_dr_paused_cron"
+VM_RESTORE_DIR = "/var/lib/postgresql/recovery/pgdata"
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,9 @@ class DrPlan:
     target_time: dt.datetime | None
     db_host: str
     shared_with: tuple[str, ...] = ()
+    owner: str = ""  # the plant's database owner role
+    runtime_role: str = ""  # the role Odoo logs in as (``odoo`` for a tenant group)
+    application: str = ""  # Argo CD Application of the deployment
     # Kubernetes plants (CloudNativePG); empty for VM plants.
     source_cluster: str = ""
     recovery_cluster: str = ""
@@ -173,6 +187,9 @@ def plan_for_target(
         "target_time": target_time,
         "db_host": db_host(dep),
         "shared_with": tuple(t.plant for t in dep.tenants if t.plant != target.plant),
+        "owner": role_name(target.database),
+        "runtime_role": runtime_role(dep),
+        "application": application_name(dep),
     }
     if dep.cluster is None:
         return DrPlan(**common, stanza=stanza(dep), pgdata=PGDATA)
@@ -208,6 +225,152 @@ def _when(plan: DrPlan) -> str:
     return plan.target_time.astimezone(dt.UTC).isoformat()
 
 
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def restored_database(plan: DrPlan) -> str:
+    """Where the tenant's recovered copy is restored, beside the live database."""
+    return f"{plan.database}-dr-{_suffix(plan.target_time)}"
+
+
+def retired_database(plan: DrPlan) -> str:
+    """What the damaged database is renamed to (kept for forensics)."""
+    return f"{plan.database}-before-dr-{_suffix(plan.target_time)}"
+
+
+def tenant_create_sql(plan: DrPlan) -> str:
+    return (
+        f"CREATE DATABASE {_ident(restored_database(plan))} OWNER {_ident(plan.owner)}"
+        " TEMPLATE template0;"
+    )
+
+
+def tenant_dump_argv(plan: DrPlan) -> list[str]:
+    """pg_dump of the tenant's database in the recovery cluster (custom format)."""
+    return ["pg_dump", "--format=custom", f"--dbname={plan.database}"]
+
+
+def tenant_restore_argv(plan: DrPlan) -> list[str]:
+    """pg_restore into the new database; every object owned by the plant's role, as in
+    the live database (render.kubernetes.cloudnativepg ``tenant_owner_sql``)."""
+    return [
+        "pg_restore",
+        "--exit-on-error",
+        "--no-owner",
+        f"--role={plan.owner}",
+        f"--dbname={restored_database(plan)}",
+    ]
+
+
+def tenant_prepare_sql(plan: DrPlan) -> str:
+    """In the restored copy, before anyone can reach it: pause the plant's cron jobs (the
+    shared cron process serves every tenant and cannot be stopped for one), remembering
+    which were active; and move Odoo's signaling sequences far ahead. Workers compare
+    these with the values they last read (odoo/modules/registry.py
+    ``Registry.check_signaling``: reload when they differ), and a copy from the past may
+    hold exactly the values they saw last, which would keep their registry and caches of
+    the damaged database."""
+    return "\n".join(
+        [
+            f"SET ROLE {_ident(plan.owner)};",
+            f"CREATE TABLE {PAUSED_CRON_TABLE} AS SELECT id FROM ir_cron WHERE active;",
+            f"UPDATE ir_cron SET active = false WHERE id IN (SELECT id FROM {PAUSED_CRON_TABLE});",
+            "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass,"
+            " coalesce(last_value, 0) + 1000000) FROM pg_sequences"
+            " WHERE schemaname = 'public' AND (sequencename = 'base_registry_signaling'"
+            " OR sequencename LIKE 'base\\_cache\\_signaling%');",
+        ]
+    )
+
+
+def tenant_freeze_sql(plan: DrPlan) -> str:
+    """Close the damaged database only: no new sessions (ALLOW_CONNECTIONS is per
+    database), then end the open ones. Other tenants' databases are not touched."""
+    dbs = ", ".join(_literal(d) for d in (plan.database, restored_database(plan)))
+    return "\n".join(
+        [
+            f"ALTER DATABASE {_ident(plan.database)} ALLOW_CONNECTIONS false;",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            f" WHERE datname IN ({dbs}) AND pid <> pg_backend_pid();",
+        ]
+    )
+
+
+def tenant_swap_sql(plan: DrPlan) -> str:
+    """One transaction: the restored copy takes the database's name, so the Database CR,
+    Odoo's ``db_name`` and the filestore path keep pointing at the same name, and there is
+    no moment without that name for the CloudNativePG Database controller to "repair".
+    ``ALTER ROLE … IN DATABASE`` is keyed by the database's OID, so the runtime role's
+    session role is set again on the new one (what the tenant-owner init container does)."""
+    lines = [
+        "BEGIN;",
+        f"ALTER DATABASE {_ident(plan.database)} RENAME TO {_ident(retired_database(plan))};",
+        f"ALTER DATABASE {_ident(restored_database(plan))} RENAME TO {_ident(plan.database)};",
+    ]
+    if plan.runtime_role != plan.owner:
+        lines.append(
+            f"ALTER ROLE {_ident(plan.runtime_role)} IN DATABASE {_ident(plan.database)}"
+            f" SET role = {_literal(plan.owner)};"
+        )
+    lines.append("COMMIT;")
+    return "\n".join(lines)
+
+
+def tenant_resume_cron_sql(plan: DrPlan) -> str:
+    return "\n".join(
+        [
+            f"SET ROLE {_ident(plan.owner)};",
+            f"UPDATE ir_cron SET active = true WHERE id IN (SELECT id FROM {PAUSED_CRON_TABLE});",
+            f"DROP TABLE {PAUSED_CRON_TABLE};",
+        ]
+    )
+
+
+def _psql(cluster: str, ns: str, database: str) -> str:
+    """psql as ``postgres`` over the primary's local socket (CloudNativePG disables
+    superuser access over the network, not in the pod)."""
+    return (
+        f"kubectl -n {ns} exec -i {_primary(cluster, ns)} -c postgres --"
+        f" psql -v ON_ERROR_STOP=1 -d {_sh(database)}"
+    )
+
+
+def _sh(word: str) -> str:
+    return shlex.quote(word)
+
+
+def _sql_block(command: str, sql: str) -> list[str]:
+    """A fenced shell block at the left margin, so the heredoc runs as copied."""
+    return ["", "```sh", f"{command} <<'SQL'", *sql.splitlines(), "SQL", "```", ""]
+
+
+def _primary(cluster: str, ns: str) -> str:
+    return (
+        f"$(kubectl -n {ns} get pod -l cnpg.io/cluster={cluster},cnpg.io/instanceRole=primary"
+        " -o name)"
+    )
+
+
+def _recovery_steps(plan: DrPlan, first: int) -> list[str]:
+    ns = plan.namespace
+    return [
+        f"{first}. Apply the manifests (`kubectl apply -f {CLUSTER_FILE} -f {POLICIES_FILE}`):"
+        f" a *new* Cluster `{plan.recovery_cluster}` recovered from ObjectStore"
+        f" `{plan.object_store}` (serverName `{plan.server_name}`), and NetworkPolicies giving"
+        f" it the flows of `{plan.source_cluster}`. The damaged `{plan.source_cluster}` is kept"
+        " for forensics.",
+        f"{first + 1}. Wait until it is healthy: `kubectl -n {ns} wait"
+        f" cluster/{plan.recovery_cluster} --for=condition=Ready --timeout=60m`.",
+        f"{first + 2}. Check the recovered point: the newest `write_date` in `stock_move` and"
+        f" `account_move_line` of database `{plan.database}` must be just before the target.",
+    ]
+
+
 def _kubernetes_database_steps(plan: DrPlan) -> list[str]:
     ns = plan.namespace
     cut = (
@@ -218,33 +381,70 @@ def _kubernetes_database_steps(plan: DrPlan) -> list[str]:
         else f"Point Odoo's `db_host` (`{plan.db_host}` today) at `{plan.recovery_cluster}-rw`"
         " in the odoo-conf ConfigMap."
     )
-    if plan.shared_with:
-        others = ", ".join(plan.shared_with)
-        cut = (
-            f"`{plan.source_cluster}` also holds {others}: do **not** cut over (that would"
-            f" rewind them too). Copy only database `{plan.database}`: `pg_dump -Fc` it from"
-            f" `{plan.recovery_cluster}-rw`, `pg_restore --clean --no-owner` it into"
-            f" `{plan.source_cluster}-rw`, then delete `{plan.recovery_cluster}`."
-        )
     return [
         "## 1. Database",
-        f"1. Pause Argo CD auto-sync for the application of `{ns}` (it would revert the"
-        " cut-over below), then freeze the plant: scale Odoo web and cron to 0"
-        f" (`kubectl -n {ns} scale deploy -l app.kubernetes.io/instance={ns} --replicas=0`).",
-        f"2. Apply the manifests (`kubectl apply -f {CLUSTER_FILE} -f {POLICIES_FILE}`): a *new*"
-        f" Cluster `{plan.recovery_cluster}` recovered from ObjectStore `{plan.object_store}`"
-        f" (serverName `{plan.server_name}`), and NetworkPolicies giving it the flows of"
-        f" `{plan.source_cluster}`. The damaged `{plan.source_cluster}` is kept for forensics.",
-        f"3. Wait until it is healthy: `kubectl -n {ns} wait cluster/{plan.recovery_cluster}"
-        " --for=condition=Ready --timeout=60m`.",
-        "4. Check the recovered point: the newest `write_date` in `stock_move` and"
-        f" `account_move_line` of database `{plan.database}` must be just before the target.",
+        f"1. Pause Argo CD auto-sync (`argocd app set {plan.application} --sync-policy none`:"
+        " it would revert the cut-over below), then freeze the plant: scale Odoo web and cron"
+        f" to 0 (`kubectl -n {ns} scale deploy -l app.kubernetes.io/instance={ns}"
+        " --replicas=0`).",
+        *_recovery_steps(plan, 2),
         f"5. {cut}",
         "",
     ]
 
 
+def _tenant_database_steps(plan: DrPlan) -> list[str]:
+    """A tenant group: the shared Odoo and PostgreSQL keep serving the other plants. The
+    recovery cluster brings every tenant back to the target time, so only this plant's
+    database is copied out of it, restored beside the live one, and swapped in by name
+    while only this plant's routes and sessions are closed."""
+    ns, src = plan.namespace, plan.source_cluster
+    others = ", ".join(plan.shared_with)
+    restored, retired = restored_database(plan), retired_database(plan)
+    dump = " ".join(_sh(a) for a in tenant_dump_argv(plan))
+    restore = " ".join(_sh(a) for a in tenant_restore_argv(plan))
+    return [
+        "## 1. Database",
+        f"`{src}` and the shared Odoo also serve {others}: nothing below stops them or"
+        f" rewinds their databases. Only database `{plan.database}` is replaced; plant `{plan.plant}` is"
+        " paused at its routes and its database only.",
+        "",
+        f"1. Pause Argo CD auto-sync (`argocd app set {plan.application} --sync-policy none`):"
+        " it would recreate the routes removed below. The applications keep running.",
+        *_recovery_steps(plan, 2),
+        f"5. Copy the plant's database beside the live one (the plant still works meanwhile):"
+        f" create `{restored}`,",
+        *_sql_block(_psql(src, ns, "postgres"), tenant_create_sql(plan)),
+        "   then stream the dump from the recovery cluster into it:",
+        "",
+        "```sh",
+        f"kubectl -n {ns} exec {_primary(plan.recovery_cluster, ns)} -c postgres -- {dump} \\",
+        f"  | kubectl -n {ns} exec -i {_primary(src, ns)} -c postgres -- {restore}",
+        "```",
+        "",
+        f"6. Prepare the copy: pause its cron jobs (recorded in `{PAUSED_CRON_TABLE}`) and"
+        " make every Odoo worker reload its registry when it next opens the database:",
+        *_sql_block(_psql(src, ns, restored), tenant_prepare_sql(plan)),
+        f"7. Pause the plant's traffic (its hosts answer 404; the other plants' routes stay):"
+        f" `kubectl -n {ns} delete ingressroute -l {PLANT_LABEL}={plan.plant}`.",
+        "8. Close the damaged database to every session (cron and integrations included):",
+        *_sql_block(_psql(src, ns, "postgres"), tenant_freeze_sql(plan)),
+        f"9. Swap the names in one transaction (`{plan.database}` → `{retired}`, kept for"
+        f" forensics; `{restored}` → `{plan.database}`):",
+        *_sql_block(_psql(src, ns, "postgres"), tenant_swap_sql(plan)),
+        f"10. Delete the recovery cluster once the copy is checked: `kubectl -n {ns} delete"
+        f" cluster {plan.recovery_cluster}` (its NetworkPolicies too:"
+        f" `kubectl delete -f {POLICIES_FILE}`).",
+        "",
+    ]
+
+
 def _vm_database_steps(plan: DrPlan) -> list[str]:
+    point = (
+        f"--target-time {plan.target_time.astimezone(dt.UTC).isoformat()}"
+        if plan.target_time is not None
+        else "--latest"
+    )
     return [
         "## 1. Database",
         "1. Freeze the plant: `docker compose stop odoo-web odoo-cron` in the plant's"
@@ -252,7 +452,7 @@ def _vm_database_steps(plan: DrPlan) -> list[str]:
         "2. Restore into a *new* data directory (never in place) with the rendered"
         " `pgbackrest.conf`:",
         f"   `plantops backup pitr restore --config pgbackrest.conf --stanza {plan.stanza}"
-        f" --target-time '{_when(plan)}' --to /var/lib/postgresql/recovery/pgdata`"
+        f" {point} --to {VM_RESTORE_DIR}`"
         " (cipher passphrase and S3 keys from the environment, as for archiving).",
         "3. `docker compose stop postgres`; keep the old `pgdata` volume for forensics and"
         f" mount the restored directory as `{plan.pgdata}`; start postgres and wait until"
@@ -283,13 +483,20 @@ def render_runbook(plan: DrPlan) -> str:
     if plan.shared_with:
         lines.append(
             f"- Shared deployment: the same Odoo and PostgreSQL serve {', '.join(plan.shared_with)};"
-            " freezing Odoo stops them too."
+            " this runbook never stops them: only this plant's database is replaced, while"
+            " only its routes and its database's sessions are closed."
         )
+    if plan.runtime == "vm":
+        database = _vm_database_steps(plan)
+    elif plan.shared_with:
+        database = _tenant_database_steps(plan)
+    else:
+        database = _kubernetes_database_steps(plan)
     lines += [
         "",
         "Start a timer now: the RTO is measured from here to the last smoke check.",
         "",
-        *(_vm_database_steps(plan) if plan.runtime == "vm" else _kubernetes_database_steps(plan)),
+        *database,
         "## 2. Filestore",
         "1. Restore the filestore from the plantops backup closest *after* the target time"
         f" (`plantops backup list --plant {plan.plant} --env {plan.env}`, then"
@@ -299,13 +506,31 @@ def render_runbook(plan: DrPlan) -> str:
         " rows are harmless (Odoo's garbage collector removes them).",
         "",
         "## 3. Odoo",
-        "1. Start Odoo web with cron still at 0; log in once to check the database opens.",
+        *(
+            [
+                "1. Re-enable Argo CD auto-sync (`argocd app set"
+                f" {plan.application} --sync-policy automated --self-heal`): it recreates"
+                f" the IngressRoutes of `{plan.plant}`; log in once to check the database"
+                " opens. Its cron jobs stay paused.",
+            ]
+            if plan.shared_with
+            else [
+                "1. Start Odoo web with cron still at 0; log in once to check the database opens."
+            ]
+        ),
         "",
         "## 4. Integrations",
         "1. Pause outbound integrations (EDI, carriers, banks, MES) until reconciled:"
         " messages sent after the target time may be sent again.",
         "2. Reconcile with each partner for the window between the target time and now;"
-        " re-enable integrations one by one, then start cron.",
+        " re-enable integrations one by one, then start cron"
+        + (f" (this plant's jobs only, in `{plan.database}`):" if plan.shared_with else "."),
+    ]
+    if plan.shared_with:
+        lines += _sql_block(
+            _psql(plan.source_cluster, plan.namespace, plan.database), tenant_resume_cron_sql(plan)
+        )
+    lines += [
         "",
         "## 5. Smoke checks",
         "1. Log in; open a recent sales order, manufacturing order and stock picking.",
@@ -313,7 +538,12 @@ def render_runbook(plan: DrPlan) -> str:
         "3. Check the health endpoint `/web/health` and the SLO dashboard.",
         "4. Record the measured RTO and the data loss window (RPO) in the incident ticket.",
     ]
-    if plan.runtime != "vm" and not plan.shared_with:
+    if plan.shared_with:
+        lines.append(
+            f"5. Once no longer needed for forensics, drop `{retired_database(plan)}`"
+            f" (`DROP DATABASE {_ident(retired_database(plan))}` in `{plan.source_cluster}`)."
+        )
+    elif plan.runtime != "vm":
         lines.append(
             "5. Make the recovery permanent in Git (or recover once more under the original"
             " name), then re-enable Argo CD auto-sync; until then no ScheduledBackup covers"

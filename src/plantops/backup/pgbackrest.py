@@ -271,9 +271,11 @@ class PgBackRest:
         return parse_info(self.info(), self.stanza)
 
     def restore_to_time(
-        self, target: dt.datetime | str, pg_path: Path, *, promote: bool = True
+        self, target: dt.datetime | str | None, pg_path: Path, *, promote: bool = True
     ) -> str:
-        """Restore into ``pg_path`` (a new, empty data directory) up to ``target`` time."""
+        """Restore into ``pg_path`` (a new, empty data directory) up to ``target`` time, or
+        with ``None`` to the end of the archived WAL (pgBackRest ``--type=default``, which
+        takes no ``--target-action``: PostgreSQL promotes when the archive ends)."""
         if isinstance(target, dt.datetime):
             target = format_target_time(target)
         live = config_pg_path(self.config_file, self.stanza)
@@ -287,6 +289,8 @@ class PgBackRest:
                 f"restore target {pg_path} exists and is not an empty directory:"
                 " restore into a new directory, never over existing data"
             )
+        if target is None:
+            return self.run("restore", "--type=default", f"--pg1-path={pg_path}")
         return self.run(
             "restore",
             "--type=time",

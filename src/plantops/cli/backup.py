@@ -431,9 +431,7 @@ def plan_cmd(
     fleet: Annotated[Path, typer.Option("--fleet", help="Fleet repository.")],
     plant: Annotated[str, typer.Option("--plant", help="Plant code.")],
     env: Annotated[str, typer.Option("--env", help="Environment.")] = "prod",
-    target_time: Annotated[
-        str | None, typer.Option("--target-time", help="Recover to (ISO 8601, with zone).")
-    ] = None,
+    target_time: TargetTimeOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write into.")] = Path("dr"),
     tier: Annotated[
         str | None, typer.Option("--tier", help="Override the fleet's classification.")
@@ -463,6 +461,23 @@ def _parse_time(value: str) -> dt.datetime:
     if when.tzinfo is None:
         raise UserError(f"--target-time {value!r} needs a time zone (e.g. +00:00 or Z)")
     return when
+
+
+def _check_time(value: str | None) -> str | None:
+    """Reject a bad --target-time while the command line is parsed (exit 2), so a printed
+    runbook command is known good before anything runs."""
+    if value is not None:
+        try:
+            _parse_time(value)
+        except UserError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    return value
+
+
+TargetTimeOpt = Annotated[
+    str | None,
+    typer.Option("--target-time", help="Recover to (ISO 8601, with zone).", callback=_check_time),
+]
 
 
 class PitrType(str, Enum):
@@ -610,32 +625,41 @@ def pitr_info_cmd(
 @pitr_app.command("restore")
 def pitr_restore_cmd(
     config: ConfigOpt,
-    target_time: Annotated[
-        str, typer.Option("--target-time", help="Recover to (ISO 8601, with zone).")
-    ],
     to: Annotated[
         Path, typer.Option("--to", help="New, empty data directory (never the live one).")
     ],
+    target_time: TargetTimeOpt = None,
+    latest: Annotated[
+        bool,
+        typer.Option("--latest", help="Recover to the end of the archived WAL instead of a time."),
+    ] = False,
     stanza: StanzaOpt = None,
     pause: Annotated[
         bool, typer.Option("--pause", help="Pause at the target instead of promoting.")
     ] = False,
     run_as: RunAsOpt = "postgres",
 ) -> None:
-    """Restore the stanza to a point in time into a new data directory."""
+    """Restore the stanza into a new data directory, to a point in time (--target-time) or
+    to the end of the archived WAL (--latest)."""
     ui = _ui()
+    if (target_time is None) == (not latest):
+        raise ui.fail(UserError("pass --target-time TIME or --latest (one of them)"))
+    if latest and pause:
+        raise ui.fail(UserError("--pause needs --target-time: --latest promotes at the end of WAL"))
 
     def go() -> str:
-        when = _parse_time(target_time)
+        when = _parse_time(target_time) if target_time is not None else None
         br = _pgbackrest(config, stanza, run_as)
         br.restore_to_time(when, to, promote=not pause)
         return str(br.stanza)
 
     name = ui.run_guarded(go)
+    point = target_time or "the end of the archived WAL"
+    action = "pauses" if pause else "promotes"
     ui.out.print(
-        f"restored stanza {name} into {to}, recovering to {target_time}"
-        f" ({'pauses' if pause else 'promotes'} when reached). Start PostgreSQL on it; while"
-        " the old server still archives to this stanza, start it with archive_mode = off"
+        f"restored stanza {name} into {to}, recovering to {point} ({action} when reached)."
+        " Start PostgreSQL on it; while the old server still archives to this stanza, start"
+        " it with archive_mode = off"
     )
 
 

@@ -81,7 +81,7 @@ def render_components(dep: Deployment, ctx: RenderContext) -> dict[str, list[dic
             *render_odoo_pdb(dep),
             *render_odoo_hpa(dep),
         ],
-        "monitoring": [*render_monitors(dep), render_prometheus_rule(dep)],
+        "monitoring": [*render_monitors(dep, ctx), render_prometheus_rule(dep)],
         "ingress": [
             *render_middlewares(dep, ctx),
             render_tls_option(dep),

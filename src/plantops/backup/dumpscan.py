@@ -85,6 +85,13 @@ _TOKEN = re.compile(
     re.DOTALL,
 )
 _COMMENT_EDGE = re.compile(rb"/\*|\*/")
+# A run of tokens that change no state of psql's lexer: no quote, comment, parenthesis,
+# semicolon, backslash or '$'; no identifier that could be a string prefix (E'…', U&'…').
+# Used once a statement's first tokens are known and it is no CREATE FUNCTION/PROCEDURE.
+_QUIET = re.compile(
+    rb"(?:[ \t\n\r\f]+|[A-Za-z\x80-\xff_][A-Za-z\x80-\xff_0-9$]*+(?!['&\"])|[0-9]++(?![.eE])"
+    rb"|[,.\[\]:+*%^<>=~!@#&|`?]++|-(?!-)|/(?!\*))++"
+)
 
 # First keywords of the statements pg_dump writes into a one-database plain dump.
 _ALLOWED_FIRST = {
@@ -156,6 +163,14 @@ class _Lexer:
         self.line_no = 0
 
     # --- psqlscan.l {identifier}: BEGIN … END tracking of CREATE FUNCTION/PROCEDURE
+    def _in_routine(self) -> bool:
+        """psqlscan.l's test: the statement began CREATE [OR REPLACE] FUNCTION|PROCEDURE."""
+        ids = self.identifiers
+        return ids[0] == ord("c") and (
+            ids[1] in (ord("f"), ord("p"))
+            or (ids[1] == ord("o") and ids[2] == ord("r") and ids[3] in (ord("f"), ord("p")))
+        )
+
     def _identifier(self, word: bytes) -> None:
         if self.identifier_count == 0:
             self.identifiers = [0, 0, 0, 0]
@@ -165,15 +180,7 @@ class _Lexer:
         ):
             self.identifiers[self.identifier_count] = low[0]
         self.identifier_count += 1
-        ids = self.identifiers
-        if (
-            ids[0] == ord("c")
-            and (
-                ids[1] in (ord("f"), ord("p"))
-                or (ids[1] == ord("o") and ids[2] == ord("r") and ids[3] in (ord("f"), ord("p")))
-            )
-            and self.paren_depth == 0
-        ):
+        if self._in_routine() and self.paren_depth == 0:
             if low == b"begin":
                 self.begin_depth += 1
             elif low == b"case":
@@ -305,6 +312,17 @@ class _Lexer:
             return None
         n = len(line)
         while pos < n:
+            if (
+                len(self.stmt) >= 4
+                and self.identifier_count >= 4
+                and not self.hidden_start
+                and not self._in_routine()
+            ):
+                q = _QUIET.match(line, pos)
+                if q is not None:
+                    pos = q.end()
+                    if pos >= n:
+                        break
             m = _TOKEN.match(line, pos)
             assert m is not None  # the last alternative matches any byte
             kind = m.lastgroup
@@ -326,7 +344,7 @@ class _Lexer:
                 cmd = line[pos : pos + 24].split(b"\n")[0].decode(errors="replace")
                 raise UnsafeDump(
                     self.line_no,
-                    f"psql meta-command {cmd!r} outside COPY data: psql would execute it"
+                    f"psql meta-command '{cmd}' outside COPY data: psql would execute it"
                     " (a shell, a file, a connection); pg_dump never writes one",
                 )
             if kind in ("quote", "xe", "xbh", "xus"):

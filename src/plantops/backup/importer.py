@@ -30,6 +30,7 @@ import socket
 import stat
 import uuid
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -393,7 +394,7 @@ def check_odoo_zip(
                             pass
                         files += 1
                     total += member.read_bytes
-            except zipfile.BadZipFile as exc:
+            except (zipfile.BadZipFile, zlib.error) as exc:
                 raise _refuse(
                     path,
                     f"member {info.filename!r} is damaged: {exc}",

@@ -49,7 +49,7 @@ def odoo_manifest(
         "version": major,
         "version_info": list(version_info),
         "major_version": major,
-        "pg_version": "%d.%d" % divmod(server_version / 100, 100),
+        "pg_version": "{:d}.{:d}".format(*(int(v) for v in divmod(server_version / 100, 100))),
         "modules": modules,
     }
 
@@ -60,12 +60,13 @@ def zip_like_odoo(directory: Path, out: Path) -> None:
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         for dirpath, _dirnames, filenames in os.walk(directory):
             for fname in sorted(filenames, key=lambda n: n != "dump.sql"):
-                stem, ext = os.path.splitext(fname)
+                # zip_dir: os.path.splitext, and a bare ".DS_Store" is its own extension.
+                stem, ext = os.path.splitext(fname)  # noqa: PTH122
                 if (ext or stem) in SKIPPED:
                     continue
-                path = os.path.normpath(os.path.join(dirpath, fname))
-                if os.path.isfile(path):
-                    zf.write(path, path[prefix:])
+                path = Path(dirpath) / fname
+                if path.is_file():  # follows links, as os.path.isfile does
+                    zf.write(path, str(path)[prefix:])
 
 
 def make_odoo_zip(db: OdooDb, out: Path, manifest: dict[str, Any] | None = None) -> Path:

@@ -24,6 +24,9 @@ refused rather than guessed:
   SYSTEM``, roles, databases, tablespaces, ``SELECT`` of anything but the
   ``pg_catalog`` functions pg_dump calls) are refused.
 
+psql also expands ``:name`` variables in SQL, but only from its own settings (a dump
+cannot ``\\set`` one: that is a meta-command), whose values hold no backslash or quote.
+
 The restore runs psql with ``ON_ERROR_STOP=1`` (``backup.restore._restore_db``): a COPY
 the server rejects stops psql before it could read that COPY's data as commands.
 

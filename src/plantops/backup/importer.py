@@ -35,13 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from plantops.backup.archive import (
-    MARKER,
-    Clock,
-    _Writer,
-    backup_location,
-    utcnow,
-)
+from plantops.backup.archive import Clock, _Writer, backup_location, utcnow
 from plantops.backup.crypto import KeyProvider
 from plantops.backup.dumpscan import DumpScan, UnsafeDump, scan_dump
 from plantops.backup.policy import BackupPolicy
@@ -195,7 +189,7 @@ class _Counting:
             raise _refuse(
                 self.path,
                 f"member {self.name!r} expands beyond the import's size limit",
-                "a zip bomb or a damaged zip; raise --max-uncompressed only for a real backup",
+                "a zip bomb or a damaged zip; raise --max-uncompressed-gib only for a real backup",
             )
         return block
 
@@ -333,7 +327,7 @@ def check_odoo_zip(
                 path,
                 f"members expand to {declared} bytes, more than the limit of"
                 f" {limits.max_uncompressed_bytes}",
-                "a zip bomb, or pass a higher --max-uncompressed for a backup this big",
+                "a zip bomb, or pass a higher --max-uncompressed-gib for a backup this big",
             )
         if declared > limits.ratio_min_bytes and declared > limits.max_ratio * max(size, 1):
             raise _refuse(
@@ -544,7 +538,6 @@ def discard_import(catalog: Catalog, store: ObjectStore, backup_id: str, locatio
 
 
 __all__ = [
-    "MARKER",
     "CheckedZip",
     "ImportLimits",
     "ImportRefused",

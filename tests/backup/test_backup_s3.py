@@ -95,3 +95,27 @@ def test_unreachable_s3_is_a_store_error(monkeypatch: pytest.MonkeyPatch) -> Non
     store = open_store(f"s3://nobucket/x?endpoint=http://127.0.0.1:{free_port()}&region=us-east-1")
     with pytest.raises(StoreError, match="S3"):
         store.list("a/")
+
+
+def test_imported_odoo_zip_into_s3_encrypted_verifies(
+    odoo_db: OdooDb, catalog: Catalog, s3: S3Store, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from odoo_zip import make_odoo_zip
+
+    from plantops.backup.importer import ImportRequest, import_backup
+    from plantops.backup.policy import ADHOC_POLICY
+
+    assert isinstance(tmp_path, Path)
+    path = make_odoo_zip(odoo_db, tmp_path / "odoo.zip")
+    keys = AgeKeys.parse(generate_identity()[0], "test")
+    res = import_backup(ImportRequest(path, "lyon", "prod", ADHOC_POLICY), catalog, s3, keys)
+    rec = res.record
+    assert rec.source == "imported" and [o.name for o in rec.objects] == ["backup.zip.age"]
+    assert s3.list(rec.location + "/") == [
+        f"{rec.location}/COMPLETE.json",
+        f"{rec.location}/backup.zip.age",
+    ]
+    result = verify_backup(rec, s3, odoo_db.target, DEFAULT_POLICIES["standard"], catalog, keys)
+    assert result.passed, result.as_dict()

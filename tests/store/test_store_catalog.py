@@ -153,3 +153,58 @@ def test_backups_keep_their_policy_and_0002_upgrades_old_rows(catalog: Catalog) 
         )
     migrate(catalog.engine)
     assert catalog.get("old111").policy == {}
+
+
+def test_imported_backups_record_their_source_and_0003_upgrades_old_rows(
+    catalog: Catalog,
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from plantops.store.catalog import MIGRATIONS_DIR, migrate
+
+    origin = {"file": "lyon.zip", "sha256": "ab" * 32}
+    common = {
+        "plant": "lyon",
+        "env": "prod",
+        "tier": "adhoc",
+        "fmt": "odoo-zip",
+        "store_url": "file:///b",
+        "started_at": T0,
+        "host": "h",
+        "pid": 1,
+        "key_id": None,
+        "db_name": "odoo",
+    }
+    catalog.create_backup(
+        backup_id="imp111", location="x/imp111", source="imported", origin=origin, **common
+    )
+    catalog.create_backup(backup_id="run111", location="x/run111", **common)
+    assert (catalog.get("imp111").source, catalog.get("imp111").origin) == ("imported", origin)
+    assert (catalog.get("run111").source, catalog.get("run111").origin) == ("run", {})
+    # An import that did not complete is discarded; a complete backup never is.
+    catalog.discard_backup("imp111")
+    catalog.complete_backup(
+        "run111",
+        objects=[],
+        manifest={},
+        row_counts={},
+        pg_version="15.0",
+        odoo_version="17.0",
+        finished_at=T0,
+    )
+    catalog.discard_backup("run111")
+    assert [b.id for b in catalog.list_backups()] == ["run111"]
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with catalog.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+    with catalog.engine.begin() as conn:
+        assert "source" not in {c["name"] for c in inspect(conn).get_columns("backups")}
+        conn.execute(text("UPDATE backups SET odoo_version = '16.0'"))
+    migrate(catalog.engine)
+    old = catalog.get("run111")
+    assert (old.source, old.origin, old.odoo_version) == ("run", {}, "16.0")

@@ -1,5 +1,6 @@
 """Backup and disaster recovery: archive formats, stores, encryption, retention,
-verification by restoring, restore with neutralization and pgBackRest PITR.
+verification by restoring, restore with neutralization, import of Odoo-made backups and
+pgBackRest PITR.
 
 Orchestrators take the world (catalog, store, PostgreSQL, clock) as arguments;
 nothing here prints or exits — the CLI does.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from plantops.backup.archive import FORMATS, BackupRequest, reap_abandoned, run_backup
 from plantops.backup.crypto import AgeKeys, KeyProvider, load_key
+from plantops.backup.importer import ImportLimits, ImportRefused, ImportRequest, import_backup
 from plantops.backup.policy import DEFAULT_POLICIES, BackupPolicy, policy_for_tier
 from plantops.backup.restore import (
     BackupReader,
@@ -28,6 +30,9 @@ __all__ = [
     "BackupPolicy",
     "BackupReader",
     "BackupRequest",
+    "ImportLimits",
+    "ImportRefused",
+    "ImportRequest",
     "KeyProvider",
     "LocalStore",
     "ObjectStore",
@@ -37,6 +42,7 @@ __all__ = [
     "S3Store",
     "VerificationResult",
     "due_for_verification",
+    "import_backup",
     "load_key",
     "open_store",
     "plan_retention",

@@ -382,6 +382,7 @@ def reap_abandoned(
 ) -> list[str]:
     """Flag ``running`` backups whose process died as ``abandoned`` and delete their objects.
 
+    A dead import's row is deleted instead: a failed import leaves nothing behind.
     Also removes leftover objects of ``failed`` backups. Returns the ids handled.
     """
     host = socket.gethostname()
@@ -402,7 +403,11 @@ def reap_abandoned(
                 store.delete_prefix(b.location)
         except PlantopsError:
             continue
-        if b.status == "running":
+        if b.status == "running" and b.source == "imported":
+            # An import that died leaves no trace (the file it read is still there).
+            catalog.discard_backup(b.id)
+            handled.append(b.id)
+        elif b.status == "running":
             catalog.set_status(
                 b.id, "abandoned", error="backup process died before completing", finished_at=now
             )

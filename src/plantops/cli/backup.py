@@ -1,4 +1,5 @@
-"""``plantops backup …`` and ``plantops dr …``: back up, list, verify, restore, prune, plan DR.
+"""``plantops backup …`` and ``plantops dr …``: back up, import, list, verify, restore, prune,
+plan DR.
 
 Exit codes: 0 ok · 1 verification failed · 2 bad input · 3 database/storage/key failure.
 """
@@ -113,6 +114,8 @@ def _record_dict(b: BackupRecord) -> dict[str, Any]:
         "db_name": b.db_name,
         "pg_version": b.pg_version,
         "odoo_version": b.odoo_version,
+        "source": b.source,
+        "origin": b.origin or None,
         "objects": [
             {"name": o.name, "size_bytes": o.size_bytes, "sha256": o.sha256} for o in b.objects
         ],
@@ -222,6 +225,96 @@ def run_cmd(
         )
 
 
+@backup_app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="Zip made by Odoo's database manager.")],
+    fleet: Annotated[
+        Path | None,
+        typer.Option("--fleet", help="Fleet repository: tier, objectives and Odoo series check."),
+    ] = None,
+    plant: Annotated[
+        str | None, typer.Option("--plant", help="Plant code (default: the dump's db_name).")
+    ] = None,
+    env: Annotated[str | None, typer.Option("--env", help="Environment (default: adhoc).")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="Store URL or path.")] = None,
+    key: KeyOpt = None,
+    tier: Annotated[
+        str | None,
+        typer.Option("--tier", help="Tier whose objectives apply (as for `backup run`)."),
+    ] = None,
+    max_uncompressed_gib: Annotated[
+        int,
+        typer.Option(
+            "--max-uncompressed-gib", min=1, help="Refuse zips expanding beyond this (zip bombs)."
+        ),
+    ] = 1024,
+    max_members: Annotated[
+        int, typer.Option("--max-members", min=3, help="Refuse zips with more members.")
+    ] = 2_000_000,
+    state_db: StateDb = None,
+    output: Annotated[OutputFormat, typer.Option("--output")] = OutputFormat.text,
+) -> None:
+    """Check an Odoo database-manager zip and catalogue it as a backup (exit 2 if refused)."""
+    ui = _ui()
+
+    def go() -> Any:
+        from plantops.backup.archive import reap_abandoned
+        from plantops.backup.crypto import load_key
+        from plantops.backup.importer import ImportLimits, ImportRequest, import_backup
+        from plantops.backup.policy import ADHOC_POLICY, policy_for_tier
+        from plantops.backup.stores import default_store_url, open_store
+
+        series: str | None = None
+        target = ""
+        if fleet is not None:
+            if not plant or not env:
+                raise UserError("--fleet needs --plant and --env")
+            from plantops.backup.fleet import resolve_target
+
+            resolved = resolve_target(fleet, plant, env, tier)
+            policy = resolved.policy
+            series = resolved.deployment.series
+            target = f"{plant}/{env}"
+        else:
+            policy = policy_for_tier(tier) if tier else ADHOC_POLICY
+        limits = ImportLimits(
+            max_members=max_members, max_uncompressed_bytes=max_uncompressed_gib * 1024**3
+        )
+        keys = load_key(key)
+        catalog = _catalog(state_db)
+        try:
+            reap_abandoned(catalog, open_store)
+            req = ImportRequest(
+                path=file,
+                plant=plant,
+                env=env,
+                policy=policy,
+                series=series,
+                target=target,
+                limits=limits,
+            )
+            return import_backup(req, catalog, open_store(store or default_store_url()), keys)
+        finally:
+            catalog.close()
+
+    res = ui.run_guarded(go)
+    rec = res.record
+    if output is OutputFormat.json:
+        ui.out.print_json(json.dumps({**_record_dict(rec), "notes": res.notes}))
+        return
+    m = rec.manifest
+    ui.out.print(
+        f"imported {file.name} as backup {rec.id}: {rec.plant}/{rec.env} Odoo {m.get('version')}"
+        f" (PostgreSQL {rec.pg_version}, {len(m.get('modules') or {})} modules,"
+        f" {len(rec.row_counts)} tables, {res.checked.filestore_files} filestore files)"
+        f" {_size(rec.size_bytes)}"
+        f"{' encrypted ' + rec.key_id if rec.key_id else ''} → {rec.store_url}/{rec.location}",
+        markup=False,
+    )
+    for note in res.notes:
+        ui.out.print(f"  note: {note}", markup=False)
+
+
 @backup_app.command("list")
 def list_cmd(
     plant: Annotated[str | None, typer.Option("--plant")] = None,
@@ -247,14 +340,14 @@ def list_cmd(
         ui.out.print("no backups")
         return
     ui.out.print(
-        f"{'ID':12}  {'PLANT/ENV':20}  {'FORMAT':8}  {'STATUS':9}  {'STARTED':20}  "
+        f"{'ID':12}  {'PLANT/ENV':20}  {'FORMAT':8}  {'SOURCE':8}  {'STATUS':9}  {'STARTED':20}  "
         f"{'SIZE':>10}  VERIFIED"
     )
     for b in backups:
         last = b.last_verification
         ver = "-" if last is None else f"{last.status} {last.started_at:%Y-%m-%d}"
         ui.out.print(
-            f"{b.id:12}  {b.plant + '/' + b.env:20}  {b.format:8}  {b.status:9}  "
+            f"{b.id:12}  {b.plant + '/' + b.env:20}  {b.format:8}  {b.source:8}  {b.status:9}  "
             f"{b.started_at:%Y-%m-%dT%H:%M:%SZ}  {_size(b.size_bytes):>10}  {ver}"
         )
 

@@ -88,6 +88,8 @@ class BackupRecord:
     objects: tuple[ObjectRecord, ...] = ()
     verifications: tuple[VerificationRecord, ...] = field(default=())
     policy: dict[str, Any] = field(default_factory=dict)
+    source: str = "run"
+    origin: dict[str, Any] = field(default_factory=dict)
 
     @property
     def last_verification(self) -> VerificationRecord | None:
@@ -140,6 +142,8 @@ def _record(b: Backup) -> BackupRecord:
         objects=tuple(ObjectRecord(o.name, o.size_bytes, o.sha256, o.encrypted) for o in b.objects),
         verifications=tuple(_verification_record(v) for v in b.verifications),
         policy=dict(b.policy or {}),
+        source=b.source or "run",
+        origin=dict(b.origin or {}),
     )
 
 
@@ -181,6 +185,8 @@ class Catalog:
         key_id: str | None,
         db_name: str,
         policy: dict[str, Any] | None = None,
+        source: str = "run",
+        origin: dict[str, Any] | None = None,
     ) -> None:
         with self._session() as s:
             s.add(
@@ -205,6 +211,8 @@ class Catalog:
                     manifest={},
                     row_counts={},
                     policy=dict(policy or {}),
+                    source=source,
+                    origin=dict(origin or {}),
                 )
             )
 
@@ -246,6 +254,17 @@ class Catalog:
                 b.error = error
             if finished_at is not None:
                 b.finished_at = finished_at
+
+    def discard_backup(self, backup_id: str) -> None:
+        """Delete a backup that never completed (its row, objects and verifications).
+
+        For imports, which leave no trace when they fail; a complete backup is never
+        discarded (``prune`` marks those ``deleted``).
+        """
+        with self._session() as s:
+            b = s.get(Backup, backup_id)
+            if b is not None and b.status != "complete":
+                s.delete(b)
 
     def get(self, backup_id: str) -> BackupRecord:
         with self._session() as s:

@@ -52,6 +52,10 @@ class Backup(Base):
     row_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The objectives (tier policy) the backup was taken under; {} for older rows.
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    # How the backup came in: "run" (taken by plantops) or "imported" (a zip made by
+    # Odoo's database manager); origin holds the imported file's name, sha256, sizes.
+    source: Mapped[str] = mapped_column(String(16), default="run", server_default="run")
+    origin: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
 
     objects: Mapped[list[BackupObject]] = relationship(
         back_populates="backup", cascade="all, delete-orphan", order_by="BackupObject.name"

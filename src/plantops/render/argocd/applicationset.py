@@ -43,6 +43,7 @@ ARGOCD_DIR = "argocd"
 # template/patch.go applyTemplatePatch resets it to the template's), so the template
 # names it; the patch is a strategic merge of the file's metadata and spec (maps merge,
 # these lists are replaced), leaving the generated Application equal to the file's.
+# toJson and pick are sprig's (applicationset/utils/utils.go loads sprig.GenericFuncMap).
 TEMPLATE_PATCH = '{{ toJson (pick . "metadata" "spec") }}'
 
 

@@ -43,6 +43,8 @@ BASE = SizingInputs(
     limit_time_cpu=600,
     limit_time_real=1200,
     limit_request=65536,
+    series="17.0",
+    kubernetes=True,
 )
 
 
@@ -80,10 +82,10 @@ def test_small_pod_lowers_hard_limit_below_odoo_default() -> None:
 
 def test_connection_budget_caps_autoscaling() -> None:
     s = size_unit(
-        dataclasses.replace(BASE, peak_users=120, max_web_replicas=40, pg_max_connections=100)
+        dataclasses.replace(BASE, peak_users=120, max_web_replicas=40, pg_max_connections=160)
     )
-    assert s.max_web_replicas < 40
-    assert s.connections_at_max <= 90
+    assert s.web_replicas <= s.max_web_replicas < 40
+    assert s.connections_at_max <= s.connection_budget
     assert any("capped" in n for n in s.notes)
 
 
@@ -95,8 +97,11 @@ def test_infeasible_budget_says_what_to_do() -> None:
 
 
 def test_pgbouncer_in_session_mode_does_not_raise_the_budget() -> None:
-    with_pooler = size_unit(dataclasses.replace(BASE, pgbouncer=True))
-    assert with_pooler.connection_budget == 190 == size_unit(BASE).connection_budget
+    base = dataclasses.replace(BASE, pg_reserved_connections=3)
+    with_pooler = size_unit(dataclasses.replace(base, pgbouncer=True))
+    # Session mode: one server connection per Odoo connection, plus PgBouncer's own
+    # auth_query connection per instance - the budget can only shrink.
+    assert with_pooler.connection_budget == size_unit(base).connection_budget - 2
 
 
 def test_cost_uses_the_price_catalog() -> None:

@@ -230,6 +230,8 @@ def _inputs(
         limit_time_cpu=d.limit_time_cpu,
         limit_time_real=d.limit_time_real,
         limit_request=d.limit_request,
+        series=fleet.spec.odoo.series,
+        kubernetes=lead.spec.runtime == "kubernetes",
     )
 
 

@@ -75,6 +75,19 @@ def server_wide_modules(dep: Deployment) -> str:
     return SERVER_WIDE_MODULES
 
 
+def _gevent_pool(dep: Deployment, *, cron: bool) -> list[tuple[str, str]]:
+    """``db_maxconn_gevent`` for the web pods' gevent process, where the series reads it.
+
+    ``odoo/sql_db.py`` ``db_connect`` sizes the gevent process's pool from it when set
+    (17.0 on; 16.0 has no such option and the gevent process shares ``db_maxconn``). The
+    cron container runs threaded with HTTP disabled, so it has no gevent process.
+    """
+    value = dep.sizing.db_maxconn_gevent
+    if cron or value is None:
+        return []
+    return [("db_maxconn_gevent", str(value))]
+
+
 def render_odoo_conf(dep: Deployment, *, cron: bool = False) -> str:
     s = dep.sizing
     env = dep.environment
@@ -90,14 +103,17 @@ def render_odoo_conf(dep: Deployment, *, cron: bool = False) -> str:
         ("db_user", login_role(dep)),
         ("db_sslmode", "require" if dep.cluster is not None else "prefer"),
         ("db_maxconn", str(s.db_maxconn_cron if cron else s.db_maxconn)),
+        *_gevent_pool(dep, cron=cron),
         ("http_enable", "False" if cron else "True"),
         ("http_interface", "0.0.0.0"),
         ("http_port", "8069"),
         ("gevent_port", "8072"),
         ("workers", "0" if cron else str(s.workers)),
         ("max_cron_threads", str(s.max_cron_threads) if cron else "0"),
-        ("limit_memory_soft", str(s.limit_memory_soft)),
-        ("limit_memory_hard", str(s.limit_memory_hard)),
+        # Per worker in the prefork web pods; for the whole process in the threaded cron
+        # container (see sizing: ThreadedServer.process_limit / set_limit_memory_hard).
+        ("limit_memory_soft", str(s.limit_memory_soft_cron if cron else s.limit_memory_soft)),
+        ("limit_memory_hard", str(s.limit_memory_hard_cron if cron else s.limit_memory_hard)),
         ("limit_time_cpu", str(s.limit_time_cpu)),
         ("limit_time_real", str(s.limit_time_real)),
         ("limit_time_real_cron", str(s.limit_time_real)),

@@ -10,6 +10,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from plantops.sizing import connections as conn
+
 MIB = 1024 * 1024
 # Odoo deployment guide, "Memory size": ~150 MB per light request, ~1 GB per heavy one,
 # with about 20 % of requests heavy on a typical instance.
@@ -23,10 +25,16 @@ ODOO_SOFT_DEFAULT_MIB = 2048
 ODOO_HARD_DEFAULT_MIB = 2560
 # Odoo's default db_maxconn (odoo/tools/config.py).
 ODOO_DB_MAXCONN_DEFAULT = 64
-MIN_DB_MAXCONN = 2
+# render/kubernetes/odoo.py: the web Deployment rolls with maxSurge 1, maxUnavailable 0,
+# so a rollout at the autoscaler's ceiling runs one pod more; cron uses Recreate.
+WEB_MAX_SURGE = 1
+CRON_SOFT_SHARE_PERCENT = 75
+# Address space a thread reserves without making it resident: glibc's per-thread malloc
+# arena (HEAP_MAX_SIZE, 64 MiB on 64-bit) and its stack (8 MiB, the usual ulimit -s).
+CRON_THREAD_ADDRESS_SPACE_MIB = 64 + 8
 PGBOUNCER_CPU_M = 250
 PGBOUNCER_MEM_MIB = 128
-PGBOUNCER_INSTANCES = 2
+PGBOUNCER_INSTANCES = conn.PGBOUNCER_INSTANCES
 
 
 class InfeasibleSizing(ValueError):
@@ -64,6 +72,8 @@ class SizingInputs:
     limit_time_cpu: int
     limit_time_real: int
     limit_request: int
+    series: str
+    kubernetes: bool
 
 
 @dataclass(frozen=True)
@@ -107,10 +117,14 @@ class Sizing:
     limit_time_cpu: int
     limit_time_real: int
     limit_request: int
+    limit_memory_soft_cron: int
+    limit_memory_hard_cron: int
     db_maxconn: int
+    db_maxconn_gevent: int | None
     db_maxconn_cron: int
     connection_budget: int
     connections_at_max: int
+    connections: dict[str, int]
     web: Resources
     cron: Resources
     postgres_instances: int
@@ -136,6 +150,128 @@ def _cpu_m(vcpu: float) -> int:
 
 def _scaled(value: float, factor: float, floor: float) -> float:
     return max(floor, value * factor)
+
+
+@dataclass(frozen=True)
+class _Pools:
+    budget: int
+    at_max: int
+    db_maxconn: int
+    db_maxconn_gevent: int | None
+    db_maxconn_cron: int
+    max_replicas: int
+    breakdown: dict[str, int]
+
+
+def _connections(
+    i: SizingInputs, workers: int, replicas: int, max_replicas: int, notes: list[str]
+) -> _Pools:
+    """Pools of every Odoo process against PostgreSQL's budget, at the worst moment.
+
+    The worst moment is a rollout at the autoscaler's ceiling: max replicas plus the surge
+    pod, the cron pods, the db-init Job and one tenant-owner init container, every process
+    with its whole pool open (see plantops.sizing.connections for why pools, not use).
+    """
+    model = conn.series_model(i.series)
+    http_min = conn.process_connections(i.series, conn.Process.HTTP_WORKER).minimum
+    cron = conn.process_connections(i.series, conn.Process.THREADED_CRON, i.max_cron_threads)
+    db_maxconn_cron = cron.minimum
+    cron_conn = i.cron_replicas * db_maxconn_cron
+    # The db-init Job (odoo -i base --stop-after-init) runs threaded with odoo-cron.conf,
+    # so it may open the cron pool; it needs only STOP_AFTER_INIT_MINIMUM of it.
+    job_conn = max(db_maxconn_cron, conn.STOP_AFTER_INIT_MINIMUM)
+    # Only tenant groups render the psql tenant-owner init container.
+    owner_conn = conn.TENANT_OWNER_CONNECTIONS if i.databases > 1 else 0
+    fixed = cron_conn + job_conn + owner_conn
+    platform = conn.platform_connections(
+        kubernetes=i.kubernetes, databases=i.databases, pgbouncer=i.pgbouncer
+    )
+    # PgBouncer runs in session mode (Odoo's bus needs LISTEN/NOTIFY and session state), so
+    # every Odoo connection holds a server connection: it queues and smooths failovers but
+    # does not multiply the budget, which stays PostgreSQL's own.
+    reserved = max(i.pg_reserved_connections, conn.PG_SUPERUSER_RESERVED + platform)
+    budget = i.pg_max_connections - reserved
+    notes.append(
+        f"connection budget = {i.pg_max_connections} max_connections - max({i.pg_reserved_connections}"
+        f" reserved, {conn.PG_SUPERUSER_RESERVED} superuser_reserved_connections + {platform} "
+        f"{'CloudNativePG instance manager/PgBouncer auth' if i.kubernetes else 'pgBackRest'}) "
+        f"= {budget}"
+    )
+    notes.append(
+        f"cron db_maxconn = {i.max_cron_threads} threads x {conn.CRON_THREAD_PEAK} (LISTEN + "
+        f"cron_cr + job_cr + check_signaling) + {conn.REGISTRY_RELOAD} registry reload = "
+        f"{db_maxconn_cron} ({model.job_cursor_in}); {i.cron_replicas} cron pod(s) = {cron_conn}, "
+        f"db-init Job {job_conn}, tenant-owner init {owner_conn}"
+    )
+    # The gevent process, where the series lets it have its own pool: the bus listener and
+    # a few websocket cursors (connections.GEVENT_POOL).
+    gevent = conn.GEVENT_POOL
+
+    def per_pod(maxconn: int) -> int:
+        if model.has_db_maxconn_gevent:
+            return workers * maxconn + gevent
+        return (workers + 1) * maxconn  # 16.0: the gevent process uses db_maxconn too
+
+    def fitting_maxconn(pods: int) -> int:
+        room = budget - fixed
+        if model.has_db_maxconn_gevent:
+            return (room - pods * gevent) // (pods * workers)
+        return room // (pods * (workers + 1))
+
+    maxconn = fitting_maxconn(max_replicas + WEB_MAX_SURGE)
+    if maxconn < http_min:
+        fit = (budget - fixed) // per_pod(http_min) - WEB_MAX_SURGE
+        if fit < replicas:
+            needed = reserved + fixed + (replicas + WEB_MAX_SURGE) * per_pod(http_min)
+            raise InfeasibleSizing(
+                f"{replicas} web replicas + {WEB_MAX_SURGE} rollout surge pod x "
+                f"{per_pod(http_min)} connections (db_maxconn {http_min}) + {fixed} cron, "
+                f"db-init and init-container connections exceed the connection budget of "
+                f"{budget}; raise defaults.postgres_max_connections to at least {needed}, "
+                "lower defaults.max_cron_threads or use a resource profile with larger web pods"
+            )
+        notes.append(
+            f"autoscaling capped at {fit} replicas (+{WEB_MAX_SURGE} surge) by the connection "
+            f"budget {budget}"
+        )
+        max_replicas = fit
+        maxconn = http_min
+    db_maxconn = min(ODOO_DB_MAXCONN_DEFAULT, maxconn)
+    pods = max_replicas + WEB_MAX_SURGE
+    at_max = pods * per_pod(db_maxconn) + fixed
+    gevent_pool = gevent if model.has_db_maxconn_gevent else db_maxconn
+    if model.has_db_maxconn_gevent:
+        pod_formula = f"{workers} workers x db_maxconn + db_maxconn_gevent {gevent}"
+        fit_formula = f"(({budget} - {fixed}) - {pods} x {gevent}) / ({pods} x {workers})"
+    else:
+        pod_formula = (
+            f"({workers} workers + gevent, which shares db_maxconn in {i.series}) x db_maxconn"
+        )
+        fit_formula = f"({budget} - {fixed}) / ({pods} x {workers + 1})"
+    notes.append(
+        f"web pod = {pod_formula}; db_maxconn = min(64, {fit_formula}) = {db_maxconn} for "
+        f"{max_replicas} replicas + {WEB_MAX_SURGE} surge pod; {at_max} connections at most "
+        f"(of {budget})"
+    )
+    breakdown = {
+        "cron_pods": cron_conn,
+        "db_init_job": job_conn,
+        "gevent_pool": gevent_pool,
+        "platform": platform,
+        "postgres_reserved": reserved,
+        "tenant_owner_init": owner_conn,
+        "web_pod": per_pod(db_maxconn),
+        "web_pods": pods,
+    }
+    return _Pools(
+        budget=budget,
+        at_max=at_max,
+        db_maxconn=db_maxconn,
+        db_maxconn_gevent=gevent if model.has_db_maxconn_gevent else None,
+        db_maxconn_cron=db_maxconn_cron,
+        max_replicas=max_replicas,
+        breakdown=breakdown,
+    )
 
 
 def size_unit(i: SizingInputs) -> Sizing:
@@ -175,34 +311,29 @@ def size_unit(i: SizingInputs) -> Sizing:
         f"limit_memory_hard = min(2560, {usable} - {workers - 1} x {per_worker_mib}) = {hard} MiB"
     )
 
-    # Connections: every web worker and the gevent process of each pod holds its own pool of
-    # up to db_maxconn connections; the cron pod runs threaded (workers = 0), one pool.
-    cron_threads = i.max_cron_threads
-    db_maxconn_cron = cron_threads + 1
-    cron_conn = i.cron_replicas * db_maxconn_cron
-    # PgBouncer runs in session mode (Odoo's bus needs LISTEN/NOTIFY and session state), so
-    # every Odoo connection holds a server connection: it queues and smooths failovers but
-    # does not multiply the budget, which stays PostgreSQL's own.
-    budget = i.pg_max_connections - i.pg_reserved_connections
-    per_replica_pools = workers + 1
-    maxconn = (budget - cron_conn) // (max_replicas * per_replica_pools)
-    if maxconn < MIN_DB_MAXCONN:
-        fit = (budget - cron_conn) // (MIN_DB_MAXCONN * per_replica_pools)
-        if fit < replicas:
-            raise InfeasibleSizing(
-                f"{replicas} web replicas x {per_replica_pools} processes x {MIN_DB_MAXCONN} "
-                f"connections + {cron_conn} cron exceed the connection budget of {budget}; "
-                "raise defaults.postgres_max_connections or use a resource profile with larger web pods"
-            )
-        notes.append(f"autoscaling capped at {fit} replicas by the connection budget {budget}")
-        max_replicas = fit
-        maxconn = MIN_DB_MAXCONN
-    db_maxconn = min(ODOO_DB_MAXCONN_DEFAULT, maxconn)
-    at_max = max_replicas * per_replica_pools * db_maxconn + cron_conn
+    cron_mem = round(i.cron_memory_gib * 1024)
+    # The cron container runs Odoo threaded (workers = 0), where both limits apply to the
+    # whole process, not to one worker: odoo/service/server.py ThreadedServer.process_limit
+    # asks for a reload once memory_info(process) - the virtual size on Linux - passes
+    # limit_memory_soft, and ThreadedServer.start -> set_limit_memory_hard sets RLIMIT_AS
+    # to limit_memory_hard, past which allocations raise MemoryError. The virtual size
+    # exceeds the resident one by address space each thread reserves and never touches
+    # (its malloc arena and stack), so both limits are the container's memory figures
+    # plus that reserve: resident memory then stays inside the container (MemoryError
+    # comes before the OOM killer), and the soft limit leaves a quarter of the container
+    # for the job that is running when the reload is asked.
+    reserve = (i.max_cron_threads + 1) * CRON_THREAD_ADDRESS_SPACE_MIB
+    cron_hard = cron_mem + reserve
+    cron_soft = (cron_mem * CRON_SOFT_SHARE_PERCENT) // 100 + reserve
     notes.append(
-        f"db_maxconn = min(64, ({budget} - {cron_conn} cron) / ({max_replicas} replicas x "
-        f"{per_replica_pools} pools)) = {db_maxconn}; {at_max} connections at most"
+        f"cron (threaded, limits per process): reserve = ({i.max_cron_threads} cron + 1 main "
+        f"thread) x {CRON_THREAD_ADDRESS_SPACE_MIB} MiB arena and stack = {reserve} MiB; "
+        f"limit_memory_soft = {CRON_SOFT_SHARE_PERCENT} % x {cron_mem} MiB + {reserve} = "
+        f"{cron_soft} MiB; limit_memory_hard = {cron_mem} MiB + {reserve} = {cron_hard} MiB"
     )
+
+    pools = _connections(i, workers, replicas, max_replicas, notes)
+    max_replicas = pools.max_replicas
 
     guaranteed = i.production and i.ha
     web_cpu_m = _cpu_m(i.web_cpu)
@@ -210,7 +341,6 @@ def size_unit(i: SizingInputs) -> Sizing:
         web_cpu_m if guaranteed else web_cpu_m // 2, web_cpu_m, web_mem_mib, web_mem_mib
     )
     cron_cpu_m = _cpu_m(i.cron_cpu)
-    cron_mem = round(i.cron_memory_gib * 1024)
     cron = Resources(cron_cpu_m if guaranteed else cron_cpu_m // 2, cron_cpu_m, cron_mem, cron_mem)
 
     pg_factor = 1.0 if i.production else max(0.25, i.size_factor)
@@ -225,10 +355,11 @@ def size_unit(i: SizingInputs) -> Sizing:
         "effective_cache_size": f"{(pg_mem * 3) // 4}MB",
         "maintenance_work_mem": f"{min(2048, max(64, pg_mem // 16))}MB",
         "max_connections": str(i.pg_max_connections),
+        "superuser_reserved_connections": str(conn.PG_SUPERUSER_RESERVED),
         "shared_buffers": f"{shared_buffers}MB",
         "work_mem": f"{work_mem}MB",
     }
-    pool_size = max(5, (i.pg_max_connections - i.pg_reserved_connections) // max(1, i.databases))
+    pool_size = max(5, pools.budget // max(1, i.databases))
 
     redis_mem = max(64, round(i.redis_memory_gib * 1024 * (1.0 if i.production else 0.5)))
     redis = Resources(100 if not guaranteed else 250, 250, redis_mem, redis_mem)
@@ -271,17 +402,21 @@ def size_unit(i: SizingInputs) -> Sizing:
         workers=workers,
         max_workers_by_cpu=by_cpu,
         max_workers_by_memory=by_mem,
-        max_cron_threads=cron_threads,
+        max_cron_threads=i.max_cron_threads,
         cron_replicas=i.cron_replicas,
         limit_memory_soft=soft * MIB,
         limit_memory_hard=hard * MIB,
         limit_time_cpu=i.limit_time_cpu,
         limit_time_real=i.limit_time_real,
         limit_request=i.limit_request,
-        db_maxconn=db_maxconn,
-        db_maxconn_cron=db_maxconn_cron,
-        connection_budget=budget,
-        connections_at_max=at_max,
+        limit_memory_soft_cron=cron_soft * MIB,
+        limit_memory_hard_cron=cron_hard * MIB,
+        db_maxconn=pools.db_maxconn,
+        db_maxconn_gevent=pools.db_maxconn_gevent,
+        db_maxconn_cron=pools.db_maxconn_cron,
+        connection_budget=pools.budget,
+        connections_at_max=pools.at_max,
+        connections=pools.breakdown,
         web=web,
         cron=cron,
         postgres_instances=pg_instances,

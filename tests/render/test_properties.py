@@ -28,11 +28,13 @@ def test_every_object_has_the_standard_labels(example: Rendered) -> None:
             assert labels[key] == expected[key], path
 
 
-def test_project_objects_carry_the_fleet_labels(example: Rendered) -> None:
+def test_fleet_objects_carry_the_fleet_labels(example: Rendered) -> None:
     for path, obj in example.fleet_objects:
         labels = obj["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "plantops", path
-        assert "plantops.io/tier" in labels, path
+        # a project belongs to one tier; an ApplicationSet to one cluster, of any tier
+        scope = "plantops.io/tier" if obj["kind"] == "AppProject" else "plantops.io/cluster"
+        assert scope in labels, path
 
 
 def test_every_object_passes_schema_validation(example: Rendered, shared_crds: Path | None) -> None:

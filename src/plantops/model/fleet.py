@@ -33,6 +33,7 @@ class Environment:
     production: bool
     size_factor: float
     list_db: bool
+    target_revision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,14 @@ def build_fleet(loaded: LoadedFleet, *, today: dt.date) -> Fleet:
     order = promotion_order(spec)
     by_name = {e.name: e for e in spec.environments}
     envs = tuple(
-        Environment(n, i, by_name[n].production, by_name[n].size_factor, by_name[n].list_db)
+        Environment(
+            n,
+            i,
+            by_name[n].production,
+            by_name[n].size_factor,
+            by_name[n].list_db,
+            by_name[n].target_revision,
+        )
         for i, n in enumerate(order)
     )
     plants = []

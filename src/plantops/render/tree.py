@@ -17,7 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from plantops.render.argocd import application_name, render_application, render_projects
+from plantops.render.argocd import (
+    application_name,
+    generator_glob,
+    render_application,
+    render_applicationset,
+    render_projects,
+)
+from plantops.render.argocd.applicationset import ARGOCD_DIR
 from plantops.render.compose import render_vm_files
 from plantops.render.core import RenderedFile, component_file, dump_json, dump_yaml
 from plantops.render.kubernetes.cloudnativepg import render_cloudnativepg
@@ -52,8 +59,6 @@ from plantops.render.odoo_conf import render_odoo_conf
 if TYPE_CHECKING:
     from plantops.plan import Deployment
     from plantops.render.context import RenderContext
-
-ARGOCD_DIR = "argocd"
 
 
 def render_components(dep: Deployment, ctx: RenderContext) -> dict[str, list[dict[str, Any]]]:
@@ -118,8 +123,10 @@ class RenderedDeployment:
 
 
 def application_path(dep: Deployment) -> str:
+    """The deployment's Application, as the generator file its cluster's ApplicationSet
+    reads (JSON: what the Git files generator parses, and no manifest to apply by hand)."""
     assert dep.cluster is not None
-    return f"{ARGOCD_DIR}/applications/{dep.cluster.name}/{application_name(dep)}.yaml"
+    return generator_glob(dep.cluster.name).replace("*", application_name(dep))
 
 
 def render_deployment_full(dep: Deployment, ctx: RenderContext) -> RenderedDeployment:
@@ -146,7 +153,7 @@ def render_deployment_full(dep: Deployment, ctx: RenderContext) -> RenderedDeplo
     }
     files.append(RenderedFile(f"{dep.dir}/kustomization.yaml", dump_yaml(kustomization)))
     app = render_application(dep, ctx)
-    files.append(RenderedFile(application_path(dep), dump_yaml(app)))
+    files.append(RenderedFile(application_path(dep), dump_json(app)))
     pairs.append((application_path(dep), app))
     indexes.append(0)
     return RenderedDeployment(files, pairs, document_indexes=indexes)
@@ -159,10 +166,18 @@ def render_deployment(dep: Deployment, ctx: RenderContext) -> list[RenderedFile]
 def render_fleet_objects(
     deps: Sequence[Deployment], ctx: RenderContext
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Fleet-wide objects (the Argo CD AppProjects), with their paths."""
+    """Fleet-wide objects with their paths: the Argo CD AppProjects and one
+    ApplicationSet per cluster that runs a Kubernetes deployment."""
+    clusters = sorted({d.cluster.name for d in deps if d.cluster is not None})
     return [
-        (f"{ARGOCD_DIR}/projects/appproject-{p['metadata']['name']}.yaml", p)
-        for p in render_projects(deps, ctx)
+        *(
+            (f"{ARGOCD_DIR}/applicationsets/{c}.yaml", render_applicationset(c, ctx))
+            for c in clusters
+        ),
+        *(
+            (f"{ARGOCD_DIR}/projects/appproject-{p['metadata']['name']}.yaml", p)
+            for p in render_projects(deps, ctx)
+        ),
     ]
 
 

@@ -69,6 +69,14 @@ class EnvironmentSpec(Strict):
         description="Share of the plant's peak concurrent users this environment is sized for.",
     )
     list_db: bool = Field(default=False, description="Expose Odoo's database manager (dev only).")
+    target_revision: str | None = Field(
+        default=None,
+        min_length=1,
+        pattern=r"^[^\s]+$",
+        description="Git revision (branch, tag or commit) of the rendered tree this "
+        "environment's Argo CD Applications deploy (default platform.gitops_revision); "
+        "pinning it per environment promotes a release stage by stage.",
+    )
 
 
 class ClusterKind(StrEnum):

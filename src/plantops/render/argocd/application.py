@@ -1,4 +1,9 @@
-"""One Argo CD Application per deployment, pointing at its directory of the tree."""
+"""One Argo CD Application per deployment, pointing at its directory of the tree.
+
+The Application is not applied from the tree: it is written as the generator file the
+cluster's ApplicationSet reads (see ``applicationset.py``), which creates, updates and
+deletes it. So it carries no ``resources-finalizer``: deleting it never cascades.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,18 @@ if TYPE_CHECKING:
     from plantops.plan import Deployment
     from plantops.render.context import RenderContext
 
-DEDICATED = ("dedicated-cluster", "dedicated-environment")
+# Relative to the source path: this deployment's directory is all its manifests come
+# from (argo-cd util/app/path/path.go GetSourceRefreshPaths joins a relative entry to
+# spec.source.path; controller/state.go appStateManager.evaluateRevisionChanges asks the repo
+# server, UpdateRevisionForPaths, whether a new commit touched it and keeps the cached
+# manifests when not). Without it every commit to the tree regenerates every Application.
+MANIFEST_GENERATE_PATHS = "argocd.argoproj.io/manifest-generate-paths"
+
+
+def target_revision(dep: Deployment, ctx: RenderContext) -> str:
+    """The revision of the tree this deployment runs: its environment's pin, else the
+    fleet's ``platform.gitops_revision``."""
+    return dep.environment.target_revision or ctx.platform.gitops_revision
 
 
 def application_name(dep: Deployment) -> str:
@@ -20,10 +36,15 @@ def application_name(dep: Deployment) -> str:
 
 
 def project_name(dep: Deployment) -> str:
-    """Dedicated-cluster patterns get a project per plant; the others one per tier."""
-    if dep.pattern in DEDICATED:
-        return f"plant-{dep.unit}"
-    return f"tier-{dep.tier}"
+    """One AppProject per deployment unit: a plant, or a tenant group sharing one Odoo.
+
+    A project per tier listed every destination and sync window of the tier's plants and
+    outgrew the apply limits (~0.7 MB at 700 plants); a unit's project is bounded by the
+    unit (its environments and its plants' windows), whatever the size of the fleet.
+    """
+    if dep.pattern == "shared-multitenant":
+        return f"group-{dep.unit.removeprefix('shared-')}"
+    return f"plant-{dep.unit}"
 
 
 def _automated(dep: Deployment) -> dict[str, Any]:
@@ -52,7 +73,7 @@ def render_application(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
         "source": {
             "path": dep.dir,
             "repoURL": ctx.gitops_repo,
-            "targetRevision": ctx.platform.gitops_revision,
+            "targetRevision": target_revision(dep, ctx),
         },
         "syncPolicy": {
             **_automated(dep),
@@ -82,7 +103,7 @@ def render_application(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
         "metadata": {
-            "finalizers": ["resources-finalizer.argocd.argoproj.io"],
+            "annotations": {MANIFEST_GENERATE_PATHS: "."},
             "labels": standard_labels(dep, "gitops"),
             "name": application_name(dep),
             "namespace": ctx.platform.argocd_namespace,

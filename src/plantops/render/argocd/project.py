@@ -1,8 +1,10 @@
-"""AppProjects: one per tier for shared clusters, one per plant for dedicated clusters.
+"""AppProjects: one per deployment unit (a plant, or a tenant group sharing one Odoo).
 
 A project lists exactly the destinations of its deployments, allows Namespace as
 the only cluster-scoped kind, forbids Argo CD from managing Secrets (they come from
-External Secrets) and carries the sync windows of its production applications.
+External Secrets) and carries the sync windows of its production applications. Its
+size is bounded by its unit (a few environments, the windows of its plants), never by
+the fleet: every object must fit the 262,144 bytes of kubectl's last-applied annotation.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ def _labels(deps: Sequence[Deployment]) -> dict[str, str]:
         "app.kubernetes.io/part-of": "plantops",
         "plantops.io/tier": first.tier,
     }
-    if project_name(first).startswith("plant-"):
-        labels["plantops.io/pattern"] = first.pattern
+    labels["plantops.io/pattern"] = first.pattern
+    if first.pattern == "shared-multitenant":
+        labels["plantops.io/tenant-group"] = first.unit.removeprefix("shared-")
+    else:
         labels["plantops.io/plant"] = first.unit
     return labels
 

@@ -55,17 +55,29 @@ def odoo_ids(dep: Deployment) -> tuple[int, int]:
     return ODOO_IDS[dep.series]
 
 
+# Objects holding data (and the Namespace holding them) are never removed by Argo CD:
+# not pruned when they leave the tree (gitops-engine pkg/sync/sync_context.go
+# syncContext.pruneObject skips a live object carrying Prune=false), and
+# not deleted when their Application is deleted with cascade (argo-cd
+# controller/appcontroller.go ApplicationController.shouldBeDeleted is false for
+# Delete=false). Not ``Prune=confirm``/``Delete=confirm``: one click on "confirm" would
+# then delete the Namespace and, through Kubernetes' namespace deletion, every
+# PostgreSQL volume in it. Removing data is a human decision taken outside Argo CD.
+PROTECTED_SYNC_OPTIONS = "Prune=false,Delete=false"
+
+
 def wave(n: int, *, protect: bool = False) -> dict[str, str]:
     """Sync-wave annotation; ``protect`` keeps Argo CD from pruning or deleting the object."""
     ann = {SYNC_WAVE: str(n)}
     if protect:
-        ann[SYNC_OPTIONS] = "Prune=false,Delete=false"
+        ann[SYNC_OPTIONS] = PROTECTED_SYNC_OPTIONS
     return ann
 
 
-def data_wave(dep: Deployment) -> dict[str, str]:
-    """Data services: never pruned automatically in production."""
-    return wave(WAVE_DATA, protect=dep.production)
+def data_wave(_dep: Deployment) -> dict[str, str]:
+    """Data services: never pruned or deleted by Argo CD, in every environment (a test or
+    staging database is somebody's work too, and a rename must not cost it)."""
+    return wave(WAVE_DATA, protect=True)
 
 
 def name(dep: Deployment, suffix: str) -> str:

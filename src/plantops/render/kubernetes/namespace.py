@@ -28,7 +28,10 @@ def render_namespace(dep: Deployment) -> dict[str, Any]:
         "namespace",
         namespaced=False,
         labels=labels,
-        annotations=wave(WAVE_FOUNDATION - 1),
+        # Deleting a Namespace deletes everything in it, whatever their own sync options
+        # say: the PostgreSQL Cluster with its volumes, the filestore, Redis. So the
+        # Namespace is protected like the data it holds (see common.PROTECTED_SYNC_OPTIONS).
+        annotations=wave(WAVE_FOUNDATION - 1, protect=True),
     )
 
 

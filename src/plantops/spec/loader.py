@@ -11,6 +11,7 @@ import datetime as dt
 import difflib
 import hashlib
 import itertools
+import os
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from plantops.errors import Problem, SpecError
+from plantops.inputs import SPEC_LIMITS, BadInput, file_kind, read_text, yaml_documents
 from plantops.spec.cache import ParseCache
 from plantops.spec.models import FleetSpec, PlantSpec
 
@@ -225,32 +227,32 @@ def _plain(obj: Any) -> Any:
 
 
 def read_yaml(
-    path: Path, shown: str, cache: ParseCache | None = None
+    path: Path, shown: str, cache: ParseCache | None = None, *, root: Path | None = None
 ) -> tuple[Any, SourceMap, list[Problem]]:
     """Parse one YAML file; syntax errors become located problems. With ``cache``, a
-    text parsed before is taken from it (only successful parses are kept)."""
+    text parsed before is taken from it (only successful parses are kept).
+
+    The file is read and parsed within :data:`plantops.inputs.SPEC_LIMITS` (regular files
+    only, links confined to ``root``, size, depth and alias expansion bounded)."""
     source = SourceMap(shown)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return None, source, [Problem(shown, 1, 1, "", f"not UTF-8 text: {exc.reason}")]
-    except OSError as exc:
-        return None, source, [Problem(shown, 1, 1, "", f"cannot read: {exc.strerror}")]
+        text = read_text(path, shown, limits=SPEC_LIMITS, root=root)
+    except BadInput as exc:
+        return None, source, [exc.problem()]
     source.digest = hashlib.sha256(text.encode()).hexdigest()
     source.text = text
     if cache is not None:
         cached = cache.get(source.digest)
         if cached is not None:
             return cached, source, []
-    loader = _DataLoader(text)
     try:
-        docs = []
-        while loader.check_data():  # type: ignore[no-untyped-call]
-            docs.append(loader.get_data())
+        docs = yaml_documents(text, shown, limits=SPEC_LIMITS, loader_class=_DataLoader)
         if len(docs) != 1:
             what = "is empty" if not docs else f"holds {len(docs)} documents"
             return None, source, [Problem(shown, 1, 1, "", f"file {what}", "one YAML mapping")]
-        data = _plain(docs[0])
+        data = _plain(docs[0][1])
+    except BadInput as exc:
+        return None, source, [exc.problem()]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -274,8 +276,6 @@ def read_yaml(
     except (yaml.YAMLError, ValueError, TypeError, RecursionError, OverflowError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return None, source, [Problem(shown, 1, 1, "", f"invalid YAML: {first}")]
-    finally:
-        loader.dispose()
     if not isinstance(data, dict):
         return (
             None,
@@ -659,6 +659,61 @@ def _check_override_value(
         add(where, f"override of pgbouncer needs true or false, got {value!r}")
 
 
+PLANT_SUFFIXES = (".yaml", ".yml")
+
+
+def _plant_files(
+    plants_dir: Path, shown: typing.Callable[[Path], str]
+) -> tuple[list[Path], list[Problem]]:
+    """The plant files directly in ``plants/``, and a warning for every entry ignored.
+
+    Hidden entries (``.gitkeep``) are skipped silently; anything else that is not read
+    (a sub-folder with YAML files in it, a file of another type) is named, so a plant
+    put in the wrong place is never silently missing from the fleet.
+    """
+    if not plants_dir.is_dir():
+        return [], []
+    files: list[Path] = []
+    ignored: list[Problem] = []
+    for entry in sorted(plants_dir.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.suffix.lower() in PLANT_SUFFIXES and not entry.is_dir():
+            files.append(entry)  # read_yaml refuses what is not a regular file
+        elif entry.is_dir() and not entry.is_symlink():
+            nested = sorted(
+                p.relative_to(plants_dir).as_posix()
+                for p in entry.rglob("*")
+                if p.suffix.lower() in PLANT_SUFFIXES
+            )
+            if nested:
+                ignored.append(
+                    Problem(
+                        shown(entry),
+                        1,
+                        1,
+                        "",
+                        f"ignored: plant files are read only from plants/ itself, not from "
+                        f"sub-folders ({', '.join(nested[:3])}{', ...' if len(nested) > 3 else ''})",
+                        "move them up into plants/, or out of the fleet repository",
+                        "warning",
+                    )
+                )
+        else:
+            ignored.append(
+                Problem(
+                    shown(entry),
+                    1,
+                    1,
+                    "",
+                    "ignored: not a plant file (plants/ holds <code>.yaml files)",
+                    "rename it to .yaml if it is a plant, or move it out of plants/",
+                    "warning",
+                )
+            )
+    return files, ignored
+
+
 def load_fleet(
     root: Path,
     *,
@@ -670,21 +725,15 @@ def load_fleet(
 
     ``cache`` (see ``plantops.spec.cache``) skips parsing files whose text was parsed
     before."""
-    if root.is_file() and root.name == FLEET_FILE:
+    if root.name == FLEET_FILE and not root.is_dir():
         root = root.parent
     fleet_path = root / FLEET_FILE
-    if not fleet_path.is_file():
+    if not root.is_dir() or not os.path.lexists(fleet_path):
+        what = "no such directory" if not os.path.lexists(root) else f"no {FLEET_FILE} here"
+        if os.path.lexists(root) and not root.is_dir():
+            what = f"not a fleet directory (it is {file_kind(root.stat().st_mode)})"
         raise SpecError(
-            [
-                Problem(
-                    root.as_posix(),
-                    1,
-                    1,
-                    "",
-                    f"no {FLEET_FILE} here",
-                    "run `plantops init DIR` to start one",
-                )
-            ]
+            [Problem(root.as_posix(), 1, 1, "", what, "run `plantops init DIR` to start one")]
         )
 
     def shown(p: Path) -> str:
@@ -694,14 +743,15 @@ def load_fleet(
             return p.as_posix()
 
     problems: list[Problem] = []
-    data, fleet_src, errs = read_yaml(fleet_path, shown(fleet_path), cache)
+    data, fleet_src, errs = read_yaml(fleet_path, shown(fleet_path), cache, root=root)
     problems += errs
     fleet: FleetSpec | None = None
     if data is not None:
         fleet, errs = validate_model(FleetSpec, data, fleet_src)
         problems += errs
 
-    plant_files = sorted((root / PLANTS_DIR).glob("*.y*ml")) if (root / PLANTS_DIR).is_dir() else []
+    plant_files, ignored = _plant_files(root / PLANTS_DIR, shown)
+    problems += ignored
     if not plant_files:
         problems.append(
             Problem(
@@ -710,7 +760,7 @@ def load_fleet(
         )
     plants: list[tuple[PlantSpec, SourceMap, Path]] = []
     for path in plant_files:
-        pdata, psrc, errs = read_yaml(path, shown(path), cache)
+        pdata, psrc, errs = read_yaml(path, shown(path), cache, root=root)
         problems += errs
         if pdata is not None:
             plant, errs = validate_model(PlantSpec, pdata, psrc)

@@ -240,13 +240,13 @@ def yaml_documents(
     out: list[tuple[int, Any]] = []
     try:
         count = 0
-        while loader.check_node():  # type: ignore[no-untyped-call]
-            node = loader.get_node()  # type: ignore[no-untyped-call]
+        while loader.check_node():
+            node = loader.get_node()
             count += 1
-            if count > limits.max_documents:
-                raise _at(file, node, f"more than {limits.max_documents:,} documents", limits)
             if node is None:
                 continue
+            if count > limits.max_documents:
+                raise _at(file, node, f"more than {limits.max_documents:,} documents", limits)
             check_yaml_graph(node, file, limits)
             value = construct(loader, node) if construct else loader.construct_document(node)
             out.append((node.start_mark.line + 1, value))

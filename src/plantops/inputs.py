@@ -223,21 +223,49 @@ def _at(file: str, node: yaml.Node, message: str, limits: Limits, hint: str = ""
     return BadInput(file, mark.line + 1, mark.column + 1, message, hint)
 
 
+class DuplicateKey(Exception):
+    """A mapping names one key twice (PyYAML would silently keep the last)."""
+
+    def __init__(self, key: str, line: int, column: int, first: int) -> None:
+        super().__init__(key)
+        self.key, self.line, self.column, self.first = key, line, column, first
+
+
+class UniqueKeyLoader(yaml.CSafeLoader):
+    """libyaml's parser with the safe constructor, refusing duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Scalar keys compare by tag and text, before construction: cheap, and exactly
+        # what makes two keys equal for plain-text keys.
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            ident = (key_node.tag, key_node.value)
+            mark = key_node.start_mark
+            if ident in seen:
+                raise DuplicateKey(key_node.value, mark.line + 1, mark.column + 1, seen[ident])
+            seen[ident] = mark.line + 1
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
 def yaml_documents(
     text: str,
     file: str,
     *,
     limits: Limits,
-    loader_class: type[yaml.CSafeLoader] = yaml.CSafeLoader,
+    loader_class: type[yaml.CSafeLoader] = UniqueKeyLoader,
     construct: Callable[[Any, yaml.Node], Any] | None = None,
-) -> list[tuple[int, Any]]:
-    """``(line, value)`` of every non-empty document, each bounded before it is built.
+) -> list[tuple[int, int, Any]]:
+    """``(index, line, value)`` of every non-empty document (``index`` counts every
+    document from 0, empty ones too), each bounded before it is built.
 
     ``construct(loader, node)`` builds the value (default: the loader's safe
     constructor). YAML errors are left to the caller, which locates them its own way.
     """
     loader = loader_class(text)
-    out: list[tuple[int, Any]] = []
+    out: list[tuple[int, int, Any]] = []
     try:
         count = 0
         while loader.check_node():
@@ -249,7 +277,9 @@ def yaml_documents(
                 raise _at(file, node, f"more than {limits.max_documents:,} documents", limits)
             check_yaml_graph(node, file, limits)
             value = construct(loader, node) if construct else loader.construct_document(node)
-            out.append((node.start_mark.line + 1, value))
+            if value is None:  # an empty document (``---`` alone)
+                continue
+            out.append((count - 1, node.start_mark.line + 1, value))
     finally:
         loader.dispose()
     return out
@@ -287,7 +317,9 @@ __all__ = [
     "MANIFEST_LIMITS",
     "SPEC_LIMITS",
     "BadInput",
+    "DuplicateKey",
     "Limits",
+    "UniqueKeyLoader",
     "check_yaml_graph",
     "confined_target",
     "file_kind",

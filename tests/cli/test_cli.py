@@ -107,3 +107,15 @@ def test_console_script_tunes_the_garbage_collector() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-2:] == ["True", "True"]
+
+
+def test_classify_unknown_plant_is_an_error_with_a_hint() -> None:
+    from typer.testing import CliRunner
+
+    from plantops.cli.main import app
+    from tests.conftest import EXAMPLE
+
+    result = CliRunner().invoke(app, ["classify", str(EXAMPLE), "--plant", "lyon-medev"])
+    assert result.exit_code == 2, result.output
+    assert "unknown plant 'lyon-medev'" in result.output
+    assert "did you mean 'lyon-meddev'?" in result.output

@@ -24,7 +24,15 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from plantops.errors import Problem, SpecError
-from plantops.inputs import SPEC_LIMITS, BadInput, file_kind, read_text, yaml_documents
+from plantops.inputs import (
+    SPEC_LIMITS,
+    BadInput,
+    DuplicateKey,
+    UniqueKeyLoader,
+    file_kind,
+    read_text,
+    yaml_documents,
+)
 from plantops.spec.cache import ParseCache
 from plantops.spec.models import FleetSpec, PlantSpec
 
@@ -154,10 +162,7 @@ def format_path(loc: Sequence[str | int]) -> str:
     return out
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: str, line: int, column: int, first: int) -> None:
-        super().__init__(key)
-        self.key, self.line, self.column, self.first = key, line, column, first
+_DuplicateKey = DuplicateKey
 
 
 def _index(node: yaml.Node, prefix: Loc, source: SourceMap, loader: Any) -> Any:
@@ -193,24 +198,7 @@ def _index(node: yaml.Node, prefix: Loc, source: SourceMap, loader: Any) -> Any:
     return value
 
 
-class _DataLoader(yaml.CSafeLoader):
-    """libyaml's parser with the safe constructor, refusing duplicate keys (PyYAML would
-    silently keep the last one)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        # Scalar keys compare by tag and text, before construction: cheap, and exactly
-        # what makes two keys equal for the fleet spec (whose keys are all plain text).
-        seen: dict[tuple[str, str], int] = {}
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                continue
-            ident = (key_node.tag, key_node.value)
-            mark = key_node.start_mark
-            if ident in seen:
-                raise _DuplicateKey(key_node.value, mark.line + 1, mark.column + 1, seen[ident])
-            seen[ident] = mark.line + 1
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        return mapping
+_DataLoader = UniqueKeyLoader
 
 
 def _plain(obj: Any) -> Any:
@@ -250,7 +238,7 @@ def read_yaml(
         if len(docs) != 1:
             what = "is empty" if not docs else f"holds {len(docs)} documents"
             return None, source, [Problem(shown, 1, 1, "", f"file {what}", "one YAML mapping")]
-        data = _plain(docs[0][1])
+        data = _plain(docs[0][2])
     except BadInput as exc:
         return None, source, [exc.problem()]
     except yaml.MarkedYAMLError as exc:

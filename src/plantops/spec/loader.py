@@ -461,6 +461,12 @@ def _cross_checks(
         prod = [e for e in fleet.environments if e.production]
         if not prod:
             add(at(fleet_src, "environments"), "no environment is marked production: true")
+        for env in prod[1:]:
+            add(
+                at(fleet_src, "environments", seen[env.name], "production"),
+                f"more than one production stage: {prod[0].name!r} and {env.name!r}",
+                "mark exactly one stage (the last one promoted to) production: true",
+            )
     for i, env in enumerate(fleet.environments):
         if env.production and env.list_db:
             add(
@@ -498,6 +504,15 @@ def _cross_checks(
                 f"tier {name!r} is not defined",
                 "classification assigns critical, high, standard and pilot: define all four",
             )
+    ranks: dict[int, str] = {}
+    for name, tier in fleet.tiers.items():
+        if tier.rank in ranks:
+            add(
+                at(fleet_src, "tiers", name, "rank"),
+                f"tier {name!r} has the same rank {tier.rank} as {ranks[tier.rank]!r}",
+                "ranks order the tiers: give each tier its own (1 is the most demanding)",
+            )
+        ranks.setdefault(tier.rank, name)
     for name, tier in fleet.tiers.items():
         if tier.resource_profile not in fleet.resource_profiles:
             add(

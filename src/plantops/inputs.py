@@ -49,7 +49,8 @@ class Limits:
     max_documents: int = 100_000
 
 
-SPEC_LIMITS = Limits(max_bytes=4 * MIB, max_nodes=500_000, max_depth=48, max_documents=16)
+# A plant file is a few hundred nodes, fleet.yaml of a 1,000-plant group a few thousand.
+SPEC_LIMITS = Limits(max_bytes=4 * MIB, max_nodes=100_000, max_depth=48, max_documents=16)
 MANIFEST_LIMITS = Limits()
 
 

@@ -55,6 +55,7 @@ def open_fleet(root: Path, *, today: dt.date, allow_expired: bool = False) -> Fl
 
 def classify(root: Path, *, today: dt.date, only: Sequence[str] = ()) -> tuple[Classification, ...]:
     res = open_fleet(root, today=today)
+    res.fleet.check_selection(only)
     return classify_fleet(res.fleet, only)
 
 

@@ -46,14 +46,19 @@ def test_multi_document_file_with_findings_exits_1(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate-manifests", str(path), "--kubernetes-version", "1.30"])
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
+    text = path.read_text().splitlines()
+    starts = [i + 2 for i, line in enumerate(text) if line == "---"]  # line after each ---
     assert any(
         line.endswith(
-            ':1: Deployment/lyon-odoo-web spec.replicass: unknown field "replicass" '
+            f':{starts[0]} (document 1): Deployment/lyon-odoo-web spec.replicass: unknown field "replicass" '
             '(did you mean "replicas"?)'
         )
         for line in lines
     ), result.output
-    assert any(":3: Middleware/lyon-admin-allow spec.IPWhiteList" in line for line in lines)
+    assert any(
+        f":{starts[2]} (document 3): Middleware/lyon-admin-allow spec.IPWhiteList" in line
+        for line in lines
+    )
     assert "4 objects in 1 file against Kubernetes 1.30: 2 invalid (2 findings)" in result.output
 
 
@@ -64,7 +69,9 @@ def test_empty_documents_keep_their_index(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["validate-manifests", str(path)])
     assert result.exit_code == 1
-    assert "x.yaml:1: ConfigMap/a data.a: expected string, got integer 1" in result.output
+    assert (
+        "x.yaml:3 (document 1): ConfigMap/a data.a: expected string, got integer 1" in result.output
+    )
 
 
 def test_json_format(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from plantops.cli.main import app
@@ -127,3 +128,62 @@ def test_plan_capacity_gate_is_exit_1_and_writes_nothing(tmp_path: Path) -> None
     assert "capacity finding(s)" in r.output and "nothing was written" in r.output
     assert "clusters/eu-lyon-meddev/lyon-meddev-prod: nodes" in " ".join(r.output.split())
     assert not out.exists()
+
+
+def test_classify_unknown_plant_is_an_error_with_a_hint() -> None:
+    from typer.testing import CliRunner
+
+    from plantops.cli.main import app
+    from tests.conftest import EXAMPLE
+
+    result = CliRunner().invoke(app, ["classify", str(EXAMPLE), "--plant", "lyon-medev"])
+    assert result.exit_code == 2, result.output
+    assert "unknown plant 'lyon-medev'" in result.output
+    assert "did you mean 'lyon-meddev'?" in result.output
+
+
+def test_init_force_adds_missing_files_and_never_overwrites(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from plantops.cli.main import app
+
+    (tmp_path / "fleet.yaml").write_text("# mine\n")
+    result = CliRunner().invoke(app, ["init", str(tmp_path)])
+    assert result.exit_code == 2 and "--force" in result.output
+    result = CliRunner().invoke(app, ["init", str(tmp_path), "--force"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "fleet.yaml").read_text() == "# mine\n"
+    assert "kept existing (not overwritten): fleet.yaml" in result.output
+    assert (tmp_path / "plants" / "example-plant.yaml").is_file()
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["init", "{file}"], "exists and is not a directory"),
+        (["schema", "-o", "{missing}/schema.json"], "does not exist"),
+        (["schema", "-o", "{dir}"], "is a directory"),
+        (["plan", "{example}", "--out", "{file}/sub"], "is a file, not a folder"),
+        (["plan", "{example}", "--out", "{file}"], "exists and is not a directory"),
+    ],
+)
+def test_bad_output_paths_are_usage_errors(tmp_path: Path, args: list[str], expected: str) -> None:
+    from typer.testing import CliRunner
+
+    from plantops.cli.main import app
+    from tests.conftest import EXAMPLE
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    values = {
+        "file": str(tmp_path / "afile"),
+        "missing": str(tmp_path / "nope"),
+        "dir": str(tmp_path / "adir"),
+        "example": str(EXAMPLE),
+    }
+    result = CliRunner().invoke(app, [a.format(**values) for a in args])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert (tmp_path / "afile").read_text() == "x"

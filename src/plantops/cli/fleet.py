@@ -15,6 +15,7 @@ from rich.table import Table
 
 from plantops import services
 from plantops.errors import EXIT_OK, Problem, UserError
+from plantops.outputs import write_text_atomically
 from plantops.spec import spec_json_schema
 
 SCHEMA_FILE = "plantops-spec.schema.json"
@@ -77,37 +78,60 @@ def schema(
     ] = None,
 ) -> None:
     """Print the JSON Schema of the fleet spec (for editors' YAML language servers)."""
-    from plantops.cli.main import out
+    from plantops.cli.main import out, run_guarded
 
     text = json.dumps(spec_json_schema(), indent=2, sort_keys=True) + "\n"
     if output is None:
         out.out(text, end="")
     else:
-        output.write_text(text, encoding="utf-8")
+        run_guarded(write_text_atomically, output, text)
         out.print(f"wrote {output}")
 
 
 def init(
     directory: Annotated[Path, typer.Argument(help="Directory for the new fleet repository.")],
-    force: Annotated[bool, typer.Option(help="Write into a non-empty directory.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Write into a non-empty directory: add the files that are missing; "
+            "existing files are never overwritten."
+        ),
+    ] = False,
 ) -> None:
     """Scaffold a new fleet repository: fleet.yaml, one plant, and the editor schema."""
-    from plantops.cli.main import fail, out
+    from plantops.cli.main import fail, out, run_guarded
 
+    if directory.exists() and not directory.is_dir():
+        raise fail(UserError(f"{directory} exists and is not a directory; choose a new path"))
     if directory.exists() and any(directory.iterdir()) and not force:
-        raise fail(UserError(f"{directory} is not empty; pass --force to write into it"))
+        raise fail(
+            UserError(
+                f"{directory} is not empty; pass --force to add the missing files "
+                "(existing files are kept)"
+            )
+        )
     scaffold = resources.files("plantops.spec").joinpath("scaffold")
-    (directory / "plants").mkdir(parents=True, exist_ok=True)
-    written = []
-    for rel in ("fleet.yaml", "plants/example-plant.yaml"):
-        target = directory / rel
-        target.write_text(scaffold.joinpath(rel).read_text(encoding="utf-8"), encoding="utf-8")
-        written.append(rel)
-    (directory / SCHEMA_FILE).write_text(
-        json.dumps(spec_json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
-    written.append(SCHEMA_FILE)
-    out.print(f"initialised fleet in {directory}: {', '.join(written)}")
+    plants = directory / "plants"
+    if plants.exists() and not plants.is_dir():
+        raise fail(UserError(f"{plants} exists and is not a directory"))
+    try:
+        plants.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(UserError(f"cannot create {plants}: {exc.strerror}")) from exc
+    files = {
+        rel: scaffold.joinpath(rel).read_text(encoding="utf-8")
+        for rel in ("fleet.yaml", "plants/example-plant.yaml")
+    }
+    files[SCHEMA_FILE] = json.dumps(spec_json_schema(), indent=2, sort_keys=True) + "\n"
+    written: list[str] = []
+    kept: list[str] = []
+    for rel, text in files.items():
+        new = run_guarded(write_text_atomically, directory / rel, text, overwrite=False)
+        (written if new else kept).append(rel)
+    if written:
+        out.print(f"initialised fleet in {directory}: {', '.join(written)}")
+    if kept:
+        out.print(f"kept existing (not overwritten): {', '.join(kept)}")
     out.print(f"next: edit plants/, then `plantops validate {directory}`")
 
 

@@ -217,6 +217,13 @@ def _swap_paths(
 
 
 def _check_target(out: Path) -> None:
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(
+                    f"--out {out}: {parent} is a file, not a folder; choose another path"
+                )
+            break
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not (out / STATE_FILE).is_file():
@@ -453,6 +460,7 @@ def write_tree(
     rendered objects failed validation, and nothing is written then.
     """
     out = out.absolute()
+    _check_target(out)  # before the lock file is created beside it
     if dry_run:
         return _write(out, units, selected_plants, extra, True, render_many)
     try:

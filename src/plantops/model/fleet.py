@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from plantops.errors import Problem, SpecError
 from plantops.spec.loader import LoadedFleet, Location
 from plantops.spec.models import (
     ClusterSpec,
@@ -86,6 +88,29 @@ class Fleet:
 
     def profile(self, name: str) -> ResourceProfile:
         return self.spec.resource_profiles[name]
+
+    def check_selection(self, codes: Sequence[str]) -> None:
+        """Refuse ``--plant`` codes this fleet does not have (never an empty answer)."""
+        known = sorted(p.code for p in self.plants)
+        unknown = [c for c in dict.fromkeys(codes) if c not in known]
+        if unknown:
+            raise SpecError(
+                [
+                    Problem(
+                        "(command line)",
+                        1,
+                        1,
+                        "--plant",
+                        f"unknown plant {code!r}",
+                        (
+                            f"did you mean {close[0]!r}?"
+                            if (close := difflib.get_close_matches(code, known, n=1))
+                            else f"plants: {', '.join(known[:10])}{', ...' if len(known) > 10 else ''}"
+                        ),
+                    )
+                    for code in unknown
+                ]
+            )
 
     def plant(self, code: str) -> Plant:
         for plant in self.plants:

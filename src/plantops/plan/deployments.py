@@ -249,14 +249,7 @@ def _hash_text(*parts: str) -> str:
 
 def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
     """Classify, place and size every plant × environment (or only the plants named)."""
-    unknown = [code for code in only if code not in {p.code for p in fleet.plants}]
-    if unknown:
-        raise SpecError(
-            [
-                Problem("(command line)", 1, 1, "--plant", f"unknown plant {code!r}")
-                for code in unknown
-            ]
-        )
+    fleet.check_selection(only)
     classes = {c.plant: c for c in classify_fleet(fleet)}
     problems: list[Problem] = []
     placed: dict[str, ClusterSpec | None] = {}

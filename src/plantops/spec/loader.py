@@ -11,6 +11,7 @@ import datetime as dt
 import difflib
 import hashlib
 import itertools
+import os
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,6 +24,15 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from plantops.errors import Problem, SpecError
+from plantops.inputs import (
+    SPEC_LIMITS,
+    BadInput,
+    DuplicateKey,
+    UniqueKeyLoader,
+    file_kind,
+    read_text,
+    yaml_documents,
+)
 from plantops.spec.cache import ParseCache
 from plantops.spec.models import FleetSpec, PlantSpec
 
@@ -152,10 +162,7 @@ def format_path(loc: Sequence[str | int]) -> str:
     return out
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: str, line: int, column: int, first: int) -> None:
-        super().__init__(key)
-        self.key, self.line, self.column, self.first = key, line, column, first
+_DuplicateKey = DuplicateKey
 
 
 def _index(node: yaml.Node, prefix: Loc, source: SourceMap, loader: Any) -> Any:
@@ -191,24 +198,7 @@ def _index(node: yaml.Node, prefix: Loc, source: SourceMap, loader: Any) -> Any:
     return value
 
 
-class _DataLoader(yaml.CSafeLoader):
-    """libyaml's parser with the safe constructor, refusing duplicate keys (PyYAML would
-    silently keep the last one)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        # Scalar keys compare by tag and text, before construction: cheap, and exactly
-        # what makes two keys equal for the fleet spec (whose keys are all plain text).
-        seen: dict[tuple[str, str], int] = {}
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                continue
-            ident = (key_node.tag, key_node.value)
-            mark = key_node.start_mark
-            if ident in seen:
-                raise _DuplicateKey(key_node.value, mark.line + 1, mark.column + 1, seen[ident])
-            seen[ident] = mark.line + 1
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        return mapping
+_DataLoader = UniqueKeyLoader
 
 
 def _plain(obj: Any) -> Any:
@@ -225,32 +215,32 @@ def _plain(obj: Any) -> Any:
 
 
 def read_yaml(
-    path: Path, shown: str, cache: ParseCache | None = None
+    path: Path, shown: str, cache: ParseCache | None = None, *, root: Path | None = None
 ) -> tuple[Any, SourceMap, list[Problem]]:
     """Parse one YAML file; syntax errors become located problems. With ``cache``, a
-    text parsed before is taken from it (only successful parses are kept)."""
+    text parsed before is taken from it (only successful parses are kept).
+
+    The file is read and parsed within :data:`plantops.inputs.SPEC_LIMITS` (regular files
+    only, links confined to ``root``, size, depth and alias expansion bounded)."""
     source = SourceMap(shown)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return None, source, [Problem(shown, 1, 1, "", f"not UTF-8 text: {exc.reason}")]
-    except OSError as exc:
-        return None, source, [Problem(shown, 1, 1, "", f"cannot read: {exc.strerror}")]
+        text = read_text(path, shown, limits=SPEC_LIMITS, root=root)
+    except BadInput as exc:
+        return None, source, [exc.problem()]
     source.digest = hashlib.sha256(text.encode()).hexdigest()
     source.text = text
     if cache is not None:
         cached = cache.get(source.digest)
         if cached is not None:
             return cached, source, []
-    loader = _DataLoader(text)
     try:
-        docs = []
-        while loader.check_data():  # type: ignore[no-untyped-call]
-            docs.append(loader.get_data())
+        docs = yaml_documents(text, shown, limits=SPEC_LIMITS, loader_class=_DataLoader)
         if len(docs) != 1:
             what = "is empty" if not docs else f"holds {len(docs)} documents"
             return None, source, [Problem(shown, 1, 1, "", f"file {what}", "one YAML mapping")]
-        data = _plain(docs[0])
+        data = _plain(docs[0][2])
+    except BadInput as exc:
+        return None, source, [exc.problem()]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -274,8 +264,6 @@ def read_yaml(
     except (yaml.YAMLError, ValueError, TypeError, RecursionError, OverflowError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return None, source, [Problem(shown, 1, 1, "", f"invalid YAML: {first}")]
-    finally:
-        loader.dispose()
     if not isinstance(data, dict):
         return (
             None,
@@ -473,6 +461,12 @@ def _cross_checks(
         prod = [e for e in fleet.environments if e.production]
         if not prod:
             add(at(fleet_src, "environments"), "no environment is marked production: true")
+        for env in prod[1:]:
+            add(
+                at(fleet_src, "environments", seen[env.name], "production"),
+                f"more than one production stage: {prod[0].name!r} and {env.name!r}",
+                "mark exactly one stage (the last one promoted to) production: true",
+            )
     for i, env in enumerate(fleet.environments):
         if env.production and env.list_db:
             add(
@@ -510,6 +504,15 @@ def _cross_checks(
                 f"tier {name!r} is not defined",
                 "classification assigns critical, high, standard and pilot: define all four",
             )
+    ranks: dict[int, str] = {}
+    for name, tier in fleet.tiers.items():
+        if tier.rank in ranks:
+            add(
+                at(fleet_src, "tiers", name, "rank"),
+                f"tier {name!r} has the same rank {tier.rank} as {ranks[tier.rank]!r}",
+                "ranks order the tiers: give each tier its own (1 is the most demanding)",
+            )
+        ranks.setdefault(tier.rank, name)
     for name, tier in fleet.tiers.items():
         if tier.resource_profile not in fleet.resource_profiles:
             add(
@@ -659,6 +662,61 @@ def _check_override_value(
         add(where, f"override of pgbouncer needs true or false, got {value!r}")
 
 
+PLANT_SUFFIXES = (".yaml", ".yml")
+
+
+def _plant_files(
+    plants_dir: Path, shown: typing.Callable[[Path], str]
+) -> tuple[list[Path], list[Problem]]:
+    """The plant files directly in ``plants/``, and a warning for every entry ignored.
+
+    Hidden entries (``.gitkeep``) are skipped silently; anything else that is not read
+    (a sub-folder with YAML files in it, a file of another type) is named, so a plant
+    put in the wrong place is never silently missing from the fleet.
+    """
+    if not plants_dir.is_dir():
+        return [], []
+    files: list[Path] = []
+    ignored: list[Problem] = []
+    for entry in sorted(plants_dir.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.suffix.lower() in PLANT_SUFFIXES and not entry.is_dir():
+            files.append(entry)  # read_yaml refuses what is not a regular file
+        elif entry.is_dir() and not entry.is_symlink():
+            nested = sorted(
+                p.relative_to(plants_dir).as_posix()
+                for p in entry.rglob("*")
+                if p.suffix.lower() in PLANT_SUFFIXES
+            )
+            if nested:
+                ignored.append(
+                    Problem(
+                        shown(entry),
+                        1,
+                        1,
+                        "",
+                        f"ignored: plant files are read only from plants/ itself, not from "
+                        f"sub-folders ({', '.join(nested[:3])}{', ...' if len(nested) > 3 else ''})",
+                        "move them up into plants/, or out of the fleet repository",
+                        "warning",
+                    )
+                )
+        else:
+            ignored.append(
+                Problem(
+                    shown(entry),
+                    1,
+                    1,
+                    "",
+                    "ignored: not a plant file (plants/ holds <code>.yaml files)",
+                    "rename it to .yaml if it is a plant, or move it out of plants/",
+                    "warning",
+                )
+            )
+    return files, ignored
+
+
 def load_fleet(
     root: Path,
     *,
@@ -670,21 +728,15 @@ def load_fleet(
 
     ``cache`` (see ``plantops.spec.cache``) skips parsing files whose text was parsed
     before."""
-    if root.is_file() and root.name == FLEET_FILE:
+    if root.name == FLEET_FILE and not root.is_dir():
         root = root.parent
     fleet_path = root / FLEET_FILE
-    if not fleet_path.is_file():
+    if not root.is_dir() or not os.path.lexists(fleet_path):
+        what = "no such directory" if not os.path.lexists(root) else f"no {FLEET_FILE} here"
+        if os.path.lexists(root) and not root.is_dir():
+            what = f"not a fleet directory (it is {file_kind(root.stat().st_mode)})"
         raise SpecError(
-            [
-                Problem(
-                    root.as_posix(),
-                    1,
-                    1,
-                    "",
-                    f"no {FLEET_FILE} here",
-                    "run `plantops init DIR` to start one",
-                )
-            ]
+            [Problem(root.as_posix(), 1, 1, "", what, "run `plantops init DIR` to start one")]
         )
 
     def shown(p: Path) -> str:
@@ -694,14 +746,15 @@ def load_fleet(
             return p.as_posix()
 
     problems: list[Problem] = []
-    data, fleet_src, errs = read_yaml(fleet_path, shown(fleet_path), cache)
+    data, fleet_src, errs = read_yaml(fleet_path, shown(fleet_path), cache, root=root)
     problems += errs
     fleet: FleetSpec | None = None
     if data is not None:
         fleet, errs = validate_model(FleetSpec, data, fleet_src)
         problems += errs
 
-    plant_files = sorted((root / PLANTS_DIR).glob("*.y*ml")) if (root / PLANTS_DIR).is_dir() else []
+    plant_files, ignored = _plant_files(root / PLANTS_DIR, shown)
+    problems += ignored
     if not plant_files:
         problems.append(
             Problem(
@@ -710,7 +763,7 @@ def load_fleet(
         )
     plants: list[tuple[PlantSpec, SourceMap, Path]] = []
     for path in plant_files:
-        pdata, psrc, errs = read_yaml(path, shown(path), cache)
+        pdata, psrc, errs = read_yaml(path, shown(path), cache, root=root)
         problems += errs
         if pdata is not None:
             plant, errs = validate_model(PlantSpec, pdata, psrc)

@@ -12,7 +12,16 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 API_VERSION = "plantops.io/v1"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -20,9 +29,11 @@ SERIES = ("16.0", "17.0", "18.0", "19.0")
 
 Name = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
 HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
-Percent = Annotated[float, Field(gt=0, lt=100)]
+Percent = Annotated[StrictFloat, Field(gt=0, lt=100)]
 
 
+# Numbers and switches are taken only as YAML wrote them: ``named: true`` is not 1 and
+# ``production: 1`` or ``"yes"`` is not true (pydantic's lax mode would coerce them).
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -61,14 +72,16 @@ class EnvironmentSpec(Strict):
     promotes_from: Name | None = Field(
         default=None, description="Previous stage in the promotion chain; empty for the first."
     )
-    production: bool = False
-    size_factor: float = Field(
+    production: StrictBool = False
+    size_factor: StrictFloat = Field(
         default=1.0,
         gt=0,
         le=1,
         description="Share of the plant's peak concurrent users this environment is sized for.",
     )
-    list_db: bool = Field(default=False, description="Expose Odoo's database manager (dev only).")
+    list_db: StrictBool = Field(
+        default=False, description="Expose Odoo's database manager (dev only)."
+    )
     target_revision: str | None = Field(
         default=None,
         min_length=1,
@@ -96,27 +109,27 @@ class Provider(StrEnum):
 
 class NodePool(Strict):
     name: Name
-    vcpu: int = Field(gt=0, le=512)
-    memory_gib: int = Field(gt=0, le=4096)
-    min_nodes: int = Field(default=1, ge=0)
-    max_nodes: int = Field(default=3, ge=1)
+    vcpu: StrictInt = Field(gt=0, le=512)
+    memory_gib: StrictInt = Field(gt=0, le=4096)
+    min_nodes: StrictInt = Field(default=1, ge=0)
+    max_nodes: StrictInt = Field(default=3, ge=1)
     dedicated_to: Name | None = Field(
         default=None, description="Plant code this pool is reserved for."
     )
-    reserved_cpu_m: int | None = Field(
+    reserved_cpu_m: StrictInt | None = Field(
         default=None,
         ge=0,
         description="Millicores per node kept from pods (kube/system reserved, DaemonSets); "
         "by default GKE's kube-reserved scale plus 200m for DaemonSets (docs/capacity.md).",
     )
-    reserved_memory_mib: int | None = Field(
+    reserved_memory_mib: StrictInt | None = Field(
         default=None,
         ge=0,
         description="MiB per node kept from pods (kube/system reserved, eviction threshold, "
         "DaemonSets); by default GKE's kube-reserved scale plus 100 MiB eviction and "
         "400 MiB for DaemonSets (docs/capacity.md).",
     )
-    max_pods: int = Field(default=110, gt=0, le=1000, description="kubelet --max-pods.")
+    max_pods: StrictInt = Field(default=110, gt=0, le=1000, description="kubelet --max-pods.")
 
     @model_validator(mode="after")
     def _bounds(self) -> NodePool:
@@ -139,7 +152,7 @@ class StorageClass(Strict):
     access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]] = Field(
         min_length=1
     )
-    default: bool = False
+    default: StrictBool = False
 
 
 class ClusterSpec(Strict):
@@ -154,35 +167,35 @@ class ClusterSpec(Strict):
 
 
 class Retention(Strict):
-    daily: int = Field(ge=0, le=366)
-    weekly: int = Field(ge=0, le=104)
-    monthly: int = Field(ge=0, le=120)
+    daily: StrictInt = Field(ge=0, le=366)
+    weekly: StrictInt = Field(ge=0, le=104)
+    monthly: StrictInt = Field(ge=0, le=120)
 
 
 class BackupObjectives(Strict):
-    rpo_minutes: int = Field(gt=0)
-    rto_minutes: int = Field(gt=0)
+    rpo_minutes: StrictInt = Field(gt=0)
+    rto_minutes: StrictInt = Field(gt=0)
     retention: Retention
     verify: Literal["every", "weekly"] = "weekly"
-    pitr: bool = False
+    pitr: StrictBool = False
 
 
 class SloTargets(Strict):
     availability: Percent
-    latency_p95_ms: int = Field(gt=0)
+    latency_p95_ms: StrictInt = Field(gt=0)
 
 
 class TierSpec(Strict):
     description: str = ""
-    rank: int = Field(ge=1, description="1 is the most demanding tier.")
-    ha: bool = False
-    web_replicas: int = Field(ge=1, le=50)
-    max_web_replicas: int | None = Field(default=None, ge=1, le=100)
-    cron_replicas: int = Field(default=1, ge=1, le=4)
-    postgres_instances: int = Field(ge=1, le=9)
-    postgres_sync_replicas: int = Field(default=0, ge=0, le=8)
-    pgbouncer: bool = False
-    redis_replicas: int = Field(default=0, ge=0, le=5)
+    rank: StrictInt = Field(ge=1, description="1 is the most demanding tier.")
+    ha: StrictBool = False
+    web_replicas: StrictInt = Field(ge=1, le=50)
+    max_web_replicas: StrictInt | None = Field(default=None, ge=1, le=100)
+    cron_replicas: StrictInt = Field(default=1, ge=1, le=4)
+    postgres_instances: StrictInt = Field(ge=1, le=9)
+    postgres_sync_replicas: StrictInt = Field(default=0, ge=0, le=8)
+    pgbouncer: StrictBool = False
+    redis_replicas: StrictInt = Field(default=0, ge=0, le=5)
     resource_profile: Name
     backup: BackupObjectives
     slo: SloTargets
@@ -202,15 +215,15 @@ class TierSpec(Strict):
 
 
 class ResourceProfile(Strict):
-    web_cpu: float = Field(gt=0, le=64, description="vCPU per Odoo web pod (limit).")
-    web_memory_gib: float = Field(gt=0, le=256)
-    cron_cpu: float = Field(gt=0, le=16)
-    cron_memory_gib: float = Field(gt=0, le=64)
-    postgres_cpu: float = Field(gt=0, le=128)
-    postgres_memory_gib: float = Field(gt=0, le=1024)
-    postgres_storage_gib: int = Field(gt=0)
-    filestore_gib: int = Field(gt=0)
-    redis_memory_gib: float = Field(gt=0, le=64)
+    web_cpu: StrictFloat = Field(gt=0, le=64, description="vCPU per Odoo web pod (limit).")
+    web_memory_gib: StrictFloat = Field(gt=0, le=256)
+    cron_cpu: StrictFloat = Field(gt=0, le=16)
+    cron_memory_gib: StrictFloat = Field(gt=0, le=64)
+    postgres_cpu: StrictFloat = Field(gt=0, le=128)
+    postgres_memory_gib: StrictFloat = Field(gt=0, le=1024)
+    postgres_storage_gib: StrictInt = Field(gt=0)
+    filestore_gib: StrictInt = Field(gt=0)
+    redis_memory_gib: StrictFloat = Field(gt=0, le=64)
 
 
 class Thresholds(Strict):
@@ -219,33 +232,33 @@ class Thresholds(Strict):
     Every field is optional: a fleet that sets none gets the documented defaults.
     """
 
-    critical_score: float = Field(
+    critical_score: StrictFloat = Field(
         default=12, gt=0, description="Score from which a plant is in the critical tier."
     )
-    high_score: float = Field(
+    high_score: StrictFloat = Field(
         default=6, gt=0, description="Score from which a plant is in the high tier."
     )
-    pilot_max_score: float = Field(
+    pilot_max_score: StrictFloat = Field(
         default=1,
         ge=0,
         description="Highest score a plant with at most pilot_max_named_users may have and "
         "still be a pilot.",
     )
-    extended_hours_per_week: float = Field(
+    extended_hours_per_week: StrictFloat = Field(
         default=50, gt=0, le=168, description="Shift coverage above this is extended hours."
     )
-    multi_shift_hours_per_week: float = Field(
+    multi_shift_hours_per_week: StrictFloat = Field(
         default=80, gt=0, le=168, description="Shift coverage from this on is multi-shift."
     )
-    continuous_hours_per_week: float = Field(
+    continuous_hours_per_week: StrictFloat = Field(
         default=120, gt=0, le=168, description="Shift coverage from this on is round the clock."
     )
-    high_volume_orders_per_day: int = Field(default=2000, gt=0)
-    high_volume_stock_moves_per_day: int = Field(default=20000, gt=0)
-    large_peak_users: int = Field(default=150, gt=0)
-    dedicated_cluster_peak_users: int = Field(default=400, gt=0)
-    pilot_max_named_users: int = Field(default=25, gt=0)
-    critical_integrations: int | None = Field(
+    high_volume_orders_per_day: StrictInt = Field(default=2000, gt=0)
+    high_volume_stock_moves_per_day: StrictInt = Field(default=20000, gt=0)
+    large_peak_users: StrictInt = Field(default=150, gt=0)
+    dedicated_cluster_peak_users: StrictInt = Field(default=400, gt=0)
+    pilot_max_named_users: StrictInt = Field(default=25, gt=0)
+    critical_integrations: StrictInt | None = Field(
         default=None,
         ge=1,
         description="Ignored (kept so older fleet files validate): the scored model weighs "
@@ -284,10 +297,10 @@ class Thresholds(Strict):
 
 class Pricing(Strict):
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
-    vcpu_hour: float = Field(ge=0)
-    gib_hour: float = Field(ge=0)
-    storage_gib_month: float = Field(ge=0)
-    dedicated_cluster_month: float = Field(default=0, ge=0)
+    vcpu_hour: StrictFloat = Field(ge=0)
+    gib_hour: StrictFloat = Field(ge=0)
+    storage_gib_month: StrictFloat = Field(ge=0)
+    dedicated_cluster_month: StrictFloat = Field(default=0, ge=0)
 
 
 class SecretStoreRef(Strict):
@@ -296,23 +309,23 @@ class SecretStoreRef(Strict):
 
 
 class Defaults(Strict):
-    users_per_worker: int = Field(default=6, ge=1, le=50)
-    min_workers: int = Field(default=2, ge=1)
-    max_cron_threads: int = Field(default=2, ge=1, le=8)
-    postgres_max_connections: int = Field(default=200, ge=20, le=5000)
-    postgres_reserved_connections: int = Field(
+    users_per_worker: StrictInt = Field(default=6, ge=1, le=50)
+    min_workers: StrictInt = Field(default=2, ge=1)
+    max_cron_threads: StrictInt = Field(default=2, ge=1, le=8)
+    postgres_max_connections: StrictInt = Field(default=200, ge=20, le=5000)
+    postgres_reserved_connections: StrictInt = Field(
         default=10, ge=3, description="Superuser, replication and monitoring slots kept free."
     )
-    pgbouncer_max_client_conn: int = Field(default=1000, ge=50)
-    limit_time_cpu: int = Field(default=600, gt=0)
-    limit_time_real: int = Field(default=1200, gt=0)
-    limit_request: int = Field(default=65536, gt=0)
+    pgbouncer_max_client_conn: StrictInt = Field(default=1000, ge=50)
+    limit_time_cpu: StrictInt = Field(default=600, gt=0)
+    limit_time_real: StrictInt = Field(default=1200, gt=0)
+    limit_request: StrictInt = Field(default=65536, gt=0)
     secret_store: SecretStoreRef
     smtp_relay: str | None = Field(default=None, description="host:port of the outgoing mail relay")
     admin_cidrs: list[str] = Field(
         default_factory=list, description="Networks allowed to reach Odoo admin paths outside prod."
     )
-    hours_per_month: float = Field(default=730, gt=0)
+    hours_per_month: StrictFloat = Field(default=730, gt=0)
 
 
 ImageRef = Annotated[
@@ -382,10 +395,10 @@ class IngressSettings(Strict):
         default="letsencrypt",
         description="cert-manager ClusterIssuer that signs host certificates.",
     )
-    login_rate_average: int = Field(
+    login_rate_average: StrictInt = Field(
         default=10, gt=0, description="Requests per second per client to login and RPC paths."
     )
-    login_rate_burst: int = Field(default=20, gt=0)
+    login_rate_burst: StrictInt = Field(default=20, gt=0)
 
 
 class PlatformImages(Strict):
@@ -452,8 +465,8 @@ class Placement(Strict):
 
 
 class Users(Strict):
-    named: int = Field(ge=1)
-    peak_concurrent: int = Field(ge=1)
+    named: StrictInt = Field(ge=1)
+    peak_concurrent: StrictInt = Field(ge=1)
 
     @model_validator(mode="after")
     def _peak(self) -> Users:
@@ -502,19 +515,19 @@ class Integration(Strict):
 
 
 class Volume(Strict):
-    orders_per_day: int = Field(default=0, ge=0)
-    stock_moves_per_day: int = Field(default=0, ge=0)
+    orders_per_day: StrictInt = Field(default=0, ge=0)
+    stock_moves_per_day: StrictInt = Field(default=0, ge=0)
 
 
 class Profile(Strict):
-    production_critical: bool = False
+    production_critical: StrictBool = False
     regulatory: list[Regulation] = Field(default_factory=list)
     integrations: list[Integration] = Field(default_factory=list)
     volume: Volume = Field(default_factory=Volume)
     latency_sensitivity: Level = Level.medium
     customization: Literal["none", "light", "moderate", "heavy"] = "light"
     data_residency: str | None = Field(default=None, pattern=r"^[A-Z]{2,3}$")
-    warehouse_only: bool = False
+    warehouse_only: StrictBool = False
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -554,7 +567,7 @@ class FreezeWindow(Strict):
         default=None, description="Recurrence rule, e.g. FREQ=MONTHLY;BYMONTHDAY=-1"
     )
     at: HHMM | None = Field(default=None, description="Local start time of each recurrence.")
-    duration_hours: float | None = Field(default=None, gt=0, le=24 * 31)
+    duration_hours: StrictFloat | None = Field(default=None, gt=0, le=24 * 31)
 
     @model_validator(mode="after")
     def _one_shape(self) -> FreezeWindow:

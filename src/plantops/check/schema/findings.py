@@ -11,7 +11,7 @@ class SchemaFinding:
 
     ``path`` is the field path inside the object (``spec.template.spec.containers[0]``),
     empty for the whole object; ``document_index`` counts YAML documents in ``file``
-    from 0.
+    from 0, and ``line`` is where that document starts.
     """
 
     file: str
@@ -21,9 +21,13 @@ class SchemaFinding:
     name: str
     path: str
     message: str
+    line: int = 0
+    """1-based line where the object's document starts in ``file`` (0: not from a file)."""
 
     @property
     def location(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line} (document {self.document_index})"
         return f"{self.file or '<object>'}:{self.document_index}"
 
     def render(self) -> str:

@@ -71,16 +71,20 @@ def validate_manifest_paths(
 TOOL_API_GROUPS = ("kustomize.config.k8s.io/",)
 
 
+# The keys of the ``deployment.json`` plantops writes beside each deployment's manifests.
+PLANTOPS_SIDECAR_KEYS = frozenset({"id", "unit", "environment", "sizing", "tenants"})
+
+
 def is_cluster_object(obj: Any) -> bool:
-    """False for documents that are plainly not Kubernetes objects: a Kustomization, or a
-    mapping with neither ``apiVersion`` nor ``kind`` (a sidecar such as deployment.json).
-    Anything that claims to be an object — even half of one — is validated."""
+    """False only for documents known not to be applied to a cluster: a Kustomization, and
+    plantops' own ``deployment.json``. Everything else — a mapping without ``kind`` (a
+    typo such as ``Kind:``) included — is validated, and fails as kubectl would fail it."""
     if not isinstance(obj, dict):
         return True
     api = obj.get("apiVersion")
     if isinstance(api, str) and api.startswith(TOOL_API_GROUPS):
         return False
-    return "apiVersion" in obj or "kind" in obj
+    return not ("apiVersion" not in obj and "kind" not in obj and set(obj) >= PLANTOPS_SIDECAR_KEYS)
 
 
 __all__ = [

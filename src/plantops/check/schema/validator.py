@@ -15,6 +15,7 @@ fields) and ``metadata`` is checked as ObjectMeta, as the API server does.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import functools
 import hashlib
@@ -74,6 +75,8 @@ class ManifestDocument:
     file: str
     index: int
     obj: Any
+    line: int = 0
+    """1-based line where the document starts (0 for an object not read from a file)."""
 
 
 @dataclass
@@ -286,7 +289,10 @@ class SchemaValidator:
         findings: list[SchemaFinding] = []
         for position, item in enumerate(objects):
             if isinstance(item, ManifestDocument):
-                findings += self._validate(item.obj, item.file, item.index, "")
+                found = self._validate(item.obj, item.file, item.index, "")
+                if item.line:
+                    found = [dataclasses.replace(f, line=item.line) for f in found]
+                findings += found
             else:
                 findings += self._validate(item, "", position, "")
         return sorted(findings)
@@ -410,7 +416,47 @@ def _identity_problem(obj: Any) -> tuple[str, str] | None:
     for key in ("apiVersion", "kind"):
         value = obj.get(key)
         if not isinstance(value, str) or not value:
-            return key, f"not a Kubernetes object: {key} is missing or not a string"
+            typo = next((k for k in obj if isinstance(k, str) and k.lower() == key.lower()), None)
+            hint = f" (did you mean {key!r} instead of {typo!r}?)" if typo and typo != key else ""
+            return key, f"not a Kubernetes object: {key} is missing or not a string{hint}"
+    return _name_problem(obj)
+
+
+# Object names as the API server validates them (k8s.io/apimachinery validation,
+# pkg/apis/core/validation): most kinds take a DNS-1123 subdomain (NameIsDNSSubdomain);
+# a Namespace a DNS-1123 label (ValidateNamespaceName); a Service a DNS-1035 label
+# (ValidateServiceName); RBAC objects any path segment (ValidatePathSegmentName).
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_LABEL_KINDS = {"Namespace": (_DNS1123_LABEL, 63, "a DNS-1123 label")}
+_SERVICE_KINDS = {"Service": (_DNS1035_LABEL, 63, "a DNS-1035 label (starts with a letter)")}
+_PATH_SEGMENT_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
+
+
+def _name_problem(obj: Mapping[str, Any]) -> tuple[str, str] | None:
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        return None  # the schema says what is wrong with metadata
+    name = meta.get("name")
+    if name is None and "generateName" in meta:
+        return None
+    if not isinstance(name, str) or not name:
+        return "metadata.name", "metadata.name is missing or not a string"
+    kind = obj["kind"]
+    if kind in _PATH_SEGMENT_KINDS:
+        if name in (".", "..") or "/" in name or "%" in name:
+            return "metadata.name", f"{name!r} is not a valid name: no '/', '%', '.' or '..'"
+        return None
+    pattern, limit, words = {**_LABEL_KINDS, **_SERVICE_KINDS}.get(
+        kind, (_DNS1123_SUBDOMAIN, 253, "a DNS-1123 subdomain")
+    )
+    if len(name) > limit or not pattern.fullmatch(name):
+        return (
+            "metadata.name",
+            f"{name!r} is not a valid {kind} name: it must be {words} of at most {limit} "
+            "characters: lowercase letters, digits and '-'" + (", '.'" if limit == 253 else ""),
+        )
     return None
 
 

@@ -1,0 +1,57 @@
+"""Writing the files a user asks for (``schema -o``, ``init``, ``dr plan --out``): whole or
+not at all, never over a directory, never into a folder that does not exist, and — unless
+asked — never over a file the user already has.
+
+A refusal is a :class:`~plantops.errors.UserError` (exit 2) naming the path and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from plantops.errors import UserError
+
+
+def check_writable_target(path: Path) -> None:
+    """Refuse a target that can never be written as a file, before any work is done."""
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; name a file to write")
+    parent = path.parent
+    if not parent.exists():
+        raise UserError(f"folder {parent} does not exist; create it first or choose another path")
+    if not parent.is_dir():
+        raise UserError(f"{parent} is not a folder, so {path} cannot be written")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} exists and is not a regular file")
+
+
+def write_text_atomically(path: Path, text: str, *, overwrite: bool = True) -> bool:
+    """Write ``text`` to ``path`` through a temporary file and a rename (a reader sees the
+    old file or the new one, never half of one). Returns False, writing nothing, when the
+    file exists and ``overwrite`` is off."""
+    check_writable_target(path)
+    if path.exists() and not overwrite:
+        return False
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if overwrite:
+            Path(tmp).replace(path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if the file appeared meanwhile: never clobber
+            except FileExistsError:
+                return False
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}") from exc
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return True
+
+
+__all__ = ["check_writable_target", "write_text_atomically"]

@@ -1,5 +1,5 @@
 """Redis for Odoo sessions (and cache): persistence by tier, Sentinel failover for
-the dedicated-environment pattern.
+the tiers whose objectives ask for Redis replicas (production on an HA tier).
 
 Persistence: append-only file (fsync every second) for HA tiers, RDB snapshots for
 other production deployments, none outside production (sessions are cheap to lose
@@ -8,7 +8,6 @@ there). The password comes from an ExternalSecret through the environment.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from plantops.render.core import k8s_object, standard_labels
@@ -26,12 +25,13 @@ from plantops.render.kubernetes.common import (
     topology_spread,
 )
 from plantops.render.kubernetes.externalsecrets import redis_secret
+from plantops.sizing.odoo import REDIS_EXPORTER, REDIS_SENTINELS, SENTINEL, redis_volume_gib
 
 if TYPE_CHECKING:
     from plantops.plan import Deployment
     from plantops.render.context import RenderContext
 
-SENTINELS = 3
+SENTINELS = REDIS_SENTINELS
 SENTINEL_QUORUM = 2
 MASTER_NAME = "odoo"
 
@@ -49,8 +49,13 @@ def sentinel_service(dep: Deployment) -> str:
 
 
 def redis_failover(dep: Deployment) -> bool:
-    """Replication with Sentinel failover: dedicated-environment production only."""
-    return dep.pattern == "dedicated-environment" and dep.sizing.redis_replicas > 0
+    """Replication with Sentinel failover wherever sizing gives Redis replicas.
+
+    Sizing keeps the tier's ``redis_replicas`` only for production on an HA tier on
+    Kubernetes, and the cost model prices exactly those pods, so what is costed is what
+    runs (a critical plant at 99.95 % no longer runs one Redis costed for three).
+    """
+    return dep.sizing.redis_replicas > 0
 
 
 def redis_persistence(dep: Deployment) -> str:
@@ -177,8 +182,16 @@ def _secret_env(dep: Deployment, var: str) -> dict[str, Any]:
     }
 
 
-def _storage_gib(dep: Deployment) -> int:
-    return min(10, max(1, math.ceil(dep.sizing.redis.memory_limit_mib * 3 / 1024)))
+def _resources(figures: tuple[int, int, int, int]) -> dict[str, dict[str, str]]:
+    cpu_req, cpu_lim, mem_req, mem_lim = figures
+    return {
+        "limits": {"cpu": f"{cpu_lim}m", "memory": f"{mem_lim}Mi"},
+        "requests": {"cpu": f"{cpu_req}m", "memory": f"{mem_req}Mi"},
+    }
+
+
+def redis_storage_gib(dep: Deployment) -> int:
+    return redis_volume_gib(dep.sizing)
 
 
 def _pod_spec(
@@ -275,10 +288,7 @@ def render_redis(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
         "imagePullPolicy": "IfNotPresent",
         "name": "exporter",
         "ports": [{"containerPort": REDIS_EXPORTER_PORT, "name": "metrics", "protocol": "TCP"}],
-        "resources": {
-            "limits": {"cpu": "100m", "memory": "64Mi"},
-            "requests": {"cpu": "25m", "memory": "32Mi"},
-        },
+        "resources": _resources(REDIS_EXPORTER),
         "securityContext": container_security_context(),
     }
     volumes: list[dict[str, Any]] = [
@@ -305,7 +315,7 @@ def render_redis(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
                 "metadata": {"name": "data"},
                 "spec": {
                     "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": f"{_storage_gib(dep)}Gi"}},
+                    "resources": {"requests": {"storage": f"{redis_storage_gib(dep)}Gi"}},
                 },
             }
         ]
@@ -340,10 +350,7 @@ def _render_sentinel(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]
         "name": "sentinel",
         "ports": [{"containerPort": SENTINEL_PORT, "name": "sentinel", "protocol": "TCP"}],
         "readinessProbe": _probe(SENTINEL_PORT, "ping | grep -q PONG"),
-        "resources": {
-            "limits": {"cpu": "100m", "memory": "64Mi"},
-            "requests": {"cpu": "50m", "memory": "64Mi"},
-        },
+        "resources": _resources(SENTINEL),
         "securityContext": container_security_context(),
         "volumeMounts": [{"mountPath": "/data", "name": "data"}],
     }

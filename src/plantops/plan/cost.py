@@ -159,14 +159,13 @@ def with_override(fleet: Fleet, plant: str, target: str, value: str) -> Fleet:
     """The fleet with one more exception in force for ``plant`` (for a what-if)."""
     where = fleet.source.locate_plant(plant)
     plants = []
-    for pl in fleet.plants:
+    for original in fleet.plants:
+        pl = original
         if pl.code == plant:
             ov = ActiveOverride(
                 target, value, "what-if", f"what-if {target}={value}", dt.date.max, None, where
             )
-            pl = dataclasses.replace(
-                pl, overrides=MappingProxyType({**pl.overrides, target: ov})
-            )
+            pl = dataclasses.replace(pl, overrides=MappingProxyType({**pl.overrides, target: ov}))
         plants.append(pl)
     return dataclasses.replace(fleet, plants=tuple(plants))
 

@@ -190,9 +190,7 @@ def choose_vm(s: Sizing, pricing: Pricing, rates: Rates) -> VmSizeChoice:
     cpu_m += s.redis.cpu_limit_m + VM_RESERVE_CPU_M
     mib = s.web.memory_limit_mib + s.cron.memory_limit_mib + s.postgres.memory_limit_mib
     mib += s.redis.memory_limit_mib + VM_RESERVE_MIB
-    fitting = [
-        v for v in pricing.vm_sizes if v.vcpu * 1000 >= cpu_m and v.memory_gib * 1024 >= mib
-    ]
+    fitting = [v for v in pricing.vm_sizes if v.vcpu * 1000 >= cpu_m and v.memory_gib * 1024 >= mib]
     if fitting:
         v = min(fitting, key=lambda v: (v.month, v.name))
         return VmSizeChoice(v.name, v.vcpu, v.memory_gib, v.month)
@@ -200,9 +198,7 @@ def choose_vm(s: Sizing, pricing: Pricing, rates: Rates) -> VmSizeChoice:
     while vcpu * 1000 < cpu_m or vcpu * VM_GIB_PER_VCPU * 1024 < mib:
         vcpu *= 2
     mem = vcpu * VM_GIB_PER_VCPU
-    return VmSizeChoice(
-        f"{vcpu}vcpu-{mem}gib", vcpu, mem, rates.compute(vcpu * 1000, mem * 1024)
-    )
+    return VmSizeChoice(f"{vcpu}vcpu-{mem}gib", vcpu, mem, rates.compute(vcpu * 1000, mem * 1024))
 
 
 @dataclass(frozen=True)
@@ -234,7 +230,9 @@ def price_services(
         if placement.filestore_in_bucket
         else rates.storage(s.filestore_gib, placement.filestore)
     )
-    postgres_storage = rates.storage(s.postgres_storage_gib * s.postgres_instances, placement.postgres)
+    postgres_storage = rates.storage(
+        s.postgres_storage_gib * s.postgres_instances, placement.postgres
+    )
     redis_storage = (
         rates.storage(redis_volume_gib(s) * redis_pods, placement.redis)
         if placement.redis_persistent
@@ -254,7 +252,9 @@ def price_services(
         compute = {k: vm.month * v / whole for k, v in parts.items()}
     else:
         pgb = (
-            rates.compute(PGBOUNCER_CPU_M * PGBOUNCER_INSTANCES, PGBOUNCER_MEM_MIB * PGBOUNCER_INSTANCES)
+            rates.compute(
+                PGBOUNCER_CPU_M * PGBOUNCER_INSTANCES, PGBOUNCER_MEM_MIB * PGBOUNCER_INSTANCES
+            )
             if s.pgbouncer
             else 0.0
         )
@@ -362,7 +362,12 @@ class FleetCost:
 def _lines(unit: UnitCost, service: str, kind: str, amount: float) -> Iterable[CostLine]:
     for plant, share in sorted(unit.plant_shares.items()):
         yield CostLine(
-            plant, unit.environment, unit.deployment, unit.cluster or "vm", service, kind,
+            plant,
+            unit.environment,
+            unit.deployment,
+            unit.cluster or "vm",
+            service,
+            kind,
             amount * share,
         )
 

@@ -7,8 +7,8 @@ Pure: no I/O.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from plantops.sizing import connections as conn

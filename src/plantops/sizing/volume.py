@@ -100,7 +100,10 @@ def estimate_volume(
     """Rows, bytes and the database size after ``horizon_years`` of growth."""
     rows = 0.0
     raw = 0.0
-    for per, count in ((ROWS_PER_ORDER, orders_per_day), (ROWS_PER_STOCK_MOVE, stock_moves_per_day)):
+    for per, count in (
+        (ROWS_PER_ORDER, orders_per_day),
+        (ROWS_PER_STOCK_MOVE, stock_moves_per_day),
+    ):
         for table, n in per.items():
             rows += n * count
             raw += n * count * ROW_BYTES[table]

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from plantops.render.core import k8s_object
 from plantops.render.kubernetes.common import data_wave, name
 from plantops.sizing.cost import filestore_storage_class, postgres_storage_class
-from plantops.sizing.cost import rwx_class as rwx_class  # the preflight check's import
 
 if TYPE_CHECKING:
     from plantops.plan import Deployment

@@ -153,8 +153,12 @@ def retention_days(r: Retention) -> int:
 
 
 def backup_kubernetes(s: Sizing, r: Retention, rpo_minutes: int, pitr: bool) -> Backup:
-    """barman-cloud keeps every base backup inside the recovery window (plus the one
-    before it) and the WAL since the oldest: full, compressed copies."""
+    """barman-cloud keeps every base backup inside the recovery window plus the one
+    before it, and the WAL since the oldest: full, compressed copies (tarballs).
+
+    CloudNativePG runs ``barman-cloud-backup-delete --retention-policy "RECOVERY WINDOW
+    OF n DAYS"`` (plugin-barman-cloud docs, retention.md): the first valid backup is the
+    most recent one completed before now − window; older ones are deleted."""
     per_day = 1440 / backup_interval_minutes(rpo_minutes, pitr)
     days = retention_days(r)
     return Backup(

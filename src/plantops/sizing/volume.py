@@ -48,7 +48,10 @@ ROWS_PER_STOCK_MOVE: dict[str, float] = {
 # with index=True plus the create/write columns, so an index entry (16 bytes + key) per
 # indexed column adds a third to a half of the heap. mail_message holds the HTML body
 # (TOASTed past 2 kB). These are estimates from those layouts, to calibrate against a
-# plant's pg_total_relation_size(t) / reltuples when one is at hand.
+# plant's pg_total_relation_size(t) / reltuples when one is at hand. stock_move is
+# measured in tests/sizing/test_volume_postgres.py on a real PostgreSQL with the stored
+# columns and indexes of addons/stock/models/stock_move.py: ~440 bytes a row fresh,
+# ~990 after its state updates (non-HOT: state is indexed).
 ROW_BYTES: dict[str, int] = {
     "account_move": 1200,
     "account_move_line": 1100,
@@ -71,8 +74,11 @@ BASE_DATABASE_MIB = 512
 # Documents still being worked on (open orders and pickings, the month being closed)
 # and the pages their queries touch: the working set PostgreSQL should keep in memory.
 HOT_DAYS = 31
-# Each Odoo session in Redis (session_redis): the pickled session dict with its
-# context, ~4 KiB, one per device a named user logs in from.
+# Each Odoo session in Redis: session_redis's RedisSessionStore.save
+# (camptocamp/odoo-cloud-platform session_redis/session.py) stores json.dumps of the
+# session dict (uid, login, context, token) under session:<prefix>:<sid> with an
+# expiry (ODOO_SESSION_REDIS_EXPIRATION, rendered 86400 s); ~1 KiB of JSON plus Redis's
+# per-key overhead, rounded up to 4 KiB, one per device a named user logs in from.
 SESSION_BYTES = 4096
 SESSIONS_PER_USER = 3
 

@@ -262,3 +262,58 @@ def test_eu_group_prod_respects_the_standard_tier() -> None:
     warning = next(w for w in plan().warnings if "shared-eu-subsidiaries prod" in w.message)
     assert warning.severity == "warning" and warning.path == "tiers.standard.max_web_replicas"
     assert warning.file == "fleet.yaml" and warning.line > 1
+
+
+def _cpu_m(value: str) -> float:
+    return float(value[:-1]) if value.endswith("m") else float(value) * 1000
+
+
+def _mib(value: str) -> float:
+    units = {"Mi": 1, "Gi": 1024, "Ki": 1 / 1024}
+    return float(value[:-2]) * units[value[-2:]] if value[-2:] in units else float(value) / 2**20
+
+
+def _pod_requests(pod_spec: dict[str, object]) -> tuple[float, float]:
+    """Steady-state requests of a pod: its containers (init containers have finished)."""
+    cpu = mem = 0.0
+    for c in pod_spec["containers"]:  # type: ignore[attr-defined]
+        req = c.get("resources", {}).get("requests", {})
+        cpu += _cpu_m(req.get("cpu", "0m"))
+        mem += _mib(req.get("memory", "0Mi"))
+    return cpu, mem
+
+
+def test_compute_cost_is_what_the_rendered_pods_request(example: Rendered) -> None:
+    """Per service, the cost model prices exactly the pods the renderer writes."""
+    r = rates(fleet())
+    rendered: dict[tuple[str, str], float] = {}
+    for dep, _, o in example.objects:
+        kind, name_ = o["kind"], o["metadata"]["name"]
+        service = cpu = mem = None
+        if kind == "Deployment" and name_.endswith(("-odoo-web", "-odoo-cron")):
+            service = "odoo-web" if name_.endswith("-web") else "odoo-cron"
+            n = o["spec"]["replicas"]
+            cpu, mem = _pod_requests(o["spec"]["template"]["spec"])
+        elif kind == "StatefulSet" and name_.endswith(("-redis", "-redis-sentinel")):
+            service, n = "redis", o["spec"]["replicas"]
+            cpu, mem = _pod_requests(o["spec"]["template"]["spec"])
+        elif kind == "Cluster":
+            service, n = "postgresql", o["spec"]["instances"]
+            req = o["spec"]["resources"]["requests"]
+            cpu, mem = _cpu_m(req["cpu"]), _mib(req["memory"])
+        elif kind == "Pooler":
+            service, n = "postgresql", o["spec"]["instances"]
+            cpu, mem = _pod_requests(o["spec"]["template"]["spec"])
+        if service is None or cpu is None or mem is None:
+            continue
+        key = (dep.id, service)
+        rendered[key] = rendered.get(key, 0.0) + n * r.compute(cpu, mem)
+    assert {s for _, s in rendered} == {"odoo-web", "odoo-cron", "postgresql", "redis"}
+    for dep in plan().deployments:
+        if dep.cluster is None:
+            continue
+        for sc in dep.services:
+            if sc.service in ("odoo-web", "odoo-cron", "postgresql", "redis"):
+                assert math.isclose(
+                    sc.compute_month, rendered[(dep.id, sc.service)], rel_tol=1e-9
+                ), (dep.id, sc.service)

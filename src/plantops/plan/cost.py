@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,7 @@ from plantops.sizing.cost import (
     filestore_storage_class,
     postgres_storage_class,
     price_fleet,
+    price_services,
 )
 from plantops.sizing.odoo import Sizing
 from plantops.spec.models import ClusterSpec, NodePool, TierSpec
@@ -77,8 +77,6 @@ def _price(
     *,
     vm: bool,
 ) -> tuple[ServiceCost, ...]:
-    from plantops.sizing.cost import price_services
-
     size = choose_vm(sizing, fleet.spec.pricing, r) if vm else None
     return price_services(sizing, r, placement=placement, backup=backup, vm=size)
 
@@ -168,7 +166,3 @@ def with_override(fleet: Fleet, plant: str, target: str, value: str) -> Fleet:
             pl = dataclasses.replace(pl, overrides=MappingProxyType({**pl.overrides, target: ov}))
         plants.append(pl)
     return dataclasses.replace(fleet, plants=tuple(plants))
-
-
-def plants_of(plan: Plan) -> Sequence[str]:
-    return sorted({t.plant for d in plan.deployments for t in d.tenants})

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 from functools import cache
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plantops import services
+from plantops.errors import SpecError
 from plantops.model import Fleet
 from plantops.plan import Plan, build_plan
 from plantops.plan.cost import cost_plan, rates, with_override
@@ -317,3 +320,19 @@ def test_compute_cost_is_what_the_rendered_pods_request(example: Rendered) -> No
                 assert math.isclose(
                     sc.compute_month, rendered[(dep.id, sc.service)], rel_tol=1e-9
                 ), (dep.id, sc.service)
+
+
+def test_node_price_for_an_unknown_pool_is_a_located_error(tmp_path: Path) -> None:
+    root = tmp_path / "fleet"
+    shutil.copytree(EXAMPLE, root)
+    text = (root / "fleet.yaml").read_text()
+    text = text.replace(
+        "  monitoring_month: 60",
+        '  monitoring_month: 60\n  node_month: {"eu-lyon-meddev/gpu": 400}',
+    )
+    (root / "fleet.yaml").write_text(text)
+    with pytest.raises(SpecError) as info:
+        services.open_fleet(root, today=TODAY)
+    (problem,) = info.value.problems
+    assert problem.path == "pricing.node_month.eu-lyon-meddev/gpu" and problem.line > 1
+    assert "eu-lyon-meddev/odoo" in problem.hint

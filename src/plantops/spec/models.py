@@ -245,7 +245,7 @@ class Pricing(Strict):
         for key, price in value.items():
             cluster, _, pool = key.partition("/")
             if not cluster or not pool or price < 0:
-                raise ValueError(f"node_month key {key!r} must be '<cluster>/<pool>': price >= 0")
+                raise ValueError(f"node_month {key!r}: give '<cluster>/<pool>' and a price >= 0")
         return value
 
 
@@ -401,16 +401,6 @@ class FleetSpec(Strict):
     pricing: Pricing
     defaults: Defaults
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
-
-    @model_validator(mode="after")
-    def _priced_pools(self) -> FleetSpec:
-        pools = {f"{c.name}/{p.name}" for c in self.clusters for p in c.node_pools}
-        unknown = sorted(set(self.pricing.node_month) - pools)
-        if unknown:
-            raise ValueError(
-                f"pricing.node_month names unknown node pools {unknown}; known: {sorted(pools)}"
-            )
-        return self
 
 
 # --- plants/<code>.yaml -------------------------------------------------------

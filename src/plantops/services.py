@@ -25,6 +25,7 @@ from plantops.errors import GateFailed, Problem, SpecError
 from plantops.gitops import RenderMany, TreeSummary, UnitOfWork, write_tree
 from plantops.model import Fleet, build_fleet
 from plantops.plan import Deployment, Plan, build_plan
+from plantops.plan.cost import WHAT_IF_TARGETS, cost_plan, with_override
 from plantops.render import (
     RenderContext,
     RenderedFile,
@@ -34,6 +35,7 @@ from plantops.render import (
 )
 from plantops.render.compose import validate_compose
 from plantops.render.core import dump_yaml
+from plantops.sizing.cost import FleetCost
 from plantops.spec import ParseCache, load_fleet
 
 
@@ -236,6 +238,8 @@ class PlanResult:
     plan: Plan
     tree: TreeSummary
     warnings: tuple[Problem, ...]
+    cost: FleetCost | None = None
+    """The whole fleet's cost (node pools and platform allocated), for the summary."""
 
 
 def plan_fleet(
@@ -275,4 +279,51 @@ def plan_fleet(
             checker, {d.id: d for d in plan.deployments}, workers=available_cpus()
         ),
     )
-    return PlanResult(plan, tree, res.warnings)
+    return PlanResult(plan, tree, (*res.warnings, *full.warnings), cost_plan(full))
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    plant: str
+    target: str
+    value: str
+    before: FleetCost
+    after: FleetCost
+
+
+@dataclass(frozen=True)
+class CostResult:
+    cost: FleetCost
+    what_if: WhatIf | None
+    warnings: tuple[Problem, ...]
+
+
+def cost_fleet(
+    root: Path,
+    *,
+    today: dt.date,
+    what_if: str | None = None,
+    plant: str | None = None,
+) -> CostResult:
+    """The fleet's monthly cost; with ``what_if`` ("pattern=dedicated-namespace") also the
+    cost after ``plant`` moved, as if that override were in force."""
+    res = open_fleet(root, today=today)
+    plan = build_plan(res.fleet)
+    cost = cost_plan(plan)
+    if what_if is None:
+        return CostResult(cost, None, (*res.warnings, *plan.warnings))
+    target, sep, value = what_if.partition("=")
+    bad = ""
+    if not sep or target not in WHAT_IF_TARGETS or not value:
+        bad = f"--what-if takes TARGET=VALUE with TARGET one of {', '.join(WHAT_IF_TARGETS)}"
+    elif plant is None:
+        bad = "--what-if needs --plant naming the plant that moves"
+    elif plant not in {p.code for p in res.fleet.plants}:
+        bad = f"unknown plant {plant!r}"
+    if bad:
+        raise SpecError([Problem("(command line)", 1, 1, "--what-if", bad)])
+    assert plant is not None
+    moved = build_plan(with_override(res.fleet, plant, target, value))
+    return CostResult(
+        cost, WhatIf(plant, target, value, cost, cost_plan(moved)), (*res.warnings, *plan.warnings)
+    )

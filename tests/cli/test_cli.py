@@ -35,7 +35,8 @@ def test_plan_json_and_text(tmp_path: Path) -> None:
     out = tmp_path / "out"
     r = runner.invoke(app, ["plan", str(EXAMPLE), "--out", str(out), "--format", "json", *T])
     assert r.exit_code == 0, r.output
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)  # warnings (the EU group's capped replicas) go to stderr
+    assert "max_web_replicas" in r.stderr
     assert data["rendered"] == len(data["deployments"]) > 0
     r = runner.invoke(app, ["plan", str(EXAMPLE), "--out", str(out), *T])
     assert r.exit_code == 0, r.output

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plantops.sizing import InfeasibleSizing, SizingInputs, price_unit, size_unit
+from plantops.sizing import InfeasibleSizing, SizingInputs, size_unit
 
 MIB = 1024 * 1024
 
@@ -104,21 +104,6 @@ def test_pgbouncer_in_session_mode_does_not_raise_the_budget() -> None:
     assert with_pooler.connection_budget == size_unit(base).connection_budget - 2
 
 
-def test_cost_uses_the_price_catalog() -> None:
-    s = size_unit(BASE)
-    c = price_unit(
-        s,
-        currency="EUR",
-        vcpu_hour=0.0,
-        gib_hour=0.0,
-        storage_gib_month=1.0,
-        hours_per_month=730,
-        cluster_month=10,
-    )
-    assert c.compute_month == 0 and c.storage_month == s.quota.storage_gib
-    assert c.total_month == s.quota.storage_gib + 10
-
-
 @settings(max_examples=200, deadline=None)
 @given(
     users=st.integers(1, 3000),
@@ -163,17 +148,21 @@ def test_sizing_invariants(
 
 def test_quota_covers_the_rollout_surge_at_hpa_max_and_the_helpers() -> None:
     s = size_unit(dataclasses.replace(BASE, pgbouncer=True))
-    # 6 web (HPA max) + 1 surge, cron, 2 PostgreSQL with the backup sidecar, Redis and its
-    # exporter, 2 + 1 PgBouncer; Guaranteed, so requests = limits everywhere
+    # 6 web (HPA max) + 1 surge, cron, 2 PostgreSQL with the backup sidecar, Redis with its
+    # replicas (an HA tier in production: failover) and their exporters, 3 Sentinels,
+    # 2 + 1 PgBouncer; Guaranteed, so requests = limits everywhere
+    redis_pods = 1 + s.redis_replicas
+    assert s.redis_replicas > 0 and s.redis_sentinels == 3
     raw = (
         7 * s.web.cpu_limit_m
         + s.cron.cpu_limit_m
         + 2 * (s.postgres.cpu_limit_m + 500)
-        + (s.redis.cpu_limit_m + 100)
+        + redis_pods * (s.redis.cpu_limit_m + 100)
+        + 3 * 100
         + 3 * 250
     )
     assert s.quota.cpu_request_m == s.quota.cpu_limit_m == math.ceil(raw / 100) * 100
-    assert s.quota.pods == 6 + 1 + 1 + 2 + 1 + 3
+    assert s.quota.pods == 6 + 1 + 1 + 2 + redis_pods + 3 + 3
     for helper in (s.init, s.redis_exporter, s.redis_sentinel, s.backup_sidecar, s.pgbouncer_pod):
         assert helper.cpu_request_m == helper.cpu_limit_m
         assert helper.memory_request_mib == helper.memory_limit_mib
@@ -187,14 +176,65 @@ def test_single_replica_on_a_volume_has_no_surge_but_room_for_a_hook_pod() -> No
     assert (s.max_web_replicas, s.web_surge) == (1, 0)
     assert s.init.cpu_request_m < s.init.cpu_limit_m  # Burstable helpers off the HA tiers
     assert size_unit(dataclasses.replace(single, filestore_pvc=False)).web_surge == 1
-    # the web pod once more: the PreSync hook, which never runs beside a surge
+    # one database-initialisation Job pod (a Sync hook before Odoo's wave, never beside a surge)
     assert s.quota.pods == 2 + 1 + 2 + 1
 
 
 def test_quota_storage_is_what_the_claims_request() -> None:
-    s = size_unit(dataclasses.replace(BASE, redis_failover=True))
+    s = size_unit(BASE)
     assert s.redis_storage_gib == 2  # 512 MiB x 3, rounded up to GiB
     assert s.quota.storage_gib == 100 * 2 + 100 + 2 * 2
     assert s.quota.pvcs == 2 + 1 + 2
     outside = size_unit(dataclasses.replace(BASE, production=False, ha=False, filestore_pvc=False))
     assert outside.quota.pvcs == 1  # one PostgreSQL instance, no filestore, Redis in memory
+
+
+def test_web_replicas_stay_within_the_tier_with_a_warning() -> None:
+    # 55 users (the EU tenant group's prod) on 1-CPU pods of 3 workers need 4 replicas;
+    # the standard tier allows 3: capped there, and the plan is told.
+    s = size_unit(
+        dataclasses.replace(
+            BASE,
+            peak_users=55,
+            ha=False,
+            web_replicas=1,
+            max_web_replicas=3,
+            web_cpu=1,
+            web_memory_gib=2,
+        )
+    )
+    assert s.web_replicas == 3 and s.max_web_replicas == 3 and s.workers == 3
+    assert s.warnings and "max_web_replicas 3" in s.warnings[0]
+
+
+def test_postgres_storage_and_memory_follow_the_volume() -> None:
+    quiet = size_unit(BASE)
+    busy = size_unit(dataclasses.replace(BASE, orders_per_day=6500, stock_moves_per_day=120_000))
+    assert quiet.postgres_storage_gib == 100  # the profile is the floor
+    assert busy.postgres_storage_gib > 500 and busy.postgres.memory_limit_mib > 8192
+    assert busy.data_gib > quiet.data_gib and busy.wal_gib_per_day > 0
+    assert any("orders" in n and "stock moves" in n for n in busy.notes)
+    assert any(n.startswith("postgres storage = max(profile 100") for n in busy.notes)
+
+
+def test_storage_grows_with_the_horizon_and_growth() -> None:
+    one = size_unit(dataclasses.replace(BASE, orders_per_day=5000, horizon_years=1))
+    five = size_unit(
+        dataclasses.replace(BASE, orders_per_day=5000, horizon_years=5, growth_percent=20)
+    )
+    assert five.postgres_storage_gib > 5 * (one.postgres_storage_gib - 10)
+
+
+def test_redis_memory_follows_sessions() -> None:
+    s = size_unit(dataclasses.replace(BASE, named_users=50_000))
+    # 50,000 users x 3 sessions x 4 KiB = 586 MiB, / 75 % maxmemory = 782 MiB > 512
+    assert s.redis.memory_limit_mib == 782
+    assert size_unit(dataclasses.replace(BASE, named_users=100)).redis.memory_limit_mib == 512
+
+
+def test_redis_replicas_only_where_failover_is_rendered() -> None:
+    ha = size_unit(dataclasses.replace(BASE, redis_replicas=2))
+    assert ha.redis_replicas == 2 and ha.redis_sentinels == 3
+    not_ha = size_unit(dataclasses.replace(BASE, redis_replicas=2, ha=False))
+    vm = size_unit(dataclasses.replace(BASE, redis_replicas=2, kubernetes=False))
+    assert not_ha.redis_replicas == vm.redis_replicas == 0 == not_ha.redis_sentinels

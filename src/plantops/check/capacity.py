@@ -10,11 +10,16 @@ Peak of a namespace (every workload at its HPA maximum, ``steady``), in two phas
 never overlap in an Argo CD sync:
 
 * **rollout**: ``steady`` + the surge pods of every Deployment in a rolling update (all at
-  once, the conservative case) + Jobs that run with the sync (no hook annotation, or
-  ``hook: Sync``);
+  once, the conservative case) + Jobs that run with the sync (no hook annotation, or a
+  ``hook: Sync`` Job in the same wave as a Deployment or later);
 * **hook**: ``steady`` + the Jobs of one hook phase (``PreSync``, ``PostSync``,
   ``SyncFail``) — Argo CD runs PreSync hooks to completion before it applies the
-  manifests, and PostSync after every wave is healthy, so they never meet a surge.
+  manifests, and PostSync after every wave is healthy, so they never meet a surge — or
+  the ``Sync`` hook Jobs of the waves before every Deployment's (the database
+  initialisation): gitops-engine pkg/sync/sync_context.go ``Sync`` starts a wave only
+  once every task of the waves before it has completed (a hook Job has succeeded), so
+  those Jobs are done before the first surge pod exists. Every Job of such a phase runs
+  at once (one Job per tenant database).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ GIB = 1024 * MIB
 DEDICATED_LABEL = "plantops.io/dedicated-to"
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 HOOK_ANNOTATION = "argocd.argoproj.io/hook"
+WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"
+EARLY_SYNC_HOOKS = "Sync (before the workloads' wave)"
 # Hook phases that run alone (see the module docstring); anything else runs with the sync.
 SEPARATE_HOOKS = ("PreSync", "PostSync", "SyncFail")
 # kubelet's default --max-pods, what every managed Kubernetes starts from.
@@ -301,6 +308,8 @@ def namespace_demand(objects: Sequence[Mapping[str, Any]]) -> NamespaceDemand:
     claims = Claims()
     problems: list[str] = []
     quota: dict[str, int] = {}
+    sync_hooks: list[tuple[int, int]] = []  # (wave, index in groups)
+    workload_waves: list[int] = []
     for obj in objects:
         kind, spec = obj.get("kind"), obj.get("spec") or {}
         meta = obj.get("metadata") or {}
@@ -320,8 +329,13 @@ def namespace_demand(objects: Sequence[Mapping[str, Any]]) -> NamespaceDemand:
                 hook = (meta.get("annotations") or {}).get(HOOK_ANNOTATION, "")
                 phase = hook if hook in SEPARATE_HOOKS else "rollout"
                 n = int(spec.get("parallelism", 1))
-                groups.append(PodGroup(_name(obj), res, n, phase=phase, pinned_to=pinned))
+                group = PodGroup(_name(obj), res, n, phase=phase, pinned_to=pinned)
+                if hook == "Sync":
+                    sync_hooks.append((_wave(meta), len(groups)))
+                groups.append(group)
                 continue
+            if kind == "Deployment":
+                workload_waves.append(_wave(meta))
             replicas = int(spec.get("replicas", 1))
             replicas = max(replicas, hpa_max.get((kind, meta.get("name")), replicas))
             surge = _surge(spec.get("strategy"), replicas) if kind == "Deployment" else 0
@@ -342,7 +356,19 @@ def namespace_demand(objects: Sequence[Mapping[str, Any]]) -> NamespaceDemand:
                 claims = claims.plus(n, size_bytes(spec["walStorage"].get("size", 0)))
         elif kind == "Pooler" and obj.get("apiVersion", "").startswith("postgresql.cnpg.io/"):
             groups.append(_cnpg_pooler(obj, limits))
+    first_workload = min(workload_waves, default=None)
+    for wave_of_hook, index in sync_hooks:
+        if first_workload is not None and wave_of_hook < first_workload:
+            groups[index] = replace(groups[index], phase=EARLY_SYNC_HOOKS)
     return NamespaceDemand(tuple(groups), claims, quota, bool(hpa_max), tuple(problems))
+
+
+def _wave(meta: Mapping[str, Any]) -> int:
+    """An object's Argo CD sync wave (0 when unset, as Argo CD reads it)."""
+    try:
+        return int((meta.get("annotations") or {}).get(WAVE_ANNOTATION, 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _cnpg_cluster(
@@ -439,7 +465,7 @@ def _fmt(resource: str, value: int) -> str:
 
 
 def phases(demand: NamespaceDemand) -> list[str]:
-    hooks = sorted({g.phase for g in demand.pods if g.phase in SEPARATE_HOOKS})
+    hooks = sorted({g.phase for g in demand.pods if g.phase in (*SEPARATE_HOOKS, EARLY_SYNC_HOOKS)})
     return ["rollout", *hooks]
 
 

@@ -1,8 +1,10 @@
-"""Fleet commands: validate, schema, init, classify, plan."""
+"""Fleet commands: validate, schema, init, classify, plan, cost."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 from enum import StrEnum
 from importlib import resources
@@ -16,6 +18,7 @@ from rich.table import Table
 from plantops import services
 from plantops.errors import EXIT_OK, Problem, UserError
 from plantops.outputs import write_text_atomically
+from plantops.sizing.cost import FleetCost
 from plantops.spec import spec_json_schema
 
 SCHEMA_FILE = "plantops-spec.schema.json"
@@ -191,7 +194,12 @@ def plan(
             continue
         deps = res.plan.for_plant(c.plant)
         prod = next((d for d in deps if d.production), deps[-1] if deps else None)
-        cost = sum(d.cost_by_plant[c.plant].total_month for d in deps)
+        # The fleet model's figure: node pools priced as nodes, the platform allocated.
+        cost = (
+            res.cost.for_plant(c.plant)
+            if res.cost is not None
+            else sum(d.cost_by_plant[c.plant].total_month for d in deps)
+        )
         rows.append(
             {
                 "plant": c.plant,
@@ -290,6 +298,144 @@ def plan(
     )
 
 
+class CostBy(StrEnum):
+    plant = "plant"
+    env = "env"
+    service = "service"
+
+
+class CostFormat(StrEnum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+
+
+def _cost_rows(cost: FleetCost, by: CostBy) -> list[dict[str, object]]:
+    """One row per plant, environment or service, split into plant-specific and platform."""
+    attr = "environment" if by is CostBy.env else by.value
+    rows: dict[str, dict[str, float]] = {}
+    for line in cost.lines:
+        row = rows.setdefault(str(getattr(line, attr)), {"plant": 0.0, "platform": 0.0})
+        row[line.kind] += line.month
+    return [
+        {
+            by.value: key,
+            "plant_month": round(v["plant"], 2),
+            "platform_month": round(v["platform"], 2),
+            "total_month": round(v["plant"] + v["platform"], 2),
+        }
+        for key, v in sorted(rows.items())
+    ]
+
+
+def _cost_document(cost: FleetCost, by: CostBy) -> dict[str, object]:
+    return {
+        "by": by.value,
+        "currency": cost.currency,
+        "rows": _cost_rows(cost, by),
+        "platform_month": round(cost.platform_month, 2),
+        "total_month": round(cost.total_month, 2),
+        "node_pools": [
+            {
+                "pools": n.key,
+                "plant": n.plant,
+                "min_nodes": n.nodes,
+                "nodes_month": round(n.floor_month, 2),
+                "requests_month": round(n.requested_month, 2),
+            }
+            for n in cost.capacity
+        ],
+        "lines": [
+            {**line.__dict__, "month": round(line.month, 2)}
+            for line in sorted(
+                cost.lines, key=lambda x: (x.plant, x.environment, x.service, x.deployment)
+            )
+        ],
+    }
+
+
+def cost(
+    fleet: FleetArg,
+    by: Annotated[
+        CostBy, typer.Option("--by", help="Rows per plant, environment or service.")
+    ] = CostBy.plant,
+    fmt: Annotated[
+        CostFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = CostFormat.text,
+    what_if: Annotated[
+        str | None,
+        typer.Option(
+            "--what-if",
+            help="TARGET=VALUE (pattern, tier or resource_profile) for --plant: its cost "
+            "before and after the move.",
+        ),
+    ] = None,
+    plant: Annotated[str | None, typer.Option("--plant", help="Plant of --what-if.")] = None,
+    today: TodayOpt = None,
+) -> None:
+    """Monthly cost by plant, environment or service; plant-specific vs shared platform."""
+    from plantops.cli.main import out, run_guarded
+
+    res = run_guarded(services.cost_fleet, fleet, today=_today(today), what_if=what_if, plant=plant)
+    _print_warnings(res.warnings)
+    doc = _cost_document(res.cost, by)
+    w = res.what_if
+    if w is not None:
+        doc["what_if"] = {
+            "plant": w.plant,
+            "change": f"{w.target}={w.value}",
+            "plant_before_month": round(w.before.for_plant(w.plant), 2),
+            "plant_after_month": round(w.after.for_plant(w.plant), 2),
+            "fleet_before_month": round(w.before.total_month, 2),
+            "fleet_after_month": round(w.after.total_month, 2),
+            "rows_after": _cost_rows(w.after, by),
+        }
+    if fmt is CostFormat.json:
+        out.out(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    rows = _cost_rows(res.cost, by)
+    if fmt is CostFormat.csv:
+        buf = io.StringIO()
+        writer = csv.DictWriter(
+            buf,
+            fieldnames=[by.value, "plant_month", "platform_month", "total_month", "currency"],
+            lineterminator="\n",
+        )
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "currency": res.cost.currency})
+        out.out(buf.getvalue(), end="")
+        return
+    cur = res.cost.currency
+    table = Table(title=f"Monthly cost by {by.value} ({cur})")
+    for col in (by.value, "plant-specific", "shared platform", "total"):
+        table.add_column(col, justify="left" if col == by.value else "right")
+    for row in rows:
+        table.add_row(
+            escape(str(row[by.value])),
+            f"{row['plant_month']:,.2f}",
+            f"{row['platform_month']:,.2f}",
+            f"{row['total_month']:,.2f}",
+        )
+    out.print(table)
+    for n in res.cost.capacity:
+        out.print(
+            f"node pools {n.key} ({n.plant}): {n.nodes} nodes at least = "
+            f"{n.floor_month:,.2f} {cur}; requests would cost {n.requested_month:,.2f}"
+        )
+    out.print(
+        f"fleet total {res.cost.total_month:,.2f} {cur}/month, of which shared platform "
+        f"{res.cost.platform_month:,.2f} (allocated by compute share per cluster)"
+    )
+    if w is not None:
+        before, after = w.before.for_plant(w.plant), w.after.for_plant(w.plant)
+        out.print(
+            f"what if {w.plant} {w.target}={w.value}: {before:,.2f} → {after:,.2f} {cur}/month "
+            f"({after - before:+,.2f}); fleet {w.before.total_month:,.2f} → "
+            f"{w.after.total_month:,.2f}"
+        )
+
+
 def _touched(changes: object) -> bool:
     return isinstance(changes, dict) and any(v for k, v in changes.items() if k != "unchanged")
 
@@ -300,3 +446,4 @@ def register(app: typer.Typer) -> None:
     app.command()(init)
     app.command()(classify)
     app.command()(plan)
+    app.command()(cost)

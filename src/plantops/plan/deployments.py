@@ -18,7 +18,9 @@ from typing import Any
 from plantops.classify import Classification, classify_fleet
 from plantops.errors import Problem, SpecError
 from plantops.model import Environment, Fleet, Plant
-from plantops.sizing import Cost, InfeasibleSizing, Sizing, SizingInputs, price_unit, size_unit
+from plantops.plan.cost import price_deployment
+from plantops.sizing import Cost, InfeasibleSizing, Sizing, SizingInputs, size_unit
+from plantops.sizing.cost import ServiceCost
 from plantops.spec.loader import Location
 from plantops.spec.models import ClusterSpec, TierSpec
 
@@ -58,6 +60,8 @@ class Deployment:
     digest: str
     series: str
     edition: str
+    services: tuple[ServiceCost, ...] = ()
+    """This deployment's own services as rendered, priced (plantops.sizing.cost)."""
     input_hash: str = field(default="", repr=False)
     """Content hash of this deployment's inputs: unchanged hash, unchanged output. A
     deployment is a pure function of fleet.yaml, its plants' files, the exceptions in force
@@ -110,6 +114,7 @@ class Plan:
     fleet: Fleet
     classifications: tuple[Classification, ...]
     deployments: tuple[Deployment, ...]
+    warnings: tuple[Problem, ...] = ()
 
     def for_plant(self, code: str) -> tuple[Deployment, ...]:
         return self._by_plant.get(code, ())
@@ -125,6 +130,10 @@ class Plan:
 
 def _host(plant: str, env: Environment, domain: str) -> str:
     return f"{plant}.{domain}" if env.production else f"{plant}.{env.name}.{domain}"
+
+
+def _where(loc: Location) -> tuple[str, int, int, str]:
+    return loc.file, loc.line, loc.column, loc.path
 
 
 def _problem(loc: Location, message: str, hint: str = "") -> Problem:
@@ -234,8 +243,11 @@ def _inputs(
         series=fleet.spec.odoo.series,
         kubernetes=lead.spec.runtime == "kubernetes",
         filestore_pvc=fleet.spec.platform.storage.filestore == "pvc",
-        # render.kubernetes.redis.redis_failover: Sentinel for dedicated-environment only.
-        redis_failover=pattern == "dedicated-environment",
+        orders_per_day=sum(p.spec.profile.volume.orders_per_day for p in plants),
+        stock_moves_per_day=sum(p.spec.profile.volume.stock_moves_per_day for p in plants),
+        named_users=sum(p.spec.users.named for p in plants),
+        horizon_years=d.data_horizon_years,
+        growth_percent=d.data_growth_percent,
     )
 
 
@@ -317,6 +329,7 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
     pricing = fleet.spec.pricing
     fleet_digest = fleet.source.fleet_source.digest
     deployments: list[Deployment] = []
+    warnings: list[Problem] = []
     wanted = set(only)
     for (unit, _), members in sorted(units.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
         if wanted and not wanted.intersection(p.code for p in members):
@@ -340,19 +353,31 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
                 loc = fleet.source.locate_plant(in_env[0].code, "users", "peak_concurrent")
                 problems.append(_problem(loc, f"{env_name}: {exc}"))
                 continue
+            for warning in sizing.warnings:
+                warnings.append(
+                    Problem(
+                        *_where(fleet.source.locate_fleet("tiers", tier_name, "max_web_replicas")),
+                        f"{unit} {env_name}: {warning}",
+                        "move the plants to a tier with more web replicas, give the tier a "
+                        "resource profile with larger web pods"
+                        + (", or split the tenant group" if len(in_env) > 1 else ""),
+                        severity="warning",
+                    )
+                )
             cluster_fee = (
                 pricing.dedicated_cluster_month
                 if pattern in DEDICATED_CLUSTER_PATTERNS and env.production and cl is not None
                 else 0.0
             )
-            cost = price_unit(
-                sizing,
-                currency=pricing.currency,
-                vcpu_hour=pricing.vcpu_hour,
-                gib_hour=pricing.gib_hour,
-                storage_gib_month=pricing.storage_gib_month,
-                hours_per_month=fleet.spec.defaults.hours_per_month,
-                cluster_month=cluster_fee,
+            services = price_deployment(
+                fleet, sizing, cluster=cl, tier=tier, production=env.production
+            )
+            cost = Cost(
+                pricing.currency,
+                round(sum(sc.compute_month for sc in services), 2),
+                round(sum(sc.storage_month + sc.other_month for sc in services), 2),
+                round(cluster_fee, 2),
+                {sc.service: round(sc.total_month, 2) for sc in services},
             )
             total_users = sum(p.spec.users.peak_concurrent for p in in_env)
             by_plant = {
@@ -391,6 +416,7 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
                 digest=odoo.digest,
                 series=odoo.series,
                 edition=odoo.edition.value,
+                services=services,
                 input_hash=_hash_text(
                     fleet_digest,
                     f"{unit}/{env_name}",
@@ -405,5 +431,8 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
     if problems:
         raise SpecError(sorted(problems))
     return Plan(
-        fleet=fleet, classifications=tuple(classes.values()), deployments=tuple(deployments)
+        fleet=fleet,
+        classifications=tuple(classes.values()),
+        deployments=tuple(deployments),
+        warnings=tuple(sorted(warnings)),
     )

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from plantops.errors import Problem
-from plantops.render.kubernetes.storage import filestore_needs_rwx, rwx_class
+from plantops.render.kubernetes.storage import filestore_needs_rwx
+from plantops.sizing.cost import rwx_class
 
 if TYPE_CHECKING:
     from plantops.plan import Plan

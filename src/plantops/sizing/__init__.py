@@ -7,7 +7,6 @@ from plantops.sizing.odoo import (
     Resources,
     Sizing,
     SizingInputs,
-    price_unit,
     size_unit,
 )
 
@@ -18,6 +17,5 @@ __all__ = [
     "Resources",
     "Sizing",
     "SizingInputs",
-    "price_unit",
     "size_unit",
 ]

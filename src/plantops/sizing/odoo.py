@@ -7,10 +7,12 @@ Pure: no I/O.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from plantops.sizing import connections as conn
+from plantops.sizing.volume import HOT_DAYS, estimate_volume
 
 MIB = 1024 * 1024
 # Odoo deployment guide, "Memory size": ~150 MB per light request, ~1 GB per heavy one,
@@ -35,6 +37,19 @@ CRON_THREAD_ADDRESS_SPACE_MIB = 64 + 8
 PGBOUNCER_CPU_M = 250
 PGBOUNCER_MEM_MIB = 128
 PGBOUNCER_INSTANCES = conn.PGBOUNCER_INSTANCES
+# Redis Sentinel, rendered beside a replicated Redis (render/kubernetes/redis.py): three
+# sentinels with a quorum of two, so one lost zone still elects a new master.
+REDIS_SENTINELS = 3
+# PostgreSQL volume beyond the data: free space for VACUUM FULL/REINDEX of the largest
+# table and for bloat (a quarter of the data), and the WAL CloudNativePG keeps in PGDATA
+# (max_wal_size 1 GB by default, up to twice that between checkpoints).
+PG_FREE_PERCENT = 25
+PG_WAL_GIB = 2
+# effective_cache_size is 75 % of memory (below): the working set should fit in it.
+PG_CACHE_SHARE_PERCENT = 75
+# WAL written per byte of new data: full-page images after each checkpoint and the
+# updates Odoo makes after insert (states, stored computes) write each row ~3 times.
+WAL_PER_DATA = 3
 
 
 REDIS_SENTINELS = 3
@@ -96,10 +111,14 @@ class SizingInputs:
     limit_request: int
     series: str
     kubernetes: bool
-    # Where the filestore is (a ReadWriteOnce/-Many volume, else object storage) and whether
-    # Redis runs replicated with Sentinel: both change the pods and claims of the quota.
+    # Where the filestore is (a ReadWriteOnce/-Many volume, else object storage): it
+    # changes the pods and claims of the quota.
     filestore_pvc: bool = True
-    redis_failover: bool = False
+    orders_per_day: int = 0
+    stock_moves_per_day: int = 0
+    named_users: int = 0
+    horizon_years: int = 3
+    growth_percent: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -177,6 +196,12 @@ class Sizing:
     )
     redis_storage_gib: int = 0
     web_surge: int = 1
+    redis_sentinels: int = 0
+    data_gib: float = 0.0
+    """Estimated database size at the end of the sizing horizon (before free space)."""
+    wal_gib_per_day: float = 0.0
+    warnings: tuple[str, ...] = field(default=())
+    """What the plan must tell the user (e.g. users beyond what the tier allows)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -343,6 +368,24 @@ def size_unit(i: SizingInputs) -> Sizing:
     )
     base = i.web_replicas if i.production else 1
     replicas = max(base, math.ceil(workers_needed / per_pod))
+    warnings: list[str] = []
+    if i.max_web_replicas is not None and replicas > i.max_web_replicas:
+        # The tier's bound is a contract (quota and cost on a shared cluster, the HPA's
+        # ceiling): cap there, and say so on every plan until the plant moves to a tier or
+        # resource profile that fits, rather than fail a fleet for a few users or render
+        # more pods than the tier allows.
+        served = i.max_web_replicas * per_pod * i.users_per_worker
+        warnings.append(
+            f"{users} users need {workers_needed} workers = {replicas} web replicas of "
+            f"{per_pod}, above the tier's max_web_replicas {i.max_web_replicas}: capped at "
+            f"{i.max_web_replicas} replicas, which serve {served} users at {i.users_per_worker}"
+            " per worker"
+        )
+        notes.append(
+            f"web replicas = min(ceil({workers_needed} / {per_pod}) = {replicas}, tier "
+            f"max_web_replicas {i.max_web_replicas}) = {i.max_web_replicas} (capped)"
+        )
+        replicas = i.max_web_replicas
     workers = min(per_pod, max(min(i.min_workers, per_pod), math.ceil(workers_needed / replicas)))
     max_replicas = replicas
     if i.production and i.ha:
@@ -393,10 +436,38 @@ def size_unit(i: SizingInputs) -> Sizing:
 
     pg_factor = 1.0 if i.production else max(0.25, i.size_factor)
     pg_cpu_m = _cpu_m(_scaled(i.postgres_cpu, pg_factor, 0.25))
-    pg_mem = max(512, 256 * math.ceil(i.postgres_memory_gib * 1024 * pg_factor / 256))
+    vol = estimate_volume(
+        orders_per_day=i.orders_per_day,
+        stock_moves_per_day=i.stock_moves_per_day,
+        named_users=i.named_users,
+        databases=i.databases,
+        horizon_years=i.horizon_years,
+        growth_percent=i.growth_percent,
+    )
+    notes.append(
+        f"data: {i.orders_per_day} orders + {i.stock_moves_per_day} stock moves a day = "
+        f"{vol.rows_per_day} rows = {vol.bytes_per_day / MIB:.1f} MiB/day (with bloat); "
+        f"{i.horizon_years} years at +{i.growth_percent:g} %/year + {i.databases} base "
+        f"database(s) = {vol.data_gib:g} GiB"
+    )
+    by_volume_storage = math.ceil(vol.data_gib * (100 + PG_FREE_PERCENT) / 100 + PG_WAL_GIB)
+    storage_need = max(i.postgres_storage_gib, by_volume_storage)
+    pg_storage = max(10, math.ceil(storage_need * pg_factor))
+    notes.append(
+        f"postgres storage = max(profile {i.postgres_storage_gib}, ceil({vol.data_gib:g} GiB x "
+        f"{100 + PG_FREE_PERCENT} % + {PG_WAL_GIB} GiB WAL) = {by_volume_storage}) x "
+        f"{pg_factor:g} = {pg_storage} GiB"
+    )
+    by_volume_mem = math.ceil(vol.hot_mib * 100 / PG_CACHE_SHARE_PERCENT)
+    mem_need = max(i.postgres_memory_gib * 1024, by_volume_mem)
+    pg_mem = max(512, 256 * math.ceil(mem_need * pg_factor / 256))
+    notes.append(
+        f"postgres memory = max(profile {round(i.postgres_memory_gib * 1024)} MiB, working "
+        f"set {vol.hot_mib} MiB ({i.databases} base + {HOT_DAYS} days) / "
+        f"{PG_CACHE_SHARE_PERCENT} % cache = {by_volume_mem} MiB) x {pg_factor:g} = {pg_mem} MiB"
+    )
     postgres = Resources(pg_cpu_m, pg_cpu_m, pg_mem, pg_mem)
     pg_instances = i.postgres_instances if i.production else 1
-    pg_storage = max(10, math.ceil(i.postgres_storage_gib * pg_factor))
     shared_buffers = pg_mem // 4
     work_mem = max(4, (pg_mem - shared_buffers) // (i.pg_max_connections * 3))
     pg_params = {
@@ -409,9 +480,26 @@ def size_unit(i: SizingInputs) -> Sizing:
     }
     pool_size = max(5, pools.budget // max(1, i.databases))
 
-    redis_mem = max(64, round(i.redis_memory_gib * 1024 * (1.0 if i.production else 0.5)))
+    # Sessions must fit maxmemory (75 % of the container): volatile-lru would evict
+    # logged-in users' sessions first.
+    by_sessions = math.ceil(vol.session_mib * 4 / 3)
+    redis_base = max(i.redis_memory_gib * 1024, by_sessions)
+    redis_mem = max(64, round(redis_base * (1.0 if i.production else 0.5)))
+    notes.append(
+        f"redis memory = max(profile {round(i.redis_memory_gib * 1024)} MiB, {i.named_users} "
+        f"named users x 3 sessions x 4 KiB = {vol.session_mib} MiB / 75 % maxmemory = "
+        f"{by_sessions} MiB){' x 0.5' if not i.production else ''} = {redis_mem} MiB"
+    )
     redis = Resources(100 if not guaranteed else 250, 250, redis_mem, redis_mem)
-    redis_replicas = i.redis_replicas if i.production else 0
+    # Replicas only where they are rendered: replication with Sentinel failover, for
+    # production on an HA tier on Kubernetes (a VM runs one Redis container).
+    redis_replicas = i.redis_replicas if (i.production and i.ha and i.kubernetes) else 0
+    sentinels = REDIS_SENTINELS if redis_replicas else 0
+    if i.redis_replicas and i.production and not redis_replicas:
+        notes.append(
+            f"redis: tier asks {i.redis_replicas} replicas, none rendered "
+            f"({'not an HA tier' if not i.ha else 'a VM runs one Redis'})"
+        )
     filestore = max(5, math.ceil(i.filestore_gib * pg_factor))
 
     # --- quota: the namespace at its peak (docs/capacity.md; check.capacity verifies it
@@ -425,7 +513,9 @@ def size_unit(i: SizingInputs) -> Sizing:
         PGBOUNCER_CPU_M, PGBOUNCER_CPU_M, PGBOUNCER_MEM_MIB, PGBOUNCER_MEM_MIB
     )
     redis_persistent = i.ha or i.production
-    redis_pods = 1 + (redis_replicas if i.redis_failover else 0)
+    # Replicas are rendered exactly where sizing keeps them, always with Sentinel
+    # (render.kubernetes.redis.redis_failover).
+    redis_pods = 1 + redis_replicas
     redis_storage = min(10, max(1, math.ceil(redis_mem * 3 / 1024)))
     # A single web replica on a ReadWriteOnce filestore is replaced, not surged: a surge
     # pod on another node could not attach the volume (Multi-Attach).
@@ -437,15 +527,16 @@ def size_unit(i: SizingInputs) -> Sizing:
         (_plus(postgres, backup_sidecar), pg_instances),
         (_plus(redis, exporter), redis_pods),
     ]
-    if i.redis_failover and redis_pods > 1:
-        steady.append((sentinel, REDIS_SENTINELS))
+    if sentinels:
+        steady.append((sentinel, sentinels))
     rollout = [(web_pod, web_surge)]
     if i.pgbouncer:
         steady.append((pgbouncer_pod, PGBOUNCER_INSTANCES))
         rollout.append((pgbouncer_pod, 1))
-    # Argo CD PreSync hooks (database initialisation) run before the rollout, never beside
-    # it: room for one hook pod the size of a web pod.
-    hook = [(web_pod, 1)]
+    # The database-initialisation Jobs (render.kubernetes.odoo.render_db_init_jobs: one per
+    # database, a cron worker's resources) are Argo CD Sync hooks in the wave before Odoo's:
+    # all of them run at once, and done before the first surge pod (check.capacity).
+    hook = [(_pod(cron, init), max(1, i.databases))]
 
     def total(attr: str) -> int:
         def add(pods: list[tuple[Resources, int]]) -> int:
@@ -462,7 +553,7 @@ def size_unit(i: SizingInputs) -> Sizing:
         storage_gib=pg_storage * pg_instances
         + (filestore if i.filestore_pvc else 0)
         + (redis_storage * redis_pods if redis_persistent else 0),
-        pods=sum(n for _, n in steady) + max(sum(n for _, n in rollout), 1),
+        pods=sum(n for _, n in steady) + max(sum(n for _, n in rollout), sum(n for _, n in hook)),
         pvcs=pg_instances + int(i.filestore_pvc) + (redis_pods if redis_persistent else 0),
     )
     return Sizing(
@@ -509,15 +600,28 @@ def size_unit(i: SizingInputs) -> Sizing:
         pgbouncer_pod=pgbouncer_pod,
         redis_storage_gib=redis_storage,
         web_surge=web_surge,
+        redis_sentinels=sentinels,
+        data_gib=vol.data_gib * pg_factor,
+        wal_gib_per_day=round(vol.bytes_per_day * pg_factor * WAL_PER_DATA / 1024**3, 3),
+        warnings=tuple(warnings),
     )
+
+
+def redis_volume_gib(s: Sizing) -> int:
+    """Size of each persistent Redis volume: room for AOF rewrites (three times memory)."""
+    return s.redis_storage_gib
 
 
 @dataclass(frozen=True)
 class Cost:
+    """A deployment's own monthly cost (deployment.json ``cost``): its services at the unit
+    rates; node pools and the platform's allocation are added by ``plantops cost``."""
+
     currency: str
     compute_month: float
     storage_month: float
     cluster_month: float
+    services: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def total_month(self) -> float:
@@ -529,6 +633,7 @@ class Cost:
             round(self.compute_month * fraction, 2),
             round(self.storage_month * fraction, 2),
             round(self.cluster_month * fraction, 2),
+            {k: round(v * fraction, 2) for k, v in self.services.items()},
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -537,32 +642,6 @@ class Cost:
             "compute_month": self.compute_month,
             "storage_month": self.storage_month,
             "cluster_month": self.cluster_month,
+            "services": dict(sorted(self.services.items())),
             "total_month": self.total_month,
         }
-
-
-def price_unit(
-    s: Sizing,
-    *,
-    currency: str,
-    vcpu_hour: float,
-    gib_hour: float,
-    storage_gib_month: float,
-    hours_per_month: float,
-    cluster_month: float,
-) -> Cost:
-    """Monthly cost at steady state (requested resources of the base replica count)."""
-    pods = [
-        (s.web, s.web_replicas),
-        (s.cron, s.cron_replicas),
-        (s.postgres, s.postgres_instances),
-        (s.redis, 1 + s.redis_replicas),
-    ]
-    cpu = sum(r.cpu_request_m * n for r, n in pods) / 1000
-    mem_gib = sum(r.memory_request_mib * n for r, n in pods) / 1024
-    if s.pgbouncer:
-        cpu += PGBOUNCER_CPU_M * PGBOUNCER_INSTANCES / 1000
-        mem_gib += PGBOUNCER_MEM_MIB * PGBOUNCER_INSTANCES / 1024
-    compute = hours_per_month * (cpu * vcpu_hour + mem_gib * gib_hour)
-    storage = storage_gib_month * s.quota.storage_gib
-    return Cost(currency, round(compute, 2), round(storage, 2), round(cluster_month, 2))

@@ -520,6 +520,13 @@ def _cross_checks(
                 f"unknown resource profile {tier.resource_profile!r}",
                 f"one of: {', '.join(sorted(fleet.resource_profiles))}",
             )
+    priced_pools = {f"{c.name}/{p.name}" for c in fleet.clusters for p in c.node_pools}
+    for key in sorted(set(fleet.pricing.node_month) - priced_pools):
+        add(
+            at(fleet_src, "pricing", "node_month", key),
+            f"pricing.node_month names unknown node pool {key!r}",
+            f"'<cluster>/<node pool>', one of: {', '.join(sorted(priced_pools))}",
+        )
 
     # plants
     codes: dict[str, Location] = {}

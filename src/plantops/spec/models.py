@@ -295,12 +295,60 @@ class Thresholds(Strict):
         return self
 
 
+class VmSize(Strict):
+    name: Name
+    vcpu: StrictFloat = Field(gt=0, le=512)
+    memory_gib: StrictFloat = Field(gt=0, le=4096)
+    month: StrictFloat = Field(ge=0, description="Price of one VM of this size per month.")
+
+
 class Pricing(Strict):
+    """Unit prices for `plantops cost` (docs/cost.md); every field after the first four
+    has a default, so a fleet that only gives unit rates still validates."""
+
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     vcpu_hour: StrictFloat = Field(ge=0)
     gib_hour: StrictFloat = Field(ge=0)
-    storage_gib_month: StrictFloat = Field(ge=0)
-    dedicated_cluster_month: StrictFloat = Field(default=0, ge=0)
+    storage_gib_month: StrictFloat = Field(ge=0, description="Volume storage, classes not listed.")
+    dedicated_cluster_month: StrictFloat = Field(
+        default=0, ge=0, description="Control-plane fee of a dedicated cluster."
+    )
+    shared_cluster_month: StrictFloat = Field(
+        default=0, ge=0, description="Control-plane fee of a shared cluster (platform cost)."
+    )
+    storage_classes: dict[Name, StrictFloat] = Field(
+        default_factory=dict,
+        description="Price per GiB-month by storage class name (e.g. an RWX file system); "
+        "classes not listed cost storage_gib_month.",
+    )
+    backup_gib_month: StrictFloat | None = Field(
+        default=None, ge=0, description="Object storage for backups; storage_gib_month if empty."
+    )
+    node_month: dict[str, StrictFloat] = Field(
+        default_factory=dict,
+        description="Price of one node per month by '<cluster>/<node pool>'; by default "
+        "the pool's vCPU and memory at vcpu_hour and gib_hour.",
+    )
+    ingress_month: StrictFloat = Field(
+        default=0, ge=0, description="Per cluster: ingress controller and load balancer."
+    )
+    monitoring_month: StrictFloat = Field(
+        default=0, ge=0, description="Per cluster: Prometheus, Alertmanager, their storage."
+    )
+    vm_sizes: list[VmSize] = Field(
+        default_factory=list,
+        description="VM sizes plants on runtime: vm can run on; the smallest that fits is "
+        "priced. Empty: a size of 2^n vCPU x 4 GiB at the unit rates.",
+    )
+
+    @field_validator("node_month")
+    @classmethod
+    def _node_keys(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, price in value.items():
+            cluster, _, pool = key.partition("/")
+            if not cluster or not pool or price < 0:
+                raise ValueError(f"node_month {key!r}: give '<cluster>/<pool>' and a price >= 0")
+        return value
 
 
 class SecretStoreRef(Strict):
@@ -326,6 +374,12 @@ class Defaults(Strict):
         default_factory=list, description="Networks allowed to reach Odoo admin paths outside prod."
     )
     hours_per_month: StrictFloat = Field(default=730, gt=0)
+    data_horizon_years: StrictInt = Field(
+        default=3, ge=1, le=20, description="Years of data PostgreSQL storage is sized for."
+    )
+    data_growth_percent: StrictFloat = Field(
+        default=10, ge=0, le=200, description="Yearly growth of order and stock-move volume."
+    )
 
 
 ImageRef = Annotated[

@@ -1,5 +1,5 @@
 """Redis for Odoo sessions (and cache): persistence by tier, Sentinel failover for
-the dedicated-environment pattern.
+the tiers whose objectives ask for Redis replicas (production on an HA tier).
 
 Persistence: append-only file (fsync every second) for HA tiers, RDB snapshots for
 other production deployments, none outside production (sessions are cheap to lose
@@ -25,12 +25,13 @@ from plantops.render.kubernetes.common import (
     topology_spread,
 )
 from plantops.render.kubernetes.externalsecrets import redis_secret
+from plantops.sizing.odoo import REDIS_SENTINELS
 
 if TYPE_CHECKING:
     from plantops.plan import Deployment
     from plantops.render.context import RenderContext
 
-SENTINELS = 3
+SENTINELS = REDIS_SENTINELS
 SENTINEL_QUORUM = 2
 MASTER_NAME = "odoo"
 
@@ -48,8 +49,13 @@ def sentinel_service(dep: Deployment) -> str:
 
 
 def redis_failover(dep: Deployment) -> bool:
-    """Replication with Sentinel failover: dedicated-environment production only."""
-    return dep.pattern == "dedicated-environment" and dep.sizing.redis_replicas > 0
+    """Replication with Sentinel failover wherever sizing gives Redis replicas.
+
+    Sizing keeps the tier's ``redis_replicas`` only for production on an HA tier on
+    Kubernetes, and the cost model prices exactly those pods, so what is costed is what
+    runs (a critical plant at 99.95 % no longer runs one Redis costed for three).
+    """
+    return dep.sizing.redis_replicas > 0
 
 
 def redis_persistence(dep: Deployment) -> str:
@@ -176,7 +182,7 @@ def _secret_env(dep: Deployment, var: str) -> dict[str, Any]:
     }
 
 
-def _storage_gib(dep: Deployment) -> int:
+def redis_storage_gib(dep: Deployment) -> int:
     """Room for the AOF and an RDB rewrite beside it (sizing.redis_storage_gib)."""
     return dep.sizing.redis_storage_gib
 
@@ -302,7 +308,7 @@ def render_redis(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
                 "metadata": {"name": "data"},
                 "spec": {
                     "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": f"{_storage_gib(dep)}Gi"}},
+                    "resources": {"requests": {"storage": f"{redis_storage_gib(dep)}Gi"}},
                 },
             }
         ]

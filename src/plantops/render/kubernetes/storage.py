@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from plantops.render.core import k8s_object
 from plantops.render.kubernetes.common import data_wave, name
+from plantops.sizing.cost import filestore_storage_class, postgres_storage_class
 
 if TYPE_CHECKING:
     from plantops.plan import Deployment
     from plantops.render.context import RenderContext
-    from plantops.spec.models import ClusterSpec
 
 
 def filestore_claim(dep: Deployment) -> str:
@@ -31,30 +31,17 @@ def filestore_needs_rwx(dep: Deployment) -> bool:
     return dep.sizing.max_web_replicas > 1
 
 
-def default_class(cluster: ClusterSpec) -> str:
-    return next(s.name for s in cluster.storage_classes if s.default)
-
-
-def rwx_class(cluster: ClusterSpec) -> str | None:
-    return next(
-        (s.name for s in cluster.storage_classes if "ReadWriteMany" in s.access_modes), None
-    )
-
-
 def postgres_class(dep: Deployment, ctx: RenderContext) -> str:
     assert dep.cluster is not None
-    return ctx.platform.storage.postgres_storage_class or default_class(dep.cluster)
+    return postgres_storage_class(dep.cluster, ctx.platform.storage)
 
 
 def filestore_class(dep: Deployment, ctx: RenderContext) -> str:
-    """The class of the filestore volume (the preflight check has made sure it exists)."""
+    """The class of the filestore volume (the preflight check has made sure it exists).
+
+    The choice lives in plantops.sizing.cost, which prices the same volume."""
     assert dep.cluster is not None
-    chosen = ctx.platform.storage.filestore_storage_class
-    if chosen:
-        return chosen
-    if filestore_needs_rwx(dep):
-        return rwx_class(dep.cluster) or default_class(dep.cluster)
-    return default_class(dep.cluster)
+    return filestore_storage_class(dep.cluster, ctx.platform.storage, dep.sizing.max_web_replicas)
 
 
 def render_filestore(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:

@@ -179,9 +179,7 @@ def test_what_if_shared_to_dedicated_namespace() -> None:
     assert after.for_plant(moving) > before.for_plant(moving)
     assert math.isclose(after.for_plant(moving), after.by("plant")[moving])
     # the remaining tenant now has the group to itself
-    assert all(
-        [t.plant for t in d.tenants] == [staying] for d in moved_plan.for_plant(staying)
-    )
+    assert all([t.plant for t in d.tenants] == [staying] for d in moved_plan.for_plant(staying))
     assert after.for_plant(staying) != before.for_plant(staying)
 
 

@@ -13,7 +13,12 @@ from tests.conftest import SHARED
 
 
 def realworld(*parts: str) -> Path:
-    for base in (Path(os.environ["PLANTOPS_SHARED"]) if os.environ.get("PLANTOPS_SHARED") else None, SHARED):
+    for base in (
+        Path(os.environ["PLANTOPS_SHARED"]) if os.environ.get("PLANTOPS_SHARED") else None,
+        SHARED,
+    ):
         if base is not None and (base / "realworld" / Path(*parts)).exists():
             return base / "realworld" / Path(*parts)
-    pytest.skip(f"real-world inputs not present: {SHARED / 'realworld' / Path(*parts)} (set PLANTOPS_SHARED)")
+    pytest.skip(
+        f"real-world inputs not present: {SHARED / 'realworld' / Path(*parts)} (set PLANTOPS_SHARED)"
+    )

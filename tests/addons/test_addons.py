@@ -134,9 +134,10 @@ def test_external_dependencies_against_package_list(tmp_path: Path) -> None:
     packages = parse_package_list(
         "requests==2.28.0\npython-ldap==3.4.4\n# comment\nopenpyxl @ file:///x.whl\n", "freeze.txt"
     )
-    got = {(f.code, f.message.split(",")[0]) for f in findings(
-        [tmp_path], packages=packages, binaries=frozenset({"wkhtmltopdf"})
-    )}
+    got = {
+        (f.code, f.message.split(",")[0])
+        for f in findings([tmp_path], packages=packages, binaries=frozenset({"wkhtmltopdf"}))
+    }
     assert got == {
         ("external-python-version", "needs 'requests>=2.30'; the image has requests 2.28.0"),
         ("external-python-missing", "needs the Python package 'absent'"),
@@ -247,7 +248,8 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     assert r.exit_code == 1, r.output
     assert "missing-dependency" in r.output and "1 error(s)" in r.output
     r = runner.invoke(
-        app, ["addons", "check", str(tmp_path), "--series", "17.0", "--format", "json", "--checksums"]
+        app,
+        ["addons", "check", str(tmp_path), "--series", "17.0", "--format", "json", "--checksums"],
     )
     data = json.loads(r.stdout)
     assert data["errors"] == 1 and data["addons"][0]["checksum"].startswith("sha256:")

@@ -66,6 +66,9 @@ _addons.register(app)
 from plantops.cli import vulns as _vulns  # noqa: E402
 
 _vulns.register(app)
+from plantops.cli import release as _release  # noqa: E402
+
+_release.register(app)
 
 
 # A CLI run builds many long-lived objects (the loaded fleet, the plan) and few cycles;

@@ -206,6 +206,18 @@ def test_fifo_manifest_and_link_out_of_the_tree(tmp_path: Path) -> None:
     assert "named pipe (FIFO)" in text and "symbolic link leads outside" in text
 
 
+def test_manifest_symlink_out_of_the_tree(tmp_path: Path) -> None:
+    root = tmp_path / "addons"
+    (root / "leak").mkdir(parents=True)
+    secret = tmp_path / "secret.py"
+    secret.write_text("{'name': 'secret'}")
+    (root / "leak" / "__manifest__.py").symlink_to(secret)
+    with pytest.raises(
+        AddonsInputError, match="leak/__manifest__.py:1:1: error: symbolic link leads outside"
+    ):
+        check([root])
+
+
 def test_huge_manifest_refused_before_parsing(tmp_path: Path) -> None:
     d = tmp_path / "big"
     d.mkdir()

@@ -84,6 +84,10 @@ def test_changed_addon_changes_checksum_commit_and_id(repo: Path, tmp_path: Path
     sums = [{x["name"]: x["checksum"] for x in d["lock"]["addons"]} for d in (a, b)]
     assert sums[0]["acme_mrp"] == sums[1]["acme_mrp"] and sums[0]["acme_qc"] != sums[1]["acme_qc"]
     assert b["lock"]["addons"][0]["source"]["dirty"] is True
+    r = runner.invoke(
+        app, ["release", "diff", str(tmp_path / "a.lock"), str(tmp_path / "dirty.lock")]
+    )
+    assert r.exit_code == 0 and r.output.splitlines()[-1] == "1 addon(s) to update: acme_qc"
 
 
 def test_package_list_hash_ignores_order(repo: Path, tmp_path: Path) -> None:

@@ -7,12 +7,14 @@ Exit codes: 0 lock written / verified · 1 the addons check refused the release 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from plantops import services
+from plantops.addons import changed_addons
 from plantops.errors import EXIT_FINDINGS, UserError
 from plantops.outputs import check_writable_target, write_text_atomically
 from plantops.release import read_lock
@@ -72,6 +74,34 @@ def verify(lock: Annotated[Path, typer.Argument(help="A release lock file.")]) -
 
     result = run_guarded(read_lock, lock)
     out.print(f"{result.file}: release {result.id} intact", markup=False, soft_wrap=True)
+
+
+@release_app.command("diff")
+def diff(
+    old: Annotated[Path, typer.Argument(help="The release in production now.")],
+    new: Annotated[Path, typer.Argument(help="The release to promote.")],
+) -> None:
+    """The addons whose checksum changed (or that are new): the modules the migration must
+    update with `odoo -u`, one a line, then the comma-separated list."""
+    from plantops.cli.main import out, run_guarded
+
+    before, after = run_guarded(read_lock, old), run_guarded(read_lock, new)
+    changed = changed_addons(_sums(before.content), _sums(after.content))
+    for name in changed:
+        out.print(name, markup=False)
+    out.print(
+        f"{len(changed)} addon(s) to update: {','.join(changed) or '-'}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _sums(content: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        str(a["name"]): str(a["checksum"])
+        for a in content.get("addons", [])
+        if isinstance(a, dict) and a.get("installable", True)
+    }
 
 
 def register(app: typer.Typer) -> None:

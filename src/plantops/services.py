@@ -23,7 +23,7 @@ from plantops.addons.inputs import load_package_list
 from plantops.check.capacity import CapacityFinding, check_capacity
 from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, SchemaValidator
 from plantops.classify import Classification, classify_fleet
-from plantops.errors import GateFailed, Problem, SpecError, display_path
+from plantops.errors import GateFailed, Problem, SpecError
 from plantops.gitops import RenderMany, TreeSummary, UnitOfWork, write_tree
 from plantops.model import Fleet, build_fleet
 from plantops.plan import Deployment, Plan, build_plan
@@ -377,14 +377,13 @@ def create_release(
     if not report.ok:
         return ReleaseResult("", "", {}, report)
     plan = build_plan(res.fleet)
-    base = Path.cwd()
     by_path: dict[Path, GitSource | None] = {}
     checksums: dict[str, str] = {}
     sources: dict[str, GitSource | None] = {}
     for a in sorted(report.addons, key=lambda a: (a.order, a.name)):
         if a.name in checksums:
             continue  # shadowed copies are never loaded
-        checksums[a.name] = addon_checksum(a.path, display_path(a.path, base))
+        checksums[a.name] = addon_checksum(a.path, a.manifest_file.rpartition("/")[0])
         if a.addons_path not in by_path:
             by_path[a.addons_path] = git_source(a.addons_path)
         sources[a.name] = by_path[a.addons_path]

@@ -104,6 +104,27 @@ def test_license_conflict_transitive_and_configurable(tmp_path: Path) -> None:
     ]
 
 
+def test_license_conflicts_are_one_finding_per_addon(tmp_path: Path) -> None:
+    addon(tmp_path, "prop", license="OPL-1", depends=["a1", "a2", "a3"])
+    for n in (1, 2, 3):
+        addon(tmp_path, f"a{n}")
+    (f,) = findings([tmp_path])
+    assert f.chain == ("prop", "a1") and "2 more: a2, a3" in f.message
+
+
+def test_long_dependency_chain_and_cycle_without_recursion(tmp_path: Path) -> None:
+    n = 2000
+    for i in range(n):
+        d = tmp_path / f"c{i}"
+        d.mkdir()
+        deps = [f"c{(i + 1) % n}"]
+        (d / "__manifest__.py").write_text(repr({"version": "17.0.1.0.0", "depends": deps}))
+    start = time.monotonic()
+    (f,) = [f for f in findings([tmp_path]) if f.code == "dependency-cycle"]
+    assert len(f.chain) == n + 1 and f.chain[0] == f.chain[-1]
+    assert time.monotonic() - start < 20
+
+
 def test_version_against_series(tmp_path: Path) -> None:
     addon(tmp_path, "old", version="16.0.1.0.0")
     addon(tmp_path, "short", version="1.2")

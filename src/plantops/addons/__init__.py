@@ -75,7 +75,10 @@ def check_addons_paths(
     addons = discover_addons(roots)
     findings = check_addons(addons, options)
     sums = (
-        {a.manifest_file: addon_checksum(a.path, display_path(a.path, Path.cwd())) for a in addons}
+        {
+            a.manifest_file: addon_checksum(a.path, a.manifest_file.rpartition("/")[0])
+            for a in addons
+        }
         if checksums
         else None
     )

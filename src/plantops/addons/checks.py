@@ -418,11 +418,13 @@ def _check_cycles(ctx: _Ctx, installable: Mapping[str, Addon]) -> None:
         # One concrete loop through the component, from its first member.
         first = component[0]
         path = [first]
+        where = {first: 0}
         while True:
             nxt = next(d for d in sorted(graph[path[-1]]) if d in members)
-            if nxt in path:
-                loop = path[path.index(nxt) :] + [nxt]
+            if nxt in where:
+                loop = path[where[nxt] :] + [nxt]
                 break
+            where[nxt] = len(path)
             path.append(nxt)
         head = installable[loop[0]]
         ctx.add(
@@ -453,8 +455,11 @@ def _check_license_conflicts(ctx: _Ctx, installable: Mapping[str, Addon]) -> Non
         banned = forbid.get(own)
         if not banned:
             continue
+        # Breadth first: the first conflict met has the shortest chain; the others are
+        # counted in the same finding (one finding per addon, not one per pair).
         seen = {name}
         queue: deque[tuple[str, ...]] = deque([(name,)])
+        conflicts: list[tuple[tuple[str, ...], str]] = []
         while queue:
             path = queue.popleft()
             deps = installable[path[-1]].parsed.manifest.depends if path[-1] in installable else []
@@ -463,19 +468,28 @@ def _check_license_conflicts(ctx: _Ctx, installable: Mapping[str, Addon]) -> Non
                     continue
                 seen.add(dep)
                 lic = _license_of(ctx, dep, installable)
-                chain = (*path, dep)
                 if lic in banned:
-                    ctx.add(
-                        addon,
-                        chain[1],
-                        "license-conflict",
-                        f"licensed {own} but depends on {dep} ({lic}); "
-                        f"the matrix ({ctx.options.licenses.source}) forbids {own} → {lic}",
-                        depend=True,
-                        chain=chain,
-                        hint="relicense one of them or drop the dependency",
-                    )
-                queue.append(chain)
+                    conflicts.append(((*path, dep), lic or ""))
+                queue.append((*path, dep))
+        if not conflicts:
+            continue
+        chain, lic = conflicts[0]
+        others = [c[-1] for c, _ in conflicts[1:]]
+        more = (
+            f"; {len(others)} more: {', '.join(others[:5])}{'…' if len(others) > 5 else ''}"
+            if others
+            else ""
+        )
+        ctx.add(
+            addon,
+            chain[1],
+            "license-conflict",
+            f"licensed {own} but depends on {chain[-1]} ({lic}){more}; "
+            f"the matrix ({ctx.options.licenses.source}) forbids {own} → {', '.join(sorted(banned))}",
+            depend=True,
+            chain=chain,
+            hint="relicense one of them or drop the dependency",
+        )
 
 
 __all__ = [

@@ -153,13 +153,15 @@ def discover_addons(addons_paths: Sequence[Path]) -> list[Addon]:
                 )
             )
             continue
+        root_shown = display_path(root, base)  # once: resolving paths dominates a big scan
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             path = Path(entry.path)
-            shown = display_path(path, base)
+            shown = f"{root_shown}/{entry.name}"
             try:
-                if entry.is_symlink():
+                linked = entry.is_symlink()
+                if linked:
                     target = confined_target(path, shown, root)
                     if not target.is_dir():
                         continue
@@ -168,7 +170,14 @@ def discover_addons(addons_paths: Sequence[Path]) -> list[Addon]:
                 manifest_path = _manifest_in(path)
                 if manifest_path is None:
                     continue
-                parsed = read_manifest(manifest_path, display_path(manifest_path, base), root=root)
+                # Neither the addon directory nor its manifest a link: the file is in the
+                # tree without resolving it; any link is resolved and confined to ``root``.
+                confine = linked or manifest_path.is_symlink()
+                parsed = read_manifest(
+                    manifest_path,
+                    f"{shown}/{manifest_path.name}",
+                    root=root if confine else None,
+                )
             except BadInput as exc:
                 problems.append(exc.problem())
                 continue

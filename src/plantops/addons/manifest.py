@@ -183,8 +183,8 @@ def _check_types(parsed: ParsedManifest) -> None:
             )
 
 
-def read_manifest(path: Path, shown: str, *, root: Path) -> ParsedManifest:
-    """Read and parse one manifest file, confined to the addons path ``root``."""
+def read_manifest(path: Path, shown: str, *, root: Path | None) -> ParsedManifest:
+    """Read and parse one manifest file; a link in it must stay inside ``root``."""
     text = read_text(path, shown, limits=MANIFEST_LIMITS, root=root)
     return parse_manifest_text(text, shown)
 

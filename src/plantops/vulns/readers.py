@@ -49,6 +49,10 @@ def _dicts(value: object) -> Iterator[dict[str, Any]]:
         yield from (v for v in value if isinstance(v, dict))
 
 
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _d(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -138,7 +142,7 @@ def _grype_row(match: dict[str, Any], file: str, status: str, reason: str) -> Vu
     ]
     cvss = max((s for s in scores if s is not None), default=None)
     fix = _d(vuln.get("fix"))
-    versions = [v for v in fix.get("versions", []) if isinstance(v, str)]
+    versions = [v for v in _list(fix.get("versions")) if isinstance(v, str)]
     return Vulnerability(
         id=_s(vuln.get("id")) or "?",
         package=_s(artifact.get("name")) or "?",
@@ -189,7 +193,7 @@ def read_sarif(doc: dict[str, Any], file: str) -> list[Vulnerability]:
                     score = float(_s(props.get("security-severity")) or "x")
                 except ValueError:
                     score = None
-            tags = [t.lower() for t in props.get("tags", []) if isinstance(t, str)]
+            tags = [t.lower() for t in _list(props.get("tags")) if isinstance(t, str)]
             word = fields.get("Severity") or next(
                 (t for t in tags if t in ("critical", "high", "medium", "low")), ""
             )

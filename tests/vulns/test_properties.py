@@ -44,7 +44,7 @@ def test_reader_shapes_that_once_crashed() -> None:
     )  # fmt: skip
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     doc=st.dictionaries(st.sampled_from(KEYS), shaped, max_size=6),
     fmt=st.sampled_from(sorted(READERS)),
@@ -56,7 +56,7 @@ def test_readers_never_crash(doc: dict[str, Any], fmt: str) -> None:
         )  # fmt: skip
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(text=st.text(max_size=200) | st.builds(repr, json_values))
 def test_manifest_parser_only_refuses_with_badinput(text: str) -> None:
     try:

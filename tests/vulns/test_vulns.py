@@ -249,6 +249,22 @@ def test_cli(tmp_path: Path) -> None:
     assert r.exit_code == 2
 
 
+def test_cli_tier_from_the_fleet(tmp_path: Path) -> None:
+    from tests.conftest import EXAMPLE
+    from tests.conftest import TODAY as FLEET_TODAY
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("default: {max: {critical: 0}}\ntiers:\n  critical: {max: {medium: 0}}\n")
+    base = ["vulns", "check", str(trivy("npm-cyclonedx.json")), "--policy", str(policy)]
+    fleet = ["--fleet", str(EXAMPLE), "--today", FLEET_TODAY.isoformat()]
+    r = runner.invoke(app, [*base, *fleet, "--plant", "lyon-meddev", "--env", "prod"])
+    assert r.exit_code == 1 and "tier critical" in r.output, r.output  # medium jquery blocks
+    r = runner.invoke(app, [*base, *fleet, "--plant", "pune-pilot", "--env", "prod"])
+    assert r.exit_code == 0 and "tier pilot (no rule)" in r.output, r.output
+    r = runner.invoke(app, [*base, *fleet, "--plant", "pune-pilot", "--env", "qa"])
+    assert r.exit_code == 2 and "not an environment of the fleet" in r.output
+
+
 def test_vulnerability_row_is_frozen() -> None:
     v = Vulnerability("CVE-1", "p", "1", None, "low", None, None, "f")
     with pytest.raises(AttributeError):

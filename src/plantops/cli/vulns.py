@@ -14,7 +14,8 @@ from typing import Annotated
 
 import typer
 
-from plantops.errors import EXIT_FINDINGS
+from plantops import services
+from plantops.errors import EXIT_FINDINGS, UserError
 from plantops.vulns import (
     DEFAULT_POLICY,
     GateResult,
@@ -39,8 +40,13 @@ def _run(
     env: str | None,
     vex_files: list[Path],
     today: dt.date,
+    fleet: Path | None = None,
+    plant: str | None = None,
 ) -> GateResult:
     policy = load_policy(policy_file) if policy_file else DEFAULT_POLICY
+    require = True
+    if fleet is not None:
+        tier, require = _fleet_tier(fleet, plant, env, tier, today), False
     vex = [s for f in vex_files for s in read_vex(f)]
     read = [read_report(p) for p in reports]
     rows = [v for r in read for v in r.vulnerabilities]
@@ -52,7 +58,24 @@ def _run(
         today=today,
         vex=vex,
         reports=[f"{r.file} ({r.format}, {len(r.vulnerabilities)})" for r in read],
+        require=require,
     )
+
+
+def _fleet_tier(
+    fleet: Path, plant: str | None, env: str | None, tier: str | None, today: dt.date
+) -> str:
+    """The plant's classified tier; the environment must be one of the fleet's."""
+    if plant is None or tier is not None:
+        raise UserError(
+            "--fleet needs --plant CODE (the tier comes from its classification), not --tier"
+        )
+    res = services.open_fleet(fleet, today=today)
+    envs = [e.name for e in res.fleet.environments]
+    if env is not None and env not in envs:
+        raise UserError(f"--env {env}: not an environment of the fleet ({', '.join(envs)})")
+    (classification,) = services.classify(fleet, today=today, only=[plant])
+    return classification.tier
 
 
 def _line(v: object) -> str:
@@ -79,6 +102,13 @@ def check(
     env: Annotated[
         str | None, typer.Option("--env", help="Apply the policy's rule for this environment.")
     ] = None,
+    fleet: Annotated[
+        Path | None,
+        typer.Option(
+            "--fleet", help="Fleet repository: the tier comes from --plant's classification."
+        ),
+    ] = None,
+    plant: Annotated[str | None, typer.Option("--plant", help="Plant code (with --fleet).")] = None,
     vex: Annotated[
         list[Path] | None, typer.Option("--vex", help="CycloneDX VEX document (repeatable).")
     ] = None,
@@ -92,7 +122,6 @@ def check(
     """Read scanner reports into one list and judge it: maximum counts per severity,
     fixable-only, VEX and an allowlist with reason, owner and expiry."""
     from plantops.cli.main import out, run_guarded
-    from plantops.errors import UserError
 
     def parse_today() -> dt.date:
         try:
@@ -101,7 +130,7 @@ def check(
             raise UserError(f"--today {today}: expected YYYY-MM-DD") from None
 
     day = run_guarded(parse_today)
-    result = run_guarded(_run, reports, policy, tier, env, list(vex or []), day)
+    result = run_guarded(_run, reports, policy, tier, env, list(vex or []), day, fleet, plant)
     if output_format is OutputFormat.json:
         out.print(
             json.dumps(result.to_dict(), indent=2, sort_keys=True), markup=False, soft_wrap=True

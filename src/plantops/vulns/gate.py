@@ -57,8 +57,14 @@ class EffectiveRule:
     applied: tuple[str, ...]
 
 
-def effective_rule(policy: Policy, tier: str | None, env: str | None) -> EffectiveRule:
-    """default, then the tier's rule, then the environment's: each given field replaces."""
+def effective_rule(
+    policy: Policy, tier: str | None, env: str | None, *, require: bool = True
+) -> EffectiveRule:
+    """default, then the tier's rule, then the environment's: each given field replaces.
+
+    ``require``: a tier or environment the policy has no rule for is an error (a typo on
+    the command line); off when they come from the fleet, where a missing rule means
+    "the default applies"."""
     limits = dict(policy.default.max or {})
     fixable_only = bool(policy.default.fixable_only)
     applied = ["default"]
@@ -67,6 +73,9 @@ def effective_rule(policy: Policy, tier: str | None, env: str | None) -> Effecti
         ("environment", policy.environments, env),
     ):
         if key is None:
+            continue
+        if key not in table and not require:
+            applied.append(f"{label} {key} (no rule)")
             continue
         if key not in table:
             known = ", ".join(sorted(table)) or "none"
@@ -166,8 +175,9 @@ def evaluate_gate(
     today: dt.date,
     vex: Sequence[VexStatement] = (),
     reports: Sequence[str] = (),
+    require: bool = True,
 ) -> GateResult:
-    rule = effective_rule(policy, tier, env)
+    rule = effective_rule(policy, tier, env, require=require)
     expired = [a for a in policy.allowlist if a.expires < today]
     if expired:
         a = expired[0]

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import plantops as plantops_package
 from plantops import __version__
+from plantops.addons import AddonsReport, CheckOptions, addon_checksum, check_addons_paths
+from plantops.addons.inputs import load_package_list
 from plantops.check.capacity import CapacityFinding, check_capacity
 from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, SchemaValidator
 from plantops.classify import Classification, classify_fleet
@@ -26,6 +28,14 @@ from plantops.gitops import RenderMany, TreeSummary, UnitOfWork, write_tree
 from plantops.model import Fleet, build_fleet
 from plantops.plan import Deployment, Plan, build_plan
 from plantops.plan.cost import WHAT_IF_TARGETS, cost_plan, with_override
+from plantops.release import (
+    GitSource,
+    build_lock_content,
+    git_source,
+    lock_id,
+    parse_image_ref,
+    render_lock,
+)
 from plantops.render import (
     RenderContext,
     RenderedFile,
@@ -327,3 +337,65 @@ def cost_fleet(
     return CostResult(
         cost, WhatIf(plant, target, value, cost, cost_plan(moved)), (*res.warnings, *plan.warnings)
     )
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """A release lock's text and id, or (``text`` empty) the addon findings that refused it."""
+
+    id: str
+    text: str
+    content: Mapping[str, object]
+    addons: AddonsReport
+
+
+def fleet_config_hash(plan: Plan) -> str:
+    """What the fleet renders, as a hash: every deployment's input hash (its plants, cluster,
+    tier, sizing, fleet-wide settings) and the renderer's own fingerprint."""
+    digest = hashlib.sha256(renderer_fingerprint().encode())
+    for d in sorted(plan.deployments, key=lambda d: d.id):
+        digest.update(f"\n{d.id}:{d.input_hash}".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def create_release(
+    root: Path,
+    *,
+    image: str,
+    addons_paths: Sequence[Path],
+    packages: Path | None,
+    today: dt.date,
+) -> ReleaseResult:
+    """Check the addons against the fleet's Odoo series and edition, then build the lock
+    (nothing is written here; the CLI writes the file)."""
+    ref = parse_image_ref(image)
+    res = open_fleet(root, today=today)
+    odoo = res.fleet.spec.odoo
+    package_list = load_package_list(packages) if packages else None
+    options = CheckOptions(series=odoo.series, edition=odoo.edition.value, packages=package_list)
+    report = check_addons_paths(addons_paths, options, checksums=False)
+    if not report.ok:
+        return ReleaseResult("", "", {}, report)
+    plan = build_plan(res.fleet)
+    by_path: dict[Path, GitSource | None] = {}
+    checksums: dict[str, str] = {}
+    sources: dict[str, GitSource | None] = {}
+    for a in sorted(report.addons, key=lambda a: (a.order, a.name)):
+        if a.name in checksums:
+            continue  # shadowed copies are never loaded
+        checksums[a.name] = addon_checksum(a.path, a.manifest_file.rpartition("/")[0])
+        if a.addons_path not in by_path:
+            by_path[a.addons_path] = git_source(a.addons_path)
+        sources[a.name] = by_path[a.addons_path]
+    content = build_lock_content(
+        series=odoo.series,
+        edition=odoo.edition.value,
+        image=ref,
+        addons=report.addons,
+        checksums=checksums,
+        sources=sources,
+        packages=package_list,
+        config_hash=fleet_config_hash(plan),
+        deployments=len(plan.deployments),
+    )
+    return ReleaseResult(lock_id(content), render_lock(content), content, report)

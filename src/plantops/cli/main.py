@@ -60,6 +60,15 @@ _backup.register(app)
 from plantops.cli import manifests as _manifests  # noqa: E402
 
 _manifests.register(app)
+from plantops.cli import addons as _addons  # noqa: E402
+
+_addons.register(app)
+from plantops.cli import vulns as _vulns  # noqa: E402
+
+_vulns.register(app)
+from plantops.cli import release as _release  # noqa: E402
+
+_release.register(app)
 
 
 # A CLI run builds many long-lived objects (the loaded fleet, the plan) and few cycles;

@@ -1,0 +1,162 @@
+"""``plantops vulns check``: the vulnerability gate over scanner reports.
+
+Exit codes: 0 within the policy · 1 the policy is exceeded (each blocking vulnerability
+named) · 2 unreadable report, unknown format, bad policy, expired allowlist entry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from plantops import services
+from plantops.errors import EXIT_FINDINGS, UserError
+from plantops.vulns import (
+    DEFAULT_POLICY,
+    GateResult,
+    evaluate_gate,
+    load_policy,
+    read_report,
+    read_vex,
+)
+
+vulns_app = typer.Typer(help="Vulnerability gate over scanner reports.", no_args_is_help=True)
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _run(
+    reports: list[Path],
+    policy_file: Path | None,
+    tier: str | None,
+    env: str | None,
+    vex_files: list[Path],
+    today: dt.date,
+    fleet: Path | None = None,
+    plant: str | None = None,
+) -> GateResult:
+    policy = load_policy(policy_file) if policy_file else DEFAULT_POLICY
+    require = True
+    if fleet is not None:
+        tier, require = _fleet_tier(fleet, plant, env, tier, today), False
+    vex = [s for f in vex_files for s in read_vex(f)]
+    read = [read_report(p) for p in reports]
+    rows = [v for r in read for v in r.vulnerabilities]
+    return evaluate_gate(
+        rows,
+        policy,
+        tier=tier,
+        env=env,
+        today=today,
+        vex=vex,
+        reports=[f"{r.file} ({r.format}, {len(r.vulnerabilities)})" for r in read],
+        require=require,
+    )
+
+
+def _fleet_tier(
+    fleet: Path, plant: str | None, env: str | None, tier: str | None, today: dt.date
+) -> str:
+    """The plant's classified tier; the environment must be one of the fleet's."""
+    if plant is None or tier is not None:
+        raise UserError(
+            "--fleet needs --plant CODE (the tier comes from its classification), not --tier"
+        )
+    res = services.open_fleet(fleet, today=today)
+    envs = [e.name for e in res.fleet.environments]
+    if env is not None and env not in envs:
+        raise UserError(f"--env {env}: not an environment of the fleet ({', '.join(envs)})")
+    (classification,) = services.classify(fleet, today=today, only=[plant])
+    return classification.tier
+
+
+def _line(v: object) -> str:
+    from plantops.vulns import Vulnerability
+
+    assert isinstance(v, Vulnerability)
+    fix = f"fixed in {v.fixed}" if v.fixed else "no fix"
+    cvss = f" CVSS {v.cvss:g}" if v.cvss is not None else ""
+    return f"{v.severity.upper():8} {v.id} {v.package} {v.installed} ({fix}){cvss} — {v.source}"
+
+
+@vulns_app.command("check")
+def check(
+    reports: Annotated[
+        list[Path], typer.Argument(help="Trivy/Grype JSON, SARIF or CycloneDX files.")
+    ],
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Policy YAML (default: no fixable critical/high)."),
+    ] = None,
+    tier: Annotated[
+        str | None, typer.Option("--tier", help="Apply the policy's rule for this tier.")
+    ] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", help="Apply the policy's rule for this environment.")
+    ] = None,
+    fleet: Annotated[
+        Path | None,
+        typer.Option(
+            "--fleet", help="Fleet repository: the tier comes from --plant's classification."
+        ),
+    ] = None,
+    plant: Annotated[str | None, typer.Option("--plant", help="Plant code (with --fleet).")] = None,
+    vex: Annotated[
+        list[Path] | None, typer.Option("--vex", help="CycloneDX VEX document (repeatable).")
+    ] = None,
+    today: Annotated[
+        str | None, typer.Option("--today", help="Date for allowlist expiry (YYYY-MM-DD).")
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="text for people, json for tools.")
+    ] = OutputFormat.text,
+) -> None:
+    """Read scanner reports into one list and judge it: maximum counts per severity,
+    fixable-only, VEX and an allowlist with reason, owner and expiry."""
+    from plantops.cli.main import out, run_guarded
+
+    def parse_today() -> dt.date:
+        try:
+            return dt.date.fromisoformat(today) if today else dt.date.today()
+        except ValueError:
+            raise UserError(f"--today {today}: expected YYYY-MM-DD") from None
+
+    day = run_guarded(parse_today)
+    result = run_guarded(_run, reports, policy, tier, env, list(vex or []), day, fleet, plant)
+    if output_format is OutputFormat.json:
+        out.print(
+            json.dumps(result.to_dict(), indent=2, sort_keys=True), markup=False, soft_wrap=True
+        )
+    else:
+        for v in result.blocking:
+            out.print(f"blocking: {_line(v)}", markup=False, soft_wrap=True)
+        counts = ", ".join(f"{s} {n}" for s, n in result.counts.items() if n)
+        limits = ", ".join(f"{s} ≤ {n}" for s, n in sorted(result.rule.max.items()))
+        verdict = (
+            "passed"
+            if result.ok
+            else "FAILED: "
+            + ", ".join(f"{n} {s} > {result.rule.max[s]}" for s, n in result.exceeded.items())
+        )
+        out.print(
+            f"{len(result.counted)} counted ({counts or 'none'}), {len(result.ignored)} ignored; "
+            f"policy {' + '.join(result.rule.applied)} [{limits or 'no limits'}"
+            f"{', fixable only' if result.rule.fixable_only else ''}]: {verdict}",
+            markup=False,
+            soft_wrap=True,
+        )
+    if not result.ok:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``vulns`` to the plantops app."""
+    app.add_typer(vulns_app, name="vulns")

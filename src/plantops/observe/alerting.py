@@ -206,7 +206,10 @@ def freeze_spans(fw: FreezeWindow, today: dt.date) -> list[tuple[dt.datetime, dt
     assert fw.rrule is not None and fw.at is not None and fw.duration_hours is not None
     h, m = (int(x) for x in fw.at.split(":"))
     length = dt.timedelta(hours=fw.duration_hours)
-    dtstart = dt.datetime.combine(today, dt.time(h, m)) - length - dt.timedelta(days=31)
+    # dtstart carries the local start time into every occurrence (RFC 5545 3.8.5.3); it
+    # starts early enough that an occurrence still running today is included.
+    back = dt.timedelta(days=31 + int(length.total_seconds() // 86400) + 1)
+    dtstart = dt.datetime.combine(today - back, dt.time(h, m))
     horizon = start_of_today + dt.timedelta(days=HORIZON_DAYS)
     rule = rrulestr(fw.rrule, dtstart=dtstart)
     return [

@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from tests.render.conftest import Rendered, render_fleet  # noqa: F401
 from tests.conftest import EXAMPLE
+from tests.render.conftest import Rendered, render_fleet
 
 
 @pytest.fixture(scope="session")

@@ -122,7 +122,12 @@ def test_shutdown_mutes_pages_and_tickets_in_the_plant_timezone(
     cfg = alertmanager_config(fleet, plan.deployments, AlertingSettings(), today=TODAY)
     # detroit-stamping: summer-retooling shutdown 2027-07-01T00:00 .. 2027-07-12T00:00
     assert _intervals(cfg)["detroit-stamping-shutdown"] == [
-        {"years": ["2027"], "months": ["7"], "days_of_month": ["1:11"], "location": "America/Detroit"}
+        {
+            "years": ["2027"],
+            "months": ["7"],
+            "days_of_month": ["1:11"],
+            "location": "America/Detroit",
+        }
     ]
     page, ticket = _route(cfg, "detroit-stamping")["routes"]
     assert page["mute_time_intervals"] == ["detroit-stamping-shutdown"]
@@ -131,7 +136,12 @@ def test_shutdown_mutes_pages_and_tickets_in_the_plant_timezone(
     assert "active_time_intervals" not in page  # pages go out at any hour
     # brno's Christmas shutdown crosses the year: one range per month
     assert _intervals(cfg)["brno-components-shutdown"] == [
-        {"years": ["2026"], "months": ["12"], "days_of_month": ["23:31"], "location": "Europe/Prague"},
+        {
+            "years": ["2026"],
+            "months": ["12"],
+            "days_of_month": ["23:31"],
+            "location": "Europe/Prague",
+        },
         {"years": ["2027"], "months": ["1"], "days_of_month": ["1:1"], "location": "Europe/Prague"},
     ]
     # month-end close mutes nothing: lyon has no shutdown interval at all
@@ -172,7 +182,10 @@ def test_night_shift_is_split_at_midnight() -> None:
     night = Shift(name="night", start="22:00", end="06:00", days=["mon", "fri"])
     assert shift_intervals([night]) == [
         {"times": [{"start_time": "22:00", "end_time": "24:00"}], "weekdays": ["monday", "friday"]},
-        {"times": [{"start_time": "00:00", "end_time": "06:00"}], "weekdays": ["tuesday", "saturday"]},
+        {
+            "times": [{"start_time": "00:00", "end_time": "06:00"}],
+            "weekdays": ["tuesday", "saturday"],
+        },
     ]
 
 

@@ -10,7 +10,6 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
@@ -90,7 +89,9 @@ def test_each_module_fails_on_its_break(exporter: str, behaviour: Behaviour, mod
 
 def test_the_18_module_rejects_a_17_server(exporter: str) -> None:
     with OdooStandIn() as odoo:
-        assert not _probe(exporter, version_module("18.0"), odoo.url + "/web/webclient/version_info")
+        assert not _probe(
+            exporter, version_module("18.0"), odoo.url + "/web/webclient/version_info"
+        )
 
 
 def test_probes_cover_every_plant_host_and_label_the_plant(example: Rendered) -> None:

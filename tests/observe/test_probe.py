@@ -223,5 +223,12 @@ def test_json_document_shape(odoo: OdooStandIn) -> None:
     }  # fmt: skip
     target = doc["targets"][0]
     assert target["ok"] is True and target["url"] == odoo.url
-    assert set(target["checks"][0]) == {"check", "status", "latency_ms", "attempts", "detail", "data"}
+    assert set(target["checks"][0]) == {
+        "check",
+        "status",
+        "latency_ms",
+        "attempts",
+        "detail",
+        "data",
+    }
     assert "s3cret" not in str(doc)

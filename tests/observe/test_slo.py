@@ -58,9 +58,7 @@ def _alert_labels(dep: Deployment, slo: str, long: str) -> dict[str, str]:
     for group in slo_rule_groups(dep):
         for rule in group["rules"]:
             if rule.get("alert") == f"PlantopsSloBurnRate{long}" and rule["labels"]["slo"] == slo:
-                sli = next(
-                    r for r in slo_rule_groups(dep)[0]["rules"] if r["labels"]["slo"] == slo
-                )
+                sli = next(r for r in slo_rule_groups(dep)[0]["rules"] if r["labels"]["slo"] == slo)
                 return {**sli["labels"], **rule["labels"]}
     raise AssertionError(long)
 
@@ -135,7 +133,11 @@ def test_each_burn_window_fires_and_resolves(
         {
             "series": f'traefik_service_requests_total{{service="{_service(dep)}",code="200"}}',
             "values": _counter(
-                [(start, PER_SAMPLE), (end - start, PER_SAMPLE * (1 - ratio)), (total - end, PER_SAMPLE)]
+                [
+                    (start, PER_SAMPLE),
+                    (end - start, PER_SAMPLE * (1 - ratio)),
+                    (total - end, PER_SAMPLE),
+                ]
             ),
         },
         {
@@ -161,7 +163,11 @@ def test_each_burn_window_fires_and_resolves(
     idx = faster.index(long)
     if idx > 0:
         checks.append(
-            {"eval_time": firing, "alertname": f"PlantopsSloBurnRate{faster[idx - 1]}", "exp_alerts": []}
+            {
+                "eval_time": firing,
+                "alertname": f"PlantopsSloBurnRate{faster[idx - 1]}",
+                "exp_alerts": [],
+            }
         )
     test = {"interval": interval, "input_series": series, "alert_rule_test": checks}
     _run(tmp_path, dep, [test], evaluation=interval)
@@ -199,7 +205,9 @@ def test_latency_sli_reads_the_tier_threshold_bucket(example: Rendered, tmp_path
     _run(tmp_path, dep, [{"interval": "1m", "input_series": series, "alert_rule_test": checks}])
 
 
-def test_backup_freshness_counts_a_missing_backup_as_stale(example: Rendered, tmp_path: Path) -> None:
+def test_backup_freshness_counts_a_missing_backup_as_stale(
+    example: Rendered, tmp_path: Path
+) -> None:
     dep = _dep(example, "porto-plastics-prod")  # no PITR: the base backup must be within RPO
     assert not dep.tier_spec.backup.pitr
     rule = backup_fresh_rule(dep)
@@ -214,7 +222,7 @@ def test_backup_freshness_counts_a_missing_backup_as_stale(example: Rendered, tm
             "values": f"0x{rpo * 2}",
         }
     ]
-    exp = {k: v for k, v in rule["labels"].items()}
+    exp = dict(rule["labels"])
     tests = [
         {
             "interval": "1m",
@@ -223,12 +231,16 @@ def test_backup_freshness_counts_a_missing_backup_as_stale(example: Rendered, tm
                 {
                     "expr": "plantops:backup_fresh:bool",
                     "eval_time": f"{rpo - 1}m",
-                    "exp_samples": [{"labels": _labels_str("plantops:backup_fresh:bool", exp), "value": 1}],
+                    "exp_samples": [
+                        {"labels": _labels_str("plantops:backup_fresh:bool", exp), "value": 1}
+                    ],
                 },
                 {
                     "expr": "plantops:backup_fresh:bool",
                     "eval_time": f"{rpo + 1}m",
-                    "exp_samples": [{"labels": _labels_str("plantops:backup_fresh:bool", exp), "value": 0}],
+                    "exp_samples": [
+                        {"labels": _labels_str("plantops:backup_fresh:bool", exp), "value": 0}
+                    ],
                 },
             ],
         },
@@ -239,7 +251,9 @@ def test_backup_freshness_counts_a_missing_backup_as_stale(example: Rendered, tm
                 {
                     "expr": "plantops:backup_fresh:bool",
                     "eval_time": "5m",
-                    "exp_samples": [{"labels": _labels_str("plantops:backup_fresh:bool", exp), "value": 0}],
+                    "exp_samples": [
+                        {"labels": _labels_str("plantops:backup_fresh:bool", exp), "value": 0}
+                    ],
                 }
             ],
         },

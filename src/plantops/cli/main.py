@@ -60,6 +60,9 @@ _backup.register(app)
 from plantops.cli import manifests as _manifests  # noqa: E402
 
 _manifests.register(app)
+from plantops.cli import observe as _observe  # noqa: E402
+
+_observe.register(app)
 
 
 # A CLI run builds many long-lived objects (the loaded fleet, the plan) and few cycles;

@@ -114,8 +114,7 @@ def _receiver(name: str, r: Receiver, settings: AlertingSettings) -> dict[str, A
         out["webhook_configs"] = [{"url": str(u), "send_resolved": True} for u in r.webhook]
     if r.chat:
         out["slack_configs"] = [
-            {"api_url": str(c.api_url), "channel": c.channel, "send_resolved": True}
-            for c in r.chat
+            {"api_url": str(c.api_url), "channel": c.channel, "send_resolved": True} for c in r.chat
         ]
     return out
 
@@ -144,7 +143,9 @@ def shift_intervals(shifts: Sequence[Shift]) -> list[dict[str, Any]]:
             out.append({"times": [{"start_time": sh.start, "end_time": "24:00"}], "weekdays": days})
             if end > 0:
                 nxt = [AM_WEEKDAY[NEXT_DAY[d]] for d in sh.days]
-                out.append({"times": [{"start_time": "00:00", "end_time": sh.end}], "weekdays": nxt})
+                out.append(
+                    {"times": [{"start_time": "00:00", "end_time": sh.end}], "weekdays": nxt}
+                )
     return out
 
 
@@ -213,7 +214,9 @@ def freeze_spans(fw: FreezeWindow, today: dt.date) -> list[tuple[dt.datetime, dt
     horizon = start_of_today + dt.timedelta(days=HORIZON_DAYS)
     rule = rrulestr(fw.rrule, dtstart=dtstart)
     return [
-        (o, o + length) for o in rule.between(dtstart, horizon, inc=True) if o + length > start_of_today
+        (o, o + length)
+        for o in rule.between(dtstart, horizon, inc=True)
+        if o + length > start_of_today
     ]
 
 
@@ -310,9 +313,7 @@ def alertmanager_config(
                 "equal": ["namespace", "plantops_plant", "slo"],
             }
         ],
-        "receivers": [
-            _receiver(n, r, settings) for n, r in sorted(settings.receivers.items())
-        ],
+        "receivers": [_receiver(n, r, settings) for n, r in sorted(settings.receivers.items())],
     }
     if settings.smtp_smarthost:
         config["global"]["smtp_smarthost"] = settings.smtp_smarthost

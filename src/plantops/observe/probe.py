@@ -87,7 +87,7 @@ class ProbeSettings:
     @property
     def deadline(self) -> float:
         """Hard cap of one check, all attempts and pauses included."""
-        pauses = sum(self.backoff * 2**i for i in range(self.retries))
+        pauses = sum(self.backoff * 2.0**i for i in range(self.retries))
         # A slow-dripping server resets httpx's read timeout with every byte, so a whole
         # attempt may take longer than `timeout`: allow each attempt twice its timeout.
         return (self.retries + 1) * 2 * self.timeout + pauses
@@ -394,7 +394,7 @@ class Prober:
         )
         self._status(resp)
         try:
-            (value,), _ = xmlrpc.client.loads(resp.content)
+            (value,), _ = xmlrpc.client.loads(resp.text)
         except xmlrpc.client.Fault as fault:
             first = str(fault.faultString).strip().splitlines()
             raise CheckFailed(
@@ -433,7 +433,11 @@ class Prober:
         )  # fmt: skip
         if not isinstance(count, int) or isinstance(count, bool):
             raise CheckFailed(f"search_count on {creds.model} answered {count!r}")
-        return f"{creds.model}: {count} record(s)", {"uid": uid, "model": creds.model, "count": count}
+        return f"{creds.model}: {count} record(s)", {
+            "uid": uid,
+            "model": creds.model,
+            "count": count,
+        }
 
     async def _dbmanager(self, client: httpx.AsyncClient, target: ProbeTarget) -> Outcome:
         # odoo/addons/web/controllers/database.py Database.manager creates, drops and

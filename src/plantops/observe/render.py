@@ -55,7 +55,8 @@ def observe_files(
 ) -> dict[str, str]:
     """Every file of the output, path -> text. Pure and deterministic."""
     files: dict[str, str] = {
-        "blackbox/blackbox.yml": HEADER + dump_yaml(blackbox_modules(d.series for d in deployments)),
+        "blackbox/blackbox.yml": HEADER
+        + dump_yaml(blackbox_modules(d.series for d in deployments)),
         "alertmanager/alertmanager.yml": HEADER
         + dump_yaml(alertmanager_config(fleet, deployments, settings, today=today)),
         "traefik/metrics.yml": HEADER

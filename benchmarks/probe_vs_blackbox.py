@@ -29,9 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from tests.fixtures.postgres import free_port  # noqa: E402
+
 from plantops.observe.blackbox import blackbox_modules  # noqa: E402
 from plantops.observe.probe import Prober, ProbeSettings, ProbeTarget  # noqa: E402
-from tests.fixtures.postgres import free_port  # noqa: E402
 
 SERVER = """
 import sys, time
@@ -59,12 +60,12 @@ def bench_plantops(url: str, n: int, concurrency: int) -> tuple[float, float, in
     settings = ProbeSettings(timeout=10, retries=0, concurrency=concurrency, checks=("health",))
     prober = Prober(settings)
     # each target's health check asks /web/health; give each a distinct query string
-    orig = prober._url  # noqa: SLF001
+    orig = prober._url
 
     def url_of(target: ProbeTarget, path: str) -> str:
         return orig(target, path) + f"?t={target.name}"
 
-    prober._url = url_of  # type: ignore[method-assign]  # noqa: SLF001
+    prober._url = url_of  # type: ignore[method-assign]
     c0, t0 = self_cpu(), time.perf_counter()
     run = asyncio.run(prober.run(targets))
     wall, cpu = time.perf_counter() - t0, self_cpu() - c0

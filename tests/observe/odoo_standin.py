@@ -61,6 +61,8 @@ class Behaviour:
     """False: the ingress blocks /web/database (404, as Traefik with no route)."""
     bound_db: bool = True
     """False: no database matched the host (dbfilter), /web/login redirects to the selector."""
+    drip: dict[str, float] = field(default_factory=dict)
+    """path -> seconds between single bytes of a never-ending body (a stuck proxy)."""
     version_error: bool = False
     """version_info answers a JSON-RPC error envelope (an exception in the controller)."""
 
@@ -156,6 +158,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.standin.hits[path] += 1
         if path in b.delay:
             self.standin.wait(b.delay[path])
+        if path in b.drip:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            while not self.standin._stop.is_set():
+                try:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                except OSError:
+                    break
+                self.standin.wait(b.drip[path])
+            return True
         if self.standin.hits[path] <= b.fail_first.get(path, 0) or b.status.get(path) == 500:
             # werkzeug's InternalServerError page, as Odoo's WSGI app answers an
             # unhandled error on an http route.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from plantops.observe import fleet_targets
 from plantops.observe.probe import (
     CHECKS,
     ProbeCredentials,
@@ -21,6 +22,7 @@ from plantops.observe.probe import (
 )
 from tests.fixtures.postgres import free_port
 from tests.observe.odoo_standin import Behaviour, OdooStandIn
+from tests.render.conftest import Rendered
 
 FAST = ProbeSettings(timeout=1.0, retries=1, backoff=0.05, concurrency=8, cert_min_days=14)
 CREDS = ProbeCredentials("probe", "s3cret", "stock.picking")
@@ -171,20 +173,43 @@ def test_hanging_target_times_out_and_never_delays_a_healthy_one() -> None:
     assert good_health.latency_ms < 500
 
 
-def test_nothing_listening_and_unresolvable_names_are_failed_checks() -> None:
+def test_a_dripping_server_is_cut_at_the_check_deadline() -> None:
+    """httpx's read timeout restarts with every byte; the check's own deadline does not."""
+    with OdooStandIn(Behaviour(drip={"/web/health": 0.1})) as odoo:
+        settings = ProbeSettings(timeout=0.3, retries=0, checks=("health",))
+        t0 = time.monotonic()
+        run = run_probes([_target(odoo.url)], settings)
+        elapsed = time.monotonic() - t0
+    status, detail = _checks(run)["health"]
+    assert status == "fail" and f"no answer within {settings.deadline:g} s" in detail
+    assert elapsed < settings.deadline + 0.5
+
+
+def test_fleet_targets_follow_the_plan(example: Rendered) -> None:
+    targets = fleet_targets(example.deployments, plants=["detroit-stamping"], environments=["prod"])
+    assert [(t.name, t.url, t.database, t.expected_version, t.tier) for t in targets] == [
+        (
+            "detroit-stamping-prod",
+            "https://detroit-stamping.erp.acme.example",
+            "detroit-stamping",
+            "17.0",
+            "critical",
+        )
+    ]
+    every = fleet_targets(example.deployments)
+    assert len(every) == sum(len(d.tenants) for d in example.deployments)
+    assert all(t.credentials is None for t in every)
+
+
+def test_nothing_listening_is_a_failed_check_on_every_check() -> None:
+    # (An unresolvable name takes the same path, httpx.ConnectError; it is not tested
+    # here because resolving it would send a DNS query off this machine.)
     port = free_port()
-    run = run_probes(
-        [
-            _target(f"http://127.0.0.1:{port}"),
-            # .invalid never resolves (RFC 6761), so no packet leaves the machine
-            _target("https://odoo.plant.invalid"),
-        ],
-        ProbeSettings(timeout=1, retries=0),
-    )
-    for i in (0, 1):
-        checks = _checks(run, i)
-        assert checks["health"][0] == "fail" and "cannot connect" in checks["health"][1]
-    assert _checks(run, 1)["tls"][0] == "fail"
+    run = run_probes([_target(f"http://127.0.0.1:{port}")], ProbeSettings(timeout=1, retries=0))
+    checks = _checks(run)
+    for name in ("health", "login", "version", "xmlrpc", "business", "dbmanager"):
+        assert checks[name][0] == "fail" and "cannot connect" in checks[name][1], name
+    assert not run.ok
 
 
 def test_concurrency_limit_bounds_targets_in_flight() -> None:

@@ -15,7 +15,9 @@ Modules (prometheus/blackbox_exporter CONFIGURATION.md, ``http_probe``):
 The business check needs a password and stays with ``plantops probe run``.
 Each Probe relabels its targets' host to ``plantops_plant`` (hosts are
 ``<plant>.<domain>`` or ``<plant>.<env>.<domain>``, plan.deployments ``_host``), so a
-tenant group's one Probe per module still names the plant. Pure.
+tenant group's one Probe per module still names the plant: the Prometheus Operator
+appends ``staticConfig.relabelingConfigs`` after its own ``__address__ ->
+__param_target`` rule (pkg/prometheus/promcfg.go ``generateProbeConfig``). Pure.
 """
 
 from __future__ import annotations

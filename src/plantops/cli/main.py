@@ -69,6 +69,9 @@ _vulns.register(app)
 from plantops.cli import release as _release  # noqa: E402
 
 _release.register(app)
+from plantops.cli import observe as _observe  # noqa: E402
+
+_observe.register(app)
 
 
 # A CLI run builds many long-lived objects (the loaded fleet, the plan) and few cycles;

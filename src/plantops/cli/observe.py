@@ -1,0 +1,232 @@
+"""Observability commands: ``probe run``, ``observe render``, ``metrics serve``.
+
+Exit codes of ``probe run``: 0 every check passed or was skipped · 1 a check failed ·
+2 bad input (no target, unknown plant, unreadable password reference).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from plantops import services
+from plantops.errors import EXIT_FINDINGS, UserError
+from plantops.observe import (
+    CHECKS,
+    ProbeCredentials,
+    ProbeRun,
+    ProbeSettings,
+    ProbeTarget,
+    fleet_targets,
+    run_probes,
+)
+from plantops.observe.alerting import load_alerting
+from plantops.observe.exporter import registry_for, release_rows, serve
+from plantops.observe.render import observe_files, write_observe_files
+from plantops.outputs import write_text_atomically
+from plantops.plan import Deployment, build_plan
+from plantops.render import RenderContext
+
+probe_app = typer.Typer(help="Synthetic checks of Odoo deployments through their ingress.")
+observe_app = typer.Typer(help="Prometheus, Alertmanager and blackbox_exporter configuration.")
+metrics_app = typer.Typer(help="The control plane's own metrics.")
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def _today(value: dt.datetime | None) -> dt.date:
+    return value.date() if value is not None else dt.datetime.now(dt.UTC).date()
+
+
+TodayOpt = Annotated[
+    dt.datetime | None,
+    typer.Option("--today", formats=["%Y-%m-%d"], help="Plan as of this date.", hidden=True),
+]
+
+
+def _deployments(
+    fleet: Path, today: dt.date
+) -> tuple[services.FleetResult, tuple[Deployment, ...]]:
+    res = services.open_fleet(fleet, today=today)
+    return res, build_plan(res.fleet).deployments
+
+
+def _password(env: str | None, file: Path | None) -> str:
+    """The probe user's password from a secret reference, never from the command line."""
+    if env is not None:
+        value = os.environ.get(env)
+        if value is None:
+            raise UserError(f"--probe-password-env {env}: the variable is not set")
+        return value
+    if file is not None:
+        try:
+            return file.read_text(encoding="utf-8").rstrip("\n")
+        except OSError as exc:
+            raise UserError(f"--probe-password-file {file}: {exc.strerror}") from exc
+    raise UserError("--probe-login needs --probe-password-env VAR or --probe-password-file FILE")
+
+
+def _text(run: ProbeRun) -> str:
+    from plantops.cli.main import out
+
+    table = Table("target", "check", "status", "ms", "detail", box=None)
+    colour = {"pass": "green", "fail": "red", "skip": "yellow"}
+    for t in run.targets:
+        for c in t.checks:
+            table.add_row(
+                escape(t.target.name),
+                c.check,
+                f"[{colour[c.status]}]{c.status}[/]",
+                f"{c.latency_ms:.0f}",
+                escape(c.detail),
+            )
+    out.print(table)
+    n = run.counts()
+    return (
+        f"{n['targets']} target(s), {n['checks']} check(s): {n['passed']} passed, "
+        f"{n['failed']} failed, {n['skipped']} skipped"
+    )
+
+
+@probe_app.command("run")
+def probe_run(
+    fleet: Annotated[Path | None, typer.Option("--fleet", help="Probe every plant host.")] = None,
+    plant: Annotated[list[str] | None, typer.Option("--plant", help="Only this plant.")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", help="Only this stage.")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Probe one Odoo at this URL.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database (with --url).")] = None,
+    expect_version: Annotated[
+        str | None, typer.Option("--expect-version", help="Odoo series, e.g. 17.0 (with --url).")
+    ] = None,
+    probe_login: Annotated[str | None, typer.Option("--probe-login")] = None,
+    probe_password_env: Annotated[str | None, typer.Option("--probe-password-env")] = None,
+    probe_password_file: Annotated[Path | None, typer.Option("--probe-password-file")] = None,
+    model: Annotated[str, typer.Option("--model", help="Model counted.")] = "stock.picking",
+    check: Annotated[list[str] | None, typer.Option("--check", help="Only these checks.")] = None,
+    timeout: Annotated[float, typer.Option(min=0.1)] = 5.0,
+    retries: Annotated[int, typer.Option(min=0, max=10)] = 2,
+    backoff: Annotated[float, typer.Option(min=0)] = 0.5,
+    concurrency: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    ca_file: Annotated[Path | None, typer.Option("--ca-file")] = None,
+    cert_min_days: Annotated[int, typer.Option(min=0)] = 14,
+    fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Also write the JSON here.")
+    ] = None,
+    today: TodayOpt = None,
+) -> None:
+    """Run the synthetic checks; exit 1 when any check fails."""
+    from plantops.cli.main import out, run_guarded
+
+    def targets() -> list[ProbeTarget]:
+        if (fleet is None) == (url is None):
+            raise UserError("give either --fleet FLEET or --url URL")
+        unknown = sorted(set(check or ()) - set(CHECKS))
+        if unknown:
+            raise UserError(f"--check {unknown}: known checks are {', '.join(CHECKS)}")
+        creds = None
+        if probe_login is not None:
+            creds = ProbeCredentials(
+                probe_login, _password(probe_password_env, probe_password_file), model
+            )
+        if url is not None:
+            if not url.startswith(("http://", "https://")):
+                raise UserError(f"--url {url}: expected http(s)://host[:port]")
+            return [ProbeTarget(url, url, db, expect_version, credentials=creds)]
+        assert fleet is not None
+        res, deps = _deployments(fleet, _today(today))
+        res.fleet.check_selection(plant or ())
+        found = fleet_targets(deps, plants=plant or (), environments=env or (), credentials=creds)
+        if not found:
+            raise UserError("no deployment matches --plant/--env")
+        return found
+
+    chosen = run_guarded(targets)
+    settings = ProbeSettings(
+        timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+        concurrency=concurrency,
+        cert_min_days=cert_min_days,
+        ca_file=str(ca_file) if ca_file else None,
+        checks=tuple(check) if check else CHECKS,
+    )
+    run = run_probes(chosen, settings)
+    doc = json.dumps(run.as_dict(), indent=2) + "\n"
+    if out_file is not None:
+        run_guarded(write_text_atomically, out_file, doc)
+    if fmt is Format.json:
+        print(doc, end="")
+    else:
+        out.print(_text(run))
+    if not run.ok:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+@observe_app.command("render")
+def observe_render(
+    fleet: Annotated[Path, typer.Argument(help="Fleet repository (directory with fleet.yaml).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    alerting: Annotated[
+        Path | None, typer.Option("--alerting", help="Receivers (default FLEET/alerting.yaml).")
+    ] = None,
+    today: TodayOpt = None,
+) -> None:
+    """Write blackbox modules, SLO rules, Probes and the Alertmanager configuration."""
+    from plantops.cli.main import out, run_guarded
+
+    def go() -> str:
+        day = _today(today)
+        res, deps = _deployments(fleet, day)
+        settings = load_alerting(alerting or fleet / "alerting.yaml")
+        ctx = RenderContext.from_fleet(res.fleet.spec)
+        files = observe_files(res.fleet, deps, ctx, settings, today=day)
+        result = write_observe_files(files, out_dir)
+        return (
+            f"{len(result.written)} file(s) written, {len(result.unchanged)} unchanged in {out_dir}"
+        )
+
+    out.print(run_guarded(go))
+
+
+@metrics_app.command("serve")
+def metrics_serve(
+    fleet: Annotated[Path, typer.Option("--fleet", help="Fleet repository.")],
+    probe_results: Annotated[
+        Path | None, typer.Option("--probe-results", help="A `probe run --out` file.")
+    ] = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 9464,
+    today: TodayOpt = None,
+) -> None:
+    """Serve /metrics until interrupted."""
+    from plantops.cli.main import err, run_guarded
+
+    _res, deps = run_guarded(_deployments, fleet, _today(today))
+    registry = registry_for(release_rows(deps), probe_results)
+    server, _thread = run_guarded(serve, registry, host=host, port=port)
+    err.print(f"serving http://{host}:{server.server_port}/metrics")
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(probe_app, name="probe")
+    app.add_typer(observe_app, name="observe")
+    app.add_typer(metrics_app, name="metrics")

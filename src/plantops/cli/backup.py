@@ -516,9 +516,7 @@ def cleanup_cmd(
     def go() -> list[Any]:
         from plantops.backup.restore import reclaim_leftovers
 
-        target = (
-            _server(server) if server or os.environ.get("PLANTOPS_RESTORE_DB_URL") else None
-        )
+        target = _server(server) if server or os.environ.get("PLANTOPS_RESTORE_DB_URL") else None
         return reclaim_leftovers(target)
 
     done = ui.run_guarded(go)

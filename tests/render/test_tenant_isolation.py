@@ -180,3 +180,49 @@ def test_tenant_kinds_are_exactly_the_rendered_kinds() -> None:
         if o["kind"] != "Namespace"
     }
     assert rendered == set(TENANT_KINDS)
+
+
+def _pod_specs(o: dict[str, Any]) -> list[dict[str, Any]]:
+    if o["kind"] in ("Deployment", "StatefulSet", "Job"):
+        return [o["spec"]["template"]["spec"]]
+    return []
+
+
+@pytest.mark.parametrize(
+    "root", TREES, ids=[p.parent.name if p.name == "expected" else p.name for p in TREES]
+)
+def test_odoo_checks_the_database_servers_identity(root: Path) -> None:
+    """verify-full against CloudNativePG's own CA, through PgBouncer too."""
+    checked = 0
+    for (_cluster, _folder), objs in _tree(root).items():
+        pg = [o for o in objs if o["kind"] == "Cluster"]
+        if not pg:
+            continue
+        (cluster,) = pg
+        ca_secret = f"{cluster['metadata']['name']}-ca"
+        for o in objs:
+            if o["kind"] == "ConfigMap":
+                for text in o.get("data", {}).values():
+                    if "db_sslmode" in text:
+                        assert "db_sslmode = verify-full" in text, o["metadata"]["name"]
+            if o["kind"] == "Pooler":
+                alt = cluster["spec"]["certificates"]["serverAltDNSNames"]
+                assert o["metadata"]["name"] in alt
+            for spec in _pod_specs(o):
+                volumes = {v["name"]: v for v in spec.get("volumes", [])}
+                for c in spec.get("initContainers", []) + spec["containers"]:
+                    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+                    if "PGPASSWORD" not in env:
+                        continue  # does not talk to PostgreSQL
+                    checked += 1
+                    if "PGHOST" in env:
+                        assert env.get("PGSSLMODE") == "verify-full", c["name"]
+                    root_cert = env.get("PGSSLROOTCERT")
+                    assert root_cert, (o["metadata"]["name"], c["name"])
+                    mount = next(
+                        m for m in c["volumeMounts"] if root_cert.startswith(m["mountPath"] + "/")
+                    )
+                    secret = volumes[mount["name"]]["secret"]
+                    assert secret["secretName"] == ca_secret
+                    assert secret["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    assert checked

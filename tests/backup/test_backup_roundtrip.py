@@ -41,7 +41,7 @@ def test_backup_verify_restore_each_format(
     assert store.exists(f"{rec.location}/COMPLETE.json")
 
     result = verify_backup(rec, store, odoo_db.target, POLICY, catalog)
-    assert result.passed, result.as_dict()
+    assert result.passed, [c.detail for c in result.checks]
     names = {c.name for c in result.checks}
     assert {
         "checksums",
@@ -121,7 +121,7 @@ def test_encrypted_backup_roundtrip_and_wrong_key(
     assert rec.key_id == keys.key_id and rec.key_id.startswith("age:")
     assert all(o.name.endswith(".age") and o.encrypted for o in rec.objects)
     result = verify_backup(rec, store, odoo_db.target, POLICY, catalog, keys)
-    assert result.passed, result.as_dict()
+    assert result.passed, [c.detail for c in result.checks]
 
     other = tmp_path / "other.txt"
     other.write_text(generate_identity()[0])
@@ -176,7 +176,7 @@ def test_native_restore_streams_data_files_through_fifos(
     assert timings.files == odoo_db.attachments
     assert timings.db_seconds > 0 and timings.filestore_seconds > 0
     result = verify_backup(rec, store, odoo_db.target, POLICY, catalog, keys)
-    assert result.passed, result.as_dict()
+    assert result.passed, [c.detail for c in result.checks]
     assert result.db_restore_seconds is not None and result.filestore_restore_seconds is not None
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import tarfile
@@ -34,6 +33,7 @@ from typing import IO, Any
 
 import zstandard
 
+from plantops.backup import scratch
 from plantops.backup.crypto import KeyProvider, encrypting_writer
 from plantops.backup.errors import DatabaseError, StoreError
 from plantops.backup.pg import PgTarget, exported_snapshot, find_pg_tool, tool_error
@@ -220,7 +220,7 @@ def _write_odoo_zip(
 
 
 def _write_native_db(w: _Writer, req: BackupRequest, snapshot_id: str, major: int) -> None:
-    spool = Path(tempfile.mkdtemp(prefix="plantops-dump-", dir=req.spool_dir))
+    spool, spool_entry = scratch.make_dir("plantops-dump-", req.spool_dir)
     try:
         target_dir = spool / "db"
         cmd = [
@@ -251,7 +251,7 @@ def _write_native_db(w: _Writer, req: BackupRequest, snapshot_id: str, major: in
     except OSError as exc:
         raise StoreError(f"spool {spool}: {exc.strerror or exc}") from exc
     finally:
-        shutil.rmtree(spool, ignore_errors=True)
+        scratch.remove_dir(spool, spool_entry)
 
 
 def run_backup(

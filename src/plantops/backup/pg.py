@@ -1,11 +1,20 @@
 """The PostgreSQL edge: connections, client tools, snapshots and scratch databases.
 
-Passwords travel in ``PGPASSWORD`` for the client tools, never on a command line.
+Passwords travel in ``PGPASSWORD`` or a password file for the client tools, never on a
+command line. Child processes get a minimal environment: the few variables a client tool
+needs, libpq's own ``PG*`` settings and the connection's parameters; nothing else of ours
+(``PLANTOPS_*``, cloud credentials) reaches them.
+
+Code in a dump runs with the privileges of the role that restores it (PostgreSQL's
+pg_dump documentation says so). Restores therefore run as a throwaway, unprivileged
+role that owns only the database being built (``create_restore_role``); the admin
+connection only creates and drops.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -32,7 +41,32 @@ _ENV_MAP = {
     "sslcert": "PGSSLCERT",
     "sslkey": "PGSSLKEY",
     "connect_timeout": "PGCONNECT_TIMEOUT",
+    "passfile": "PGPASSFILE",
+    "service": "PGSERVICE",
+    "sslcrl": "PGSSLCRL",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
 }
+
+# What a client tool needs from our environment besides libpq's PG* variables.
+_CHILD_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR")
+
+
+def child_env(params: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+    """The minimal environment of a PostgreSQL client tool."""
+    env = {k: v for k, v in os.environ.items() if k in _CHILD_ENV or k.startswith("PG")}
+    for key, value in params:
+        if key in _ENV_MAP:
+            env[_ENV_MAP[key]] = value
+    env.setdefault("PGCONNECT_TIMEOUT", "10")
+    return env
+
+
+def url_has_password(url: str) -> bool:
+    """Whether a libpq URL or conninfo string carries a password (visible in ``ps``)."""
+    try:
+        return bool(conninfo_to_dict(url).get("password"))
+    except psycopg.ProgrammingError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -76,12 +110,20 @@ class PgTarget:
 
     def env(self) -> dict[str, str]:
         """Environment for libpq client tools (pg_dump, psql...)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        for key, value in self.params:
-            if key in _ENV_MAP:
-                env[_ENV_MAP[key]] = value
-        env.setdefault("PGCONNECT_TIMEOUT", "10")
-        return env
+        return child_env(self.params)
+
+    def as_user(self, user: str, passfile: Path) -> PgTarget:
+        """The same server and database as ``user``, its password read from ``passfile``."""
+        p = {k: v for k, v in self.params if k not in ("password", "service", "user")}
+        if "host" not in p:
+            # A service file may be what names the host: keep it, minus its user.
+            p.update({k: v for k, v in self.params if k == "service"})
+        p["user"] = user
+        p["passfile"] = str(passfile)
+        return PgTarget(tuple(sorted(p.items())))
+
+    def param(self, key: str) -> str | None:
+        return dict(self.params).get(key)
 
     @contextlib.contextmanager
     def connect(self, autocommit: bool = True) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
@@ -140,8 +182,15 @@ def run_tool(
 
 
 def tool_error(stderr: bytes) -> str:
+    """The first ERROR line (the cause) and the last lines (where it stopped)."""
     lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
-    return "; ".join(lines[-5:]) if lines else "no message"
+    if not lines:
+        return "no message"
+    first_error = next((ln for ln in lines if "ERROR:" in ln), None)
+    tail = lines[-4:]
+    if first_error is not None and first_error not in tail:
+        tail = [first_error, *tail]
+    return "; ".join(tail)
 
 
 def database_exists(admin: PgTarget, name: str) -> bool:
@@ -150,13 +199,81 @@ def database_exists(admin: PgTarget, name: str) -> bool:
     return row is not None
 
 
-def create_database(admin: PgTarget, name: str) -> None:
+def create_database(admin: PgTarget, name: str, owner: str | None = None) -> None:
+    query = sql.SQL("CREATE DATABASE {} ENCODING 'unicode' TEMPLATE template0").format(
+        sql.Identifier(name)
+    )
+    if owner is not None:
+        query = query + sql.SQL(" OWNER {}").format(sql.Identifier(owner))
+    with admin.connect() as conn:
+        conn.execute(query)
+
+
+def create_restore_role(admin: PgTarget, name: str, password: str) -> None:
+    """A login role with no privilege but its own database: code in a dump runs as it."""
     with admin.connect() as conn:
         conn.execute(
-            sql.SQL("CREATE DATABASE {} ENCODING 'unicode' TEMPLATE template0").format(
-                sql.Identifier(name)
+            sql.SQL(
+                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+                " NOBYPASSRLS CONNECTION LIMIT 16 PASSWORD {}"
+                " VALID UNTIL {}"
+            ).format(
+                sql.Identifier(name),
+                sql.Literal(password),
+                # A role left by a crash that nothing reclaims stops working within a day.
+                sql.Literal(_valid_until()),
             )
         )
+        row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+        if not (row and row[0]):
+            # A CREATEROLE admin must be a member to create a database owned by the role
+            # (commands/dbcommands.c createdb: check_can_set_role) and to REASSIGN OWNED.
+            # Membership goes this way only: the restore role gains nothing.
+            conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(name)))
+
+
+def _valid_until() -> str:
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    return until.strftime("%Y-%m-%d %H:%M:%S+00")
+
+
+def drop_role(admin: PgTarget, name: str) -> None:
+    """Drop a restore role, first removing what it still owns or was granted anywhere."""
+    with admin.connect() as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+        if exists is None:
+            return
+        # pg_shdepend: the databases holding objects or grants of the role.
+        dbs = conn.execute(
+            "SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid"
+            " WHERE s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = %s)"
+            " AND d.datallowconn",
+            (name,),
+        ).fetchall()
+    for (db,) in dbs:
+        with admin.with_db(str(db)).connect() as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(name)))
+    with admin.connect() as conn:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def hand_over(db: PgTarget, role: str, to: str) -> None:
+    """Give everything ``role`` owns in ``db`` (and ``db`` itself) to ``to``, as admin."""
+    with db.connect() as conn:
+        conn.execute(
+            sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(role), sql.Identifier(to))
+        )
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+
+
+def current_user(target: PgTarget) -> tuple[str, bool]:
+    """The admin's role name and whether it is a superuser."""
+    with target.connect() as conn:
+        row = conn.execute(
+            "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+    assert row is not None
+    return str(row[0]), bool(row[1])
 
 
 def drop_database(admin: PgTarget, name: str) -> None:

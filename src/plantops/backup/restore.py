@@ -3,6 +3,13 @@
 Restores land in a temporary database and directory first and are renamed into
 place only when complete, so a failed restore never leaves a half-restored target
 and never touches an existing one unless ``force`` was given.
+
+Code in a dump (functions behind indexes, materialized views, defaults) runs with the
+privileges of whoever restores it. ``ScratchDatabase`` therefore builds every database
+as a throwaway role with no privilege beyond owning that one database; pg_restore and
+psql connect as it, the admin connection only creates, hands over and drops. A plain
+dump is scanned for psql meta-commands (``backup.dumpscan``) before psql sees it.
+Every scratch resource is recorded in the ``backup.scratch`` ledger before it exists.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import io
 import os
 import posixpath
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -27,15 +35,21 @@ from typing import IO, TypeVar
 
 import zstandard
 
+from plantops.backup import scratch
 from plantops.backup.crypto import KeyProvider, decrypting_reader
+from plantops.backup.dumpscan import UnsafeDump, scan_dump
 from plantops.backup.errors import CorruptArchive, DatabaseError, TargetExists, WrongKey
 from plantops.backup.pg import (
     PgTarget,
     admin_target,
     create_database,
+    create_restore_role,
+    current_user,
     database_exists,
     drop_database,
+    drop_role,
     find_pg_tool,
+    hand_over,
     rename_database,
     tool_error,
 )
@@ -452,6 +466,13 @@ def _restore_db(
     # odoo-zip: stream dump.sql out of the (spooled, checksum-checked) zip into psql.
     assert zip_path is not None
     try:
+        # psql runs meta-commands (\! runs a shell, \o writes files) wherever its
+        # lexer meets them; prove there is none before psql reads a byte.
+        with zipfile.ZipFile(zip_path) as zf, zf.open("dump.sql") as member:
+            try:
+                scan_dump(member)
+            except UnsafeDump as exc:
+                raise CorruptArchive(f"backup {reader.record.id}: dump.sql refused, {exc}") from exc
         with zipfile.ZipFile(zip_path) as zf, zf.open("dump.sql") as member:
             cmd = [
                 find_pg_tool("psql", major),
@@ -497,12 +518,9 @@ def _restore_fs(
 @contextlib.contextmanager
 def _spool(reader: BackupReader, spool_dir: Path | None) -> Iterator[tuple[Path, Path | None]]:
     """A scratch directory; for odoo-zip the zip is fetched into it once (zip needs seeking)."""
-    spool = Path(tempfile.mkdtemp(prefix="plantops-restore-", dir=spool_dir))
-    try:
+    with scratch.scratch_dir("plantops-restore-", spool_dir) as spool:
         zip_path = reader.spool("backup.zip", spool) if reader.record.format == "odoo-zip" else None
         yield spool, zip_path
-    finally:
-        shutil.rmtree(spool, ignore_errors=True)
 
 
 def restore_database(
@@ -655,6 +673,105 @@ def _short(name: str, suffix: str) -> str:
     return f"{name[: 63 - len(suffix)]}{suffix}"
 
 
+class ScratchDatabase:
+    """A database built by a throwaway role that owns it and nothing else.
+
+    The role is ``NOSUPERUSER NOCREATEDB NOCREATEROLE`` and a member of no
+    role, so ``SET ROLE``/``RESET ROLE`` in a dump lead nowhere, ``COPY … TO PROGRAM``
+    and ``ALTER ROLE … SUPERUSER`` are refused by the server, and a function the dump
+    defines runs as that role however it is triggered. Its password is random, lives
+    in a 0600 password file for the run, and the role expires within a day.
+    The admin connection (``server``) only creates the role and the database, hands
+    the result over (``release``) or drops both (``drop``).
+    """
+
+    def __init__(self, server: PgTarget, name: str) -> None:
+        self.server = server
+        self.admin = admin_target(server)
+        self.name = name
+        self.role = f"plantops_restore_{secrets.token_hex(6)}"
+        where = scratch.server_params(server.params)
+        # Recorded before they exist: a crash at any point leaves an entry to reclaim.
+        self._role_entry = scratch.record("role", self.role, where)
+        self._db_entry = scratch.record("database", name, where)
+        self._dir, self._dir_entry = scratch.make_dir("plantops-restore-")
+        passfile = self._dir / "pgpass"
+        password = secrets.token_urlsafe(24)
+        fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"*:*:*:{self.role}:{password}\n")
+        try:
+            create_restore_role(self.admin, self.role, password)
+            create_database(self.admin, name, owner=self.role)
+        except BaseException:
+            self.drop()
+            raise
+        #: Connection to the new database as the restore role: give this to pg_restore.
+        self.target = server.with_db(name).as_user(self.role, passfile)
+
+    def release(self, owner: str | None, new_name: str | None = None) -> None:
+        """Hand the database to ``owner`` (default: the admin's own role), drop the role,
+        and optionally rename the database; the ledger forgets it."""
+        admin_user, admin_super = current_user(self.admin)
+        to = owner or admin_user
+        db = self.server.with_db(self.name)
+        if admin_super and owner is None:
+            _refuse_definer_functions(db, self.role, to)
+        hand_over(db, self.role, to)
+        drop_role(self.admin, self.role)
+        scratch.forget(self._role_entry)
+        if new_name is not None:
+            rename_database(self.admin, self.name, new_name)
+        scratch.forget(self._db_entry)
+        scratch.remove_dir(self._dir, self._dir_entry)
+
+    def drop(self) -> None:
+        with contextlib.suppress(Exception):
+            drop_database(self.admin, self.name)
+            scratch.forget(self._db_entry)
+        with contextlib.suppress(Exception):
+            drop_role(self.admin, self.role)
+            scratch.forget(self._role_entry)
+        scratch.remove_dir(self._dir, self._dir_entry)
+
+
+def _refuse_definer_functions(db: PgTarget, role: str, to: str) -> None:
+    """Handing ``SECURITY DEFINER`` code to a superuser would let anyone who may call it
+    run it as the superuser: refuse, and say how to restore it safely."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p"
+            " WHERE p.prosecdef AND p.proowner = (SELECT oid FROM pg_roles WHERE rolname = %s)"
+            " ORDER BY 1 LIMIT 5",
+            (role,),
+        ).fetchall()
+    if rows:
+        raise UserError(
+            f"the backup defines SECURITY DEFINER functions ({', '.join(str(r[0]) for r in rows)})"
+            f" that would run as the superuser {to}: restore with --owner ROLE (the"
+            " application's own, unprivileged role)"
+        )
+
+
+def reclaim_leftovers(server: PgTarget | None) -> list[scratch.Reclaimed]:
+    """Reclaim what dead runs left (``backup.scratch``). Databases and roles are dropped
+    only on the server they were made on, when ``server`` is that server."""
+
+    def drop(kind: str, name: str, where: dict[str, str]) -> None:
+        assert server is not None
+        mine = scratch.server_params(server.params)
+        same = all(where.get(k) == mine.get(k) for k in ("host", "hostaddr", "port", "service"))
+        if not same:
+            raise DatabaseError(f"made on another server ({where.get('host')}:{where.get('port')})")
+        admin = admin_target(server)
+        if kind == "database":
+            drop_database(admin, name)
+        elif kind == "role":
+            drop_role(admin, name)
+
+    return scratch.reclaim(drop if server is not None else None)
+
+
 def restore_backup(
     reader: BackupReader,
     server: PgTarget,
@@ -665,10 +782,16 @@ def restore_backup(
     force: bool = False,
     jobs: int = 2,
     spool_dir: Path | None = None,
+    owner: str | None = None,
 ) -> RestoreResult:
-    """Restore into ``to_db`` (and ``filestore``) on ``server``; atomic swap at the end."""
+    """Restore into ``to_db`` (and ``filestore``) on ``server``; atomic swap at the end.
+
+    The database is built by an unprivileged throwaway role (``ScratchDatabase``) and
+    then owned by ``owner`` (default: the role of ``server``'s connection).
+    """
     t0 = time.monotonic()
     admin = admin_target(server)
+    reclaim_leftovers(server)
     if not to_db or len(to_db.encode()) > 63:
         raise UserError(f"database name {to_db!r} must be 1-63 bytes")
     exists = database_exists(admin, to_db)
@@ -680,36 +803,40 @@ def restore_backup(
         )
     tmp_db = _short(to_db, f"_restoring_{uuid.uuid4().hex[:8]}")
     tmp_fs: Path | None = None
+    fs_entry: scratch.Entry | None = None
     done: list[str] = []
     files = 0
-    create_database(admin, tmp_db)
+    db = ScratchDatabase(server, tmp_db)
     try:
         if filestore is not None:
             filestore.parent.mkdir(parents=True, exist_ok=True)
             tmp_fs = filestore.with_name(f".{filestore.name}.restoring-{uuid.uuid4().hex[:8]}")
-        files = restore_all(
-            reader, server.with_db(tmp_db), tmp_fs, jobs=jobs, spool_dir=spool_dir
-        ).files
+            fs_entry = scratch.record("dir", str(tmp_fs))
+        files = restore_all(reader, db.target, tmp_fs, jobs=jobs, spool_dir=spool_dir).files
         if neutralize_copy:
-            done = neutralize(server.with_db(tmp_db))
+            done = neutralize(db.target)
         # Everything is in: swap into place.
         if exists:
             drop_database(admin, to_db)
-        rename_database(admin, tmp_db, to_db)
+        db.release(owner, new_name=to_db)
         if filestore is not None and tmp_fs is not None:
             old: Path | None = None
             if filestore.exists():
                 old = filestore.with_name(f".{filestore.name}.old-{uuid.uuid4().hex[:8]}")
+                old_entry = scratch.record("dir", str(old))
                 filestore.rename(old)
             tmp_fs.rename(filestore)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            assert fs_entry is not None
+            scratch.forget(fs_entry)
             tmp_fs = None
+            if old is not None:
+                scratch.remove_dir(old, old_entry)
     except BaseException:
-        with contextlib.suppress(Exception):
-            drop_database(admin, tmp_db)
+        db.drop()
         if tmp_fs is not None:
             shutil.rmtree(tmp_fs, ignore_errors=True)
+        if fs_entry is not None:
+            scratch.forget(fs_entry)
         raise
     return RestoreResult(
         reader.record.id,

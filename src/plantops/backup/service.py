@@ -115,9 +115,17 @@ def restore(
     force: bool,
     store_of: Callable[[str], ObjectStore] = open_store,
     jobs: int = 2,
+    owner: str | None = None,
 ) -> RestoreResult:
     record = catalog.get(backup_id)
     reader = BackupReader(record, store_of(record.store_url), keys)
     return restore_backup(
-        reader, server, to_db, filestore, neutralize_copy=neutralize, force=force, jobs=jobs
+        reader,
+        server,
+        to_db,
+        filestore,
+        neutralize_copy=neutralize,
+        force=force,
+        jobs=jobs,
+        owner=owner,
     )

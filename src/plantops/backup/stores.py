@@ -67,13 +67,28 @@ def _oserror(action: str, where: str, exc: OSError) -> StoreError:
     return StoreError(f"{action} {where}: {exc.strerror or exc}")
 
 
+def _private_dirs(path: Path) -> None:
+    """``mkdir -p`` with mode 0700 for every directory it creates."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=0o700)
+
+
 class _LocalWriter:
     def __init__(self, final: Path) -> None:
         self.final = final
         self.tmp = final.with_name(final.name + PARTIAL)
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            self.fh = self.tmp.open("wb")
+            # Backups hold a plant's whole database: only their owner may read them.
+            _private_dirs(final.parent)
+            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            os.fchmod(fd, 0o600)  # an older partial file keeps its mode otherwise
+            self.fh = os.fdopen(fd, "wb")
         except OSError as exc:
             raise _oserror("cannot create", str(self.tmp), exc) from exc
         self.digest = hashlib.sha256()

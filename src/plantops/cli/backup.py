@@ -86,9 +86,23 @@ def deployment_db_env(plant: str, env: str) -> str:
     return f"PLANTOPS_DB_URL_{norm}"
 
 
+def _no_password_in_argv(url: str | None, option: str) -> None:
+    """A password on the command line is readable by every local user (``ps``)."""
+    from plantops.backup.pg import url_has_password
+
+    if url and url_has_password(url):
+        raise UserError(
+            f"{option} carries a password, which every local user can read with `ps`:"
+            " drop it from the URL and use libpq's password file (~/.pgpass or $PGPASSFILE),"
+            " a service (service=NAME in ~/.pg_service.conf), or the environment variable"
+            " instead"
+        )
+
+
 def _server(url: str | None) -> PgTarget:
     from plantops.backup.pg import PgTarget
 
+    _no_password_in_argv(url, "--server")
     url = url or os.environ.get("PLANTOPS_RESTORE_DB_URL")
     if not url:
         raise UserError("no PostgreSQL server to restore into: pass --server URL")
@@ -174,6 +188,7 @@ def run_cmd(
         from plantops.backup.policy import ADHOC_POLICY, policy_for_tier
         from plantops.backup.stores import default_store_url, open_store
 
+        _no_password_in_argv(db_url, "--db-url")
         policy: BackupPolicy
         if fleet is not None:
             if not plant or not env:
@@ -201,6 +216,9 @@ def run_cmd(
         catalog = _catalog(state_db)
         try:
             reap_abandoned(catalog, open_store)
+            from plantops.backup.scratch import reclaim
+
+            reclaim(None)  # spool directories of killed runs (databases: verify/cleanup)
             req = BackupRequest(
                 db=PgTarget.from_url(url),
                 filestore=filestore,
@@ -355,9 +373,13 @@ def list_cmd(
 def _print_verification(r: VerificationResult) -> None:
     ui = _ui()
     verdict = "[green]PASSED[/]" if r.passed else "[bold red]FAILED[/]"
-    ui.out.print(f"verification of {r.backup_id}: {verdict}", markup=True)
+    failed = [c.name for c in r.checks if c.status == "failed"]
+    not_run = [c.name for c in r.checks if c.status == "not run"]
+    why = f" ({', '.join(failed)} failed)" if failed else ""
+    why += f" ({', '.join(not_run)} not run)" if not_run else ""
+    ui.out.print(f"verification of {r.backup_id}: {verdict}{why}", markup=True)
     for c in r.checks:
-        mark = "ok  " if c.ok else "FAIL"
+        mark = {"ok": "ok  ", "failed": "FAIL", "not run": "SKIP"}[c.status]
         ui.out.print(f"  {mark} {c.name}: {c.detail}", markup=False)
 
     def obj(label: str, got: float | None, want: float | None, met: bool | None) -> None:
@@ -430,8 +452,18 @@ def restore_cmd(
     key: KeyOpt = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1)] = 2,
     state_db: StateDb = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner",
+            help="Role that owns the restored database (default: the --server user).",
+        ),
+    ] = None,
 ) -> None:
-    """Restore a backup into a new database (and filestore)."""
+    """Restore a backup into a new database (and filestore).
+
+    The dump is loaded by a throwaway role without privileges, then handed to --owner.
+    """
     ui = _ui()
 
     def go() -> RestoreResult:
@@ -452,6 +484,7 @@ def restore_cmd(
                 neutralize=neutralize,
                 force=force,
                 jobs=jobs,
+                owner=owner,
             )
         finally:
             catalog.close()
@@ -464,6 +497,40 @@ def restore_cmd(
     )
     for line in res.neutralized:
         ui.out.print(f"  neutralized: {line}")
+
+
+@backup_app.command("cleanup")
+def cleanup_cmd(
+    server: ServerOpt = None,
+    output: Annotated[OutputFormat, typer.Option("--output")] = OutputFormat.text,
+) -> None:
+    """Reclaim what killed backup, verify and restore runs left behind.
+
+    Spool directories (plantops-dump-*, plantops-restore-*, plantops-verify-fs-*),
+    scratch databases, half-built restores and restore roles: every one is recorded
+    before it is made; those of runs that are no longer alive are removed. Databases
+    and roles need --server (or $PLANTOPS_RESTORE_DB_URL). Exit 1 when some remain.
+    """
+    ui = _ui()
+
+    def go() -> list[Any]:
+        from plantops.backup.restore import reclaim_leftovers
+
+        target = _server(server) if server or os.environ.get("PLANTOPS_RESTORE_DB_URL") else None
+        return reclaim_leftovers(target)
+
+    done = ui.run_guarded(go)
+    if output is OutputFormat.json:
+        from plantops.backup.scratch import describe
+
+        ui.out.print_json(json.dumps(describe(done)))
+    elif not done:
+        ui.out.print("nothing to reclaim")
+    for r in done if output is OutputFormat.text else ():
+        state = "removed" if r.done else f"left: {r.detail}"
+        ui.out.print(f"  {r.kind:8} {r.name}: {state}", markup=False)
+    if not all(r.done for r in done):
+        raise typer.Exit(EXIT_FINDINGS)
 
 
 @backup_app.command("prune")

@@ -101,7 +101,9 @@ def render_odoo_conf(dep: Deployment, *, cron: bool = False) -> str:
         ("db_host", db_host(dep)),
         ("db_port", "5432"),
         ("db_user", login_role(dep)),
-        ("db_sslmode", "require" if dep.cluster is not None else "prefer"),
+        # Kubernetes: the server's identity is checked against CloudNativePG's CA
+        # ($PGSSLROOTCERT, render/kubernetes/odoo.py); VM: see docs/security.md.
+        ("db_sslmode", "verify-full" if dep.cluster is not None else "prefer"),
         ("db_maxconn", str(s.db_maxconn_cron if cron else s.db_maxconn)),
         *_gevent_pool(dep, cron=cron),
         ("http_enable", "False" if cron else "True"),

@@ -348,7 +348,11 @@ def make_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            db_file = Path(parsed.database)
+            db_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # The catalog names every backup and its checks: private to its owner. SQLite
+            # creates its -wal/-shm files with the main file's mode.
+            os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
         engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

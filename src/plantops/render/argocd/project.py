@@ -1,8 +1,11 @@
 """AppProjects: one per deployment unit (a plant, or a tenant group sharing one Odoo).
 
-A project lists exactly the destinations of its deployments, allows Namespace as
-the only cluster-scoped kind, forbids Argo CD from managing Secrets (they come from
-External Secrets) and carries the sync windows of its production applications. Its
+A project lists exactly the destinations of its deployments, allows as its only
+cluster-scoped objects the Namespaces of those destinations *by name* (so one tenant's
+project cannot relabel another tenant's namespace, Pod Security labels included), and
+whitelists exactly the namespaced kinds plantops renders into a deployment's folder:
+no Secret (they come from External Secrets), no Role or RoleBinding, nothing else. It
+carries the sync windows of its production applications. Its
 size is bounded by its unit (a few environments, the windows of its plants), never by
 the fleet: every object must fit the 262,144 bytes of kubectl's last-applied annotation.
 """
@@ -19,6 +22,39 @@ from plantops.render.core import MANAGED_BY
 if TYPE_CHECKING:
     from plantops.plan import Deployment
     from plantops.render.context import RenderContext
+
+
+# Every namespaced kind plantops renders into a deployment's folder (the Argo CD
+# Application's source). tests/render/test_tenant_isolation.py walks every rendered tree
+# and proves the list is exact: each kind is rendered, and nothing rendered is missing.
+TENANT_KINDS: tuple[tuple[str, str], ...] = (
+    ("", "ConfigMap"),
+    ("", "LimitRange"),
+    ("", "PersistentVolumeClaim"),
+    ("", "ResourceQuota"),
+    ("", "Service"),
+    ("", "ServiceAccount"),
+    ("apps", "Deployment"),
+    ("apps", "StatefulSet"),
+    ("autoscaling", "HorizontalPodAutoscaler"),
+    ("barmancloud.cnpg.io", "ObjectStore"),
+    ("batch", "Job"),
+    ("cert-manager.io", "Certificate"),
+    ("external-secrets.io", "ExternalSecret"),
+    ("monitoring.coreos.com", "PodMonitor"),
+    ("monitoring.coreos.com", "Probe"),
+    ("monitoring.coreos.com", "PrometheusRule"),
+    ("monitoring.coreos.com", "ServiceMonitor"),
+    ("networking.k8s.io", "NetworkPolicy"),
+    ("policy", "PodDisruptionBudget"),
+    ("postgresql.cnpg.io", "Cluster"),
+    ("postgresql.cnpg.io", "Database"),
+    ("postgresql.cnpg.io", "Pooler"),
+    ("postgresql.cnpg.io", "ScheduledBackup"),
+    ("traefik.io", "IngressRoute"),
+    ("traefik.io", "Middleware"),
+    ("traefik.io", "TLSOption"),
+)
 
 
 def _labels(deps: Sequence[Deployment]) -> dict[str, str]:
@@ -47,15 +83,21 @@ def render_projects(deps: Sequence[Deployment], ctx: RenderContext) -> list[dict
     for proj, members in sorted(groups.items()):
         members.sort(key=lambda d: d.id)
         windows = [w for d in members for w in sync_windows(d, application_name(d))]
+        namespaces = sorted({d.namespace for d in members})
         spec: dict[str, Any] = {
-            "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
+            # ClusterResourceRestrictionItem.name (Argo CD 3.x, filepath.Match): without
+            # it any project could create, relabel or delete any Namespace.
+            "clusterResourceWhitelist": [
+                {"group": "", "kind": "Namespace", "name": ns} for ns in namespaces
+            ],
             "description": (f"plantops {proj}: {len(members)} deployment(s)"),
             "destinations": [
                 {"name": d.cluster.name, "namespace": d.namespace}
                 for d in members
                 if d.cluster is not None
             ],
-            "namespaceResourceBlacklist": [{"group": "", "kind": "Secret"}],
+            # A whitelist: a kind not listed (Secret, Role, RoleBinding…) cannot be synced.
+            "namespaceResourceWhitelist": [{"group": g, "kind": k} for g, k in TENANT_KINDS],
             "orphanedResources": {"warn": True},
             "sourceRepos": [ctx.gitops_repo],
         }

@@ -214,6 +214,7 @@ def render_postgres_cluster(dep: Deployment, ctx: RenderContext) -> dict[str, An
             }
         },
         "enablePDB": s.postgres_instances > 1,
+        **_pooler_alt_names(dep),
         "enableSuperuserAccess": False,
         "instances": s.postgres_instances,
         "managed": {"roles": _roles(dep)},
@@ -242,6 +243,21 @@ def render_postgres_cluster(dep: Deployment, ctx: RenderContext) -> dict[str, An
         annotations=data_wave(dep),
         body={"spec": spec},
     )
+
+
+def _pooler_alt_names(dep: Deployment) -> dict[str, Any]:
+    """The Pooler's names in the server certificate, so clients can use verify-full.
+
+    PgBouncer presents the cluster's server certificate to clients (api/v1/pooler_funcs.go
+    GetClientTLSSecretNameOrDefault → cluster.GetServerTLSSecretName), whose names cover
+    only the -rw/-r/-ro services (cluster_funcs.go GetClusterAltDNSNames) plus
+    spec.certificates.serverAltDNSNames.
+    """
+    if not dep.sizing.pgbouncer:
+        return {}
+    svc = pooler_name(dep)
+    ns = dep.namespace
+    return {"certificates": {"serverAltDNSNames": [svc, f"{svc}.{ns}", f"{svc}.{ns}.svc"]}}
 
 
 def render_object_store(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:

@@ -2,6 +2,15 @@
 
 Manifests carry only references (store, remote key, property); the External Secrets
 Operator creates the Secrets in the cluster. Never a Secret with data in the tree.
+
+Isolation: everything a deployment's namespace reads lives under one path of its own,
+``<fleet>/<cluster>/<namespace>/`` (a plant and environment), the object-store
+credentials included: each deployment gets its own key pair, which the platform team
+issues limited to that deployment's backup prefix (``<destination>/<cluster>/<namespace>``)
+— no namespace can read another plant's secrets or touch its backups with what it is
+given. A path per namespace is what a namespaced ``SecretStore`` (its own provider
+role, e.g. a Vault policy on that path) or a ``ClusterSecretStore`` bound with
+``spec.conditions`` can enforce; docs/security.md says how.
 """
 
 from __future__ import annotations
@@ -119,28 +128,32 @@ def render_external_secrets(dep: Deployment, ctx: RenderContext) -> list[dict[st
         )
     )
     store = ctx.backup_store
+    # ``credentials_key`` set means static keys (null: workload identity); they are the
+    # deployment's own, never one fleet-wide pair.
     if store.credentials_key:
+        key = remote_key(dep, ctx, "object-storage/backup")
         out.append(
             _external_secret(
                 dep,
                 ctx,
                 backup_secret(dep),
                 [
-                    ("ACCESS_KEY_ID", store.credentials_key, "ACCESS_KEY_ID"),
-                    ("ACCESS_SECRET_KEY", store.credentials_key, "ACCESS_SECRET_KEY"),
+                    ("ACCESS_KEY_ID", key, "ACCESS_KEY_ID"),
+                    ("ACCESS_SECRET_KEY", key, "ACCESS_SECRET_KEY"),
                 ],
             )
         )
     bucket = ctx.platform.storage.filestore_bucket
     if ctx.platform.storage.filestore == "s3" and bucket and bucket.credentials_key:
+        key = remote_key(dep, ctx, "object-storage/filestore")
         out.append(
             _external_secret(
                 dep,
                 ctx,
                 filestore_secret(dep),
                 [
-                    ("AWS_ACCESS_KEY_ID", bucket.credentials_key, "ACCESS_KEY_ID"),
-                    ("AWS_SECRET_ACCESS_KEY", bucket.credentials_key, "ACCESS_SECRET_KEY"),
+                    ("AWS_ACCESS_KEY_ID", key, "ACCESS_KEY_ID"),
+                    ("AWS_SECRET_ACCESS_KEY", key, "ACCESS_SECRET_KEY"),
                 ],
             )
         )

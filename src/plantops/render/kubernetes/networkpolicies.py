@@ -4,10 +4,17 @@ Allowed: ingress controller → Odoo; Odoo → PostgreSQL (or PgBouncer), Redis,
 the SMTP relay and each integration endpoint of the plant spec; the database
 initialisation Jobs → PostgreSQL (or PgBouncer) and DNS only; PostgreSQL only
 from Odoo and those Jobs (or PgBouncer), its own instances and the CloudNativePG operator;
-Prometheus → metrics ports. NetworkPolicy matches addresses, not names: an
-endpoint given as ``host:port`` is allowed by port to any address (listed in the
-``plantops.io/egress-hosts`` annotation for FQDN-aware policy engines); give
-``CIDR:port`` to pin the address too.
+Prometheus → metrics ports.
+
+Every egress rule names its destination. NetworkPolicy matches addresses, not names
+(``networking.k8s.io/v1`` NetworkPolicyPeer has podSelector, namespaceSelector and
+ipBlock only): an endpoint given as ``CIDR:port`` is pinned to that block; one given as
+``host:port`` cannot be, so its rule allows that port to any address *except* the
+link-local cloud metadata service (169.254.169.254/32, and fd00:ec2::254/128 on IPv6),
+and the policy lists it, with that reason, in the ``plantops.io/egress-unenforced``
+annotation (and the names in ``plantops.io/egress-hosts`` for FQDN-aware engines such
+as Cilium's toFQDNs). The same holds for PostgreSQL's and PgBouncer's calls to the
+Kubernetes API and the object store, whose addresses the fleet does not know.
 """
 
 from __future__ import annotations
@@ -41,6 +48,23 @@ PG_METRICS_PORT = 9187
 POOLER_METRICS_PORT = 9127
 API_PORTS = (443, 6443)
 NS_LABEL = "kubernetes.io/metadata.name"
+METADATA_V4 = "169.254.169.254/32"
+METADATA_V6 = "fd00:ec2::254/128"
+
+
+def _ip_block(cidr: str) -> dict[str, Any]:
+    """An ipBlock for ``cidr`` that never reaches the cloud metadata service."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    block: dict[str, Any] = {"cidr": str(net)}
+    for meta in (METADATA_V4, METADATA_V6):
+        m = ipaddress.ip_network(meta)
+        if m.version == net.version and m.subnet_of(net) and m != net:  # type: ignore[arg-type]
+            block["except"] = [meta]
+    return {"ipBlock": block}
+
+
+# Any address but the metadata service: for destinations known only by name.
+ANYWHERE = [_ip_block("0.0.0.0/0"), _ip_block("::/0")]
 
 
 def _ns(name: str) -> dict[str, Any]:
@@ -88,6 +112,16 @@ def pg_pods(dep: Deployment) -> dict[str, str]:
 
 def pooler_pods(dep: Deployment) -> dict[str, str]:
     return {"cnpg.io/poolerName": pooler_name(dep)}
+
+
+UNENFORCED_NAME = (
+    "given by DNS name, which NetworkPolicy cannot match: the port is open to any address"
+    " but the cloud metadata service; pin it with CIDR:port: "
+)
+UNENFORCED_API = (
+    "Kubernetes API and object store on 443/6443: addresses unknown to the fleet, open to"
+    " any address but the cloud metadata service"
+)
 
 
 def split_endpoint(endpoint: str) -> tuple[str | None, str | None, int]:
@@ -166,10 +200,17 @@ def render_network_policies(dep: Deployment, ctx: RenderContext) -> list[dict[st
         cidr, host, port = split_endpoint(endpoint)
         rule: dict[str, Any] = {"ports": _ports(port)}
         if cidr:
-            rule["to"] = [{"ipBlock": {"cidr": cidr}}]
+            rule["to"] = [_ip_block(cidr)]
         else:
+            rule["to"] = ANYWHERE
             hostnames.append(f"{what}={host}:{port}")
         odoo_egress.append(rule)
+    odoo_notes: dict[str, str] = {}
+    if hostnames:
+        odoo_notes = {
+            "plantops.io/egress-hosts": ",".join(hostnames),
+            "plantops.io/egress-unenforced": UNENFORCED_NAME + ",".join(hostnames),
+        }
 
     policies = [
         _policy(dep, "default-deny-all", {}, ingress=[], egress=[]),
@@ -206,7 +247,7 @@ def render_network_policies(dep: Deployment, ctx: RenderContext) -> list[dict[st
             "odoo-egress",
             odoo_pods(dep),
             egress=odoo_egress,
-            annotations={"plantops.io/egress-hosts": ",".join(hostnames)} if hostnames else None,
+            annotations=odoo_notes or None,
         ),
         _policy(
             dep,
@@ -227,8 +268,9 @@ def render_network_policies(dep: Deployment, ctx: RenderContext) -> list[dict[st
             egress=[
                 {"ports": _ports(PG_PORT, PG_STATUS_PORT), "to": [_pods(pg_pods(dep))]},
                 # Instance manager → Kubernetes API; barman-cloud → object store.
-                {"ports": _ports(*API_PORTS)},
+                {"ports": _ports(*API_PORTS), "to": ANYWHERE},
             ],
+            annotations={"plantops.io/egress-unenforced": UNENFORCED_API},
         ),
     ]
     if pooled:
@@ -244,8 +286,9 @@ def render_network_policies(dep: Deployment, ctx: RenderContext) -> list[dict[st
                 ],
                 egress=[
                     {"ports": _ports(PG_PORT), "to": [_pods(pg_pods(dep))]},
-                    {"ports": _ports(*API_PORTS)},
+                    {"ports": _ports(*API_PORTS), "to": ANYWHERE},
                 ],
+                annotations={"plantops.io/egress-unenforced": UNENFORCED_API},
             )
         )
     redis_from = [odoo_peer, _pods(redis_sel)]

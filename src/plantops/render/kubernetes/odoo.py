@@ -27,6 +27,7 @@ from plantops.render.kubernetes.common import (
     name,
     node_placement,
     odoo_ids,
+    pg_cluster_name,
     pod_security_context,
     role_name,
     runtime_role,
@@ -83,6 +84,31 @@ def has_hpa(dep: Deployment) -> bool:
     return dep.tier_spec.ha and dep.sizing.max_web_replicas > dep.sizing.web_replicas
 
 
+# CloudNativePG's server CA (api/v1/cluster_funcs.go GetServerCASecretName:
+# "<cluster>-ca", key ca.crt), for sslmode=verify-full. Odoo hands only host, port,
+# user, password and sslmode to libpq (odoo/sql_db.py connection_info_for), so the CA
+# reaches libpq as $PGSSLROOTCERT. Only ca.crt is projected: the secret also holds ca.key.
+PG_CA_DIR = "/etc/plantops/pg-ca"
+PG_SSLROOTCERT = f"{PG_CA_DIR}/ca.crt"
+
+
+def _pg_ca_volume(dep: Deployment) -> dict[str, Any]:
+    return {
+        "name": "pg-ca",
+        "secret": {
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            "secretName": f"{pg_cluster_name(dep)}-ca",
+        },
+    }
+
+
+PG_CA_MOUNT = {"mountPath": PG_CA_DIR, "name": "pg-ca", "readOnly": True}
+PG_TLS_ENV = [
+    {"name": "PGSSLMODE", "value": "verify-full"},
+    {"name": "PGSSLROOTCERT", "value": PG_SSLROOTCERT},
+]
+
+
 def _secret_env(var: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": var, "valueFrom": {"secretKeyRef": {"key": key, "name": secret}}}
 
@@ -94,6 +120,7 @@ def odoo_env(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
         {"name": "ODOO_SESSION_REDIS_EXPIRATION", "value": "86400"},
         _secret_env("ODOO_SESSION_REDIS_PASSWORD", redis_secret(dep), "password"),
         {"name": "ODOO_SESSION_REDIS_PREFIX", "value": dep.namespace},
+        {"name": "PGSSLROOTCERT", "value": PG_SSLROOTCERT},
     ]
     if redis_failover(dep):
         env += [
@@ -136,11 +163,13 @@ def _volumes(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
         {"name": "data", **data},
         {"emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}, "name": "run"},
         {"emptyDir": {"sizeLimit": "1Gi"}, "name": "tmp"},
+        _pg_ca_volume(dep),
     ]
 
 
 def _mounts() -> list[dict[str, Any]]:
     return [
+        PG_CA_MOUNT,
         {"mountPath": DATA_DIR, "name": "data"},
         {"mountPath": RUN_DIR, "name": "run", "readOnly": True},
         {"mountPath": "/tmp", "name": "tmp"},
@@ -200,7 +229,7 @@ def _tenant_owner_container(dep: Deployment) -> list[dict[str, Any]]:
         {"name": "PGHOST", "value": db_host(dep)},
         _secret_env("PGPASSWORD", db_secret(dep, runtime_role(dep)), "password"),
         {"name": "PGPORT", "value": str(PG_PORT)},
-        {"name": "PGSSLMODE", "value": "require"},
+        *PG_TLS_ENV,
         {"name": "PGUSER", "value": runtime_role(dep)},
     ]
     return [
@@ -212,6 +241,7 @@ def _tenant_owner_container(dep: Deployment) -> list[dict[str, Any]]:
             "name": "tenant-owner",
             "resources": dep.sizing.init.k8s(),
             "securityContext": container_security_context(),
+            "volumeMounts": [PG_CA_MOUNT],
         }
     ]
 
@@ -511,7 +541,7 @@ def render_db_init_job(dep: Deployment, ctx: RenderContext, tenant_index: int) -
         {"name": "PGHOST", "value": db_host(dep)},
         _secret_env("PGPASSWORD", db_secret(dep, owner), "password"),
         {"name": "PGPORT", "value": str(PG_PORT)},
-        {"name": "PGSSLMODE", "value": "require"},
+        *PG_TLS_ENV,
         {"name": "PGUSER", "value": owner},
     ]
     container = {
@@ -525,6 +555,7 @@ def render_db_init_job(dep: Deployment, ctx: RenderContext, tenant_index: int) -
         "resources": dep.sizing.cron.k8s(),
         "securityContext": container_security_context(),
         "volumeMounts": [
+            PG_CA_MOUNT,
             {"mountPath": "/etc/odoo", "name": "config", "readOnly": True},
             {"mountPath": DATA_DIR, "name": "data"},
             {"mountPath": "/tmp", "name": "tmp"},

@@ -60,6 +60,9 @@ _backup.register(app)
 from plantops.cli import manifests as _manifests  # noqa: E402
 
 _manifests.register(app)
+from plantops.cli import policy as _policy  # noqa: E402
+
+_policy.register(app)
 
 
 # A CLI run builds many long-lived objects (the loaded fleet, the plan) and few cycles;

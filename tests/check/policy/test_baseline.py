@@ -87,7 +87,7 @@ TAMPER: dict[str, tuple[Callable[[Document], bool], Edit | None]] = {
     "PO-DATA-002": _drop(_kind("ScheduledBackup")),
     "PO-DATA-003": (_kind("Cluster"), lambda o: o["spec"].pop("plugins")),
     "PO-DATA-004": (_kind("PersistentVolumeClaim"), _set("spec.storageClassName", "fast-local")),
-    "PO-DATA-005": (_name("ConfigMap", "redis"), lambda o: o["data"].__setitem__("redis.conf", o["data"]["redis.conf"].replace("appendonly yes", "appendonly no"))),
+    "PO-DATA-005": (_name("ConfigMap", "redis-conf"), lambda o: o["data"].__setitem__("redis.conf", o["data"]["redis.conf"].replace("appendonly yes", "appendonly no"))),
     "PO-ODOO-001": (_name("ConfigMap", "odoo-conf"), _conf("list_db = False", "list_db = True")),
     "PO-ODOO-002": (_name("ConfigMap", "odoo-conf"), _conf("proxy_mode = True", "proxy_mode = False")),
     "PO-ODOO-003": (_name("ConfigMap", "odoo-conf"), _conf("workers = 3", "workers = 0")),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,9 +58,10 @@ class PolicyConfig:
     exceptions: tuple[PolicyException, ...] = ()
 
 
-def _lines(text: str) -> dict[tuple[str, int], int]:
-    """1-based line of each item of each top-level list (``("rules", 0) -> 5``)."""
-    out: dict[tuple[str, int], int] = {}
+def _lines(text: str) -> dict[tuple[str, ...] | tuple[str, int] | tuple[str, int, str], int]:
+    """1-based line of each item of each top-level list (``("rules", 0) -> 5``) and of each
+    key of such an item (``("rules", 0, "expression") -> 9``)."""
+    out: dict[Any, int] = {}
     try:
         node = yaml.compose(text, Loader=yaml.CSafeLoader)
     except yaml.YAMLError:
@@ -70,6 +71,9 @@ def _lines(text: str) -> dict[tuple[str, int], int]:
             if isinstance(value, yaml.SequenceNode):
                 for i, item in enumerate(value.value):
                     out[(str(key.value), i)] = item.start_mark.line + 1
+                    if isinstance(item, yaml.MappingNode):
+                        for k, _ in item.value:
+                            out[(str(key.value), i, str(k.value))] = k.start_mark.line + 1
     return out
 
 
@@ -119,7 +123,7 @@ RULE_KEYS = {
 EXCEPTION_KEYS = {"rule", "owner", "reason", "expires", "plant", "environment", "object"}
 
 
-def _rule(item: Any, where: str) -> UserRule:
+def _rule(item: Any, where: str, line_of: Callable[[str], int] | None = None) -> UserRule:
     if not isinstance(item, Mapping):
         raise UserError(f"{where}: a rule is a mapping")
     unknown = sorted(set(item) - RULE_KEYS)
@@ -142,7 +146,18 @@ def _rule(item: Any, where: str) -> UserRule:
         [(_str(item, "expression", where), str(item.get("messageExpression", "")))],
     )
     rule_id = _str(item, "id", where)
-    program.compile(f"{where} (rule {rule_id})")
+    file = where.rsplit(":", 1)[0]
+    # Each expression is compiled where it is written, so the error names its line.
+    for key in ("variables", "matchConditions", "expression", "messageExpression"):
+        line = line_of(key) if line_of else int(where.rsplit(":", 1)[1])
+        part = VapProgram(
+            variables if key == "variables" else [],
+            program.match_conditions if key == "matchConditions" else [],
+            [(program.validations[0][0], "")] if key == "expression" else [],
+        )
+        if key == "messageExpression" and program.validations[0][1]:
+            part = VapProgram([], [program.validations[0][1]], [])
+        part.compile(f"{file}:{line}: {key} of rule {rule_id}")
     return UserRule(
         id=rule_id,
         severity=_severity(item.get("severity", "medium"), where),
@@ -234,7 +249,14 @@ def load_policy_config(root: Path) -> PolicyConfig:
                 f"{shown}:1: unknown key(s) {', '.join(map(str, unknown))}; expected {', '.join(sorted(allowed))}"
             )
         for i, item in enumerate(data.get("rules") or ()):
-            rules.append(_rule(item, f"{shown}:{lines.get(('rules', i), 1)}"))
+            start = lines.get(("rules", i), 1)
+            rules.append(
+                _rule(
+                    item,
+                    f"{shown}:{start}",
+                    lambda key, i=i, start=start: lines.get(("rules", i, key), start),  # type: ignore[misc]
+                )
+            )
         for i, item in enumerate(data.get("exceptions") or ()):
             line = lines.get(("exceptions", i), 1)
             exceptions.append(_exception(item, f"{shown}:{line}", shown, line))

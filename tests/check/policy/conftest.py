@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.conftest import EXAMPLE, TODAY
 
 from plantops import services
 from plantops.check.policy import PolicyContext, load_policy_config, read_manifest_tree
 from plantops.check.policy.model import Document
-from tests.conftest import EXAMPLE, TODAY
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from xml.etree import ElementTree as ET
 import jsonschema
 import pytest
 import yaml
+from tests.conftest import EXAMPLE, TODAY
 from typer.testing import CliRunner
 
 from plantops.check.policy import (
@@ -34,7 +35,6 @@ from plantops.check.policy import (
 from plantops.check.schema import SchemaValidator
 from plantops.cli.main import app
 from plantops.errors import UserError
-from tests.conftest import EXAMPLE, TODAY
 
 TRIVY_SARIF = Path("/work/shared/realworld/scanner-reports/trivy/alpine-310.sarif")
 RULE = next(r for r in BASELINE if r.id == "PO-IMG-001")
@@ -44,30 +44,48 @@ def pod(name: str = "web", image: str = "r.example/odoo:latest", env: str = "pro
     obj = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "ns", "labels": {"plantops.io/environment": env, "plantops.io/plant": "p1"}},
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "labels": {"plantops.io/environment": env, "plantops.io/plant": "p1"},
+        },
         "spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}},
     }
     return Document(f"clusters/c/ns-{env}/odoo.yaml", 0, obj, 3)
 
 
 def exception(expires: dt.date, **scope: str) -> PolicyException:
-    return PolicyException("PO-IMG-001", "ops@acme.example", "vendor image", expires, file="policies/exceptions.yaml", line=2, **scope)
-
-
-def run(docs: list[Document], config: PolicyConfig = PolicyConfig()) -> object:
-    return evaluate_policies(docs, PolicyContext(), config, today=TODAY, rules=[RULE])
+    return PolicyException(
+        "PO-IMG-001",
+        "ops@acme.example",
+        "vendor image",
+        expires,
+        file="policies/exceptions.yaml",
+        line=2,
+        **scope,
+    )
 
 
 def test_active_exception_suppresses_and_names_its_owner() -> None:
-    result = evaluate_policies([pod()], PolicyContext(), PolicyConfig(exceptions=(exception(TODAY + dt.timedelta(days=90)),)), today=TODAY, rules=[RULE])
+    result = evaluate_policies(
+        [pod()],
+        PolicyContext(),
+        PolicyConfig(exceptions=(exception(TODAY + dt.timedelta(days=90)),)),
+        today=TODAY,
+        rules=[RULE],
+    )
     assert result.findings == ()
-    assert [f.excepted_by for f in result.suppressed] == ["ops@acme.example: vendor image (until 2027-02-20)"]
+    assert [f.excepted_by for f in result.suppressed] == [
+        "ops@acme.example: vendor image (until 2027-02-20)"
+    ]
     assert result.ok
 
 
 def test_expired_exception_brings_the_finding_back_with_a_message() -> None:
     expired = exception(TODAY - dt.timedelta(days=1))
-    result = evaluate_policies([pod()], PolicyContext(), PolicyConfig(exceptions=(expired,)), today=TODAY, rules=[RULE])
+    result = evaluate_policies(
+        [pod()], PolicyContext(), PolicyConfig(exceptions=(expired,)), today=TODAY, rules=[RULE]
+    )
     assert len(result.findings) == 1 and result.suppressed == ()
     assert "expired 2026-11-21" in result.findings[0].message
     assert any("expired on 2026-11-21; its findings are back" in w for w in result.warnings)
@@ -76,7 +94,9 @@ def test_expired_exception_brings_the_finding_back_with_a_message() -> None:
 
 def test_exception_expiring_within_30_days_is_a_warning() -> None:
     soon = exception(TODAY + dt.timedelta(days=10))
-    result = evaluate_policies([pod()], PolicyContext(), PolicyConfig(exceptions=(soon,)), today=TODAY, rules=[RULE])
+    result = evaluate_policies(
+        [pod()], PolicyContext(), PolicyConfig(exceptions=(soon,)), today=TODAY, rules=[RULE]
+    )
     assert result.findings == ()
     assert any("expires in 10 day(s)" in w for w in result.warnings)
 
@@ -90,7 +110,13 @@ def test_exception_scope_by_plant_environment_and_object_glob() -> None:
         ({"object": "Deployment/ns/w*"}, True),
         ({"object": "StatefulSet/*/*"}, False),
     ):
-        result = evaluate_policies([pod()], PolicyContext(), PolicyConfig(exceptions=(exception(far, **scope),)), today=TODAY, rules=[RULE])
+        result = evaluate_policies(
+            [pod()],
+            PolicyContext(),
+            PolicyConfig(exceptions=(exception(far, **scope),)),
+            today=TODAY,
+            rules=[RULE],
+        )
         assert bool(result.suppressed) is suppressed, scope
 
 
@@ -129,12 +155,17 @@ def test_cel_user_rule_matches_kinds_and_labels(tmp_path: Path) -> None:
     two.obj["spec"]["replicas"] = 2  # type: ignore[index]
     dev = pod("dev-one", env="dev")
     result = evaluate_policies([one, two, dev], PolicyContext(), config, today=TODAY, rules=())
-    assert [(f.rule, f.name, f.message) for f in result.findings] == [("ACME-REPLICAS", "one", "only 1 replica(s) in one")]
+    assert [(f.rule, f.name, f.message) for f in result.findings] == [
+        ("ACME-REPLICAS", "one", "only 1 replica(s) in one")
+    ]
 
 
 def test_cel_that_does_not_compile_is_bad_input_with_file_and_line(tmp_path: Path) -> None:
     bad = RULES.replace('expression: "variables.n >= 2"', 'expression: "variables.n >="')
-    with pytest.raises(UserError, match=r"policies/acme.yaml:8: expression of rule ACME-REPLICAS: CEL does not compile: .*Syntax error"):
+    with pytest.raises(
+        UserError,
+        match=r"policies/acme.yaml:8: expression of rule ACME-REPLICAS: CEL does not compile: .*Syntax error",
+    ):
         load_policy_config(write_policies(tmp_path, {"acme.yaml": bad}))
 
 
@@ -143,7 +174,10 @@ def test_cel_that_does_not_compile_is_bad_input_with_file_and_line(tmp_path: Pat
     [
         ("rules: [\n  {id: X, expression: 'true'\n", r"policies/p.yaml:\d+: invalid YAML"),
         ("rules:\n  - {id: X, expression: 'true', sevrity: high}\n", "unknown key.*sevrity"),
-        ("rules:\n  - {id: X, expression: 'true', severity: urgent}\n", "severity 'urgent' is not one of"),
+        (
+            "rules:\n  - {id: X, expression: 'true', severity: urgent}\n",
+            "severity 'urgent' is not one of",
+        ),
         ("exceptions: []\n", "unknown key.*exceptions; expected rules"),
     ],
 )
@@ -171,8 +205,12 @@ def test_non_kubernetes_files_are_skipped_with_the_reason(tmp_path: Path) -> Non
 
 def sample_result() -> object:
     docs = [pod(), pod("fine", image="r.example/odoo@sha256:" + "b" * 64)]
-    config = PolicyConfig(exceptions=(exception(TODAY + dt.timedelta(days=5), object="Deployment/ns/other"),))
-    return evaluate_policies(docs, PolicyContext(), config, today=TODAY, rules=BASELINE[:3], files=1)
+    config = PolicyConfig(
+        exceptions=(exception(TODAY + dt.timedelta(days=5), object="Deployment/ns/other"),)
+    )
+    return evaluate_policies(
+        docs, PolicyContext(), config, today=TODAY, rules=BASELINE[:3], files=1
+    )
 
 
 def sarif_schema() -> dict[str, object]:
@@ -191,11 +229,16 @@ def test_sarif_validates_against_the_oasis_schema_and_matches_trivys_shape() -> 
     if TRIVY_SARIF.is_file():  # the real Trivy report, as the structure to match
         trivy = json.loads(TRIVY_SARIF.read_text())
         jsonschema.Draft4Validator(sarif_schema()).validate(trivy)
-        t_rule, t_result = trivy["runs"][0]["tool"]["driver"]["rules"][0], trivy["runs"][0]["results"][0]
+        t_rule, t_result = (
+            trivy["runs"][0]["tool"]["driver"]["rules"][0],
+            trivy["runs"][0]["results"][0],
+        )
         ours_rule = run0["tool"]["driver"]["rules"][0]
         assert set(t_result) <= set(result) | {"ruleIndex"}
         assert set(t_rule) - {"helpUri"} <= set(ours_rule)
-        assert set(t_result["locations"][0]["physicalLocation"]) == set(result["locations"][0]["physicalLocation"])
+        assert set(t_result["locations"][0]["physicalLocation"]) == set(
+            result["locations"][0]["physicalLocation"]
+        )
 
 
 def test_junit_has_a_case_per_rule_and_object_with_failures() -> None:
@@ -211,21 +254,34 @@ def test_junit_has_a_case_per_rule_and_object_with_failures() -> None:
 def test_text_groups_by_plant_and_rule_with_the_fix_and_json_is_data() -> None:
     text = format_text(sample_result())  # type: ignore[arg-type]
     assert "plant p1\n  PO-IMG-001 [high] fix: pin the image" in text
-    assert "FAIL Deployment/ns/web clusters/c/ns-prod/odoo.yaml:3 $.spec.template.spec.containers[0].image" in text
+    assert (
+        "FAIL Deployment/ns/web clusters/c/ns-prod/odoo.yaml:3 $.spec.template.spec.containers[0].image"
+        in text
+    )
     data = json.loads(format_json(sample_result()))  # type: ignore[arg-type]
     assert data["ok"] is False and data["findings"][0]["rule"] == "PO-IMG-001"
 
 
-def test_vap_export_validates_against_kubernetes_schemas(rendered: tuple[list[Document], PolicyContext], tmp_path: Path) -> None:
+def test_vap_export_validates_against_kubernetes_schemas(
+    rendered: tuple[list[Document], PolicyContext], tmp_path: Path
+) -> None:
     _, ctx = rendered
     config = load_policy_config(EXAMPLE)
     objects = export_vap(BASELINE, config.rules, ctx)
     validator = SchemaValidator("1.30")
     kinds = [o["kind"] for o in objects]
-    assert kinds.count("ValidatingAdmissionPolicy") == kinds.count("ValidatingAdmissionPolicyBinding") >= 31
+    assert (
+        kinds.count("ValidatingAdmissionPolicy")
+        == kinds.count("ValidatingAdmissionPolicyBinding")
+        >= 31
+    )
     for obj in objects:
         assert validator.validate(obj) == [], obj["metadata"]["name"]
-    deny = next(o for o in objects if o["metadata"]["name"] == "plantops-po-pod-011" and o["kind"].endswith("Binding"))
+    deny = next(
+        o
+        for o in objects
+        if o["metadata"]["name"] == "plantops-po-pod-011" and o["kind"].endswith("Binding")
+    )
     assert deny["spec"]["validationActions"] == ["Deny"]
 
 
@@ -238,9 +294,17 @@ def test_check_example_fleet_exits_0() -> None:
     assert "0 at or above the threshold (passing)" in res.output
 
 
-def test_tampered_manifests_exit_1_naming_object_and_fix(rendered: tuple[list[Document], PolicyContext], tmp_path: Path) -> None:
+def test_tampered_manifests_exit_1_naming_object_and_fix(
+    rendered: tuple[list[Document], PolicyContext], tmp_path: Path
+) -> None:
     docs, _ = rendered
-    web = next(d for d in docs if d.kind == "Deployment" and d.name == "rotterdam-dc-odoo-web" and d.namespace == "rotterdam-dc-prod")
+    web = next(
+        d
+        for d in docs
+        if d.kind == "Deployment"
+        and d.name == "rotterdam-dc-odoo-web"
+        and d.namespace == "rotterdam-dc-prod"
+    )
     obj = json.loads(json.dumps(web.obj))
     c = obj["spec"]["template"]["spec"]["containers"][0]
     c["image"] = "registry.acme.example/odoo/odoo:latest"
@@ -262,14 +326,23 @@ def test_tampered_manifests_exit_1_naming_object_and_fix(rendered: tuple[list[Do
 def test_bad_cel_in_the_fleet_exits_2(tmp_path: Path) -> None:
     fleet = tmp_path / "fleet"
     shutil.copytree(EXAMPLE, fleet)
-    (fleet / "policies" / "bad.yaml").write_text(RULES.replace("variables.n >= 2", "variables.n >= "))
+    (fleet / "policies" / "bad.yaml").write_text(
+        RULES.replace("variables.n >= 2", "variables.n >= ")
+    )
     res = runner.invoke(app, ["check", str(fleet), "--today", TODAY.isoformat()])
     assert res.exit_code == 2
-    assert "policies/bad.yaml:8: expression of rule ACME-REPLICAS" in res.output and "CEL does not compile" in res.output
+    assert (
+        "policies/bad.yaml:8: expression of rule ACME-REPLICAS" in res.output
+        and "CEL does not compile" in res.output
+    )
 
 
 def test_policy_export_writes_vap(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["policy", "export", str(EXAMPLE), "--format", "vap", "--out", str(tmp_path)])
+    res = runner.invoke(
+        app, ["policy", "export", str(EXAMPLE), "--format", "vap", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
-    objects = list(yaml.safe_load_all((tmp_path / "validating-admission-policies.yaml").read_text()))
+    objects = list(
+        yaml.safe_load_all((tmp_path / "validating-admission-policies.yaml").read_text())
+    )
     assert any(o["metadata"]["name"] == "plantops-user-acme-001" for o in objects)

@@ -8,6 +8,7 @@ quota fit) run here only; admission sees one object at a time.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -16,7 +17,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from plantops.check.capacity import (
-    allocatable,
     check_nodes,
     check_quota,
     namespace_demand,
@@ -178,9 +178,9 @@ def _default_deny(
 
 def _service_type(doc: Document, ctx: PolicyContext) -> Iterator[Violation]:
     kind = (doc.obj.get("spec") or {}).get("type", "ClusterIP")
-    if kind in ("NodePort", "LoadBalancer"):
-        if doc.labels.get("app.kubernetes.io/name") not in ctx.ingress_controllers:
-            yield "$.spec.type", f"Service of type {kind} outside the ingress controller"
+    controller = doc.labels.get("app.kubernetes.io/name") in ctx.ingress_controllers
+    if kind in ("NodePort", "LoadBalancer") and not controller:
+        yield "$.spec.type", f"Service of type {kind} outside the ingress controller"
 
 
 def _open_peer(rule: Mapping[str, Any]) -> bool:
@@ -267,7 +267,7 @@ def _login_rate_limit(doc: Document, ctx: PolicyContext) -> Iterator[Violation]:
 
 
 def _hsts(docs: Sequence[Document], ctx: PolicyContext) -> Iterator[tuple[Document, str, str]]:
-    for ns, members in sorted(_namespaces(docs).items()):
+    for _ns, members in sorted(_namespaces(docs).items()):
         sts = {
             d.name
             for d in members
@@ -343,18 +343,15 @@ def _cron_interval_minutes(schedule: str) -> int | None:
     parsed = [values(f, lo, hi) for f, (lo, hi) in zip(fields, bounds, strict=True)]
     if any(p is None for p in parsed):
         return None
+    if fields[3] not in ("*", "?") or fields[4] not in ("*", "?"):
+        return 28 * 1440  # day-of-month or month schedules: monthly or rarer
     _, minutes, hours, _, _, weekdays = (p or set() for p in parsed)
-    # Day-of-month schedules run at most daily in any week they fire; weekly resolution
-    # is what RPOs of minutes to a day need.
+    # Runs over one week, minute resolution: what RPOs of minutes to a day need.
     dows = weekdays if fields[5] not in ("*", "?") else set(range(7))
-    if fields[3] not in ("*", "?"):
-        dows = {0}  # monthly or rarer: treat as once a week at best
     runs = sorted(d * 1440 + h * 60 + m for d in dows for h in hours for m in minutes)
     if not runs:
         return None
-    gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)] + [runs[0] + 7 * 1440 - runs[-1]]
-    if fields[3] not in ("*", "?"):
-        return 28 * 1440
+    gaps = [b - a for a, b in itertools.pairwise(runs)] + [runs[0] + 7 * 1440 - runs[-1]]
     return max(gaps)
 
 
@@ -367,7 +364,7 @@ def _seconds(text: Any) -> int | None:
 
 
 def _backups(docs: Sequence[Document], ctx: PolicyContext) -> Iterator[tuple[Document, str, str]]:
-    for ns, members in sorted(_namespaces(docs).items()):
+    for _ns, members in sorted(_namespaces(docs).items()):
         schedules: dict[str, list[str]] = {}
         for d in members:
             if d.kind == "ScheduledBackup":
@@ -515,7 +512,7 @@ def _connection_budget(
 ) -> Iterator[tuple[Document, str, str]]:
     """Odoo pools against the cluster's max_connections at the worst moment (HPA max plus
     surge), the model of plantops.sizing.connections applied to rendered objects."""
-    for ns, members in sorted(_namespaces(docs).items()):
+    for _ns, members in sorted(_namespaces(docs).items()):
         clusters = [
             d for d in members if d.kind == "Cluster" and "cnpg" in str(d.obj.get("apiVersion"))
         ]
@@ -693,12 +690,12 @@ def looks_like_credential(name: str, value: str) -> bool:
 def _env_credentials(doc: Document, ctx: PolicyContext) -> Iterator[Violation]:
     for path, c in containers(doc.obj):
         for i, e in enumerate(c.get("env") or ()):
-            if isinstance(e, Mapping) and isinstance(e.get("value"), str):
-                if looks_like_credential(str(e.get("name", "")), e["value"]):
-                    yield (
-                        f"{path}.env[{i}].value",
-                        f"env {e.get('name')!r} holds what looks like a credential",
-                    )
+            literal = isinstance(e, Mapping) and isinstance(e.get("value"), str)
+            if literal and looks_like_credential(str(e.get("name", "")), e["value"]):
+                yield (
+                    f"{path}.env[{i}].value",
+                    f"env {e.get('name')!r} holds what looks like a credential",
+                )
 
 
 # --- gitops ---------------------------------------------------------------------------

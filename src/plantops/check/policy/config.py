@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +59,7 @@ class PolicyConfig:
     exceptions: tuple[PolicyException, ...] = ()
 
 
-def _lines(text: str) -> dict[tuple[str, ...] | tuple[str, int] | tuple[str, int, str], int]:
+def _lines(text: str) -> dict[Any, int]:
     """1-based line of each item of each top-level list (``("rules", 0) -> 5``) and of each
     key of such an item (``("rules", 0, "expression") -> 9``)."""
     out: dict[Any, int] = {}
@@ -77,9 +78,7 @@ def _lines(text: str) -> dict[tuple[str, ...] | tuple[str, int] | tuple[str, int
     return out
 
 
-def _read(
-    path: Path, shown: str, root: Path
-) -> tuple[Mapping[str, Any], dict[tuple[str, int], int]]:
+def _read(path: Path, shown: str, root: Path) -> tuple[Mapping[str, Any], dict[Any, int]]:
     text = read_text(path, shown, limits=SPEC_LIMITS, root=root)
     try:
         docs = yaml_documents(text, shown, limits=SPEC_LIMITS)
@@ -228,6 +227,10 @@ def _settings(data: Mapping[str, Any], shown: str) -> PolicySettings:
     )
 
 
+def _line_of(lines: Mapping[Any, int], i: int, start: int, key: str) -> int:
+    return lines.get(("rules", i, key), start)
+
+
 def load_policy_config(root: Path) -> PolicyConfig:
     """``root/policies/`` of a fleet repository (an empty config when there is none)."""
     folder = root / "policies"
@@ -254,7 +257,7 @@ def load_policy_config(root: Path) -> PolicyConfig:
                 _rule(
                     item,
                     f"{shown}:{start}",
-                    lambda key, i=i, start=start: lines.get(("rules", i, key), start),  # type: ignore[misc]
+                    functools.partial(_line_of, lines, i, start),
                 )
             )
         for i, item in enumerate(data.get("exceptions") or ()):

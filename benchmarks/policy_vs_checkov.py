@@ -3,7 +3,7 @@
     python benchmarks/policy_vs_checkov.py TREE N [--checkov /tmp/checkov-venv/bin/checkov]
 
 Copies the Kubernetes objects of TREE (a rendered tree) into a scratch directory until
-it holds N objects (namespaces renamed per copy), then times each tool in a child
+it holds N objects (each copy in its own folder, so deployment directories stay apart), then times each tool in a child
 process and reports wall time and peak RSS (ru_maxrss of the child).
 """
 

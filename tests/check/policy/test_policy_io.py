@@ -30,6 +30,7 @@ from plantops.check.policy import (
     format_sarif,
     format_text,
     load_policy_config,
+    program_of,
     read_manifest_tree,
 )
 from plantops.check.schema import SchemaValidator
@@ -346,3 +347,26 @@ def test_policy_export_writes_vap(tmp_path: Path) -> None:
         yaml.safe_load_all((tmp_path / "validating-admission-policies.yaml").read_text())
     )
     assert any(o["metadata"]["name"] == "plantops-user-acme-001" for o in objects)
+
+
+@pytest.mark.parametrize(
+    ("value", "hidden"), [("False", True), ("false", True), ("FALSE", False), ("0", False)]
+)
+def test_list_db_counts_only_the_spellings_odoo_reads_as_false(value: str, hidden: bool) -> None:
+    # odoo/tools/config.py _parse_config keeps any other text as a (truthy) string.
+    rule = next(r for r in BASELINE if r.id == "PO-ODOO-001")
+    conf = f"[options]\nlist_db = {value}\nworkers = 2\n"
+    doc = Document(
+        "x/config.yaml",
+        0,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "c", "labels": {"plantops.io/environment": "prod"}},
+            "data": {"odoo.conf": conf},
+        },
+    )
+    ctx = PolicyContext()
+    assert (not list(rule.check(doc, ctx))) is hidden  # type: ignore[misc]
+    program = program_of(rule, ctx)
+    assert program is not None and (not program.run(doc.obj)) is hidden

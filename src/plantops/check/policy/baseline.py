@@ -454,15 +454,19 @@ def odoo_confs(doc: Document) -> Iterator[tuple[str, str]]:
             yield str(key), value
 
 
-# odoo/tools/config.py configmanager._parse_config: options read from the file are strings
-# checked by their optparse type; "True"/"False" (any case) are the booleans it writes.
+# odoo/tools/config.py configmanager._parse_config (16.0-18.0): of the file's values only
+# 'True'/'true' and 'False'/'false' become booleans, any other text stays a string (so
+# "FALSE" or "0" is truthy); 19.0's Option(..., parse=strtobool) accepts those two too.
+# The rules therefore accept exactly those spellings.
+FALSE = ("False", "false")
+TRUE = ("True", "true")
 def _option(conf: str, name: str) -> str | None:
     m = re.search(rf"(?m)^\s*{name}\s*=\s*(.*?)\s*$", conf)
     return m.group(1) if m else None
 
 
 def _web(conf: str) -> bool:
-    return (_option(conf, "http_enable") or "True").lower() != "false"
+    return (_option(conf, "http_enable") or "True") not in FALSE
 
 
 def _list_db(doc: Document, ctx: PolicyContext) -> Iterator[Violation]:
@@ -471,13 +475,13 @@ def _list_db(doc: Document, ctx: PolicyContext) -> Iterator[Violation]:
     for key, conf in odoo_confs(doc):
         # odoo/tools/config.py: list_db defaults to True, so only an explicit False hides
         # the database manager.
-        if (_option(conf, "list_db") or "True").lower() != "false":
+        if (_option(conf, "list_db") or "True") not in FALSE:
             yield f'$.data["{key}"]', f"{key} lists databases (list_db = False outside dev)"
 
 
 def _proxy_mode(doc: Document, ctx: PolicyContext) -> Iterator[Violation]:
     for key, conf in odoo_confs(doc):
-        if _web(conf) and (_option(conf, "proxy_mode") or "False").lower() != "true":
+        if _web(conf) and (_option(conf, "proxy_mode") or "False") not in TRUE:
             yield f'$.data["{key}"]', f"{key} serves behind the ingress without proxy_mode = True"
 
 
@@ -809,7 +813,7 @@ def _conf_values(test: str) -> str:
     )
 
 
-_WEB_CONF = "!{v}.matches('(?m)^\\\\s*http_enable\\\\s*=\\\\s*(?i:false)\\\\s*$')"
+_WEB_CONF = "!{v}.matches('(?m)^\\\\s*http_enable\\\\s*=\\\\s*(False|false)\\\\s*$')"
 
 
 def _option_is(name: str, pattern: str) -> str:
@@ -1105,7 +1109,7 @@ BASELINE: tuple[Rule, ...] = (
         "set list_db = False (fleet.yaml environments[].list_db)",
         frozenset({"ConfigMap"}),
         _list_db,
-        cel=lambda ctx: _conf_values(_option_is("list_db", "(?i:false)")),
+        cel=lambda ctx: _conf_values(_option_is("list_db", "(False|false)")),
         cel_match=lambda ctx: f"!({_has_label('plantops.io/environment')}) || !({_label('plantops.io/environment')} in {_lit(list(ctx.dev_environments))})",
         spec_field="fleet.environments",
     ),
@@ -1116,7 +1120,7 @@ BASELINE: tuple[Rule, ...] = (
         "set proxy_mode = True so Odoo trusts X-Forwarded-* from the ingress",
         frozenset({"ConfigMap"}),
         _proxy_mode,
-        cel=lambda ctx: _conf_values(f"!({_WEB_CONF}) || {_option_is('proxy_mode', '(?i:true)')}"),
+        cel=lambda ctx: _conf_values(f"!({_WEB_CONF}) || {_option_is('proxy_mode', '(True|true)')}"),
     ),
     Rule(
         "PO-ODOO-003",

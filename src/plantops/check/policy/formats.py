@@ -68,12 +68,13 @@ def format_text(result: PolicyResult) -> str:
 
 
 def format_json(result: PolicyResult) -> str:
+    failing = set(result.failing)  # once: a per-finding lookup must not rebuild it
     data: dict[str, Any] = {
         "ok": result.ok,
         "objects": result.objects,
         "files": result.files,
         "rules": len(result.rules),
-        "findings": [f.to_dict() | {"failing": f in set(result.failing)} for f in result.findings],
+        "findings": [f.to_dict() | {"failing": f in failing} for f in result.findings],
         "excepted": [f.to_dict() for f in result.suppressed],
         "skipped": [{"file": s.file, "reason": s.reason} for s in result.skipped],
         "warnings": list(result.warnings),

@@ -8,6 +8,7 @@ where the rule is expressible per object, the ValidatingAdmissionPolicy CEL that
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -236,7 +237,7 @@ class PolicyResult:
     def threshold(self, environment: str) -> Severity:
         return self.thresholds.get(environment, self.default_threshold)
 
-    @property
+    @functools.cached_property
     def failing(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.severity >= self.threshold(f.environment))
 

@@ -370,3 +370,15 @@ def test_list_db_counts_only_the_spellings_odoo_reads_as_false(value: str, hidde
     assert (not list(rule.check(doc, ctx))) is hidden  # type: ignore[misc]
     program = program_of(rule, ctx)
     assert program is not None and (not program.run(doc.obj)) is hidden
+
+
+def test_vap_bindings_select_only_what_plantops_renders(
+    rendered: tuple[list[Document], PolicyContext],
+) -> None:
+    # Operator pods (CloudNativePG instances, PgBouncer) run upstream images from other
+    # registries; denying them at admission would stop the database.
+    _, ctx = rendered
+    for obj in export_vap(BASELINE, (), ctx):
+        if obj["kind"] == "ValidatingAdmissionPolicyBinding":
+            selector = obj["spec"]["matchResources"]["objectSelector"]
+            assert selector == {"matchLabels": {"app.kubernetes.io/managed-by": "plantops"}}

@@ -4,7 +4,8 @@
 A rule becomes one policy: matchConstraints from the kinds it reads, matchConditions
 from where it applies (environment, tier), the shared ``podSpec``/``containers``
 variables for workloads, and its CEL as the validation. High and critical rules deny;
-the others warn and audit. Bindings select the namespaces plantops manages. Pure.
+the others warn and audit. Bindings select the namespaces and objects plantops manages.
+Pure.
 """
 
 from __future__ import annotations
@@ -118,10 +119,14 @@ def _policy(
             "spec": {
                 "policyName": name,
                 "validationActions": actions,
+                # Only what plantops renders (and the pods of its workloads, which inherit
+                # the template labels): the operators' own pods (CloudNativePG instances,
+                # PgBouncer) come from their images and are not the renderer's to fix.
                 "matchResources": {
                     "namespaceSelector": {
                         "matchLabels": {"app.kubernetes.io/managed-by": "plantops"}
-                    }
+                    },
+                    "objectSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "plantops"}},
                 },
             },
         },

@@ -460,6 +460,8 @@ def odoo_confs(doc: Document) -> Iterator[tuple[str, str]]:
 # The rules therefore accept exactly those spellings.
 FALSE = ("False", "false")
 TRUE = ("True", "true")
+
+
 def _option(conf: str, name: str) -> str | None:
     m = re.search(rf"(?m)^\s*{name}\s*=\s*(.*?)\s*$", conf)
     return m.group(1) if m else None
@@ -1120,7 +1122,9 @@ BASELINE: tuple[Rule, ...] = (
         "set proxy_mode = True so Odoo trusts X-Forwarded-* from the ingress",
         frozenset({"ConfigMap"}),
         _proxy_mode,
-        cel=lambda ctx: _conf_values(f"!({_WEB_CONF}) || {_option_is('proxy_mode', '(True|true)')}"),
+        cel=lambda ctx: _conf_values(
+            f"!({_WEB_CONF}) || {_option_is('proxy_mode', '(True|true)')}"
+        ),
     ),
     Rule(
         "PO-ODOO-003",

@@ -62,6 +62,8 @@ def _digest(doc: Document, ctx: PolicyContext) -> Iterator[Violation]:
 
 
 def _registry(doc: Document, ctx: PolicyContext) -> Iterator[Violation]:
+    if not ctx.registries:
+        return  # a manifest directory without policies/settings.yaml: no allowlist known
     for path, c in containers(doc.obj):
         image = str(c.get("image", ""))
         if not any(image.startswith(f"{r}/") for r in ctx.registries):
@@ -421,7 +423,8 @@ def _storage_classes(doc: Document, ctx: PolicyContext) -> Iterator[Violation]:
                 )
             )
     for path, name in found:
-        if name is not None and name not in ctx.storage_classes:
+        # Without the fleet the approved classes are unknown: nothing to compare against.
+        if ctx.storage_classes and name is not None and name not in ctx.storage_classes:
             yield path, f"storage class {name!r} is not approved"
 
 

@@ -12,6 +12,7 @@ import gc
 import hashlib
 import multiprocessing
 import os
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +22,26 @@ from plantops import __version__
 from plantops.addons import AddonsReport, CheckOptions, addon_checksum, check_addons_paths
 from plantops.addons.inputs import load_package_list
 from plantops.check.capacity import CapacityFinding, check_capacity
+from plantops.check.policy import (
+    BASELINE,
+    PolicyConfig,
+    PolicyContext,
+    PolicyResult,
+    PolicySettings,
+    TierInfo,
+    UnitInfo,
+    evaluate_policies,
+    export_vap,
+    load_policy_config,
+    read_manifest_tree,
+)
+from plantops.check.policy.engine import SpecLocator
 from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, SchemaValidator
 from plantops.classify import Classification, classify_fleet
-from plantops.errors import GateFailed, Problem, SpecError
+from plantops.errors import GateFailed, Problem, SpecError, UserError
 from plantops.gitops import RenderMany, TreeSummary, UnitOfWork, write_tree
 from plantops.model import Fleet, build_fleet
+from plantops.outputs import write_text_atomically
 from plantops.plan import Deployment, Plan, build_plan
 from plantops.plan.cost import WHAT_IF_TARGETS, cost_plan, with_override
 from plantops.release import (
@@ -44,7 +60,7 @@ from plantops.render import (
     render_fleet_objects,
 )
 from plantops.render.compose import validate_compose
-from plantops.render.core import dump_yaml
+from plantops.render.core import dump_yaml, dump_yaml_documents
 from plantops.sizing.cost import FleetCost
 from plantops.spec import ParseCache, load_fleet
 
@@ -399,3 +415,98 @@ def create_release(
         deployments=len(plan.deployments),
     )
     return ReleaseResult(lock_id(content), render_lock(content), content, report)
+
+
+# --- policy (docs/policy.md) -----------------------------------------------------------
+
+
+def policy_context(
+    fleet: Fleet, settings: PolicySettings, units: Mapping[str, UnitInfo]
+) -> PolicyContext:
+    """What the baseline compares against, from the fleet spec and policies/settings.yaml."""
+    spec = fleet.spec
+    registries = settings.registries or (spec.odoo.image.split("/", 1)[0],)
+    ports = set(settings.open_egress_ports)
+    # Integration endpoints (host:port) are the allowed destinations a NetworkPolicy can
+    # only name by port.
+    for plant in fleet.plants:
+        for integ in plant.spec.profile.integrations:
+            if integ.endpoint:
+                ports.add(int(integ.endpoint.rsplit(":", 1)[1]))
+    if spec.defaults.smtp_relay:
+        ports.add(int(spec.defaults.smtp_relay.rsplit(":", 1)[1]))
+    return PolicyContext(
+        registries=registries,
+        storage_classes=tuple(sorted({s.name for c in spec.clusters for s in c.storage_classes})),
+        tiers={
+            name: TierInfo(t.ha, t.backup.pitr, t.backup.rpo_minutes, t.postgres_instances)
+            for name, t in spec.tiers.items()
+        },
+        units=units,
+        freeze_plants=frozenset(p.code for p in fleet.plants if p.spec.freeze_windows),
+        node_pools={c.name: tuple(c.node_pools) for c in spec.clusters},
+        dev_environments=settings.dev_environments,
+        open_egress_ports=tuple(sorted(ports)),
+    )
+
+
+def _spec_locator(fleet: Fleet) -> SpecLocator:
+    source = fleet.source
+
+    def locate(plant: str, tier: str, spec_field: str) -> str:
+        kind, _, rest = spec_field.partition(".")
+        if kind == "tier" and tier:
+            sm, loc = source.fleet_source, ("tiers", tier, *(x for x in rest.split(".") if x))
+        elif kind == "fleet":
+            sm, loc = source.fleet_source, tuple(x for x in rest.split(".") if x)
+        elif plant in source.plant_sources:
+            sm, loc = source.plant_sources[plant], tuple(x for x in rest.split(".") if x)
+        else:
+            return ""
+        line, col = sm.position(loc)
+        return f"{sm.file}:{line}:{col}"
+
+    return locate
+
+
+def check_target(target: Path, *, today: dt.date) -> PolicyResult:
+    """``plantops check``: a fleet repository (rendered into a scratch tree, then checked)
+    or a directory of manifests."""
+    config = load_policy_config(target) if (target / "fleet.yaml").is_file() else PolicyConfig()
+    if not (target / "fleet.yaml").is_file():
+        if not target.exists():
+            raise UserError(f"{target}: no such file or directory")
+        docs, skipped, units, _, files = read_manifest_tree(target)
+        ctx = PolicyContext(
+            registries=config.settings.registries,
+            units=units,
+            open_egress_ports=config.settings.open_egress_ports,
+        )
+        return evaluate_policies(docs, ctx, config, today=today, skipped=skipped, files=files)
+    res = open_fleet(target, today=today)
+    with tempfile.TemporaryDirectory(prefix="plantops-check-") as tmp:
+        out = Path(tmp) / "tree"
+        plan_fleet(target, out, today=today)
+        docs, skipped, units, _, files = read_manifest_tree(out)
+    ctx = policy_context(res.fleet, config.settings, units)
+    return evaluate_policies(
+        docs,
+        ctx,
+        config,
+        today=today,
+        skipped=skipped,
+        files=files,
+        spec_location=_spec_locator(res.fleet),
+    )
+
+
+def policy_export(root: Path, out: Path, *, today: dt.date) -> list[Path]:
+    """``plantops policy export --format vap``: one file of policies and bindings."""
+    if not out.is_dir():
+        raise UserError(f"--out {out}: not a directory; create it first")
+    config = load_policy_config(root)
+    res = open_fleet(root, today=today)
+    objects = export_vap(BASELINE, config.rules, policy_context(res.fleet, config.settings, {}))
+    path = out / "validating-admission-policies.yaml"
+    write_text_atomically(path, dump_yaml_documents(objects))
+    return [path]

@@ -72,6 +72,9 @@ _release.register(app)
 from plantops.cli import observe as _observe  # noqa: E402
 
 _observe.register(app)
+from plantops.cli import policy as _policy  # noqa: E402
+
+_policy.register(app)
 
 
 # A CLI run builds many long-lived objects (the loaded fleet, the plan) and few cycles;

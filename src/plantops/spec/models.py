@@ -178,6 +178,12 @@ class BackupObjectives(Strict):
     retention: Retention
     verify: Literal["every", "weekly"] = "weekly"
     pitr: StrictBool = False
+    encryption: Literal["required", "optional"] | None = Field(
+        default=None,
+        description="Whether a backup of this tier may be written in clear. Default:"
+        " required for the tiers named critical and high and for ranks 1 and 2, optional"
+        " otherwise. A required tier's backup is refused without a key.",
+    )
 
 
 class SloTargets(Strict):

@@ -160,7 +160,9 @@ def test_vm_plant_runbook_uses_the_rendered_pgbackrest_stanza(rendered: Path) ->
 def test_dr_plan_cli_writes_runbook_and_manifests(tmp_path: Path) -> None:
     args = ["dr", "plan", "--fleet", str(EXAMPLE), "--plant", "porto-plastics", "--env", "prod"]
     when = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).replace(second=0, microsecond=0)
-    result = CliRunner().invoke(app, [*args, "--target-time", when.isoformat(), "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        app, [*args, "--target-time", when.isoformat(), "--out", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "recovery-cluster.json").read_text())
     assert manifest["metadata"]["name"] == f"porto-plastics-pg-recovery-{when:%Y%m%d%H%M}"

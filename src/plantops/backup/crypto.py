@@ -279,7 +279,7 @@ def decrypting_reader(src: Readable, keys: KeyProvider | None, name: str) -> Pip
             if isinstance(exc, pyrage.DecryptError) and "No matching keys" in str(exc):
                 raise WrongKey(
                     f"cannot decrypt object {where}: it was not encrypted to key"
-                    f" {keys.key_id} ({exc})"
+                    f" {keys.key_id}, or its header is damaged ({exc})"
                 ) from exc
             raise CorruptArchive(
                 f"cannot decrypt object {where}: {exc} (the object is damaged, or was"

@@ -339,7 +339,7 @@ def test_entry_swapped_for_a_fifo_or_link_after_the_scan_is_skipped(
     (fs / "b").symlink_to(outside)
 
     def open_all() -> list[object]:
-        out = []
+        out: list[object] = []
         for e in entries:
             with scan.open(e) as opened:
                 out.append(opened)

@@ -747,3 +747,17 @@ def test_real_backup_of_a_hostile_filestore(
         "--state-db", f"sqlite:///{tmp_path}/s.db",
     )  # fmt: skip
     assert code == 0, out
+
+
+def test_fleet_tiers_carry_their_encryption_rule_into_the_backup_policy() -> None:
+    from plantops.backup.fleet import load_planned_fleet, target_for
+
+    fleet = load_planned_fleet(EXAMPLE)
+    seen = set()
+    for plant in fleet.plants:
+        target = target_for(fleet, plant.code, "prod")
+        rank = fleet.tier(target.tier).rank
+        want = "required" if target.tier in ("critical", "high") or rank <= 2 else "optional"
+        assert target.policy.encryption == want, (plant.code, target.tier)
+        seen.add(want)
+    assert seen == {"required", "optional"}  # the example exercises both

@@ -10,11 +10,12 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from plantops.errors import UserError
+from plantops.spec.models import ENCRYPTED_TIERS
 
 VerifyPolicy = Literal["every", "weekly"]
 Encryption = Literal["required", "optional"]
 # Tiers whose backups are encrypted unless fleet.yaml says otherwise.
-ENCRYPTED_BY_DEFAULT = frozenset({"critical", "high"})
+ENCRYPTED_BY_DEFAULT = frozenset(ENCRYPTED_TIERS)
 
 
 @dataclass(frozen=True)

@@ -761,3 +761,25 @@ def test_fleet_tiers_carry_their_encryption_rule_into_the_backup_policy() -> Non
         assert target.policy.encryption == want, (plant.code, target.tier)
         seen.add(want)
     assert seen == {"required", "optional"}  # the example exercises both
+
+
+def test_key_file_that_is_a_fifo_or_too_big_is_refused_quickly(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "big").write_bytes(b"#" * 100_000)
+    for name, why in [("fifo", "named pipe"), ("big", "over the limit"), ("none", "no such")]:
+        code, out = _cli(
+            "backup", "run", "--db-url", NO_DB, "--plant", "lyon", "--key", str(tmp_path / name),
+            "--store", str(tmp_path / "s"), "--state-db", f"sqlite:///{tmp_path}/st/s.db",
+        )  # fmt: skip
+        assert code == EXIT_USAGE and "cannot read key file" in out and why in out, out
+    assert not (tmp_path / "s").exists()
+
+
+def test_store_that_is_a_file_is_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("keep")
+    code, out = _cli(
+        "backup", "run", "--db-url", NO_DB, "--plant", "lyon", "--store", str(tmp_path / "afile"),
+        "--state-db", f"sqlite:///{tmp_path}/s.db",
+    )  # fmt: skip
+    assert code == EXIT_USAGE and "is not a directory" in out, out
+    assert (tmp_path / "afile").read_text() == "keep"

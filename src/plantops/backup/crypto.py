@@ -24,9 +24,11 @@ import pyrage
 from plantops.backup.errors import CorruptArchive, WrongKey
 from plantops.backup.streams import CHUNK, PipedReader, PipedWriter, Readable, Writable
 from plantops.errors import UserError
+from plantops.inputs import BadInput, Limits, read_text
 
 KEY_ENV = "PLANTOPS_BACKUP_KEY"
 AGE_ENV = "PLANTOPS_AGE"
+KEY_LIMITS = Limits(max_bytes=64 * 1024)
 
 
 class KeyProvider(Protocol):
@@ -105,10 +107,12 @@ class AgeKeys:
 def load_key(path: Path | None = None, env: str = KEY_ENV) -> AgeKeys | None:
     """Key from ``path``, else from the ``env`` variable, else None (no encryption)."""
     if path is not None:
+        # Through the bounded reader: a FIFO or device named as --key must not block, and
+        # a key file is a few hundred bytes, never megabytes.
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise UserError(f"cannot read key file {path}: {exc.strerror}") from exc
+            text = read_text(path, str(path), limits=KEY_LIMITS)
+        except BadInput as exc:
+            raise UserError(f"cannot read key file {path}: {exc.message}") from exc
         return AgeKeys.parse(text, str(path))
     value = os.environ.get(env)
     if value:

@@ -378,10 +378,11 @@ def open_store(url: str | None = None) -> ObjectStore:
         region = query.get("region", [None])[0] or os.environ.get("AWS_DEFAULT_REGION")
         prefix = check_prefix(parsed.path, f"store URL {url!r}: prefix")
         return S3Store(parsed.netloc, prefix, endpoint_url=endpoint, region=region)
-    if parsed.scheme == "file":
-        return LocalStore(Path(parsed.path))
-    if parsed.scheme in ("", "local"):
-        return LocalStore(Path(parsed.path if parsed.scheme else url))
+    if parsed.scheme in ("file", "", "local"):
+        root = Path(parsed.path if parsed.scheme else url)
+        if root.exists() and not root.is_dir():
+            raise UserError(f"store {url!r} is not a directory; name a directory or s3://…")
+        return LocalStore(root)
     raise UserError(
         f"store URL {url!r}: unsupported scheme {parsed.scheme!r} (use s3:// or a path)"
     )

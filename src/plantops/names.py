@@ -37,7 +37,8 @@ LABEL = NameRule(
     " at most 63 characters",
 )
 # addons/web/controllers/database.py DBNAME_PATTERN = '^[a-zA-Z0-9][a-zA-Z0-9_.-]+$'
-# (what Odoo's database manager accepts; one character too, as PostgreSQL allows), within
+# (odoo/service/db.py DB_NAME_RE in newer series): what Odoo's database manager accepts
+# (one character too, as PostgreSQL allows), within
 # PostgreSQL's NAMEDATALEN - 1 = 63 bytes (longer identifiers are silently truncated by
 # the server, so two names could collide). The name also becomes the filestore folder.
 DATABASE = NameRule(

@@ -16,6 +16,17 @@ from plantops.cli.main import app
 pytestmark = pytest.mark.postgres
 
 
+@pytest.fixture(autouse=True)
+def backup_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The critical tier these tests back up requires encryption: a key in the
+    environment, as an operator would set it, serves backup, verify and restore."""
+    from plantops.backup.crypto import KEY_ENV, generate_identity
+
+    secret, _ = generate_identity()
+    monkeypatch.setenv(KEY_ENV, secret)
+    return secret
+
+
 def _invoke(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, list(args))
     return result.exit_code, result.output
@@ -136,7 +147,7 @@ def test_cli_run_list_verify_restore_neutralize(odoo_db: OdooDb, tmp_path: Path)
 def test_corrupted_archive_fails_verification_and_restore(odoo_db: OdooDb, tmp_path: Path) -> None:
     state = f"sqlite:///{tmp_path}/s.db"
     bid = _run_backup(odoo_db, tmp_path, "--format", "odoo-zip")
-    (zip_path,) = (tmp_path / "store").rglob("backup.zip")
+    (zip_path,) = (tmp_path / "store").rglob("backup.zip.age")
     data = bytearray(zip_path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     zip_path.write_bytes(bytes(data))
@@ -180,7 +191,7 @@ def test_bad_input_exit_codes(odoo_db: OdooDb, tmp_path: Path) -> None:
     code, out = _invoke(
         "backup", "run", "--db-url", odoo_db.url, "--filestore", str(tmp_path / "nope"), *common
     )
-    assert code == 3 and "filestore" in out
+    assert code == 2 and "--filestore" in out  # bad input, not an infrastructure failure
     code, out = _invoke("backup", "list", "--format", "json", "--state-db", state)
     assert json.loads(out) == []  # nothing recorded for attempts that never started
     code, out = _invoke("backup", "run", *common)

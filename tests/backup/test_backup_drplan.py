@@ -159,12 +159,13 @@ def test_vm_plant_runbook_uses_the_rendered_pgbackrest_stanza(rendered: Path) ->
 
 def test_dr_plan_cli_writes_runbook_and_manifests(tmp_path: Path) -> None:
     args = ["dr", "plan", "--fleet", str(EXAMPLE), "--plant", "porto-plastics", "--env", "prod"]
+    when = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).replace(second=0, microsecond=0)
     result = CliRunner().invoke(
-        app, [*args, "--target-time", "2025-03-01T14:05:00+00:00", "--out", str(tmp_path)]
+        app, [*args, "--target-time", when.isoformat(), "--out", str(tmp_path)]
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "recovery-cluster.json").read_text())
-    assert manifest["metadata"]["name"] == "porto-plastics-pg-recovery-202503011405"
+    assert manifest["metadata"]["name"] == f"porto-plastics-pg-recovery-{when:%Y%m%d%H%M}"
     policies = json.loads((tmp_path / "recovery-networkpolicies.json").read_text())
     validator = SchemaValidator("1.30")
     for obj in [manifest, *policies["items"]]:

@@ -125,6 +125,15 @@ def test_pitr_cli_recovers_to_target_time(monkeypatch: pytest.MonkeyPatch) -> No
             "restore", "--config", conf, "--target-time", "2025-01-01T00:00", "--to", "/x"
         )
         assert code == 2 and "time zone" in out
+        # Times no backup can reach are refused before pgBackRest runs (issue 10, class 6).
+        fresh = restored_base / "fresh"
+        for bad, why in [
+            ("2099-01-01T00:00:00+00:00", "is in the future"),
+            ("2000-01-01T00:00:00+00:00", "before the end of the oldest backup"),
+        ]:
+            code, out = _cli("restore", "--config", conf, "--target-time", bad, "--to", str(fresh))
+            assert code == 2 and why in out, out
+            assert not fresh.exists()
 
         restored_data = restored_base / "data"
         code, out = _cli(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 from pathlib import Path
@@ -20,7 +21,9 @@ from plantops.store import Catalog
 
 pytestmark = pytest.mark.postgres
 
-POLICY = DEFAULT_POLICIES["critical"]
+# Clear on purpose: these tests are about each format's round trip (encryption has its own
+# tests, and the refusal of a clear backup of a required tier is in test_backup_hostile).
+POLICY = dataclasses.replace(DEFAULT_POLICIES["critical"], encryption="optional")
 
 
 def _request(db: OdooDb, fmt: str) -> BackupRequest:

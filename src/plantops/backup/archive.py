@@ -17,15 +17,18 @@ marked ``complete`` only after it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
+import stat
 import subprocess
 import tarfile
 import tempfile
+import time
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,13 +37,15 @@ from typing import IO, Any
 import zstandard
 
 from plantops.backup import scratch
-from plantops.backup.crypto import KeyProvider, encrypting_writer
+from plantops.backup.crypto import AgeProcessWriter, KeyProvider, encrypting_writer
 from plantops.backup.errors import DatabaseError, StoreError
 from plantops.backup.pg import PgTarget, exported_snapshot, find_pg_tool, tool_error
 from plantops.backup.policy import BackupPolicy
 from plantops.backup.stores import ObjectStore, ObjectWriter
 from plantops.backup.streams import CHUNK, PipedWriter, copy_stream
-from plantops.errors import InfrastructureError, PlantopsError, UserError
+from plantops.errors import PlantopsError, UserError
+from plantops.inputs import file_kind
+from plantops.names import check_backup_id, check_database, check_label
 from plantops.store import BackupRecord, Catalog, ObjectRecord
 
 FORMATS = ("odoo-zip", "native", "dump")
@@ -52,8 +57,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class FilestoreMissing(InfrastructureError):
-    """The filestore directory named for the backup does not exist."""
+class FilestoreMissing(UserError):
+    """The filestore directory named for the backup does not exist (bad input, exit 2)."""
+
+
+class NotOdoo(UserError):
+    """The database is not an Odoo database; refused unless asked for (exit 2)."""
+
+
+class EncryptionRequired(UserError):
+    """The tier's policy requires encryption and no key was given (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -67,10 +80,48 @@ class BackupRequest:
     jobs: int = 2
     spool_dir: Path | None = None
     zstd_level: int = 3
+    allow_non_odoo: bool = False
 
 
 def backup_location(plant: str, env: str, started: datetime, backup_id: str) -> str:
+    """The store prefix of one backup; every part is checked against its name rule here,
+    the one place that builds it (runs and imports alike)."""
+    check_label(plant, "--plant")
+    check_label(env, "--env")
+    check_backup_id(backup_id, "backup id")
     return f"{plant}/{env}/{started.strftime('%Y%m%dT%H%M%SZ')}-{backup_id}"
+
+
+def check_encryption(policy: BackupPolicy, keys: KeyProvider | None) -> None:
+    """Refuse a clear backup of a tier whose policy requires encryption."""
+    if policy.encryption == "required" and keys is None:
+        raise EncryptionRequired(
+            f"tier {policy.tier} requires encrypted backups and no key was given: pass"
+            " --key FILE (an age recipient line age1… is enough to back up) or set"
+            " $PLANTOPS_BACKUP_KEY; nothing was written. To allow clear backups of this"
+            f" tier, set tiers.{policy.tier}.backup.encryption: optional in fleet.yaml"
+        )
+
+
+def check_odoo(manifest: dict[str, Any], target: str) -> None:
+    """Refuse a database without Odoo's module registry and its installed ``base``.
+
+    odoo/modules/db.py ``is_initialized`` decides a database is Odoo's by the presence of
+    ``ir_module_module``, and odoo/modules/loading.py ``load_modules`` starts by loading
+    ``base``: a database without an installed base cannot be served by Odoo, so a backup
+    of it would only fail at verify (and restore) time.
+    """
+    modules = manifest.get("modules") or {}
+    if "base" not in modules:
+        why = (
+            "it has no Odoo module registry (table ir_module_module)"
+            if not modules
+            else "its module registry has no installed 'base' module"
+        )
+        raise NotOdoo(
+            f"{target} is not an Odoo database: {why}. Nothing was written; pass"
+            " --allow-non-odoo to back it up anyway (verify will then fail its Odoo checks)"
+        )
 
 
 class _Sink:
@@ -78,7 +129,9 @@ class _Sink:
 
     def __init__(self, writer: ObjectWriter, keys: KeyProvider | None) -> None:
         self.writer = writer
-        self.enc: PipedWriter | None = encrypting_writer(writer, keys) if keys else None
+        self.enc: PipedWriter | AgeProcessWriter | None = (
+            encrypting_writer(writer, keys) if keys else None
+        )
 
     def write(self, data: bytes, /) -> int:
         if self.enc is not None:
@@ -95,7 +148,9 @@ class _Sink:
         return ObjectRecord(stored.key, stored.size_bytes, stored.sha256, self.enc is not None)
 
     def abort(self) -> None:
-        if self.enc is not None:
+        if isinstance(self.enc, AgeProcessWriter):
+            self.enc.abort()
+        elif self.enc is not None:
             with contextlib.suppress(Exception):  # the object is thrown away anyway
                 self.enc.close()
         self.writer.abort()
@@ -167,29 +222,165 @@ def _zstd_writer(out: IO[bytes], level: int) -> Any:
     return cctx.stream_writer(out, closefd=False, write_size=CHUNK)
 
 
-def write_filestore_tar(out: IO[bytes], filestore: Path | None, level: int) -> None:
-    """The filestore's contents as a zstd-compressed tar stream (empty if none)."""
+@dataclass(frozen=True)
+class Skipped:
+    """A filestore entry that was not archived, and why (reported, never silent)."""
+
+    path: str  # relative to the filestore, POSIX
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class FilestoreEntry:
+    arcname: str  # relative to the filestore, POSIX
+    path: Path  # what to open: the entry itself, or the in-tree target of its link
+
+
+class FilestoreScan:
+    """The regular files of a filestore, read as :mod:`plantops.inputs` reads a spec tree.
+
+    A filestore is Odoo's ``<data_dir>/filestore/<db>``: two-level hashed names, regular
+    files only (odoo/addons/base/models/ir_attachment.py ``_file_write`` writes each
+    attachment as a regular file under ``_full_path``). Anything else is not Odoo data
+    and may be hostile: a link to ``/etc/shadow`` must not be archived with the target's
+    contents, a FIFO must not block the backup. So:
+
+    - a symbolic link is followed only when its target stays inside the filestore and is
+      a regular file (its content is stored under the link's name); links out of the
+      tree, dangling links, loops and links to directories are skipped;
+    - FIFOs, sockets and devices are skipped;
+    - every file is opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked again on the
+      open descriptor, so an entry swapped for a link or a FIFO after the scan is
+      skipped too (and a FIFO can never block the open).
+
+    Every skipped entry is listed in :attr:`skipped` (recorded with the backup).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.skipped: list[Skipped] = []
+
+    def _skip(self, rel: str, reason: str) -> None:
+        self.skipped.append(Skipped(rel, reason))
+
+    def _link_target(self, path: Path, rel: str) -> Path | None:
+        try:
+            target = path.resolve(strict=True)
+        except FileNotFoundError:
+            self._skip(rel, f"dangling symbolic link to {str(path.readlink())!r}")
+            return None
+        except (RuntimeError, OSError):  # ELOOP: RuntimeError before 3.13, OSError after
+            self._skip(rel, "symbolic link loop")
+            return None
+        if not target.is_relative_to(self.root):
+            self._skip(rel, f"symbolic link leads outside the filestore (to {str(target)!r})")
+            return None
+        try:
+            info = target.stat()
+        except OSError as exc:
+            self._skip(rel, f"cannot read the link's target: {exc.strerror or exc}")
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            self._skip(rel, f"symbolic link to {file_kind(info.st_mode)} (not followed)")
+            return None
+        return target
+
+    def entries(self) -> Iterator[FilestoreEntry]:
+        """Regular files in sorted order (links to directories are never descended)."""
+
+        def on_error(exc: OSError) -> None:
+            where = Path(exc.filename or self.root)
+            rel = where.relative_to(self.root).as_posix() if where != self.root else "."
+            self._skip(rel, f"cannot read: {exc.strerror or exc}")
+
+        for root, dirs, files in os.walk(self.root, onerror=on_error, followlinks=False):
+            base = Path(root)
+            rel_root = base.relative_to(self.root)
+            # os.walk lists links to directories among ``dirs`` without descending.
+            for name in sorted(dirs):
+                if (base / name).is_symlink():
+                    rel = (rel_root / name).as_posix()
+                    if self._link_target(base / name, rel) is not None:
+                        self._skip(rel, "symbolic link (not followed)")
+            dirs[:] = sorted(d for d in dirs if not (base / d).is_symlink())
+            for name in sorted(files):
+                path = base / name
+                rel = (rel_root / name).as_posix()
+                try:
+                    info = path.lstat()
+                except OSError as exc:
+                    self._skip(rel, f"cannot read: {exc.strerror or exc}")
+                    continue
+                if stat.S_ISLNK(info.st_mode):
+                    target = self._link_target(path, rel)
+                    if target is not None:
+                        yield FilestoreEntry(rel, target)
+                elif stat.S_ISREG(info.st_mode):
+                    yield FilestoreEntry(rel, path)
+                else:
+                    self._skip(rel, f"{file_kind(info.st_mode)}, not a regular file")
+
+    @contextlib.contextmanager
+    def open(self, entry: FilestoreEntry) -> Iterator[tuple[IO[bytes], os.stat_result] | None]:
+        """The entry opened for reading, or None (and skipped) if it is no longer a
+        regular file."""
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self._skip(entry.arcname, "became a symbolic link while being read")
+            else:
+                self._skip(entry.arcname, f"cannot read: {exc.strerror or exc}")
+            yield None
+            return
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            self._skip(entry.arcname, f"became {file_kind(info.st_mode)} while being read")
+            yield None
+            return
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as fh:
+            yield fh, info
+
+
+def write_filestore_tar(
+    out: IO[bytes], filestore: Path | None, level: int, scan: FilestoreScan | None = None
+) -> None:
+    """The filestore's regular files as a zstd-compressed tar stream (empty if none)."""
     zw = _zstd_writer(out, level)
     with tarfile.open(fileobj=zw, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         if filestore is not None:
-            for root, dirs, files in os.walk(filestore):
-                dirs.sort()
-                rel_root = Path(root).relative_to(filestore)
-                for name in sorted(files):
-                    path = Path(root) / name
-                    info = tar.gettarinfo(path, arcname=(rel_root / name).as_posix())
-                    if info.islnk():  # a hard link: store the content again
-                        info.type, info.linkname = tarfile.REGTYPE, ""
-                        info.size = path.stat().st_size
-                    if not info.isreg():
-                        continue  # sockets, fifos: not Odoo data
+            scan = scan or FilestoreScan(filestore)
+            for entry in scan.entries():
+                with scan.open(entry) as opened:
+                    if opened is None:
+                        continue
+                    fh, _ = opened
+                    # From the open descriptor: a regular file, whatever the path is now.
+                    info = tar.gettarinfo(arcname=entry.arcname, fileobj=fh)
                     # Whole-second mtimes and no hard links: plain ustar headers, no pax
                     # record per file, which halves the headers a restore must parse.
                     info.mtime = int(info.mtime)
-                    with path.open("rb") as fh:
-                        tar.addfile(info, fh)
+                    tar.addfile(info, fh)
     zw.flush(zstandard.FLUSH_FRAME)
     zw.close()
+
+
+def _zip_info(arcname: str, info: os.stat_result) -> zipfile.ZipInfo:
+    # As zipfile.ZipInfo.from_file does for ZipFile.write, but from the open descriptor's
+    # stat; zip cannot hold dates before 1980.
+    date = time.localtime(info.st_mtime)[:6]
+    if date[0] < 1980:
+        date = (1980, 1, 1, 0, 0, 0)
+    zinfo = zipfile.ZipInfo(arcname, date)
+    zinfo.external_attr = (info.st_mode & 0xFFFF) << 16
+    zinfo.file_size = info.st_size
+    zinfo.compress_type = zipfile.ZIP_DEFLATED
+    return zinfo
 
 
 def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
@@ -198,7 +389,12 @@ def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
 
 
 def _write_odoo_zip(
-    out: IO[bytes], req: BackupRequest, snapshot_id: str, manifest: dict[str, Any], major: int
+    out: IO[bytes],
+    req: BackupRequest,
+    snapshot_id: str,
+    manifest: dict[str, Any],
+    major: int,
+    scan: FilestoreScan | None,
 ) -> None:
     # Odoo's zip_dir puts dump.sql first, then the rest; deflated, zip64 allowed.
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
@@ -210,13 +406,15 @@ def _write_odoo_zip(
                 major,
             )
         zf.writestr("manifest.json", _manifest_bytes(manifest))
-        if req.filestore is not None:
-            for root, dirs, files in os.walk(req.filestore):
-                dirs.sort()
-                rel_root = Path(root).relative_to(req.filestore)
-                for name in sorted(files):
-                    arc = ("filestore" / rel_root / name).as_posix()
-                    zf.write(Path(root) / name, arcname=arc)
+        if scan is not None:
+            for entry in scan.entries():
+                with scan.open(entry) as opened:
+                    if opened is None:
+                        continue
+                    fh, info = opened
+                    zinfo = _zip_info(f"filestore/{entry.arcname}", info)
+                    with zf.open(zinfo, "w", force_zip64=info.st_size > zipfile.ZIP64_LIMIT) as m:
+                        copy_stream(fh, m)
 
 
 def _write_native_db(w: _Writer, req: BackupRequest, snapshot_id: str, major: int) -> None:
@@ -264,13 +462,20 @@ def run_backup(
     """Take one backup; only a fully written backup is ever marked complete."""
     if req.fmt not in FORMATS:
         raise UserError(f"unknown backup format {req.fmt!r}; use one of {', '.join(FORMATS)}")
+    check_label(req.plant, "--plant")
+    check_label(req.env, "--env")
+    check_database(req.db.dbname, "database")
+    check_encryption(req.policy, keys)
     if req.filestore is not None and not req.filestore.is_dir():
         raise FilestoreMissing(
-            f"filestore {req.filestore} does not exist or is not a directory"
+            f"--filestore {req.filestore} does not exist or is not a directory"
             " (expected <data_dir>/filestore/<db>)"
         )
+    scan = FilestoreScan(req.filestore) if req.filestore is not None else None
     backup_id = uuid.uuid4().hex[:12]
     with exported_snapshot(req.db) as snap:
+        if not req.allow_non_odoo:
+            check_odoo(snap.manifest, req.db.display())
         started = clock()
         location = backup_location(req.plant, req.env, started, backup_id)
         catalog.create_backup(
@@ -294,7 +499,9 @@ def run_backup(
             if req.fmt == "odoo-zip":
                 w.put(
                     "backup.zip",
-                    lambda out: _write_odoo_zip(out, req, snap.snapshot_id, snap.manifest, major),
+                    lambda out: _write_odoo_zip(
+                        out, req, snap.snapshot_id, snap.manifest, major, scan
+                    ),
                 )
             elif req.fmt == "dump":
                 args = ["-Fc", "--no-owner", f"--snapshot={snap.snapshot_id}", req.db.dbname]
@@ -304,7 +511,7 @@ def run_backup(
             if req.fmt != "odoo-zip":
                 w.put(
                     "filestore.tar.zst",
-                    lambda out: write_filestore_tar(out, req.filestore, req.zstd_level),
+                    lambda out: write_filestore_tar(out, req.filestore, req.zstd_level, scan),
                 )
                 manifest_bytes = _manifest_bytes(snap.manifest)
 
@@ -313,6 +520,7 @@ def run_backup(
 
                 w.put("manifest.json", put_manifest)
             finished = clock()
+            skipped = [e.as_dict() for e in scan.skipped] if scan is not None else []
             w.put_marker(
                 {
                     "backup_id": backup_id,
@@ -323,6 +531,7 @@ def run_backup(
                     "finished_at": finished.isoformat(),
                     "key_id": keys.key_id if keys else None,
                     "row_counts": snap.row_counts,
+                    "filestore_skipped": skipped,
                     "objects": [
                         {"name": o.name, "size": o.size_bytes, "sha256": o.sha256}
                         for o in w.objects
@@ -337,6 +546,7 @@ def run_backup(
                 pg_version=str(snap.manifest.get("pg_version", "")),
                 odoo_version=str(snap.manifest.get("version", "")),
                 finished_at=finished,
+                origin={"filestore_skipped": skipped} if skipped else None,
             )
         except BaseException as exc:
             _fail(catalog, store, backup_id, location, exc, clock)

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from plantops.backup.fleet import BackupTarget, resolve_target
+from plantops.errors import UserError
+from plantops.outputs import write_text_atomically
 from plantops.render.argocd.application import application_name
 from plantops.render.compose.stack import PGDATA, stanza
 from plantops.render.context import RenderContext
@@ -208,6 +210,40 @@ def plan_for_target(
     )
 
 
+def recovery_window(target: BackupTarget) -> dt.timedelta | None:
+    """How far back CloudNativePG can recover this deployment: its Cluster's
+    ``backup.retentionPolicy`` (render.kubernetes.cloudnativepg ``_retention``: daily,
+    else weekly, else monthly retention), within which the operator keeps the base
+    backups and WAL for any point in time (cloudnative-pg docs, "Retention policies").
+    None for VM plants, whose pgBackRest keeps a number of backups, not a period."""
+    if target.deployment.cluster is None:
+        return None
+    r = target.tier_spec.backup.retention
+    if r.daily:
+        return dt.timedelta(days=r.daily)
+    if r.weekly:
+        return dt.timedelta(weeks=r.weekly)
+    return dt.timedelta(days=30 * max(1, r.monthly))
+
+
+def check_target_time(target: BackupTarget, when: dt.datetime, now: dt.datetime) -> None:
+    """Refuse a recovery target that no backup can reach: in the future, or older than
+    the oldest base backup the tier's retention keeps."""
+    if when > now:
+        raise UserError(
+            f"--target-time {when.isoformat()} is in the future (now {now:%Y-%m-%dT%H:%M:%SZ});"
+            " omit --target-time to recover to the latest archived point"
+        )
+    window = recovery_window(target)
+    if window is not None and when < now - window:
+        oldest = (now - window).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise UserError(
+            f"--target-time {when.isoformat()} is before the oldest backup tier"
+            f" {target.tier} keeps (retention {window.days} days: nothing older than"
+            f" {oldest} can be recovered)"
+        )
+
+
 def plan_for_fleet(
     root: Path,
     plant: str,
@@ -215,8 +251,14 @@ def plan_for_fleet(
     target_time: dt.datetime | None,
     tier: str | None = None,
     today: dt.date | None = None,
+    now: dt.datetime | None = None,
 ) -> DrPlan:
-    return plan_for_target(resolve_target(root, plant, env, tier, today), target_time)
+    """The plan for ``plant`` × ``env``; with ``now``, ``target_time`` is checked
+    against it and against the tier's recovery window first."""
+    target = resolve_target(root, plant, env, tier, today)
+    if target_time is not None and now is not None:
+        check_target_time(target, target_time, now)
+    return plan_for_target(target, target_time)
 
 
 def _when(plan: DrPlan) -> str:
@@ -559,15 +601,23 @@ def _json(obj: Any) -> str:
 
 
 def write_plan(plan: DrPlan, out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "RUNBOOK.md"]
-    written[0].write_text(render_runbook(plan))
+    """Write the runbook (and manifests) into ``out_dir``, each file whole or not at all;
+    a bad ``out_dir`` is a :class:`~plantops.errors.UserError` (exit 2), not ``[Errno …]``."""
+    try:
+        out_dir.mkdir(exist_ok=True)
+    except FileExistsError:
+        raise UserError(f"--out {out_dir} exists and is not a directory") from None
+    except FileNotFoundError:
+        raise UserError(
+            f"--out {out_dir}: folder {out_dir.absolute().parent} does not exist"
+        ) from None
+    except OSError as exc:
+        raise UserError(f"--out {out_dir}: cannot create it: {exc.strerror}") from exc
+    files = [(out_dir / "RUNBOOK.md", render_runbook(plan))]
     if plan.manifests:
-        cluster_path = out_dir / CLUSTER_FILE
-        cluster_path.write_text(_json(plan.recovery_manifest))
-        policies_path = out_dir / POLICIES_FILE
-        policies_path.write_text(
-            _json({"apiVersion": "v1", "kind": "List", "items": list(plan.network_policies)})
-        )
-        written += [cluster_path, policies_path]
-    return written
+        files.append((out_dir / CLUSTER_FILE, _json(plan.recovery_manifest)))
+        policies = {"apiVersion": "v1", "kind": "List", "items": list(plan.network_policies)}
+        files.append((out_dir / POLICIES_FILE, _json(policies)))
+    for path, text in files:
+        write_text_atomically(path, text)
+    return [path for path, _ in files]

@@ -16,7 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from plantops.backup.policy import BackupPolicy
+from plantops.backup.policy import ENCRYPTED_BY_DEFAULT, BackupPolicy, Encryption
 from plantops.errors import UserError
 from plantops.model import Fleet, build_fleet
 from plantops.plan import Deployment, build_plan
@@ -46,6 +46,14 @@ class BackupTarget:
         return self.fleet.tier(self.tier)
 
 
+def tier_encryption(name: str, tier: TierSpec) -> Encryption:
+    """``tiers.<name>.backup.encryption``, defaulting to required for the most demanding
+    tiers (named critical/high, or ranked 1-2), optional for the rest."""
+    if tier.backup.encryption is not None:
+        return tier.backup.encryption
+    return "required" if name in ENCRYPTED_BY_DEFAULT or tier.rank <= 2 else "optional"
+
+
 def policy_from_tier(name: str, tier: TierSpec) -> BackupPolicy:
     b = tier.backup
     return BackupPolicy(
@@ -58,6 +66,7 @@ def policy_from_tier(name: str, tier: TierSpec) -> BackupPolicy:
         verify=b.verify,
         heapallindexed=tier.rank == 1,
         pitr=b.pitr,
+        encryption=tier_encryption(name, tier),
     )
 
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from plantops.errors import UserError
+from plantops.spec.models import ENCRYPTED_TIERS
+
 VerifyPolicy = Literal["every", "weekly"]
+Encryption = Literal["required", "optional"]
+# Tiers whose backups are encrypted unless fleet.yaml says otherwise.
+ENCRYPTED_BY_DEFAULT = frozenset(ENCRYPTED_TIERS)
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,7 @@ class BackupPolicy:
     verify: VerifyPolicy = "weekly"
     heapallindexed: bool = False
     pitr: bool = False
+    encryption: Encryption = "optional"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,8 +41,8 @@ class BackupPolicy:
 
 
 DEFAULT_POLICIES: dict[str, BackupPolicy] = {
-    "critical": BackupPolicy("critical", 15, 60, 14, 8, 12, "every", True, True),
-    "high": BackupPolicy("high", 60, 240, 7, 4, 6, "every", False, True),
+    "critical": BackupPolicy("critical", 15, 60, 14, 8, 12, "every", True, True, "required"),
+    "high": BackupPolicy("high", 60, 240, 7, 4, 6, "every", False, True, "required"),
     "standard": BackupPolicy("standard", 1440, 480, 7, 4, 3, "weekly"),
     "pilot": BackupPolicy("pilot", 1440, 1440, 7, 4, 3, "weekly"),
 }
@@ -44,6 +51,20 @@ ADHOC_POLICY = BackupPolicy("adhoc", 1440, 1440, 7, 4, 3, "weekly")
 
 
 def policy_for_tier(tier: str) -> BackupPolicy:
+    """The built-in objectives of ``tier`` (ad-hoc backups without a fleet)."""
+    if tier == ADHOC_POLICY.tier:
+        return ADHOC_POLICY
+    if tier not in DEFAULT_POLICIES:
+        known = ", ".join([*DEFAULT_POLICIES, ADHOC_POLICY.tier])
+        raise UserError(
+            f"--tier {tier!r} is not a known tier (built-in tiers: {known}; with --fleet,"
+            " the tiers of fleet.yaml)"
+        )
+    return DEFAULT_POLICIES[tier]
+
+
+def stored_policy_for_tier(tier: str) -> BackupPolicy:
+    """Built-in objectives for an old record's tier (ad hoc for a tier no longer known)."""
     return DEFAULT_POLICIES.get(tier, ADHOC_POLICY)
 
 
@@ -54,4 +75,4 @@ def recorded_policy(tier: str, recorded: dict[str, Any]) -> BackupPolicy:
             return BackupPolicy.from_dict(recorded)
         except TypeError:
             pass
-    return policy_for_tier(tier)
+    return stored_policy_for_tier(tier)

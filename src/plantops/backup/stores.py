@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlparse
 from plantops.backup.errors import StoreError
 from plantops.backup.streams import Readable
 from plantops.errors import UserError
+from plantops.names import check_prefix
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -131,6 +132,8 @@ class LocalStore:
         self.url = self.root.as_uri()
 
     def _path(self, key: str) -> Path:
+        if "\0" in key:
+            raise UserError(f"object key {key!r} holds a NUL byte")
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root):
             raise UserError(f"object key {key!r} escapes the store root")
@@ -388,11 +391,13 @@ def open_store(url: str | None = None) -> ObjectStore:
         query = parse_qs(parsed.query)
         endpoint = query.get("endpoint", [None])[0] or os.environ.get("AWS_ENDPOINT_URL")
         region = query.get("region", [None])[0] or os.environ.get("AWS_DEFAULT_REGION")
-        return S3Store(parsed.netloc, parsed.path, endpoint_url=endpoint, region=region)
-    if parsed.scheme == "file":
-        return LocalStore(Path(parsed.path))
-    if parsed.scheme in ("", "local"):
-        return LocalStore(Path(parsed.path if parsed.scheme else url))
+        prefix = check_prefix(parsed.path, f"store URL {url!r}: prefix")
+        return S3Store(parsed.netloc, prefix, endpoint_url=endpoint, region=region)
+    if parsed.scheme in ("file", "", "local"):
+        root = Path(parsed.path if parsed.scheme else url)
+        if root.exists() and not root.is_dir():
+            raise UserError(f"store {url!r} is not a directory; name a directory or s3://…")
+        return LocalStore(root)
     raise UserError(
         f"store URL {url!r}: unsupported scheme {parsed.scheme!r} (use s3:// or a path)"
     )

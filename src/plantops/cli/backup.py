@@ -99,6 +99,23 @@ def _no_password_in_argv(url: str | None, option: str) -> None:
         )
 
 
+PG_SCHEMES = ("postgresql", "postgres")
+
+
+def check_pg_url(url: str, option: str) -> str:
+    """A PostgreSQL URL or libpq ``key=value`` string; any other scheme is named as such
+    (libpq would call ``mysql://…`` a syntax error)."""
+    scheme, sep, _ = url.partition("://")
+    if sep and scheme.lower() not in PG_SCHEMES:
+        shown = scheme if len(scheme) <= 20 else scheme[:20] + "…"
+        raise UserError(
+            f"{option}: URL scheme {shown!r} is not supported; plantops backs up PostgreSQL:"
+            " use postgresql://USER@HOST:PORT/DBNAME (or postgres://, or libpq"
+            " 'host=… dbname=…')"
+        )
+    return url
+
+
 def _server(url: str | None) -> PgTarget:
     from plantops.backup.pg import PgTarget
 
@@ -106,7 +123,16 @@ def _server(url: str | None) -> PgTarget:
     url = url or os.environ.get("PLANTOPS_RESTORE_DB_URL")
     if not url:
         raise UserError("no PostgreSQL server to restore into: pass --server URL")
-    return PgTarget.from_url(url, default_db="postgres")
+    return PgTarget.from_url(check_pg_url(url, "--server"), default_db="postgres")
+
+
+def _labels(plant: str | None, env: str | None) -> None:
+    from plantops.names import check_label
+
+    if plant is not None:
+        check_label(plant, "--plant")
+    if env is not None:
+        check_label(env, "--env")
 
 
 def _record_dict(b: BackupRecord) -> dict[str, Any]:
@@ -175,6 +201,13 @@ def run_cmd(
         ),
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Parallel pg_dump jobs.")] = 2,
+    allow_non_odoo: Annotated[
+        bool,
+        typer.Option(
+            "--allow-non-odoo",
+            help="Back up a database without Odoo's module registry (refused otherwise).",
+        ),
+    ] = False,
     state_db: StateDb = None,
     output: Annotated[OutputFormat, typer.Option("--output")] = OutputFormat.text,
 ) -> None:
@@ -182,6 +215,11 @@ def run_cmd(
     ui = _ui()
 
     def go() -> BackupRecord:
+        from plantops.names import is_label
+
+        _labels(plant, env)
+        if db_url is not None:
+            check_pg_url(db_url, "--db-url")
         from plantops.backup.archive import BackupRequest, reap_abandoned, run_backup
         from plantops.backup.crypto import load_key
         from plantops.backup.pg import PgTarget
@@ -211,7 +249,15 @@ def run_cmd(
             url = db_url
             policy = policy_for_tier(tier) if tier else ADHOC_POLICY
             target0 = PgTarget.from_url(url)
+            if plant is None and not is_label(target0.dbname):
+                raise UserError(
+                    f"database name {target0.dbname!r} cannot serve as the plant name (it"
+                    " becomes a folder of the store): pass --plant CODE"
+                )
             plant_name, env_name = plant or target0.dbname, env or "adhoc"
+        check_pg_url(
+            url, f"${deployment_db_env(plant_name, env_name)}" if not db_url else "--db-url"
+        )
         keys = load_key(key)
         catalog = _catalog(state_db)
         try:
@@ -227,6 +273,7 @@ def run_cmd(
                 policy=policy,
                 fmt=fmt.value,
                 jobs=jobs,
+                allow_non_odoo=allow_non_odoo,
             )
             return run_backup(req, catalog, open_store(store or default_store_url()), keys)
         finally:
@@ -239,8 +286,21 @@ def run_cmd(
         ui.out.print(
             f"backup {rec.id} complete: {rec.plant}/{rec.env} {rec.format}"
             f" {_size(rec.size_bytes)} in {len(rec.objects)} object(s)"
-            f"{' encrypted ' + rec.key_id if rec.key_id else ''} → {rec.store_url}/{rec.location}"
+            f"{' encrypted ' + rec.key_id if rec.key_id else ' NOT encrypted'}"
+            f" → {rec.store_url}/{rec.location}",
+            markup=False,
         )
+    skipped = rec.origin.get("filestore_skipped") or []
+    if skipped:
+        ui.err.print(
+            f"warning: {len(skipped)} filestore entr{'y' if len(skipped) == 1 else 'ies'}"
+            " not archived (only regular files inside the filestore are):",
+            markup=False,
+        )
+        for item in skipped[:50]:
+            ui.err.print(f"  skipped {item['path']}: {item['reason']}", markup=False)
+        if len(skipped) > 50:
+            ui.err.print(f"  … and {len(skipped) - 50} more (see --output json)", markup=False)
 
 
 @backup_app.command("import")
@@ -344,6 +404,7 @@ def list_cmd(
     ui = _ui()
 
     def go() -> list[BackupRecord]:
+        _labels(plant, env)
         catalog = _catalog(state_db)
         try:
             return catalog.list_backups(plant=plant, env=env)
@@ -413,7 +474,10 @@ def verify_cmd(
     def go() -> list[VerificationResult]:
         from plantops.backup import service
         from plantops.backup.crypto import load_key
+        from plantops.names import check_backup_id
 
+        if backup_id is not None:
+            check_backup_id(backup_id, "BACKUP_ID")
         keys = load_key(key)
         target = _server(server)
         catalog = _catalog(state_db)
@@ -469,7 +533,12 @@ def restore_cmd(
     def go() -> RestoreResult:
         from plantops.backup import service
         from plantops.backup.crypto import load_key
+        from plantops.names import check_backup_id, check_database
 
+        check_backup_id(backup_id, "BACKUP_ID")
+        check_database(to_db, "--to-db")
+        if filestore is not None:
+            _check_restore_filestore(filestore)
         keys = load_key(key)
         target = _server(server)
         catalog = _catalog(state_db)
@@ -533,6 +602,28 @@ def cleanup_cmd(
         raise typer.Exit(EXIT_FINDINGS)
 
 
+def _check_restore_filestore(path: Path) -> None:
+    """``--filestore`` must be a directory to create or (with --force) replace, never a
+    file; its parent must exist (an error here is bad input, not a storage failure)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        import stat
+
+        from plantops.inputs import file_kind
+
+        mode = path.lstat().st_mode
+        what = (
+            "a symbolic link"
+            if stat.S_ISLNK(mode)
+            else "a regular file"
+            if stat.S_ISREG(mode)
+            else file_kind(mode)
+        )
+        raise UserError(f"--filestore {path} is {what}; name a directory (new, or with --force)")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise UserError(f"--filestore {path}: folder {parent} does not exist; create it first")
+
+
 @backup_app.command("prune")
 def prune_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would go and why.")] = False,
@@ -547,6 +638,7 @@ def prune_cmd(
     def go() -> service.PruneResult:
         from plantops.backup import service
 
+        _labels(plant, env)
         catalog = _catalog(state_db)
         try:
             return service.prune(catalog, dry_run=dry_run, plant=plant, env=env)
@@ -604,11 +696,31 @@ def plan_cmd(
         from plantops.backup.drplan import plan_for_fleet, write_plan
 
         when = _parse_time(target_time) if target_time else None
-        plan = plan_for_fleet(fleet, plant, env, when, tier)
+        _check_out_dir(out_dir)
+        plan = plan_for_fleet(fleet, plant, env, when, tier, now=dt.datetime.now(dt.UTC))
         return write_plan(plan, out_dir)
 
     for path in ui.run_guarded(go):
         ui.out.print(f"wrote {path}")
+
+
+def _check_out_dir(path: Path) -> None:
+    """``--out`` is a directory: an existing one, or a new one in an existing folder."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {path} exists and is not a directory; name a directory")
+    parent = path.absolute().parent
+    if not path.exists() and not parent.is_dir():
+        raise UserError(f"--out {path}: folder {parent} does not exist; create it first")
+
+
+def _not_future(when: dt.datetime, now: dt.datetime | None = None) -> None:
+    now = now or dt.datetime.now(dt.UTC)
+    if when > now:
+        raise UserError(
+            f"--target-time {when.isoformat()} is in the future (now {now:%Y-%m-%dT%H:%M:%SZ});"
+            " recovery can only reach a time already archived: omit --target-time for the"
+            " latest point"
+        )
 
 
 def _parse_time(value: str) -> dt.datetime:
@@ -810,6 +922,18 @@ def pitr_restore_cmd(
     def go() -> str:
         when = _parse_time(target_time) if target_time is not None else None
         br = _pgbackrest(config, stanza, run_as)
+        if when is not None:
+            _not_future(when)
+            backups = br.backups()
+            if not backups:
+                raise UserError(f"stanza {br.stanza} has no backup to recover from")
+            oldest = min(b.stopped for b in backups)
+            if when < oldest:
+                raise UserError(
+                    f"--target-time {when.isoformat()} is before the end of the oldest backup"
+                    f" of stanza {br.stanza} ({oldest.isoformat()}): the earliest point it can"
+                    " recover to"
+                )
         br.restore_to_time(when, to, promote=not pause)
         return str(br.stanza)
 

@@ -26,6 +26,8 @@ from pydantic import (
 API_VERSION = "plantops.io/v1"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 SERIES = ("16.0", "17.0", "18.0", "19.0")
+# Tiers whose backups must be encrypted unless fleet.yaml says otherwise (ranks 1-2 too).
+ENCRYPTED_TIERS = ("critical", "high")
 
 Name = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
 HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
@@ -178,6 +180,12 @@ class BackupObjectives(Strict):
     retention: Retention
     verify: Literal["every", "weekly"] = "weekly"
     pitr: StrictBool = False
+    encryption: Literal["required", "optional"] | None = Field(
+        default=None,
+        description="Whether a backup of this tier may be written in clear. Default:"
+        " required for the tiers named critical and high and for ranks 1 and 2, optional"
+        " otherwise. A required tier's backup is refused without a key.",
+    )
 
 
 class SloTargets(Strict):
@@ -503,6 +511,25 @@ class FleetSpec(Strict):
     pricing: Pricing
     defaults: Defaults
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backup_encryption_defaults(cls, data: Any) -> Any:
+        # The default depends on the tier's name and rank, which TierSpec alone does not
+        # know: resolved here, so every reader (render, backup, deployment.json) sees the
+        # one value in force. Malformed input is left for the field validators to locate.
+        if not isinstance(data, dict) or not isinstance(data.get("tiers"), dict):
+            return data
+        tiers: dict[Any, Any] = {}
+        for name, given in data["tiers"].items():
+            tiers[name] = given
+            backup = given.get("backup") if isinstance(given, dict) else None
+            if isinstance(backup, dict) and "encryption" not in backup:
+                rank = given.get("rank")
+                required = name in ENCRYPTED_TIERS or (type(rank) is int and rank <= 2)
+                backup = {**backup, "encryption": "required" if required else "optional"}
+                tiers[name] = {**given, "backup": backup}
+        return {**data, "tiers": tiers}
 
 
 # --- plants/<code>.yaml -------------------------------------------------------

@@ -226,8 +226,11 @@ class Catalog:
         pg_version: str,
         odoo_version: str,
         finished_at: datetime,
+        origin: dict[str, Any] | None = None,
     ) -> None:
-        """Record the objects and mark the backup complete, in one transaction."""
+        """Record the objects and mark the backup complete, in one transaction.
+
+        ``origin`` is merged into the recorded origin (e.g. the filestore entries skipped)."""
         with self._session() as s:
             b = s.get_one(Backup, backup_id)
             for o in objects:
@@ -242,6 +245,8 @@ class Catalog:
             b.pg_version = pg_version
             b.odoo_version = odoo_version
             b.finished_at = finished_at
+            if origin:
+                b.origin = {**(b.origin or {}), **origin}
             b.status = "complete"
 
     def set_status(
@@ -344,15 +349,27 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise UserError(f"state database URL {url!r} is not valid: {exc}") from exc
+    backend = parsed.drivername.partition("+")[0]
+    if backend not in ("sqlite", "postgresql", "postgres"):
+        # SQLAlchemy would look for a dialect plug-in and fail with NoSuchModuleError.
+        raise UserError(
+            f"state database URL scheme {parsed.drivername!r} is not supported: use"
+            " sqlite:///PATH (the default) or postgresql://USER@HOST/DBNAME"
+        )
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             db_file = Path(parsed.database)
-            db_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # The catalog names every backup and its checks: private to its owner. SQLite
-            # creates its -wal/-shm files with the main file's mode.
-            os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+            try:
+                db_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                # The catalog names every backup and its checks: private to its owner.
+                # SQLite creates its -wal/-shm files with the main file's mode.
+                os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+            except OSError as exc:
+                raise UserError(
+                    f"state database {db_file} cannot be created: {exc.strerror}"
+                ) from exc
         engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

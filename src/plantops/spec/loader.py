@@ -771,7 +771,10 @@ def load_fleet(
     if not root.is_dir() or not os.path.lexists(fleet_path):
         what = "no such directory" if not os.path.lexists(root) else f"no {FLEET_FILE} here"
         if os.path.lexists(root) and not root.is_dir():
-            what = f"not a fleet directory (it is {file_kind(root.stat().st_mode)})"
+            try:
+                what = f"not a fleet directory (it is {file_kind(root.stat().st_mode)})"
+            except OSError:  # ELOOP, ENOENT through a link: nothing to stat
+                what = "a broken symbolic link or link loop, not a fleet directory"
         raise SpecError(
             [Problem(root.as_posix(), 1, 1, "", what, "run `plantops init DIR` to start one")]
         )

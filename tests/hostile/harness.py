@@ -14,7 +14,7 @@ import os
 import pickle
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,3 +123,32 @@ def changed_outside(before: dict[str, tuple[int, int]], after: dict[str, tuple[i
 
     keys = set(before) | set(after)
     return sorted(k for k in keys if before.get(k) != after.get(k) and not ours(k))
+
+
+def _call_child(fn: Callable[[], object], conn: object) -> None:
+    try:
+        value: object = ("ok", fn())
+    except BaseException as exc:  # reported to the parent, which fails the test
+        value = ("raised", repr(exc))
+    conn.send_bytes(pickle.dumps(value))  # type: ignore[attr-defined]
+
+
+def run_bounded(fn: Callable[[], object]) -> object:
+    """``fn()`` in a forked child, bounded by SECONDS; its exception fails the caller."""
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_call_child, args=(fn, child))
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(SECONDS):
+            raise AssertionError(f"did not finish in {SECONDS} s")
+        status, value = pickle.loads(parent.recv_bytes())
+    finally:
+        proc.join(1)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        parent.close()
+    assert status == "ok", value
+    return value

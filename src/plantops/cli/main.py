@@ -60,14 +60,22 @@ class _Group(typer.core.TyperGroup):
         return params
 
 
+def _default(cls: object, typer_default: type) -> bool:
+    """``cls`` is unset: None, Typer's class, or Typer's placeholder for it."""
+    value = getattr(cls, "value", cls)
+    return value is None or value is typer_default
+
+
 def _use_tidy_help(typer_app: typer.Typer) -> None:
     """Every command and group of ``typer_app`` (recursively) prints tidy help."""
-    if typer_app.info.cls in (None, typer.core.TyperGroup):
+    if _default(typer_app.info.cls, typer.core.TyperGroup):
         typer_app.info.cls = _Group
     for command in typer_app.registered_commands:
-        if command.cls in (None, typer.core.TyperCommand):
+        if _default(command.cls, typer.core.TyperCommand):
             command.cls = _Command
     for group in typer_app.registered_groups:
+        if _default(group.cls, typer.core.TyperGroup):
+            group.cls = _Group
         if group.typer_instance is not None:
             _use_tidy_help(group.typer_instance)
 

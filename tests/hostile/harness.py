@@ -97,17 +97,18 @@ def check(
     allowed = set(allowed)
     assert outcome.exit_code in allowed, (outcome.exit_code, outcome.output)
     if outcome.exit_code == 2:
-        assert "error" in outcome.output.lower() or "usage" in outcome.output.lower(), (
-            outcome.output
-        )
+        assert (
+            "error" in outcome.output.lower() or "usage" in outcome.output.lower()
+        ), outcome.output
         if located:
             assert LOCATED.search(outcome.output), f"no file:line in:\n{outcome.output}"
     for text in expect:
         assert text in outcome.output, f"{text!r} not in:\n{outcome.output}"
 
 
-def changed_outside(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]],
-                    places: Iterable[str]) -> list[str]:
+def changed_outside(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], places: Iterable[str]
+) -> list[str]:
     """Paths created, changed or removed that are not under one of ``places``."""
     prefixes = tuple(p.rstrip("/") for p in places)
 
@@ -117,8 +118,9 @@ def changed_outside(before: dict[str, tuple[int, int]], after: dict[str, tuple[i
     # the tree writer's lock and staging siblings (`.out.lock`) belong to its place
     def ours(rel: str) -> bool:
         return inside(rel) or any(
-            Path(rel).name.startswith(f".{Path(p).name}.") and str(Path(rel).parent)
-            == str(Path(p).parent) for p in prefixes
+            Path(rel).name.startswith(f".{Path(p).name}.")
+            and str(Path(rel).parent) == str(Path(p).parent)
+            for p in prefixes
         )
 
     keys = set(before) | set(after)

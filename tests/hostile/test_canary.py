@@ -85,7 +85,7 @@ def test_canary_never_appears(canary: str, command: str, broken: str | None) -> 
             args += ["--plant", "nope"]
         handler = _Collect()
         logging.getLogger().addHandler(handler)
-        old = os.getcwd()
+        old = Path.cwd()
         os.chdir(cwd)
         try:
             result = CliRunner().invoke(app, args, env=env)

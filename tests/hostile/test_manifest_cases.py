@@ -41,25 +41,59 @@ def test_object_names(tmp_path: Path, name: str, code: int) -> None:
 DOCS: dict[str, tuple[str, set[int], str]] = {
     "kind-typo": ("apiVersion: v1\nKind: ConfigMap\nmetadata: {name: a}\n", {1, 2}, "kind"),
     "no-apiversion": ("kind: ConfigMap\nmetadata: {name: a}\n", {1, 2}, "apiVersion"),
-    "unknown-field": ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\nbogus: 1\n", {1}, "bogus"),
-    "data-not-string": ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {a: 1}\n", {1}, "m.yaml:"),
+    "unknown-field": (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\nbogus: 1\n",
+        {1},
+        "bogus",
+    ),
+    "data-not-string": (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {a: 1}\n",
+        {1},
+        "m.yaml:",
+    ),
     "metadata-list": ("apiVersion: v1\nkind: ConfigMap\nmetadata: [a]\n", {1}, "m.yaml:"),
     "scalar-doc": ("just text\n", {1, 2}, "m.yaml"),
     "list-doc": ("- a\n- b\n", {1, 2}, "m.yaml"),
-    "unknown-kind": ("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: a}\n", {1, 2}, "Widget"),
-    "wrong-version": ("apiVersion: apps/v0\nkind: Deployment\nmetadata: {name: a}\n", {1, 2}, "m.yaml"),
-    "bomb": ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n"
-        for i in range(9)), {2}, "m.yaml:"),
+    "unknown-kind": (
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: a}\n",
+        {1, 2},
+        "Widget",
+    ),
+    "wrong-version": (
+        "apiVersion: apps/v0\nkind: Deployment\nmetadata: {name: a}\n",
+        {1, 2},
+        "m.yaml",
+    ),
+    "bomb": (
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n"
+            for i in range(9)
+        ),
+        {2},
+        "m.yaml:",
+    ),
     "recursive-alias": ("a: &a [*a]\n", {2}, "m.yaml:"),
     "deep": ("a: " + "[" * 3000 + "]" * 3000 + "\n", {2}, "m.yaml:"),
     "bad-yaml": ("a: [\n", {2}, "m.yaml:"),
-    "duplicate-key": ("apiVersion: v1\nkind: ConfigMap\nkind: Secret\nmetadata: {name: a}\n", {1, 2}, "m.yaml:"),
-    "bad-date": ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {a: 2027-02-30}\n", {1, 2}, "m.yaml:"),
+    "duplicate-key": (
+        "apiVersion: v1\nkind: ConfigMap\nkind: Secret\nmetadata: {name: a}\n",
+        {1, 2},
+        "m.yaml:",
+    ),
+    "bad-date": (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {a: 2027-02-30}\n",
+        {1, 2},
+        "m.yaml:",
+    ),
     "python-tag": ("a: !!python/object/apply:os.system [ls]\n", {1, 2}, "m.yaml:"),
     "empty-docs": ("---\n---\n", {0, 1, 2}, ""),
-    "many-docs-mixed": ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n"
-                        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: B}\n", {1}, "m.yaml:5"),
+    "many-docs-mixed": (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: B}\n",
+        {1},
+        "m.yaml:5",
+    ),
 }
 
 
@@ -88,8 +122,18 @@ def test_json(tmp_path: Path, text: str, codes: set[int]) -> None:
     check(outcome, allowed=codes, expect=["m.json"] if codes != {0} else [])
 
 
-SPECIAL = ["fifo", "link-loop", "dangling", "dir-named-yaml", "link-etc", "missing", "binary",
-           "bad-utf8", "huge", "dev-zero"]
+SPECIAL = [
+    "fifo",
+    "link-loop",
+    "dangling",
+    "dir-named-yaml",
+    "link-etc",
+    "missing",
+    "binary",
+    "bad-utf8",
+    "huge",
+    "dev-zero",
+]
 
 
 @pytest.mark.parametrize("kind", SPECIAL)
@@ -116,12 +160,18 @@ def test_special_files(tmp_path: Path, kind: str) -> None:
         target.write_bytes(b"# " + b"x" * (17 * 1024 * 1024))
     elif kind == "dev-zero":
         target.symlink_to("/dev/zero")
-    args = ["validate-manifests", "manifests"] if kind != "missing" else [
-        "validate-manifests", "manifests/x.yaml"]
+    args = (
+        ["validate-manifests", "manifests"]
+        if kind != "missing"
+        else ["validate-manifests", "manifests/x.yaml"]
+    )
     before = snapshot(tmp_path)
     outcome = run_cli(args, cwd=tmp_path)
     # a directory named x.yaml is walked (it holds nothing): all valid is the right answer
-    check(outcome, allowed={0} if kind == "dir-named-yaml" else {2}, expect=["x.yaml"]
-          if kind != "dir-named-yaml" else ["all valid"])
+    check(
+        outcome,
+        allowed={0} if kind == "dir-named-yaml" else {2},
+        expect=["x.yaml"] if kind != "dir-named-yaml" else ["all valid"],
+    )
     assert "root:" not in outcome.output  # /etc/passwd's content never echoed
     assert changed_outside(before, snapshot(tmp_path), []) == []

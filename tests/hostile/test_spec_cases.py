@@ -149,10 +149,18 @@ TEXTS: list[tuple[str, bytes, str]] = [
     ("list", b"- a\n- b\n", "mapping"),
     ("python-tag", b"code: !!python/object:os.system ls\n", ""),
     ("binary-tag", b"code: !!binary '%%%'\n", ""),
-    ("bad-date", b"code: alpha\noverrides:\n  - {target: tier, value: pilot, owner: a@b.c,"
-     b" reason: x, expires: 2027-02-30}\n", "not a valid date"),
-    ("bad-time", b"code: alpha\nmaintenance:\n  - {name: m, kind: shutdown,"
-     b" start: 2027-01-01T25:00:00, end: 2027-01-02T00:00:00}\n", "not a valid date"),
+    (
+        "bad-date",
+        b"code: alpha\noverrides:\n  - {target: tier, value: pilot, owner: a@b.c,"
+        b" reason: x, expires: 2027-02-30}\n",
+        "not a valid date",
+    ),
+    (
+        "bad-time",
+        b"code: alpha\nmaintenance:\n  - {name: m, kind: shutdown,"
+        b" start: 2027-01-01T25:00:00, end: 2027-01-02T00:00:00}\n",
+        "not a valid date",
+    ),
     ("huge-file", b"code: alpha\n" + b"# " + b"x" * (5 * 1024 * 1024) + b"\n", "over the limit"),
     ("long-key", b"code: alpha\n" + b"k" * 100_000 + b": 1\n", ""),
     ("bool-as-int", b"code: alpha\nusers: {named: true, peak_concurrent: 1}\n", ""),
@@ -241,3 +249,15 @@ def test_special_files_and_links(tmp_path: Path, kind: str) -> None:
     check(outcome, allowed=allowed, expect=[SPECIALS[kind]])
     assert "hunter2" not in outcome.output
     assert changed_outside(before, snapshot(tmp_path), []) == []
+
+
+def test_impossible_date_is_located_at_its_scalar(tmp_path: Path) -> None:
+    """Issue #10, class 9: `expires: 2027-02-30` was "invalid YAML" at line 1."""
+    root = fleet_copy(tmp_path)
+    beta = root / "plants" / "beta.yaml"
+    beta.write_text(beta.read_text().replace("expires: 2027-01-31", "expires: 2027-02-30"))
+    line = next(i for i, t in enumerate(beta.read_text().splitlines(), 1) if "2027-02-30" in t)
+    outcome = run_cli(["validate", str(root)], cwd=tmp_path)
+    check(outcome, allowed={2})
+    assert f"plants/beta.yaml:{line}:14: error: '2027-02-30' is not a valid date" in outcome.output
+    assert "invalid YAML" not in outcome.output

@@ -64,8 +64,17 @@ def _damage(path: Path, how: str, outside: Path) -> None:
         raise AssertionError(how)
 
 
-DAMAGES = ["edit", "append", "truncate", "delete", "link-outside", "hardlink-outside",
-           "directory", "fifo", "same-bytes-touched"]
+DAMAGES = [
+    "edit",
+    "append",
+    "truncate",
+    "delete",
+    "link-outside",
+    "hardlink-outside",
+    "directory",
+    "fifo",
+    "same-bytes-touched",
+]
 TARGETS = ["c/a/odoo.yaml", "c/b/odoo.yaml", "argocd/apps.yaml"]
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from yaml.constructor import SafeConstructor
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
+from yaml.constructor import SafeConstructor
 
 from plantops.errors import Problem, SpecError
 from plantops.inputs import (
@@ -211,7 +211,7 @@ class _DataLoader(UniqueKeyLoader):
     """The bounded loader, with scalars whose construction fails located at the scalar."""
 
 
-def _timestamp(loader: SafeConstructor, node: yaml.Node) -> Any:
+def _timestamp(loader: _DataLoader, node: yaml.Node) -> Any:
     # yaml/constructor.py SafeConstructor.construct_yaml_timestamp matches the YAML 1.1
     # pattern and then calls datetime.date(...), whose ValueError carries no mark: it
     # surfaced as "invalid YAML" at line 1. Locate it at the scalar instead.

@@ -413,9 +413,9 @@ _RACY_SECONDS = 2.0
 _Stat = tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns
 
 
-def _stat_of(path: Path) -> _Stat | None:
+def _stat_of(path: str) -> _Stat | None:
     try:
-        st = path.stat(follow_symlinks=False)
+        st = os.stat(path, follow_symlinks=False)  # noqa: PTH116 (a str: once per file)
     except OSError:
         return None
     if not stat_module.S_ISREG(st.st_mode):
@@ -435,6 +435,7 @@ class _FileStats:
         key = hashlib.sha256(str(out).encode()).hexdigest()[:24]
         self.path = base / f"{key}.files.json" if base is not None else None
         self.out = out
+        self.base = f"{out}/"
         self.known: dict[str, list[object]] = {}
         self.fresh: dict[str, list[object]] = {}  # proved intact (or written) by this run
         if self.path is None:
@@ -453,7 +454,7 @@ class _FileStats:
 
     def intact(self, rel: str, digest: str) -> bool:
         """``rel`` is a regular file whose content has ``digest``."""
-        st = _stat_of(self.out / rel)
+        st = _stat_of(self.base + rel)  # a str, not a Path: this runs once per file
         if st is None:
             return False
         seen = self.known.get(rel)
@@ -461,7 +462,7 @@ class _FileStats:
             self.fresh[rel] = seen
             return True
         try:
-            with (self.out / rel).open("rb") as fh:
+            with open(self.base + rel, "rb") as fh:  # noqa: PTH123 (see above)
                 same = content_digest(fh.read()) == digest
         except OSError:
             return False
@@ -485,7 +486,7 @@ class _FileStats:
         for rel, digest in digests.items():
             seen = None if rel in rewritten else self.fresh.get(rel)
             if seen is None or seen[4] != digest:
-                st = _stat_of(self.out / rel)
+                st = _stat_of(self.base + rel)
                 if st is None:
                     continue
                 seen = [*st, digest]

@@ -491,3 +491,14 @@ def test_plan_restores_a_hand_edited_odoo_yaml(tmp_path: Path) -> None:
     assert res.tree.restored == [target]
     assert res.tree.rendered == 1
     assert read_tree(out) == fresh
+
+
+def test_hand_edit_in_a_changed_deployment_is_named_too(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, [unit("a", {"c/a/x.yaml": "a\n"}), unit("b", {"c/b/y.yaml": "b\n"})])
+    (out / "c" / "a" / "x.yaml").write_text("hand\n")
+    res = write_tree(
+        out, [unit("a", {"c/a/x.yaml": "a2\n"}, h="h2"), unit("b", {"c/b/y.yaml": "b\n"})]
+    )
+    assert (res.restored, res.rendered, res.reused) == (["c/a/x.yaml"], 1, 1)
+    assert (out / "c" / "a" / "x.yaml").read_text() == "a2\n"

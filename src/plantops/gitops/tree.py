@@ -458,7 +458,7 @@ class _FileStats:
         if st is None:
             return False
         seen = self.known.get(rel)
-        if seen is not None and tuple(seen[:4]) == st and seen[4] == digest:
+        if seen is not None and seen[4] == digest and tuple(seen[:4]) == st:
             self.fresh[rel] = seen
             return True
         try:
@@ -481,6 +481,13 @@ class _FileStats:
         """Save the stats of the complete tree: files this run proved or wrote."""
         if self.path is None:
             return
+        known = self.known
+        if (
+            not rewritten
+            and len(self.fresh) == len(known) == len(digests)
+            and all(known.get(rel) is seen for rel, seen in self.fresh.items())
+        ):
+            return  # every file proved by the stat on record: the record stands as it is
         now = time.time()
         files: dict[str, list[object]] = {}
         for rel, digest in digests.items():
@@ -561,12 +568,12 @@ def _write(
         reuse: set[str] = set()
         for u in units:
             e = prev.deployments.get(u.id)
-            if not update or e is None or e.hash != u.input_hash or not e.files:
+            if not update or e is None or not e.files:
                 continue
             edited = _edited(e, stats)
-            if edited:
-                summary.restored += edited  # rendered again: the same inputs, the same text
-            else:
+            # named either way: restored to the same text, or replaced by the new rendering
+            summary.restored += edited
+            if not edited and e.hash == u.input_hash:
                 reuse.add(u.id)
         renders = iter((render_many or _render_serially)([u for u in units if u.id not in reuse]))
         for unit in units:

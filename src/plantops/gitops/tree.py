@@ -410,25 +410,29 @@ def tree_cache_dir() -> Path | None:
 # recorded stat is not trusted, and the file is hashed instead.
 _RACY_SECONDS = 2.0
 
-_Stat = tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns
 
-
-def _stat_of(path: str) -> _Stat | None:
+def _stat_of(path: str) -> os.stat_result | None:
     try:
         st = os.stat(path, follow_symlinks=False)  # noqa: PTH116 (a str: once per file)
     except OSError:
         return None
     if not stat_module.S_ISREG(st.st_mode):
         return None  # a link, directory or FIFO put where a rendered file was: not ours
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return st
+
+
+def _record_of(st: os.stat_result, digest: str) -> str:
+    """One file's record: one string, which JSON reads back faster than a list."""
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{digest}"
 
 
 class _FileStats:
     """Each rendered file's stat and digest when a run last left the tree complete, kept
     outside the tree (in the user's cache), like Git's index: a file whose inode, size,
     mtime and ctime still match was not touched, so proving it intact costs one ``stat``;
-    any other file is read and hashed. Only a hint — a missing or stale cache costs
-    hashing, never correctness."""
+    any other file is read and hashed. A file changed within ``_RACY_SECONDS`` of the
+    recording is not recorded (Git's "racily clean" entries), so it is hashed next time.
+    Only a hint — a missing or stale cache costs hashing, never correctness."""
 
     def __init__(self, out: Path, use_cache: bool) -> None:
         base = tree_cache_dir() if use_cache else None
@@ -436,20 +440,15 @@ class _FileStats:
         self.path = base / f"{key}.files.json" if base is not None else None
         self.out = out
         self.base = f"{out}/"
-        self.known: dict[str, list[object]] = {}
-        self.fresh: dict[str, list[object]] = {}  # proved intact (or written) by this run
+        self.known: dict[str, str] = {}
+        self.fresh: dict[str, str] = {}  # proved intact (or written) by this run
         if self.path is None:
             return
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            if data.get("out") == str(out):
-                cutoff = int((float(data["recorded"]) - _RACY_SECONDS) * 1e9)
-                self.known = {
-                    rel: st
-                    for rel, st in data["files"].items()
-                    if isinstance(st, list) and len(st) == 5 and max(st[2], st[3]) < cutoff
-                }
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+            if data.get("out") == str(out) and isinstance(data.get("files"), dict):
+                self.known = data["files"]
+        except (OSError, ValueError, AttributeError):
             self.known = {}
 
     def intact(self, rel: str, digest: str) -> bool:
@@ -458,7 +457,7 @@ class _FileStats:
         if st is None:
             return False
         seen = self.known.get(rel)
-        if seen is not None and seen[4] == digest and tuple(seen[:4]) == st:
+        if seen is not None and seen == _record_of(st, digest):
             self.fresh[rel] = seen
             return True
         try:
@@ -467,14 +466,14 @@ class _FileStats:
         except OSError:
             return False
         if same:
-            self.fresh[rel] = [*st, digest]
+            self.fresh[rel] = _record_of(st, digest)
         return same
 
     def keep(self, digests: dict[str, str]) -> None:
         """Carry trusted records of files this run did not look at (other plants')."""
         for rel, digest in digests.items():
             seen = self.known.get(rel)
-            if seen is not None and seen[4] == digest:
+            if isinstance(seen, str) and seen.endswith(f":{digest}"):
                 self.fresh.setdefault(rel, seen)
 
     def record(self, digests: dict[str, str], rewritten: set[str]) -> None:
@@ -488,17 +487,21 @@ class _FileStats:
             and all(known.get(rel) is seen for rel, seen in self.fresh.items())
         ):
             return  # every file proved by the stat on record: the record stands as it is
-        now = time.time()
-        files: dict[str, list[object]] = {}
+        racy = int((time.time() - _RACY_SECONDS) * 1e9)
+        files: dict[str, str] = {}
         for rel, digest in digests.items():
             seen = None if rel in rewritten else self.fresh.get(rel)
-            if seen is None or seen[4] != digest:
+            if seen is None or not seen.endswith(f":{digest}"):
                 st = _stat_of(self.base + rel)
-                if st is None:
+                if st is None or max(st.st_mtime_ns, st.st_ctime_ns) >= racy:
                     continue
-                seen = [*st, digest]
+                seen = _record_of(st, digest)
+            elif self.fresh.get(rel) is not known.get(rel):  # proved by hash this run
+                _ino, _size, mtime, ctime, _d = seen.split(":")
+                if max(int(mtime), int(ctime)) >= racy:
+                    continue
             files[rel] = seen
-        payload = {"out": str(self.out), "recorded": now, "files": files}
+        payload = {"out": str(self.out), "files": files}
         store_atomically(self.path, json.dumps(payload, separators=(",", ":")).encode())
 
 

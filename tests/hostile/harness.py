@@ -38,6 +38,7 @@ def _child(args: list[str], cwd: str, env: dict[str, str], conn: object) -> None
 
     os.chdir(cwd)
     os.environ.update(env)
+    tempfile.tempdir = None  # read $TMPDIR again: a case may give its own
     result = CliRunner().invoke(app, args)
     exc = result.exception
     bad = None if exc is None or isinstance(exc, SystemExit) else repr(exc)
@@ -78,10 +79,6 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
             st = p.lstat()
             found[p.relative_to(root).as_posix()] = (st.st_size, st.st_mtime_ns)
     return found
-
-
-def tmp_leftovers() -> set[str]:
-    return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith(("plantops", ".plantops"))}
 
 
 def check(

@@ -21,6 +21,9 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/plantops plan $(EXAMPLE) --out $(OUT)
+	@echo
+	@echo "plantops is installed as $(CURDIR)/$(BIN)/plantops; to run it as \`plantops\`:"
+	@echo '  export PATH="$(CURDIR)/$(BIN):$$PATH"    (or: source $(BIN)/activate)'
 
 system-deps:
 	@missing=""; \

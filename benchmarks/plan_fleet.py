@@ -130,7 +130,7 @@ def run_plan(fleet: Path, out: Path, env: dict[str, str] | None = None) -> tuple
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"plan failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    last = [line for line in proc.stdout.splitlines() if line.startswith("wrote")]
+    last = [line for line in proc.stdout.splitlines() if "deployments rendered" in line]
     return wall, last[-1] if last else ""
 
 

@@ -197,3 +197,26 @@ def test_bad_output_paths_are_usage_errors(tmp_path: Path, args: list[str], expe
     assert expected in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_plan_says_what_it_wrote_and_names_restored_files(tmp_path: Path) -> None:
+    """A re-plan of an unchanged fleet writes nothing and says so; a hand-edited rendered
+    file is restored and named (the old message said "wrote 87 files" every time)."""
+    out = tmp_path / "out"
+    fleet = Path(__file__).resolve().parent.parent / "spec" / "base"
+    first = runner.invoke(app, ["plan", str(fleet), "--out", str(out), *T])
+    assert first.exit_code == 0, first.output
+    assert "87 files written" in first.output and "6 deployments rendered" in first.output
+    again = runner.invoke(app, ["plan", str(fleet), "--out", str(out), *T])
+    assert "0 files written" in again.output and "6 unchanged" in again.output
+    assert "restored" not in again.output
+    target = sorted(p for p in out.rglob("odoo.yaml"))[0]
+    target.write_text(target.read_text() + "# hand edit\n")
+    fixed = runner.invoke(app, ["plan", str(fleet), "--out", str(out), *T])
+    rel = target.relative_to(out).as_posix()
+    assert f"restored 1 hand-edited file: {rel}" in fixed.output, fixed.output
+    assert "# hand edit" not in target.read_text()
+    data = json.loads(
+        runner.invoke(app, ["plan", str(fleet), "--out", str(out), "--format", "json", *T]).stdout
+    )
+    assert (data["written"], data["restored"]) == (0, [])

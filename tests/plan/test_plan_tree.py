@@ -380,11 +380,9 @@ def test_findings_name_the_component_file_and_document(
     assert not (tmp_path / "out").exists()
 
 
-def test_recorded_directory_stats_spare_listings_but_not_deletions(
+def test_recorded_file_stats_spare_reads_but_not_hand_edits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import time
-
     from plantops.gitops import tree as tree_module
 
     monkeypatch.setenv("PLANTOPS_TREE_CACHE", str(tmp_path / "cache"))
@@ -396,20 +394,111 @@ def test_recorded_directory_stats_spare_listings_but_not_deletions(
         unit("b", {"c/b/z.yaml": "b\n"}),
     ]
     write_tree(out, units)
-    listed: list[str] = []
-    real_listdir = os.listdir
+    hashed: list[int] = []
+    real_digest = tree_module.content_digest
 
-    def counting(path: object) -> list[str]:
-        if str(path) != str(out):  # (the root is listed to check it is ours)
-            listed.append(str(path))
-        return real_listdir(path)  # type: ignore[arg-type]
+    def counting(data: bytes) -> str:
+        hashed.append(len(data))
+        return real_digest(data)
 
-    monkeypatch.setattr(tree_module.os, "listdir", counting)
+    monkeypatch.setattr(tree_module, "content_digest", counting)
     res = write_tree(out, units)
-    assert (res.reused, listed) == (2, [])
-    time.sleep(0.05)  # a later timestamp than the one recorded, even on coarse clocks
-    (out / "c" / "a" / "y.yaml").unlink()
+    assert (res.reused, res.written, res.restored, hashed) == (2, 0, [], [])
+    # same size, mtime put back: only the ctime (which no user call can set) tells
+    y = out / "c" / "a" / "y.yaml"
+    st = y.stat()
+    y.write_text("Y\n")
+    os.utime(y, ns=(st.st_atime_ns, st.st_mtime_ns))
     res = write_tree(out, units)
-    assert (res.rendered, res.reused) == (1, 1)
-    assert listed == [str(out / "c" / "a")]
-    assert (out / "c" / "a" / "y.yaml").read_text() == "y\n"
+    assert (res.rendered, res.reused, res.restored) == (1, 1, ["c/a/y.yaml"])
+    assert y.read_text() == "y\n"
+
+
+def test_racily_recorded_stats_are_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edit within the timestamp granularity of the last write keeps size and mtime:
+    the stats recorded that close to a change are not trusted, the file is hashed."""
+    monkeypatch.setenv("PLANTOPS_TREE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    units = [unit("a", {"c/a/y.yaml": "y\n"})]
+    write_tree(out, units)
+    y = out / "c" / "a" / "y.yaml"
+    st = y.stat()
+    y.write_text("Y\n")
+    os.utime(y, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert write_tree(out, units).restored == ["c/a/y.yaml"]
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["stat-cache", "no-cache"])
+@pytest.mark.parametrize("damage", ["edit", "delete", "symlink", "directory", "truncate"])
+def test_hand_edited_files_are_restored_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool, damage: str
+) -> None:
+    monkeypatch.setenv("PLANTOPS_TREE_CACHE", str(tmp_path / "cache") if cache else "")
+    out = tmp_path / "out"
+    units = [
+        unit("a", {"c/a/x.yaml": "a\n", "c/a/y.yaml": "y: 1\n"}),
+        unit("b", {"c/b/z.yaml": "b\n"}),
+    ]
+    write_tree(out, units)
+    fresh = read_tree(out)
+    y = out / "c" / "a" / "y.yaml"
+    if damage == "edit":
+        y.write_text("y: 2\n")
+    elif damage == "delete":
+        y.unlink()
+    elif damage == "symlink":
+        y.unlink()
+        y.symlink_to(out / "c" / "b" / "z.yaml")
+    elif damage == "directory":
+        y.unlink()
+        y.mkdir()
+    else:
+        y.write_text("")
+    res = write_tree(out, units)
+    assert res.restored == ["c/a/y.yaml"]
+    assert (res.rendered, res.reused, res.written) == (1, 1, 2)
+    assert read_tree(out) == fresh
+    again = write_tree(out, units)
+    assert (again.restored, again.reused, again.written) == ([], 2, 0)
+
+
+def test_hand_edited_fleet_file_is_restored(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    units = [unit("a", {"c/a/x.yaml": "a\n"})]
+
+    def extra() -> list[RenderedFile]:
+        return [RenderedFile("argocd/apps.yaml", "apps: [a]\n")]
+
+    write_tree(out, units, extra=extra)
+    (out / "argocd" / "apps.yaml").write_text("apps: [a, evil]\n")
+    res = write_tree(out, units, extra=extra)
+    assert res.restored == ["argocd/apps.yaml"]
+    assert (out / "argocd" / "apps.yaml").read_text() == "apps: [a]\n"
+    assert write_tree(out, units, extra=extra).restored == []
+
+
+def test_plan_restores_a_hand_edited_odoo_yaml(tmp_path: Path) -> None:
+    """The issue's case: a rendered odoo.yaml edited by hand; the next plan puts the
+    rendered text back (the tree is byte-identical to a fresh one) and names the file."""
+    out = tmp_path / "out"
+    plan(EXAMPLE, out)
+    fresh = read_tree(out)
+    target = sorted(p for p in fresh if p.endswith("/odoo.yaml"))[0]
+    (out / target).write_text((out / target).read_text().replace("replicas:", "replicas: 9 #"))
+    res = plan(EXAMPLE, out)
+    assert res.tree.restored == [target]
+    assert res.tree.rendered == 1
+    assert read_tree(out) == fresh
+
+
+def test_hand_edit_in_a_changed_deployment_is_named_too(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, [unit("a", {"c/a/x.yaml": "a\n"}), unit("b", {"c/b/y.yaml": "b\n"})])
+    (out / "c" / "a" / "x.yaml").write_text("hand\n")
+    res = write_tree(
+        out, [unit("a", {"c/a/x.yaml": "a2\n"}, h="h2"), unit("b", {"c/b/y.yaml": "b\n"})]
+    )
+    assert (res.restored, res.rendered, res.reused) == (["c/a/x.yaml"], 1, 1)
+    assert (out / "c" / "a" / "x.yaml").read_text() == "a2\n"

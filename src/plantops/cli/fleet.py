@@ -24,6 +24,7 @@ from plantops.spec import spec_json_schema
 SCHEMA_FILE = "plantops-spec.schema.json"
 # Beyond this many plants the table stops helping a human; JSON carries everything.
 MAX_TABLE_ROWS = 30
+MAX_RESTORED_NAMES = 10
 
 
 class Format(StrEnum):
@@ -35,7 +36,11 @@ FleetArg = Annotated[Path, typer.Argument(help="Fleet repository (directory with
 TodayOpt = Annotated[
     dt.datetime | None,
     typer.Option(
-        "--today", formats=["%Y-%m-%d"], help="Evaluate expiries as of this date.", hidden=True
+        "--today",
+        formats=["%Y-%m-%d"],
+        metavar="YYYY-MM-DD",
+        help="Evaluate expiries as of this date.",
+        hidden=True,
     ),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -77,7 +82,7 @@ def validate(
 
 def schema(
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file.")
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write to this file.")
     ] = None,
 ) -> None:
     """Print the JSON Schema of the fleet spec (for editors' YAML language servers)."""
@@ -141,7 +146,10 @@ def init(
 def classify(
     fleet: FleetArg,
     fmt: FormatOpt = Format.text,
-    plant: Annotated[list[str] | None, typer.Option("--plant", help="Only this plant.")] = None,
+    plant: Annotated[
+        list[str] | None,
+        typer.Option("--plant", metavar="CODE", help="Only this plant (repeatable)."),
+    ] = None,
     today: TodayOpt = None,
 ) -> None:
     """Show each plant's tier and deployment pattern with the rules that decided them."""
@@ -166,8 +174,13 @@ def classify(
 
 def plan(
     fleet: FleetArg,
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory of the rendered tree.")],
-    plant: Annotated[list[str] | None, typer.Option("--plant", help="Only these plants.")] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Directory of the rendered tree.")
+    ],
+    plant: Annotated[
+        list[str] | None,
+        typer.Option("--plant", metavar="CODE", help="Only this plant (repeatable)."),
+    ] = None,
     fmt: FormatOpt = Format.text,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute but write nothing.")] = False,
     allow_expired: AllowExpiredOpt = False,
@@ -243,6 +256,8 @@ def plan(
                     "rendered": summary.rendered,
                     "reused": summary.reused,
                     "files": summary.files,
+                    "written": summary.written,
+                    "restored": summary.restored,
                 },
                 indent=2,
                 sort_keys=True,
@@ -290,11 +305,23 @@ def plan(
             else f"… and {hidden} more plants (use --format json for all of them)"
         )
     total = sum(float(str(r["monthly_cost"])) for r in rows)
-    verb = "would write" if summary.dry_run else "wrote"
+    if summary.restored:
+        shown_paths = ", ".join(summary.restored[:MAX_RESTORED_NAMES])
+        more = len(summary.restored) - MAX_RESTORED_NAMES
+        n = len(summary.restored)
+        out.print(
+            f"{'would restore' if summary.dry_run else 'restored'} {n} hand-edited "
+            f"file{'s' if n != 1 else ''}: {shown_paths}"
+            + (f" … and {more} more" if more > 0 else ""),
+            markup=False,
+        )
+    written = f"{summary.written} file{'s' if summary.written != 1 else ''}"
     out.print(
-        f"{verb} {summary.files} files to {summary.out} — {summary.rendered} deployments rendered, "
+        f"{written} {'would be written' if summary.dry_run else 'written'} to {summary.out} "
+        f"({summary.files} in the tree) — {summary.rendered} deployments rendered, "
         f"{summary.reused} unchanged; fleet total {total:,.2f} "
-        f"{res.plan.fleet.spec.pricing.currency}/month"
+        f"{res.plan.fleet.spec.pricing.currency}/month",
+        markup=False,
     )
 
 
@@ -366,11 +393,14 @@ def cost(
         str | None,
         typer.Option(
             "--what-if",
+            metavar="TARGET=VALUE",
             help="TARGET=VALUE (pattern, tier or resource_profile) for --plant: its cost "
             "before and after the move.",
         ),
     ] = None,
-    plant: Annotated[str | None, typer.Option("--plant", help="Plant of --what-if.")] = None,
+    plant: Annotated[
+        str | None, typer.Option("--plant", metavar="CODE", help="Plant of --what-if.")
+    ] = None,
     today: TodayOpt = None,
 ) -> None:
     """Monthly cost by plant, environment or service; plant-specific vs shared platform."""

@@ -12,19 +12,80 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
+from typer._click.core import Context, Parameter  # Typer vendors click since 0.26
 
 from plantops.errors import EXIT_INFRA, EXIT_USAGE, PlantopsError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+
+def _tidy_params(params: list[Parameter]) -> None:
+    """Give every parameter a metavar a person reads (``--plant PLANT``, ``--jobs JOBS``)
+    instead of Typer's Python types (``<list[str]>``, ``<int range>``, ``--help <bool>``);
+    choices keep their ``<text|json>``. An explicit ``metavar=`` always wins."""
+    for param in params:
+        if param.metavar is not None:
+            continue
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
+        elif getattr(getattr(param, "type_descriptor", None), "is_choice", False):
+            continue
+        elif isinstance(param, typer.core.TyperArgument):
+            # the name column already shows it (`fleet`, `paths...`): no type column
+            param.__class__ = _Argument
+        else:
+            param.metavar = (param.name or "value").upper()
+
+
+class _Argument(typer.core.TyperArgument):
+    def display_type_rich(self, ctx: Context) -> str | None:
+        return None
+
+
+class _Command(typer.core.TyperCommand):
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        params = super().get_params(ctx)
+        _tidy_params(params)
+        return params
+
+
+class _Group(typer.core.TyperGroup):
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        params = super().get_params(ctx)
+        _tidy_params(params)
+        return params
+
+
+def _default(cls: object, typer_default: type) -> bool:
+    """``cls`` is unset: None, Typer's class, or Typer's placeholder for it."""
+    value = getattr(cls, "value", cls)
+    return value is None or value is typer_default
+
+
+def _use_tidy_help(typer_app: typer.Typer) -> None:
+    """Every command and group of ``typer_app`` (recursively) prints tidy help."""
+    if _default(typer_app.info.cls, typer.core.TyperGroup):
+        typer_app.info.cls = _Group
+    for command in typer_app.registered_commands:
+        if _default(command.cls, typer.core.TyperCommand):
+            command.cls = _Command
+    for group in typer_app.registered_groups:
+        if _default(group.cls, typer.core.TyperGroup):
+            group.cls = _Group
+        if group.typer_instance is not None:
+            _use_tidy_help(group.typer_instance)
+
+
 app = typer.Typer(
     name="plantops",
     help="Control plane for a manufacturing group's Odoo plants.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 
@@ -75,6 +136,7 @@ _observe.register(app)
 from plantops.cli import policy as _policy  # noqa: E402
 
 _policy.register(app)
+_use_tidy_help(app)
 
 
 # A CLI run builds many long-lived objects (the loaded fleet, the plan) and few cycles;

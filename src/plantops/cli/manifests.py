@@ -86,13 +86,17 @@ def validate_manifests(
         list[str] | None,
         typer.Option(
             "--schemas",
+            metavar="DIR|URL",
             help="CRD schema directory or URL template in the layout "
             "{group}/{kind}_{version}.json (repeatable; searched before the bundled schemas). "
             "Downloads are cached in $PLANTOPS_SCHEMA_CACHE or ~/.cache/plantops/schemas.",
         ),
     ] = None,
     kubernetes_version: Annotated[
-        str, typer.Option("--kubernetes-version", help="Target Kubernetes version, e.g. 1.30.")
+        str,
+        typer.Option(
+            "--kubernetes-version", metavar="VERSION", help="Target Kubernetes version, e.g. 1.30."
+        ),
     ] = DEFAULT_KUBERNETES_VERSION,
     ignore_missing_schemas: Annotated[
         bool,
@@ -104,8 +108,11 @@ def validate_manifests(
         OutputFormat, typer.Option("--format", help="text for people, json for tools.")
     ] = OutputFormat.text,
 ) -> None:
-    """Validate Kubernetes manifests strictly (unknown fields rejected) against the
-    schemas of a Kubernetes version and CRD schemas. Offline unless given a URL."""
+    """Validate Kubernetes manifests strictly against a Kubernetes version's schemas.
+
+    Unknown fields are rejected; CRDs are checked against their schemas. Offline unless
+    given a URL.
+    """
     from plantops.cli.main import err, out, run_guarded
 
     result = run_guarded(

@@ -1,8 +1,10 @@
 """The tree writer: deterministic, incremental, atomic.
 
-Every deployment carries a content hash of its inputs, kept with its file list in
-``.plantops/state.json``. A run renders only the deployments whose hash changed (or
-whose files were deleted by hand), so its cost follows what changed, not the fleet.
+Every deployment carries a content hash of its inputs, kept with its file list and each
+file's content digest in ``.plantops/state.json``. A run renders only the deployments
+whose hash changed, or whose files were deleted or edited by hand (those are restored
+and named), so its cost follows what changed, not the fleet. Proving a file untouched
+costs one ``stat`` when the user's cache recorded it (like Git's index), else a hash.
 
 Two ways to write, both all-or-nothing:
 
@@ -27,6 +29,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat as stat_module
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +41,7 @@ from plantops.errors import InfrastructureError, UserError
 from plantops.render import RenderedFile
 
 STATE_FILE = ".plantops/state.json"
-STATE_VERSION = 2
+STATE_VERSION = 3
 COMPLETE = ".plantops-complete"  # in a first-write temp tree that is ready to swap in
 JOURNAL = "journal"  # in an update's staging dir: the new state's hash, then the swaps
 NEW, OLD = "new", "old"  # an update's staging dir: files to swap in, originals swapped out
@@ -76,7 +79,9 @@ class TreeSummary:
     changes: list[Change] = field(default_factory=list)
     rendered: int = 0
     reused: int = 0
-    files: int = 0
+    files: int = 0  # in the tree after the run
+    written: int = 0  # (re)written by the run, the state file not counted
+    restored: list[str] = field(default_factory=list)  # edited or deleted by hand, put back
     dry_run: bool = False
 
     def by_plant(self) -> dict[str, dict[str, int]]:
@@ -105,15 +110,27 @@ class _Entry:
     hash: str
     plants: tuple[str, ...]
     files: Files
+    sums: tuple[str, ...]  # content digest of each of _paths(files), in that order
 
     def count(self) -> int:
         return sum(len(names) for names in self.files.values())
+
+    def digests(self) -> dict[str, str]:
+        return dict(zip(_paths(self.files), self.sums, strict=True))
+
+
+def _entry(input_hash: str, plants: tuple[str, ...], rendered: Iterable[tuple[str, str]]) -> _Entry:
+    """An entry for rendered ``(path, digest)`` pairs."""
+    sums = dict(rendered)
+    files = _group(sums)
+    return _Entry(input_hash, plants, files, tuple(sums[p] for p in _paths(files)))
 
 
 @dataclass
 class _State:
     deployments: dict[str, _Entry] = field(default_factory=dict)
     fleet: Files = field(default_factory=dict)
+    fleet_sums: tuple[str, ...] = ()
 
     def dump(self) -> str:
         """Deterministic JSON, one deployment per line."""
@@ -121,7 +138,7 @@ class _State:
             json.dumps(dep_id)
             + ":"
             + json.dumps(
-                {"files": e.files, "hash": e.hash, "plants": list(e.plants)},
+                {"files": e.files, "hash": e.hash, "plants": list(e.plants), "sums": e.sums},
                 sort_keys=True,
                 separators=(",", ":"),
             )
@@ -130,6 +147,8 @@ class _State:
         return (
             f'{{"version":{STATE_VERSION},\n"fleet":'
             + json.dumps(self.fleet, sort_keys=True, separators=(",", ":"))
+            + ',\n"fleet_sums":'
+            + json.dumps(self.fleet_sums, separators=(",", ":"))
             + ',\n"deployments":{\n'
             + ",\n".join(lines)
             + "\n}}\n"
@@ -155,6 +174,12 @@ def _files_of(raw: object) -> Files | None:
     return files
 
 
+def _sums_of(raw: object, files: Files) -> tuple[str, ...] | None:
+    if not isinstance(raw, list) or len(raw) != sum(len(n) for n in files.values()):
+        return None
+    return tuple(map(str, raw))
+
+
 def _read_state(out: Path) -> _State | None:
     """The previous run's state; None when there is none that can be trusted."""
     try:
@@ -163,10 +188,12 @@ def _read_state(out: Path) -> _State | None:
         return None
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
         return None
-    state = _State(fleet=_files_of(data.get("fleet")) or {})
+    fleet = _files_of(data.get("fleet")) or {}
+    fleet_sums = _sums_of(data.get("fleet_sums"), fleet)
     deps = data.get("deployments")
-    if not isinstance(deps, dict):
+    if not isinstance(deps, dict) or fleet_sums is None:
         return None
+    state = _State(fleet=fleet, fleet_sums=fleet_sums)
     for dep_id, raw in deps.items():
         if not isinstance(raw, dict):
             return None
@@ -174,7 +201,12 @@ def _read_state(out: Path) -> _State | None:
         plants = raw.get("plants")
         if files is None or not isinstance(plants, list):
             return None
-        state.deployments[dep_id] = _Entry(str(raw.get("hash")), tuple(map(str, plants)), files)
+        sums = _sums_of(raw.get("sums"), files)
+        if sums is None:
+            return None
+        state.deployments[dep_id] = _Entry(
+            str(raw.get("hash")), tuple(map(str, plants)), files, sums
+        )
     return state
 
 
@@ -251,6 +283,12 @@ def _prune_empty(out: Path, rel: str) -> None:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def content_digest(data: bytes) -> str:
+    """A rendered file's digest in the state: SHA-256, its first 128 bits in hex (ample to
+    tell a hand edit from the rendered text, at half the state file's size)."""
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 # --- recovery -------------------------------------------------------------------------
@@ -367,81 +405,113 @@ def tree_cache_dir() -> Path | None:
     return user_cache_dir("trees", "PLANTOPS_TREE_CACHE")
 
 
-# A directory modified this close to when its stat was recorded may have been changed
-# again within the file system's timestamp granularity: its stat is not trusted.
+# A file changed this close to when its stat was recorded may have been changed again
+# within the file system's timestamp granularity (Git's "racily clean" entries): its
+# recorded stat is not trusted, and the file is hashed instead.
 _RACY_SECONDS = 2.0
 
 
-class _DirStats:
-    """What each directory of the tree looked like when a run last left it complete
-    (inode and mtime, outside the tree, in the user's cache), like Git's index: a
-    directory whose stat still matches has had no file added, removed or renamed, so
-    checking that a deployment's files are all there needs no listing. Only a hint —
-    a missing or stale cache costs listings, never correctness."""
+def _stat_of(path: str) -> os.stat_result | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)  # noqa: PTH116 (a str: once per file)
+    except OSError:
+        return None
+    if not stat_module.S_ISREG(st.st_mode):
+        return None  # a link, directory or FIFO put where a rendered file was: not ours
+    return st
 
-    def __init__(self, out: Path) -> None:
-        base = tree_cache_dir()
+
+def _record_of(st: os.stat_result, digest: str) -> str:
+    """One file's record: one string, which JSON reads back faster than a list."""
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{digest}"
+
+
+class _FileStats:
+    """Each rendered file's stat and digest when a run last left the tree complete, kept
+    outside the tree (in the user's cache), like Git's index: a file whose inode, size,
+    mtime and ctime still match was not touched, so proving it intact costs one ``stat``;
+    any other file is read and hashed. A file changed within ``_RACY_SECONDS`` of the
+    recording is not recorded (Git's "racily clean" entries), so it is hashed next time.
+    Only a hint — a missing or stale cache costs hashing, never correctness."""
+
+    def __init__(self, out: Path, use_cache: bool) -> None:
+        base = tree_cache_dir() if use_cache else None
         key = hashlib.sha256(str(out).encode()).hexdigest()[:24]
-        self.path = base / f"{key}.json" if base is not None else None
+        self.path = base / f"{key}.files.json" if base is not None else None
         self.out = out
-        self.known: dict[str, list[int]] = {}
+        self.base = f"{out}/"
+        self.known: dict[str, str] = {}
+        self.fresh: dict[str, str] = {}  # proved intact (or written) by this run
         if self.path is None:
             return
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            if data.get("out") == str(out):
-                cutoff = int((float(data["recorded"]) - _RACY_SECONDS) * 1e9)
-                self.known = {
-                    d: st
-                    for d, st in data["dirs"].items()
-                    if isinstance(st, list) and st[1] < cutoff
-                }
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+            if data.get("out") == str(out) and isinstance(data.get("files"), dict):
+                self.known = data["files"]
+        except (OSError, ValueError, AttributeError):
             self.known = {}
 
-    def unchanged(self, d: str) -> bool:
-        seen = self.known.get(d)
-        if seen is None:
+    def intact(self, rel: str, digest: str) -> bool:
+        """``rel`` is a regular file whose content has ``digest``."""
+        st = _stat_of(self.base + rel)  # a str, not a Path: this runs once per file
+        if st is None:
             return False
+        seen = self.known.get(rel)
+        if seen is not None and seen == _record_of(st, digest):
+            self.fresh[rel] = seen
+            return True
         try:
-            st = (self.out / d).stat() if d else self.out.stat()
+            with open(self.base + rel, "rb") as fh:  # noqa: PTH123 (see above)
+                same = content_digest(fh.read()) == digest
         except OSError:
             return False
-        return [st.st_ino, st.st_mtime_ns] == seen
+        if same:
+            self.fresh[rel] = _record_of(st, digest)
+        return same
 
-    def record(self, dirs: Iterable[str]) -> None:
+    def keep(self, digests: dict[str, str]) -> None:
+        """Carry trusted records of files this run did not look at (other plants')."""
+        for rel, digest in digests.items():
+            seen = self.known.get(rel)
+            if isinstance(seen, str) and seen.endswith(f":{digest}"):
+                self.fresh.setdefault(rel, seen)
+
+    def record(self, digests: dict[str, str], rewritten: set[str]) -> None:
+        """Save the stats of the complete tree: files this run proved or wrote."""
         if self.path is None:
             return
-        now = time.time()
-        found: dict[str, list[int]] = {}
-        for d in dirs:
-            try:
-                st = (self.out / d).stat() if d else self.out.stat()
-            except OSError:
-                continue
-            found[d] = [st.st_ino, st.st_mtime_ns]
-        payload = {"out": str(self.out), "recorded": now, "dirs": found}
-        store_atomically(self.path, json.dumps(payload).encode())
+        known = self.known
+        if (
+            not rewritten
+            and len(self.fresh) == len(known) == len(digests)
+            and all(known.get(rel) is seen for rel, seen in self.fresh.items())
+        ):
+            return  # every file proved by the stat on record: the record stands as it is
+        racy = int((time.time() - _RACY_SECONDS) * 1e9)
+        files: dict[str, str] = {}
+        for rel, digest in digests.items():
+            seen = None if rel in rewritten else self.fresh.get(rel)
+            if seen is None or not seen.endswith(f":{digest}"):
+                st = _stat_of(self.base + rel)
+                if st is None or max(st.st_mtime_ns, st.st_ctime_ns) >= racy:
+                    continue
+                seen = _record_of(st, digest)
+            elif self.fresh.get(rel) is not known.get(rel):  # proved by hash this run
+                _ino, _size, mtime, ctime, _d = seen.split(":")
+                if max(int(mtime), int(ctime)) >= racy:
+                    continue
+            files[rel] = seen
+        payload = {"out": str(self.out), "files": files}
+        store_atomically(self.path, json.dumps(payload, separators=(",", ":")).encode())
 
 
-def _intact(
-    out: Path, files: Files, listings: dict[str, set[str]], stats: _DirStats | None = None
-) -> bool:
-    """Every file of a deployment is still in the tree (one listing per directory,
-    none for a directory whose recorded stat still matches)."""
-    for d, names in files.items():
-        if stats is not None and stats.unchanged(d):
-            continue
-        listing = listings.get(d)
-        if listing is None:
-            try:
-                listing = set(os.listdir(out / d if d else out))
-            except OSError:
-                listing = set()
-            listings[d] = listing
-        if not listing.issuperset(names):
-            return False
-    return True
+def _edited(entry: _Entry, stats: _FileStats) -> list[str]:
+    """The files of ``entry`` that are no longer as rendered (edited, deleted, replaced)."""
+    return [
+        rel
+        for rel, d in zip(_paths(entry.files), entry.sums, strict=True)
+        if not stats.intact(rel, d)
+    ]
 
 
 def write_tree(
@@ -493,20 +563,21 @@ def _write(
     staging = _Staging(new_root, dry_run)
     state = _State()
     rendered_ids: list[str] = []
+    rewritten: set[str] = set()
     try:
         units = list(units)
         seen = {unit.id for unit in units}
-        listings: dict[str, set[str]] = {}
-        stats = _DirStats(out) if update and not dry_run else None
-        reuse = {
-            u.id
-            for u in units
-            if update
-            and (e := prev.deployments.get(u.id)) is not None
-            and e.hash == u.input_hash
-            and e.files
-            and _intact(out, e.files, listings, stats)
-        }
+        stats = _FileStats(out, use_cache=not dry_run)
+        reuse: set[str] = set()
+        for u in units:
+            e = prev.deployments.get(u.id)
+            if not update or e is None or not e.files:
+                continue
+            edited = _edited(e, stats)
+            # named either way: restored to the same text, or replaced by the new rendering
+            summary.restored += edited
+            if not edited and e.hash == u.input_hash:
+                reuse.add(u.id)
         renders = iter((render_many or _render_serially)([u for u in units if u.id not in reuse]))
         for unit in units:
             if unit.id in reuse:
@@ -515,11 +586,15 @@ def _write(
                 action: Literal["added", "changed", "unchanged"] = "unchanged"
             else:
                 rendered = next(renders)
+                sums: list[tuple[str, str]] = []
                 for f in rendered:
                     staging.write(f.path, f.content)
-                entry = _Entry(unit.input_hash, unit.plants, _group(f.path for f in rendered))
+                    sums.append((f.path, content_digest(f.content.encode("utf-8"))))
+                entry = _entry(unit.input_hash, unit.plants, sums)
                 rendered_ids.append(unit.id)
+                rewritten.update(_paths(entry.files))
                 summary.rendered += 1
+                summary.written += entry.count()
                 action = "added" if unit.id not in prev.deployments else "changed"
             state.deployments[unit.id] = entry
             summary.files += entry.count()
@@ -534,23 +609,34 @@ def _write(
                 continue
             if selected and not selected.intersection(entry.plants):
                 state.deployments[dep_id] = entry  # not part of this run: left untouched
+                stats.keep(entry.digests())
                 summary.files += entry.count()
                 continue
             removed.append(dep_id)
             summary.changes.append(Change(dep_id, entry.plants, "removed"))
 
         fleet_files = list(extra()) if extra is not None else []
-        state.fleet = _group(f.path for f in fleet_files)
+        fleet_sums = [(f.path, content_digest(f.content.encode("utf-8"))) for f in fleet_files]
+        fleet_entry = _entry("", (), fleet_sums)
+        state.fleet, state.fleet_sums = fleet_entry.files, fleet_entry.sums
         summary.files += len(fleet_files)
-        fleet_changed = not update or state.fleet != prev.fleet
+        fleet_changed = (
+            not update or state.fleet != prev.fleet or state.fleet_sums != prev.fleet_sums
+        )
+        if update:
+            # a fleet file whose recorded digest is the new one but whose text is not
+            edited = _edited(_Entry("", (), prev.fleet, prev.fleet_sums), stats)
+            new_sums = dict(fleet_sums)
+            prev_fleet = dict(zip(_paths(prev.fleet), prev.fleet_sums, strict=True))
+            hand = [rel for rel in edited if new_sums.get(rel) == prev_fleet[rel]]
+            summary.restored += hand
+            fleet_changed = fleet_changed or bool(hand)
         for f in fleet_files:
-            if update and not fleet_changed:
-                try:
-                    same = (out / f.path).read_text(encoding="utf-8") == f.content
-                except OSError:
-                    same = False
-                fleet_changed = not same
             staging.write(f.path, f.content)
+        if fleet_changed:
+            summary.written += len(fleet_files)
+            rewritten.update(f.path for f in fleet_files)
+        summary.restored.sort()
         state_text = state.dump()
         staging.write(STATE_FILE, state_text)
         summary.changes.sort(key=lambda c: c.deployment)
@@ -562,7 +648,10 @@ def _write(
             _commit_update(out, staging_dir, swaps, state_text)
         else:
             _commit_first(out, staging_dir)
-        (stats or _DirStats(out)).record({d for e in state.deployments.values() for d in e.files})
+        everything = dict(fleet_sums)
+        for e in state.deployments.values():
+            everything.update(e.digests())
+        stats.record(everything, rewritten)
     except BaseException:
         if not dry_run:
             _recover_update(out, staging_dir)  # rolls back unless the state was replaced

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
+from yaml.constructor import SafeConstructor
 
 from plantops.errors import Problem, SpecError
 from plantops.inputs import (
@@ -198,7 +199,34 @@ def _index(node: yaml.Node, prefix: Loc, source: SourceMap, loader: Any) -> Any:
     return value
 
 
-_DataLoader = UniqueKeyLoader
+class _BadScalar(Exception):
+    """A scalar YAML resolves to a type whose constructor refuses its value."""
+
+    def __init__(self, line: int, column: int, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.line, self.column, self.message, self.hint = line, column, message, hint
+
+
+class _DataLoader(UniqueKeyLoader):
+    """The bounded loader, with scalars whose construction fails located at the scalar."""
+
+
+def _timestamp(loader: _DataLoader, node: yaml.Node) -> Any:
+    # yaml/constructor.py SafeConstructor.construct_yaml_timestamp matches the YAML 1.1
+    # pattern and then calls datetime.date(...), whose ValueError carries no mark: it
+    # surfaced as "invalid YAML" at line 1. Locate it at the scalar instead.
+    try:
+        return SafeConstructor.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
+    except (ValueError, OverflowError) as exc:
+        raise _BadScalar(
+            node.start_mark.line + 1,
+            node.start_mark.column + 1,
+            f"{node.value!r} is not a valid date: {exc}",
+            "a real calendar date (YYYY-MM-DD) or date and time (YYYY-MM-DDTHH:MM:SS)",
+        ) from exc
+
+
+_DataLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 
 def _plain(obj: Any) -> Any:
@@ -246,6 +274,8 @@ def read_yaml(
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x)
         return None, source, [Problem(shown, line, col, "", f"invalid YAML: {msg}")]
+    except _BadScalar as bad:
+        return None, source, [Problem(shown, bad.line, bad.column, "", bad.message, bad.hint)]
     except _DuplicateKey as dup:
         return (
             None,
@@ -741,7 +771,10 @@ def load_fleet(
     if not root.is_dir() or not os.path.lexists(fleet_path):
         what = "no such directory" if not os.path.lexists(root) else f"no {FLEET_FILE} here"
         if os.path.lexists(root) and not root.is_dir():
-            what = f"not a fleet directory (it is {file_kind(root.stat().st_mode)})"
+            try:
+                what = f"not a fleet directory (it is {file_kind(root.stat().st_mode)})"
+            except OSError:  # ELOOP, ENOENT through a link: nothing to stat
+                what = "a broken symbolic link or link loop, not a fleet directory"
         raise SpecError(
             [Problem(root.as_posix(), 1, 1, "", what, "run `plantops init DIR` to start one")]
         )

@@ -746,7 +746,7 @@ class PlantSpec(Strict):
     def _tz(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
             close = sorted(
                 z for z in available_timezones() if z.split("/")[-1] == value.split("/")[-1]
             )

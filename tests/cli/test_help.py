@@ -11,24 +11,6 @@ from typer.testing import CliRunner
 from plantops.cli.main import app
 
 LEAKS = ("<list[", "<int", "<bool>", "<float", "<str>", "``", "<path>", "<datetime")
-# Options of commands other helpers own (cli/backup.py) that still lack a help text: the
-# strict xfail below fails the moment one gains it, so this list can only shrink.
-KNOWN_WITHOUT_HELP = {
-    ("backup", "run", "--format"),
-    ("backup", "run", "--output"),
-    ("backup", "import", "--output"),
-    ("backup", "list", "--plant"),
-    ("backup", "list", "--env"),
-    ("backup", "list", "--format"),
-    ("backup", "verify", "--jobs"),
-    ("backup", "verify", "--output"),
-    ("backup", "restore", "--jobs"),
-    ("backup", "prune", "--plant"),
-    ("backup", "prune", "--env"),
-    ("backup", "prune", "--output"),
-    ("backup", "pitr", "backup", "--type"),
-    ("backup", "pitr", "info", "--format"),
-}
 
 
 def _commands() -> list[tuple[str, ...]]:
@@ -75,19 +57,7 @@ def _options(path: tuple[str, ...]) -> list[tuple[tuple[str, ...], object]]:
 OPTIONS = [opt for path in COMMANDS for opt in _options(path)]
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        pytest.param(
-            k,
-            marks=pytest.mark.xfail(strict=True, reason="cli/backup.py: no help text yet")
-            if k in KNOWN_WITHOUT_HELP
-            else (),
-        )
-        for k, _ in OPTIONS
-    ],
-    ids=[" ".join(k) for k, _ in OPTIONS],
-)
+@pytest.mark.parametrize("key", [k for k, _ in OPTIONS], ids=[" ".join(k) for k, _ in OPTIONS])
 def test_every_option_has_a_help_text(key: tuple[str, ...]) -> None:
     param = dict(OPTIONS)[key]
     assert (getattr(param, "help", None) or "").strip(), f"{' '.join(key)} has no help"

@@ -190,7 +190,10 @@ def run_cmd(
         Path | None, typer.Option("--filestore", help="<data_dir>/filestore/<db>.")
     ] = None,
     store: Annotated[str | None, typer.Option("--store", help="Store URL or path.")] = None,
-    fmt: Annotated[ArchiveFormat, typer.Option("--format")] = ArchiveFormat.odoo_zip,
+    fmt: Annotated[
+        ArchiveFormat,
+        typer.Option("--format", help="Archive format: odoo-zip (Odoo's own), native or dump."),
+    ] = ArchiveFormat.odoo_zip,
     key: KeyOpt = None,
     tier: Annotated[
         str | None,
@@ -209,7 +212,9 @@ def run_cmd(
         ),
     ] = False,
     state_db: StateDb = None,
-    output: Annotated[OutputFormat, typer.Option("--output")] = OutputFormat.text,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", help="Output: text or json.")
+    ] = OutputFormat.text,
 ) -> None:
     """Take a backup (``--fleet/--plant/--env`` or ``--db-url/--filestore``)."""
     ui = _ui()
@@ -330,7 +335,9 @@ def import_cmd(
         int, typer.Option("--max-members", min=3, help="Refuse zips with more members.")
     ] = 2_000_000,
     state_db: StateDb = None,
-    output: Annotated[OutputFormat, typer.Option("--output")] = OutputFormat.text,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", help="Output: text or json.")
+    ] = OutputFormat.text,
 ) -> None:
     """Check an Odoo database-manager zip and catalogue it as a backup (exit 2 if refused)."""
     ui = _ui()
@@ -395,9 +402,11 @@ def import_cmd(
 
 @backup_app.command("list")
 def list_cmd(
-    plant: Annotated[str | None, typer.Option("--plant")] = None,
-    env: Annotated[str | None, typer.Option("--env")] = None,
-    output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    plant: Annotated[str | None, typer.Option("--plant", help="Only this plant.")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="Only this stage.")] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", "--output", help="Output: text or json.")
+    ] = OutputFormat.text,
     state_db: StateDb = None,
 ) -> None:
     """List backups in the catalog, newest first."""
@@ -462,9 +471,11 @@ def verify_cmd(
     ] = False,
     server: ServerOpt = None,
     key: KeyOpt = None,
-    jobs: Annotated[int, typer.Option("--jobs", min=1)] = 2,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Parallel pg_restore jobs.")] = 2,
     state_db: StateDb = None,
-    output: Annotated[OutputFormat, typer.Option("--output")] = OutputFormat.text,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", help="Output: text or json.")
+    ] = OutputFormat.text,
 ) -> None:
     """Restore a backup into scratch space and check it (exit 1 when it fails)."""
     ui = _ui()
@@ -514,7 +525,7 @@ def restore_cmd(
     ] = False,
     server: ServerOpt = None,
     key: KeyOpt = None,
-    jobs: Annotated[int, typer.Option("--jobs", min=1)] = 2,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Parallel pg_restore jobs.")] = 2,
     state_db: StateDb = None,
     owner: Annotated[
         str | None,
@@ -571,7 +582,9 @@ def restore_cmd(
 @backup_app.command("cleanup")
 def cleanup_cmd(
     server: ServerOpt = None,
-    output: Annotated[OutputFormat, typer.Option("--output")] = OutputFormat.text,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", help="Output: text or json.")
+    ] = OutputFormat.text,
 ) -> None:
     """Reclaim what killed backup, verify and restore runs left behind.
 
@@ -627,10 +640,12 @@ def _check_restore_filestore(path: Path) -> None:
 @backup_app.command("prune")
 def prune_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would go and why.")] = False,
-    plant: Annotated[str | None, typer.Option("--plant")] = None,
-    env: Annotated[str | None, typer.Option("--env")] = None,
+    plant: Annotated[str | None, typer.Option("--plant", help="Only this plant.")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="Only this stage.")] = None,
     state_db: StateDb = None,
-    output: Annotated[OutputFormat, typer.Option("--output")] = OutputFormat.text,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", help="Output: text or json.")
+    ] = OutputFormat.text,
 ) -> None:
     """Delete backups beyond the tier's grandfather-father-son retention."""
     ui = _ui()
@@ -841,7 +856,9 @@ def pitr_check_cmd(
 def pitr_backup_cmd(
     config: ConfigOpt,
     stanza: StanzaOpt = None,
-    backup_type: Annotated[PitrType, typer.Option("--type")] = PitrType.full,
+    backup_type: Annotated[
+        PitrType, typer.Option("--type", help="pgBackRest backup type: full, diff or incr.")
+    ] = PitrType.full,
     run_as: RunAsOpt = "postgres",
 ) -> None:
     """Take a full, differential or incremental pgBackRest backup."""
@@ -867,7 +884,9 @@ def pitr_info_cmd(
     config: ConfigOpt,
     stanza: StanzaOpt = None,
     run_as: RunAsOpt = "postgres",
-    output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", "--output", help="Output: text or json.")
+    ] = OutputFormat.text,
 ) -> None:
     """List the stanza's backups (the earliest point you can recover to is the oldest's end)."""
     ui = _ui()

@@ -110,18 +110,40 @@ def probe_run(
     expect_version: Annotated[
         str | None, typer.Option("--expect-version", help="Odoo series, e.g. 17.0 (with --url).")
     ] = None,
-    probe_login: Annotated[str | None, typer.Option("--probe-login")] = None,
-    probe_password_env: Annotated[str | None, typer.Option("--probe-password-env")] = None,
-    probe_password_file: Annotated[Path | None, typer.Option("--probe-password-file")] = None,
+    probe_login: Annotated[
+        str | None, typer.Option("--probe-login", help="Login of the probe user (business check).")
+    ] = None,
+    probe_password_env: Annotated[
+        str | None,
+        typer.Option(
+            "--probe-password-env", help="Environment variable holding the probe user's password."
+        ),
+    ] = None,
+    probe_password_file: Annotated[
+        Path | None,
+        typer.Option("--probe-password-file", help="File holding the probe user's password."),
+    ] = None,
     model: Annotated[str, typer.Option("--model", help="Model counted.")] = "stock.picking",
     check: Annotated[list[str] | None, typer.Option("--check", help="Only these checks.")] = None,
-    timeout: Annotated[float, typer.Option(min=0.1)] = 5.0,
-    retries: Annotated[int, typer.Option(min=0, max=10)] = 2,
-    backoff: Annotated[float, typer.Option(min=0)] = 0.5,
-    concurrency: Annotated[int, typer.Option(min=1, max=1000)] = 20,
-    ca_file: Annotated[Path | None, typer.Option("--ca-file")] = None,
-    cert_min_days: Annotated[int, typer.Option(min=0)] = 14,
-    fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per request.")] = 5.0,
+    retries: Annotated[
+        int, typer.Option(min=0, max=10, help="Retries on transport errors and 5xx.")
+    ] = 2,
+    backoff: Annotated[
+        float, typer.Option(min=0, help="First retry delay in seconds (doubles each retry).")
+    ] = 0.5,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=1000, help="Checks in flight at once.")
+    ] = 20,
+    ca_file: Annotated[
+        Path | None, typer.Option("--ca-file", help="CA bundle to verify TLS against.")
+    ] = None,
+    cert_min_days: Annotated[
+        int, typer.Option(min=0, help="Fail the TLS check below this many days.")
+    ] = 14,
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="Output: text or json.")
+    ] = Format.text,
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Also write the JSON here.")
     ] = None,
@@ -207,8 +229,10 @@ def metrics_serve(
     probe_results: Annotated[
         Path | None, typer.Option("--probe-results", help="A `probe run --out` file.")
     ] = None,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 9464,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+    ] = 9464,
     today: TodayOpt = None,
 ) -> None:
     """Serve /metrics until interrupted."""

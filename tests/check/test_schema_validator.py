@@ -219,36 +219,3 @@ def test_broken_schema_file_is_a_user_error_naming_the_file(tmp_path: Path) -> N
     validator = SchemaValidator("1.30", crd_dirs=[tmp_path])
     with pytest.raises(UserError, match=r"widget_v1\.json:1:2"):
         validator.validate({"apiVersion": "example.com/v1", "kind": "Widget"})
-
-
-def test_generated_validator_code_is_cached_on_disk(tmp_path: Path) -> None:
-    """A second process loads the generated code instead of generating it again."""
-    import subprocess
-    import sys
-
-    cache = tmp_path / "validators"
-    script = (
-        "from plantops.check.schema import SchemaValidator\n"
-        "v = SchemaValidator('1.30')\n"
-        "ok = {'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'x'}}\n"
-        "bad = dict(ok, datta={})\n"
-        "print(v.is_valid(ok), v.is_valid(bad))\n"
-    )
-    env = {**__import__("os").environ, "PLANTOPS_VALIDATOR_CACHE": str(cache)}
-    first = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
-    )
-    assert first.stdout.split() == ["True", "False"], first.stderr
-    entries = sorted(cache.glob("*.marshal"))
-    assert entries, "generated code was written to the cache"
-    before = {p: p.stat().st_mtime_ns for p in entries}
-    entries[0].write_bytes(b"not marshal data")  # a damaged entry is regenerated
-    second = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
-    )
-    assert second.stdout.split() == ["True", "False"], second.stderr
-    assert all(p.stat().st_mtime_ns == t for p, t in before.items() if p != entries[0])
-    import marshal
-    import types
-
-    assert isinstance(marshal.loads(entries[0].read_bytes()), types.CodeType)  # rewritten

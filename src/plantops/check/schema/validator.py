@@ -1,11 +1,10 @@
 """Strict schema validation of Kubernetes objects, compiled once and reused.
 
-Each object type's schema is compiled with fastjsonschema the first time it is
-needed (hundreds of times faster per object than an interpreting validator) and
-kept. A valid object costs one call of that compiled function. Only an invalid
-object pays for a second, interpreting pass with ``jsonschema`` that lists every
-problem with its field path — findings are the rare case, explanations matter
-there, speed does not.
+Each object type's schema is compiled by ``jsonschema-rs`` (a Rust JSON Schema
+validator) the first time it is needed and kept for the process. A valid object
+costs one ``is_valid`` call; only an invalid one is walked again with
+``iter_errors``, whose typed errors (keyword, instance path, schema path) are turned
+into plain findings here — findings are the rare case, explanations matter there.
 
 Custom resources are held to the same standard as core objects: unknown fields
 are rejected wherever the CRD is structural (never where it preserves unknown
@@ -14,27 +13,20 @@ fields) and ``metadata`` is checked as ObjectMeta, as the API server does.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
-import functools
 import hashlib
-import importlib.metadata
 import json
-import marshal
 import os
 import re
-import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from types import CodeType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 
-from plantops.caches import store_atomically
 from plantops.check.schema.findings import SchemaFinding
 from plantops.check.schema.sources import (
     DirectorySource,
@@ -51,19 +43,12 @@ from plantops.check.schema.transform import (
     allow_nullable,
     declared_properties,
     forbid_unknown_fields,
-    known_properties,
+    int_or_string,
     mark_deprecated,
-    merge_type_alternatives,
-    python_patterns,
     strip_annotations,
     with_metadata_schema,
 )
 from plantops.errors import UserError
-
-if TYPE_CHECKING:  # jsonschema is imported only to explain a failure
-    import jsonschema
-
-FastValidator = Callable[[Any], Any]
 
 _MAX_MESSAGE = 240
 
@@ -79,131 +64,61 @@ class ManifestDocument:
     """1-based line where the document starts (0 for an object not read from a file)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Compiled:
-    """A compiled schema and, built only when an object fails, its document and
-    explainer."""
+    """A kind's prepared schema document and its compiled validator."""
 
     gvk: GroupVersionKind
     origin: str
-    build: Callable[[], dict[str, Any]]
-    fast: FastValidator
-    _document: dict[str, Any] | None = field(default=None, repr=False)
-    _explainer: jsonschema.protocols.Validator | None = field(default=None, repr=False)
-
-    @property
-    def document(self) -> dict[str, Any]:
-        if self._document is None:
-            self._document = self.build()
-        return self._document
-
-    @property
-    def explainer(self) -> jsonschema.protocols.Validator:
-        if self._explainer is None:
-            import jsonschema
-
-            self._explainer = jsonschema.Draft202012Validator(self.document)
-        return self._explainer
+    document: dict[str, Any]
+    check: jsonschema_rs.Validator
 
 
-# Compiled code is shared by every SchemaValidator in the process, keyed by what the
-# schema was prepared from (see ``_load``): a renderer that builds one validator per
-# deployment still compiles each schema once.
-_COMPILED: dict[str, FastValidator] = {}
+# Compiled validators are shared by every SchemaValidator in the process, keyed by what
+# the schema was prepared from: a renderer that builds one validator per deployment
+# still compiles each schema once.
+_COMPILED: dict[str, tuple[dict[str, Any], jsonschema_rs.Validator]] = {}
 _COMPILED_LOCK = threading.Lock()
 
 
-# Part of the cache key: generated code depends on the options it was generated with.
-_OPTIONS = "use_default=False,use_formats=False,detailed_exceptions=False,fstring-names"
-
-# fastjsonschema names nested values with ``"a.{key}".format(**locals())``: ``locals()``
-# of a function with thousands of variables costs more than the check itself. An
-# f-string reads the same variables directly and gives the same text.
-_FORMAT_LOCALS = re.compile(r'"((?:[^"\\\n]|\\.)*)"\.format\(\*\*locals\(\)\)')
-
-
-def _without_locals(source: str) -> str:
-    return _FORMAT_LOCALS.sub(r'f"\1"', source)
-
-
-def validator_cache_dir() -> Path | None:
-    """Where generated validator code is kept between runs: ``$PLANTOPS_VALIDATOR_CACHE``
-    (empty to disable), else beside the schema download cache."""
-    explicit = os.environ.get("PLANTOPS_VALIDATOR_CACHE")
-    if explicit is not None:
-        return Path(explicit) if explicit else None
-    return default_cache_dir().parent / "validators"
-
-
-def _run_code(code: CodeType) -> FastValidator:
-    """Run byte code that fastjsonschema generated and return its ``validate``."""
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)
-    fn: FastValidator = namespace["validate"]
-    return fn
-
-
-@functools.cache
-def _code_tag() -> str:
-    """What generated code depends on besides its input: the compiler, its options, the
-    schema rewrites and kubernetes-validate's schemas."""
-    here = Path(__file__).parent
-    digest = hashlib.sha256(f"{fastjsonschema.VERSION}|{_OPTIONS}|".encode())
-    for name in ("transform.py", "validator.py"):
-        digest.update((here / name).read_bytes())
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-        digest.update(importlib.metadata.version("kubernetes-validate").encode())
-    return digest.hexdigest()
-
-
-def _compile(key: str, build: Callable[[], Mapping[str, Any]], what: str) -> FastValidator:
-    """Compile the schema ``build`` prepares, once per process and ``key`` (what it is
-    prepared from). The generated code is also cached on disk, so a later ``plan`` pays
-    for loading byte code — neither for preparing the schema nor for generating code."""
-    digest = hashlib.sha256(f"{_code_tag()}|{key}".encode()).hexdigest()
+def _compile(key: str, build: Any, what: str) -> tuple[dict[str, Any], jsonschema_rs.Validator]:
+    """The prepared document and validator for ``key``, built once per process."""
     with _COMPILED_LOCK:
-        cached = _COMPILED.get(digest)
+        cached = _COMPILED.get(key)
     if cached is not None:
         return cached
-    cache = validator_cache_dir()
-    # Byte code, like a .pyc: keyed by the interpreter too, since marshal is version-bound.
-    tag = sys.implementation.cache_tag
-    path = cache / f"{digest}.{tag}.marshal" if cache is not None else None
-    compiled: FastValidator | None = None
-    if path is not None and path.is_file():
-        try:
-            code = marshal.loads(path.read_bytes())
-            compiled = _run_code(code) if isinstance(code, CodeType) else None
-        except (OSError, ValueError, EOFError, TypeError, KeyError):
-            compiled = None  # a damaged cache entry is regenerated below
-    if compiled is None:
-        try:
-            source = fastjsonschema.compile_to_code(
-                dict(build()), use_default=False, use_formats=False, detailed_exceptions=False
-            )
-        except (fastjsonschema.JsonSchemaDefinitionException, re.error, RecursionError) as exc:
-            raise UserError(f"schema for {what} cannot be compiled: {exc}") from exc
-        code = compile(_without_locals(source), f"<schema {what}>", "exec")
-        compiled = _run_code(code)
-        if path is not None:
-            store_atomically(path, marshal.dumps(code))
+    document: dict[str, Any] = build()
+    try:
+        # Formats (int32, date-time, …) are not asserted, like the API server's schema
+        # pass and kubernetes-validate; patterns are Rust regexes, whose syntax is Go's
+        # RE2 (a mid-pattern ``(?i)`` included), the dialect Kubernetes schemas are written in.
+        check = jsonschema_rs.Draft202012Validator(document, validate_formats=False)
+    except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
+        raise UserError(f"schema for {what} cannot be compiled: {exc}") from exc
     with _COMPILED_LOCK:
-        _COMPILED[digest] = compiled
-    return compiled
+        _COMPILED[key] = (document, check)
+    return document, check
 
 
 def prepare_crd_schema(
     raw: Mapping[str, Any], object_meta: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """A catalog CRD schema made strict, Python-compilable and annotation-free."""
-    document = merge_type_alternatives(
-        strip_annotations(
-            mark_deprecated(forbid_unknown_fields(allow_nullable(python_patterns(raw))))
-        )
+    """A catalog CRD schema made as strict as the API server, annotation-free."""
+    document = strip_annotations(
+        mark_deprecated(int_or_string(forbid_unknown_fields(allow_nullable(raw))))
     )
     if object_meta is not None:
         document = with_metadata_schema(document, object_meta)
     return dict(document)
+
+
+def validator_cache_dir() -> Path | None:
+    """Where the index of core kinds is kept between runs: ``$PLANTOPS_VALIDATOR_CACHE``
+    (empty to disable), else beside the schema download cache."""
+    explicit = os.environ.get("PLANTOPS_VALIDATOR_CACHE")
+    if explicit is not None:
+        return Path(explicit) if explicit else None
+    return default_cache_dir().parent / "validators"
 
 
 class SchemaValidator:
@@ -239,7 +154,7 @@ class SchemaValidator:
             sources.append(PackageSource())
         self.sources: tuple[SchemaSource, ...] = tuple(sources)
         self.ignore_missing_schemas = ignore_missing_schemas
-        self._compiled: dict[GroupVersionKind, _Compiled | None] = {}
+        self._compiled: dict[tuple[str, str], _Compiled | None] = {}
         self._object_meta: dict[str, Any] | None = None
 
     # --- what was resolved ---------------------------------------------------------
@@ -254,7 +169,7 @@ class SchemaValidator:
         return f"{self.core.requested[0]}.{self.core.requested[1]}"
 
     def has_schema(self, api_version: str, kind: str) -> bool:
-        return self._get(GroupVersionKind.of(api_version, kind)) is not None
+        return self._get(api_version, kind) is not None
 
     # --- validating ------------------------------------------------------------------
 
@@ -263,14 +178,13 @@ class SchemaValidator:
         unless missing schemas are ignored)."""
         if _identity_problem(obj) is not None:
             return False
-        compiled = self._get(GroupVersionKind.of(obj["apiVersion"], obj["kind"]))
+        compiled = self._get(obj["apiVersion"], obj["kind"])
         if compiled is None:
             return self.ignore_missing_schemas
         try:
-            compiled.fast(obj)
-        except (fastjsonschema.JsonSchemaValueException, TypeError, ValueError):
+            return compiled.check.is_valid(obj)
+        except ValueError:  # e.g. a non-string mapping key
             return False
-        return True
 
     def validate(
         self, obj: Mapping[str, Any], *, file: str = "", document_index: int = 0
@@ -290,7 +204,7 @@ class SchemaValidator:
         for position, item in enumerate(objects):
             if isinstance(item, ManifestDocument):
                 found = self._validate(item.obj, item.file, item.index, "")
-                if item.line:
+                if item.line and found:
                     found = [dataclasses.replace(f, line=item.line) for f in found]
                 findings += found
             else:
@@ -302,47 +216,37 @@ class SchemaValidator:
         if problem is not None:
             api_version, kind = _identity(obj)
             return [SchemaFinding(file, index, api_version, kind, _name(obj), *problem)]
-        gvk = GroupVersionKind.of(obj["apiVersion"], obj["kind"])
-        if gvk == GroupVersionKind("", "v1", "List") and isinstance(obj.get("items"), list):
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        if api_version == "v1" and kind == "List" and isinstance(obj.get("items"), list):
             found: list[SchemaFinding] = []
             for i, item in enumerate(obj["items"]):
                 found += self._validate(item, file, index, f"{prefix}items[{i}].")
             return found
-        compiled = self._get(gvk)
-        name = _name(obj)
+        compiled = self._get(api_version, kind)
         if compiled is None:
             if self.ignore_missing_schemas:
                 return []
-            return [
-                SchemaFinding(
-                    file,
-                    index,
-                    gvk.api_version,
-                    gvk.kind,
-                    name,
-                    prefix.rstrip("."),
-                    self._missing_message(gvk),
-                )
-            ]
+            gvk = GroupVersionKind.of(api_version, kind)
+            message = self._missing_message(gvk)
+            return [SchemaFinding(file, index, api_version, kind, _name(obj), prefix[:-1], message)]
         try:
-            compiled.fast(obj)
-            return []
-        except fastjsonschema.JsonSchemaValueException as exc:
-            fallback = (_fast_path(exc), str(exc.message))
-        except (TypeError, ValueError) as exc:  # e.g. a non-string mapping key
-            fallback = ("", f"cannot be validated: {exc}")
-        explained = _explain(compiled, obj) or [fallback]
+            if compiled.check.is_valid(obj):
+                return []
+            explained = _explain(compiled, obj)
+        except ValueError as exc:  # e.g. a non-string mapping key
+            explained = [("", f"cannot be validated: {exc}")]
+        name = _name(obj)
         return [
             SchemaFinding(
                 file,
                 index,
-                gvk.api_version,
-                gvk.kind,
+                api_version,
+                kind,
                 name,
-                f"{prefix}{path}" if path else prefix.rstrip("."),
-                message,
+                f"{prefix}{path}" if path else prefix[:-1],
+                msg,
             )
-            for path, message in explained
+            for path, msg in explained
         ]
 
     def _missing_message(self, gvk: GroupVersionKind) -> str:
@@ -356,12 +260,15 @@ class SchemaValidator:
 
     # --- loading and compiling -------------------------------------------------------
 
-    def _get(self, gvk: GroupVersionKind) -> _Compiled | None:
-        if gvk in self._compiled:
-            return self._compiled[gvk]
-        compiled = self._load(gvk)
-        self._compiled[gvk] = compiled
-        return compiled
+    def _get(self, api_version: str, kind: str) -> _Compiled | None:
+        # Keyed by the object's own strings: one dict lookup per object on the hot path.
+        try:
+            return self._compiled[api_version, kind]
+        except KeyError:
+            compiled = self._compiled[api_version, kind] = self._load(
+                GroupVersionKind.of(api_version, kind)
+            )
+            return compiled
 
     def _load(self, gvk: GroupVersionKind) -> _Compiled | None:
         if self.core.knows(gvk):
@@ -370,11 +277,12 @@ class SchemaValidator:
             def build_core() -> dict[str, Any]:
                 loaded = core.load(gvk)
                 assert loaded is not None, "known kinds have a schema"
-                return dict(merge_type_alternatives(strip_annotations(loaded)))
+                return dict(strip_annotations(loaded))
 
             # kubernetes-validate's files do not change within one installed version
             key = f"core|{core.root}|{core.directory.name}|{gvk}"
-            return _Compiled(gvk, core.description, build_core, _compile(key, build_core, str(gvk)))
+            document, check = _compile(key, build_core, str(gvk))
+            return _Compiled(gvk, core.description, document, check)
         for source in self.sources:
             found = source.load(gvk)
             if found is None:
@@ -385,9 +293,11 @@ class SchemaValidator:
                 return prepare_crd_schema(raw, self.object_meta())
 
             # metadata is checked as this Kubernetes version's ObjectMeta
-            key = f"crd|{self.core.directory.name}|{json.dumps(raw)}"
+            digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
+            key = f"crd|{self.core.root}|{self.core.directory.name}|{digest}"
             what = f"{gvk} from {source.description}"
-            return _Compiled(gvk, source.description, build_crd, _compile(key, build_crd, what))
+            document, check = _compile(key, build_crd, what)
+            return _Compiled(gvk, source.description, document, check)
         return None
 
     def object_meta(self) -> dict[str, Any]:
@@ -486,11 +396,6 @@ def format_path(parts: Iterable[str | int]) -> str:
     return text
 
 
-def _fast_path(exc: fastjsonschema.JsonSchemaValueException) -> str:
-    path = list(exc.path or [])
-    return format_path(path[1:] if path and path[0] == "data" else path)
-
-
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -524,18 +429,6 @@ def _clip(message: str) -> str:
     return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
 
 
-def _unknown_fields(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> list[str]:
-    schema = error.schema if isinstance(error.schema, Mapping) else {}
-    declared = known_properties(schema, root)
-    patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
-    instance = error.instance if isinstance(error.instance, Mapping) else {}
-    return [
-        str(key)
-        for key in instance
-        if key not in declared and not any(p.search(str(key)) for p in patterns)
-    ]
-
-
 _USE_INSTEAD = re.compile(r"\buse\s+`?([A-Za-z][A-Za-z0-9]*)", re.IGNORECASE)
 
 
@@ -559,52 +452,87 @@ def _did_you_mean(key: str, declared: Mapping[str, Any]) -> str:
     return f' (did you mean "{guess}"?)'
 
 
+def _schema_at(document: Mapping[str, Any], path: Sequence[str | int]) -> Any:
+    """The (sub)schema at a jsonschema-rs schema path (absolute within ``document``)."""
+    node: Any = document
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return {}
+    return node
+
+
+def _bare_types(alternatives: Any) -> list[list[str]] | None:
+    """The type lists of ``[{"type": ...}, ...]``; None unless every alternative is a bare
+    type constraint (Kubernetes' int-or-string, kubernetes-validate's nullable forms)."""
+    if not isinstance(alternatives, list) or not alternatives:
+        return None
+    found: list[list[str]] = []
+    for alt in alternatives:
+        if not isinstance(alt, Mapping) or set(alt) != {"type"}:
+            return None
+        types = alt["type"]
+        found.append([types] if isinstance(types, str) else list(types))
+    return found
+
+
+def _allowed_types(keyword: str, alternatives: list[list[str]]) -> list[str]:
+    """What a value may be under ``anyOf``/``oneOf`` of bare types: for ``oneOf`` only the
+    types exactly one alternative names (a value matching two is refused)."""
+    flat = [t for types in alternatives for t in types]
+    if keyword == "oneOf":
+        flat = [t for t in flat if flat.count(t) == 1]
+    return sorted(set(flat)) or sorted({t for types in alternatives for t in types})
+
+
+def _got(instance: Any) -> str:
+    return f"got {_json_type(instance)} {_short(instance)}"
+
+
 def _explain_one(
-    error: jsonschema.ValidationError, root: Mapping[str, Any]
+    error: jsonschema_rs.ValidationError, document: Mapping[str, Any]
 ) -> list[tuple[str, str]]:
-    path = list(error.absolute_path)
+    path = list(error.instance_path)
     where = format_path(path)
-    kind = error.validator
-    if kind == "additionalProperties" and error.validator_value is False:
-        schema = error.schema if isinstance(error.schema, Mapping) else {}
-        declared = declared_properties(schema, root)
+    kind = error.kind
+    instance = error.instance
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
+        declared = declared_properties(_schema_at(document, error.schema_path[:-1]), document)
         return [
             (format_path([*path, key]), f'unknown field "{key}"{_did_you_mean(key, declared)}')
-            for key in _unknown_fields(error, root)
+            for key in kind.unexpected
         ]
-    if kind == "type":
-        got = _json_type(error.instance)
-        return [
-            (
-                where,
-                f"expected {_expected(error.validator_value)}, got {got} {_short(error.instance)}",
-            )
-        ]
-    if kind == "required":
-        instance = error.instance if isinstance(error.instance, Mapping) else {}
-        required = error.validator_value if isinstance(error.validator_value, list) else []
-        return [(where, f'missing required field "{r}"') for r in required if r not in instance]
-    if kind == "enum":
-        values = error.validator_value if isinstance(error.validator_value, list) else []
-        allowed = ", ".join(_short(v) for v in values)
-        return [(where, _clip(f"{_short(error.instance)} is not one of: {allowed}"))]
-    if kind == "oneOf" and not error.context:
-        return [(where, f"{_short(error.instance)} matches more than one allowed form (oneOf)")]
-    if kind in ("oneOf", "anyOf") and error.context:
-        types = [c.validator_value for c in error.context if c.validator == "type"]
-        if len(types) == len(error.context):
-            flat = [t for ts in types for t in (ts if isinstance(ts, list) else [ts])]
-            expected = _expected(sorted(set(flat), key=flat.index))
-            return [(where, f"expected {expected}, got {_json_type(error.instance)}")]
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Type):
+        return [(where, f"expected {_expected(kind.types)}, {_got(instance)}")]
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+        return [(where, f'missing required field "{kind.property}"')]
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum):
+        allowed = ", ".join(_short(v) for v in kind.options)
+        return [(where, _clip(f"{_short(instance)} is not one of: {allowed}"))]
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Pattern):
+        return [(where, _clip(f'{_short(instance)} does not match the pattern "{kind.pattern}"'))]
+    keyword = error.schema_path[-1] if error.schema_path else ""
+    if keyword in ("anyOf", "oneOf"):
+        types = _bare_types(_schema_at(document, error.schema_path))
+        if types is not None:
+            return [
+                (
+                    where,
+                    f"expected {_expected(_allowed_types(str(keyword), types))}, {_got(instance)}",
+                )
+            ]
+        if isinstance(kind, jsonschema_rs.ValidationErrorKind.OneOfMultipleValid):
+            return [(where, f"{_short(instance)} matches more than one allowed form (oneOf)")]
     message = error.message
-    if kind not in ("pattern", "format"):
-        message = message.replace(repr(error.instance), _short(error.instance))
+    if not isinstance(kind, jsonschema_rs.ValidationErrorKind.Format):
+        message = message.replace(json.dumps(instance), _short(instance))
     return [(where, _clip(message))]
 
 
 def _explain(compiled: _Compiled, obj: Any) -> list[tuple[str, str]]:
     explained: list[tuple[str, str]] = []
-    for error in compiled.explainer.iter_errors(obj):
+    for error in compiled.check.iter_errors(obj):
         explained += _explain_one(error, compiled.document)
     return sorted(set(explained))
 

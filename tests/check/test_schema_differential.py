@@ -20,10 +20,10 @@ import kubernetes_validate
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from plantops.check.schema import SchemaValidator
 from tests.conftest import EXAMPLE
 from tests.render.conftest import render_fleet
+
+from plantops.check.schema import SchemaValidator
 
 VERSION = "1.30"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import EXAMPLE, TODAY
 from typer.testing import CliRunner
 
 from plantops import services
@@ -15,7 +16,6 @@ from plantops.check.schema import SchemaFinding
 from plantops.cli.main import app
 from plantops.render import RenderContext
 from plantops.render.tree import RenderedDeployment
-from tests.conftest import EXAMPLE, TODAY
 
 real_render = services.render_deployment_full
 

@@ -32,6 +32,28 @@ TIMEZONES = [
     "Europe/Paris",
     "America/Monterrey",
 ]
+# the example's classification.large_peak_users: from here a production-critical
+# two-shift plant scores critical
+LARGE_PEAK_USERS = 150
+
+
+def own_cluster(code: str, region: str, clusters: list[str], *, pinned: bool = False) -> str:
+    """Append a dedicated cluster for ``code`` to ``clusters``, return its name.
+
+    ``pinned`` dedicates the node pool to the plant (dedicated-environment, as Lyon's);
+    a dedicated-cluster plant owns the whole cluster (as Detroit's), so its pool is not.
+    """
+    name = f"ded-{code}"
+    dedicated = f", dedicated_to: {code}" if pinned else ""
+    clusters.append(
+        f"  - name: {name}\n    region: {region}\n    kind: dedicated\n    provider: eks\n"
+        f'    kubernetes_version: "1.30"\n    zones: [a, b, c]\n    node_pools:\n'
+        f"      - {{name: general, vcpu: 16, memory_gib: 64, min_nodes: 3, max_nodes: 10"
+        f"{dedicated}}}\n    storage_classes:\n"
+        f"      - {{name: gp3, access_modes: [ReadWriteOnce], default: true}}\n"
+        f"      - {{name: efs-rwx, access_modes: [ReadWriteMany]}}\n"
+    )
+    return name
 
 
 def generate_fleet(root: Path, plants: int, *, seed: int = 7, envs: int = 4) -> Path:
@@ -55,17 +77,8 @@ def generate_fleet(root: Path, plants: int, *, seed: int = 7, envs: int = 4) -> 
         peak = rng.randint(5, 50)
         placement = f"  tenant_group: group-{i // 8:04d}-{region}\n"
         profile = "  customization: light\n"
-        if kind < 0.02:  # critical, on a dedicated cluster of its own
-            cluster = f"ded-{code}"
-            extra_clusters.append(
-                f"  - name: {cluster}\n    region: {region}\n    kind: dedicated\n    provider: eks\n"
-                f'    kubernetes_version: "1.30"\n    zones: [a, b, c]\n    node_pools:\n'
-                f"      - {{name: general, vcpu: 16, memory_gib: 64, min_nodes: 3, max_nodes: 10, "
-                f"dedicated_to: {code}}}\n    storage_classes:\n"
-                f"      - {{name: gp3, access_modes: [ReadWriteOnce], default: true}}\n"
-                f"      - {{name: efs-rwx, access_modes: [ReadWriteMany]}}\n"
-            )
-            placement = f"  cluster: {cluster}\n"
+        if kind < 0.02:  # critical and latency-sensitive: isolated on a cluster of its own
+            placement = f"  cluster: {own_cluster(code, region, extra_clusters, pinned=True)}\n"
             profile = (
                 "  production_critical: true\n  regulatory: [iso-13485]\n"
                 "  latency_sensitivity: high\n  customization: heavy\n"
@@ -74,9 +87,17 @@ def generate_fleet(root: Path, plants: int, *, seed: int = 7, envs: int = 4) -> 
         elif kind < 0.25:
             profile = "  production_critical: true\n  customization: moderate\n"
             peak = rng.randint(30, 250)
+            if peak >= LARGE_PEAK_USERS:
+                # Scored (docs/classification.md): production-critical 6 + two shifts 80 h/week
+                # multi-shift 4 + a large user base 3 = 13 >= critical_score 12, and critical
+                # without isolation needs is dedicated-cluster (P3): a cluster of its own.
+                placement = f"  cluster: {own_cluster(code, region, extra_clusters)}\n"
         named = peak * rng.randint(2, 4)
+        late = '  - {name: late, start: "14:00", end: "22:00", days: [mon, tue, wed, thu, fri]}\n'
         if 0.25 <= kind < 0.35:
-            named, peak = rng.randint(5, 20), rng.randint(1, 5)
+            # a pilot: few users on the day shift only (40 h/week adds no points; two
+            # shifts, 80 h, would score it standard)
+            named, peak, late = rng.randint(5, 20), rng.randint(1, 5), ""
         lines.append(code)
         (root / "plants" / f"{code}.yaml").write_text(
             "apiVersion: plantops.io/v1\nkind: Plant\n"
@@ -88,7 +109,7 @@ def generate_fleet(root: Path, plants: int, *, seed: int = 7, envs: int = 4) -> 
             f"  volume: {{orders_per_day: {rng.randint(10, 1500)}, "
             f"stock_moves_per_day: {rng.randint(100, 15000)}}}\n"
             'shifts:\n  - {name: day, start: "06:00", end: "14:00", days: [mon, tue, wed, thu, fri]}\n'
-            '  - {name: late, start: "14:00", end: "22:00", days: [mon, tue, wed, thu, fri]}\n'
+            f"{late}"
             "freeze_windows:\n  - {name: close, kind: month-end-close, "
             'rrule: "FREQ=MONTHLY;BYMONTHDAY=-1", at: "18:00", duration_hours: 24}\n'
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,13 +33,21 @@ def test_classify_json() -> None:
 
 
 def test_plan_json_and_text(tmp_path: Path) -> None:
+    # the standard tier bound below what the EU group's production needs (3 replicas):
+    # the plan caps it and warns, on stderr so that stdout stays one JSON document
+    fleet = tmp_path / "fleet"
+    shutil.copytree(EXAMPLE, fleet)
+    spec = fleet / "fleet.yaml"
+    text = spec.read_text()
+    assert text.count("    max_web_replicas: 3\n") == 1
+    spec.write_text(text.replace("    max_web_replicas: 3\n", "    max_web_replicas: 2\n"))
     out = tmp_path / "out"
-    r = runner.invoke(app, ["plan", str(EXAMPLE), "--out", str(out), "--format", "json", *T])
+    r = runner.invoke(app, ["plan", str(fleet), "--out", str(out), "--format", "json", *T])
     assert r.exit_code == 0, r.output
-    data = json.loads(r.stdout)  # warnings (the EU group's capped replicas) go to stderr
-    assert "max_web_replicas" in r.stderr
+    data = json.loads(r.stdout)
+    assert "shared-eu-subsidiaries prod" in r.stderr and "max_web_replicas 2" in r.stderr
     assert data["rendered"] == len(data["deployments"]) > 0
-    r = runner.invoke(app, ["plan", str(EXAMPLE), "--out", str(out), *T])
+    r = runner.invoke(app, ["plan", str(fleet), "--out", str(out), *T])
     assert r.exit_code == 0, r.output
     assert "unchanged" in r.output and "lyon-meddev" in r.output
 

@@ -9,21 +9,14 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from plantops import services
 from plantops.cli.main import app
 from tests.conftest import EXAMPLE, TODAY
 
 runner = CliRunner()
 T = ["--today", TODAY.isoformat()]
-PLANTS = {
-    "brno-components",
-    "detroit-stamping",
-    "leipzig-vm",
-    "lyon-meddev",
-    "monterrey-assembly",
-    "porto-plastics",
-    "pune-pilot",
-    "rotterdam-dc",
-}
+# every plant of the example is costed, whatever its pattern
+PLANTS = {p.code for p in services.open_fleet(EXAMPLE, today=TODAY).fleet.plants}
 KEYS = {
     "plant": PLANTS,
     "env": {"dev", "test", "staging", "prod"},
@@ -72,14 +65,17 @@ def test_text_table(by: str) -> None:
 
 
 def test_what_if_moves_a_plant() -> None:
+    # a plant in the EU tenant group, moved out of it
+    (c,) = services.classify(EXAMPLE, today=TODAY, only=["gdansk-packaging"])
+    assert c.pattern == "shared-multitenant"
     args = ["cost", str(EXAMPLE), "--what-if", "pattern=dedicated-namespace"]
-    r = runner.invoke(app, [*args, "--plant", "rotterdam-dc", "--format", "json", *T])
+    r = runner.invoke(app, [*args, "--plant", "gdansk-packaging", "--format", "json", *T])
     assert r.exit_code == 0, r.output
     w = json.loads(r.stdout)["what_if"]
     assert w["change"] == "pattern=dedicated-namespace"
     assert w["plant_after_month"] > w["plant_before_month"]
-    r = runner.invoke(app, [*args, "--plant", "rotterdam-dc", *T])
-    assert "what if rotterdam-dc pattern=dedicated-namespace" in r.stdout
+    r = runner.invoke(app, [*args, "--plant", "gdansk-packaging", *T])
+    assert "what if gdansk-packaging pattern=dedicated-namespace" in r.stdout
 
 
 @pytest.mark.parametrize(

@@ -88,11 +88,19 @@ def test_shared_platform_allocation_sums_to_the_platform_cost() -> None:
 def test_dedicated_node_pools_are_priced_as_their_nodes() -> None:
     c = cost_plan(plan())
     lyon = next(n for n in c.capacity if n.plant == "lyon-meddev")
-    # 3 odoo (8 vCPU, 32 GiB) + 3 db (8 vCPU, 64 GiB) nodes at the unit rates
+    # its odoo and db pools' minimum nodes, each at the unit rates for its size
     p = fleet().spec.pricing
     node = lambda v, g: 730 * (v * p.vcpu_hour + g * p.gib_hour)  # noqa: E731
-    assert lyon.nodes == 6
-    assert math.isclose(lyon.floor_month, 3 * node(8, 32) + 3 * node(8, 64))
+    pools = [
+        pool
+        for cl in fleet().spec.clusters
+        for pool in cl.node_pools
+        if pool.dedicated_to == "lyon-meddev"
+    ]
+    assert {pool.name for pool in pools} == {"odoo", "db"}
+    assert lyon.nodes == sum(pool.min_nodes for pool in pools) == 6
+    floor = sum(pool.min_nodes * node(pool.vcpu, pool.memory_gib) for pool in pools)
+    assert math.isclose(lyon.floor_month, floor)
     assert lyon.floor_month > lyon.requested_month  # more than the requests imply
     compute = sum(
         x.month
@@ -160,26 +168,28 @@ def test_backup_storage_follows_retention_and_size() -> None:
 
 def test_what_if_shared_to_dedicated_namespace() -> None:
     before = cost_plan(plan())
-    moved_plan = build_plan(
-        with_override(fleet(), "rotterdam-dc", "pattern", "dedicated-namespace")
-    )
+    moving, staying = "gdansk-packaging", "brno-components"
+    assert [d.pattern for d in plan().for_plant(moving)] == ["shared-multitenant"] * 4
+    moved_plan = build_plan(with_override(fleet(), moving, "pattern", "dedicated-namespace"))
     after = cost_plan(moved_plan)
-    own = list(moved_plan.for_plant("rotterdam-dc"))
+    own = list(moved_plan.for_plant(moving))
+    assert len(own) == 4
     assert all(d.pattern == "dedicated-namespace" and len(d.tenants) == 1 for d in own)
     # its own Odoo, PostgreSQL and Redis per environment instead of a share of the group's
-    assert after.for_plant("rotterdam-dc") > before.for_plant("rotterdam-dc")
-    assert math.isclose(after.for_plant("rotterdam-dc"), after.by("plant")["rotterdam-dc"])
-    # the remaining tenants now share a smaller group
-    assert after.for_plant("brno-components") != before.for_plant("brno-components")
+    assert after.for_plant(moving) > before.for_plant(moving)
+    assert math.isclose(after.for_plant(moving), after.by("plant")[moving])
+    # the remaining tenant now has the group to itself
+    assert all([t.plant for t in d.tenants] == [staying] for d in moved_plan.for_plant(staying))
+    assert after.for_plant(staying) != before.for_plant(staying)
 
 
 def test_what_if_through_the_use_case() -> None:
     res = services.cost_fleet(
-        EXAMPLE, today=TODAY, what_if="pattern=dedicated-namespace", plant="rotterdam-dc"
+        EXAMPLE, today=TODAY, what_if="pattern=dedicated-namespace", plant="gdansk-packaging"
     )
     assert res.what_if is not None
-    assert res.what_if.after.for_plant("rotterdam-dc") > res.what_if.before.for_plant(
-        "rotterdam-dc"
+    assert res.what_if.after.for_plant("gdansk-packaging") > res.what_if.before.for_plant(
+        "gdansk-packaging"
     )
 
 
@@ -258,13 +268,32 @@ def test_non_ha_tiers_run_and_are_costed_for_one_redis(example: Rendered) -> Non
                 assert expected == 1
 
 
-def test_eu_group_prod_respects_the_standard_tier() -> None:
-    d = _dep("eu-shared-1/shared-eu-subsidiaries-prod")
+EU_PROD = "eu-shared-1/shared-eu-subsidiaries-prod"
+
+
+def test_eu_group_prod_respects_the_standard_tier(tmp_path: Path) -> None:
+    d = _dep(EU_PROD)
     assert d.tier == "standard" and d.tier_spec.max_web_replicas == 3
-    assert d.sizing.web_replicas == 3 and d.sizing.max_web_replicas == 3
-    warning = next(w for w in plan().warnings if "shared-eu-subsidiaries prod" in w.message)
+    # the example's group fits its tier: no cap, no warning
+    assert d.sizing.web_replicas <= d.sizing.max_web_replicas <= 3
+    assert not [w for w in plan().warnings if "shared-eu-subsidiaries prod" in w.message]
+    # a tier bound below what the group needs: capped there, with a located warning
+    cap = d.sizing.web_replicas - 1
+    assert cap >= 1
+    root = tmp_path / "fleet"
+    shutil.copytree(EXAMPLE, root)
+    spec = root / "fleet.yaml"
+    text = spec.read_text()
+    assert text.count("    max_web_replicas: 3\n") == 1
+    spec.write_text(text.replace("    max_web_replicas: 3\n", f"    max_web_replicas: {cap}\n"))
+    edited = build_plan(services.open_fleet(root, today=TODAY).fleet)
+    capped = next(x for x in edited.deployments if x.id == EU_PROD)
+    assert capped.tier_spec.max_web_replicas == cap
+    assert capped.sizing.web_replicas == capped.sizing.max_web_replicas == cap
+    warning = next(w for w in edited.warnings if "shared-eu-subsidiaries prod" in w.message)
     assert warning.severity == "warning" and warning.path == "tiers.standard.max_web_replicas"
     assert warning.file == "fleet.yaml" and warning.line > 1
+    assert f"capped at {cap} replicas" in warning.message
 
 
 def _cpu_m(value: str) -> float:

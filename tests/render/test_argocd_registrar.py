@@ -214,6 +214,14 @@ def thousand(
     res = services.open_fleet(root, today=dt.date(2026, 11, 22))
     plan = build_plan(res.fleet)
     assert len(plan.deployments) > 2000
+    # the generator's mix: every pattern and tier of the scored model, the fleet valid
+    assert {d.pattern for d in plan.deployments} == {
+        "shared-multitenant",
+        "dedicated-namespace",
+        "dedicated-cluster",
+        "dedicated-environment",
+    }
+    assert {d.tier for d in plan.deployments} == {"pilot", "standard", "high", "critical"}
     return RenderContext.from_fleet(res.fleet.spec), plan.deployments
 
 

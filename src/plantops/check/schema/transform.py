@@ -159,6 +159,56 @@ def int_or_string(schema: Any) -> Any:
     return map_schema(schema, visit)
 
 
+NAME_RULE = "x-plantops-name"
+"""Marks the name rule's subschemas (for messages); validators ignore the keyword."""
+
+# Object names as the API server validates them (k8s.io/apimachinery validation,
+# pkg/apis/core/validation): most kinds take a DNS-1123 subdomain (NameIsDNSSubdomain);
+# a Namespace a DNS-1123 label (ValidateNamespaceName); a Service a DNS-1035 label
+# (ValidateServiceName); RBAC objects any path segment (ValidatePathSegmentName).
+_SEGMENT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_SUBDOMAIN = (f"^{_SEGMENT}(\\.{_SEGMENT})*$", 253, "a DNS-1123 subdomain")
+_NAME_RULES: dict[str, tuple[str, int, str]] = {
+    "Namespace": (f"^{_SEGMENT}$", 63, "a DNS-1123 label"),
+    "Service": ("^[a-z]([-a-z0-9]*[a-z0-9])?$", 63, "a DNS-1035 label (starts with a letter)"),
+}
+_PATH_SEGMENT_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
+
+
+def name_rule_words(kind: str) -> tuple[int, str] | None:
+    """(length limit, what a name must be) for ``kind``; None for path-segment names."""
+    if kind in _PATH_SEGMENT_KINDS:
+        return None
+    _, limit, words = _NAME_RULES.get(kind, _SUBDOMAIN)
+    return limit, words
+
+
+def with_name_rule(document: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """Check ``metadata.name`` as the API server checks a ``kind``'s name: present (or a
+    ``generateName``), a string, and of the kind's form. Done in the schema, the check
+    costs nothing on the hot path; ``NAME_RULE`` marks it for the messages."""
+    if kind in _PATH_SEGMENT_KINDS:
+        name: dict[str, Any] = {"pattern": "^[^/%]+$", "not": {"enum": [".", ".."]}}
+    else:
+        pattern, limit, _ = _NAME_RULES.get(kind, _SUBDOMAIN)
+        name = {"pattern": pattern, "maxLength": limit}
+    rule = {
+        NAME_RULE: "required",
+        "anyOf": [
+            {"required": ["name"], "properties": {"name": {"type": "string", "minLength": 1}}},
+            {"required": ["generateName"]},
+        ],
+        "properties": {"name": {NAME_RULE: kind, **name}},
+    }
+    out = dict(document)
+    properties = dict(out.get("properties", {}))
+    if "metadata" not in properties:
+        return out
+    properties["metadata"] = {"allOf": [properties["metadata"], rule]}
+    out["properties"] = properties
+    return out
+
+
 def _ref_name(ref: str) -> str:
     """``/api/_definitions.json#/$defs/io.k8s.X`` -> ``io.k8s.X``."""
     return ref.rsplit("/", 1)[-1]
@@ -237,6 +287,7 @@ def declared_properties(schema: Mapping[str, Any], root: Mapping[str, Any]) -> M
 
 __all__ = [
     "DEPRECATED",
+    "NAME_RULE",
     "PRESERVE_UNKNOWN",
     "allow_nullable",
     "declared_properties",
@@ -245,6 +296,8 @@ __all__ = [
     "int_or_string",
     "map_schema",
     "mark_deprecated",
+    "name_rule_words",
     "strip_annotations",
     "with_metadata_schema",
+    "with_name_rule",
 ]

@@ -40,13 +40,16 @@ from plantops.check.schema.sources import (
 )
 from plantops.check.schema.transform import (
     DEPRECATED,
+    NAME_RULE,
     allow_nullable,
     declared_properties,
     forbid_unknown_fields,
     int_or_string,
     mark_deprecated,
+    name_rule_words,
     strip_annotations,
     with_metadata_schema,
+    with_name_rule,
 )
 from plantops.errors import UserError
 
@@ -277,7 +280,7 @@ class SchemaValidator:
             def build_core() -> dict[str, Any]:
                 loaded = core.load(gvk)
                 assert loaded is not None, "known kinds have a schema"
-                return dict(strip_annotations(loaded))
+                return with_name_rule(strip_annotations(loaded), gvk.kind)
 
             # kubernetes-validate's files do not change within one installed version
             key = f"core|{core.root}|{core.directory.name}|{gvk}"
@@ -290,11 +293,11 @@ class SchemaValidator:
             raw: Mapping[str, Any] = found
 
             def build_crd(raw: Mapping[str, Any] = raw) -> dict[str, Any]:
-                return prepare_crd_schema(raw, self.object_meta())
+                return with_name_rule(prepare_crd_schema(raw, self.object_meta()), gvk.kind)
 
             # metadata is checked as this Kubernetes version's ObjectMeta
             digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
-            key = f"crd|{self.core.root}|{self.core.directory.name}|{digest}"
+            key = f"crd|{self.core.root}|{self.core.directory.name}|{gvk.kind}|{digest}"
             what = f"{gvk} from {source.description}"
             document, check = _compile(key, build_crd, what)
             return _Compiled(gvk, source.description, document, check)
@@ -320,7 +323,8 @@ def _identity(obj: Any) -> tuple[str, str]:
 
 
 def _identity_problem(obj: Any) -> tuple[str, str] | None:
-    """(path, message) when ``obj`` is not even a Kubernetes object."""
+    """(path, message) when ``obj`` is not even a Kubernetes object (its name is checked
+    by the schema: ``transform.with_name_rule``)."""
     if not isinstance(obj, Mapping):
         return "", f"document is {_json_type(obj)}, not a Kubernetes object"
     for key in ("apiVersion", "kind"):
@@ -329,44 +333,6 @@ def _identity_problem(obj: Any) -> tuple[str, str] | None:
             typo = next((k for k in obj if isinstance(k, str) and k.lower() == key.lower()), None)
             hint = f" (did you mean {key!r} instead of {typo!r}?)" if typo and typo != key else ""
             return key, f"not a Kubernetes object: {key} is missing or not a string{hint}"
-    return _name_problem(obj)
-
-
-# Object names as the API server validates them (k8s.io/apimachinery validation,
-# pkg/apis/core/validation): most kinds take a DNS-1123 subdomain (NameIsDNSSubdomain);
-# a Namespace a DNS-1123 label (ValidateNamespaceName); a Service a DNS-1035 label
-# (ValidateServiceName); RBAC objects any path segment (ValidatePathSegmentName).
-_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-_LABEL_KINDS = {"Namespace": (_DNS1123_LABEL, 63, "a DNS-1123 label")}
-_SERVICE_KINDS = {"Service": (_DNS1035_LABEL, 63, "a DNS-1035 label (starts with a letter)")}
-_PATH_SEGMENT_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
-
-
-def _name_problem(obj: Mapping[str, Any]) -> tuple[str, str] | None:
-    meta = obj.get("metadata")
-    if not isinstance(meta, Mapping):
-        return None  # the schema says what is wrong with metadata
-    name = meta.get("name")
-    if name is None and "generateName" in meta:
-        return None
-    if not isinstance(name, str) or not name:
-        return "metadata.name", "metadata.name is missing or not a string"
-    kind = obj["kind"]
-    if kind in _PATH_SEGMENT_KINDS:
-        if name in (".", "..") or "/" in name or "%" in name:
-            return "metadata.name", f"{name!r} is not a valid name: no '/', '%', '.' or '..'"
-        return None
-    pattern, limit, words = {**_LABEL_KINDS, **_SERVICE_KINDS}.get(
-        kind, (_DNS1123_SUBDOMAIN, 253, "a DNS-1123 subdomain")
-    )
-    if len(name) > limit or not pattern.fullmatch(name):
-        return (
-            "metadata.name",
-            f"{name!r} is not a valid {kind} name: it must be {words} of at most {limit} "
-            "characters: lowercase letters, digits and '-'" + (", '.'" if limit == 253 else ""),
-        )
     return None
 
 
@@ -486,6 +452,22 @@ def _allowed_types(keyword: str, alternatives: list[list[str]]) -> list[str]:
     return sorted(set(flat)) or sorted({t for types in alternatives for t in types})
 
 
+def _name_message(kind: str, name: Any) -> tuple[str, str]:
+    """The name rule's finding: ``kind`` is the object's kind, or ``"required"`` when the
+    name is missing (``name`` is then the metadata)."""
+    rule = name_rule_words(kind) if kind != "required" else None
+    if kind == "required" or not isinstance(name, str) or not name:
+        return "metadata.name", "metadata.name is missing or not a string"
+    if rule is None:
+        return "metadata.name", f"{name!r} is not a valid name: no '/', '%', '.' or '..'"
+    limit, words = rule
+    return (
+        "metadata.name",
+        f"{name!r} is not a valid {kind} name: it must be {words} of at most {limit} "
+        "characters: lowercase letters, digits and '-'" + (", '.'" if limit == 253 else ""),
+    )
+
+
 def _got(instance: Any) -> str:
     return f"got {_json_type(instance)} {_short(instance)}"
 
@@ -497,8 +479,11 @@ def _explain_one(
     where = format_path(path)
     kind = error.kind
     instance = error.instance
+    node = _schema_at(document, error.schema_path[:-1])
+    if isinstance(node, Mapping) and NAME_RULE in node:
+        return [_name_message(node[NAME_RULE], instance)]
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
-        declared = declared_properties(_schema_at(document, error.schema_path[:-1]), document)
+        declared = declared_properties(node, document)
         return [
             (format_path([*path, key]), f'unknown field "{key}"{_did_you_mean(key, declared)}')
             for key in kind.unexpected

@@ -60,49 +60,54 @@ def map_schema(schema: Any, visit: SchemaVisitor) -> Any:
     return visit(out)
 
 
+def strip_node(node: dict[str, Any]) -> dict[str, Any]:
+    """One node of ``strip_annotations`` (a visitor for ``map_schema``)."""
+    return {
+        key: value
+        for key, value in node.items()
+        if key not in _ANNOTATIONS
+        and not (key.startswith("x-kubernetes-") and key != PRESERVE_UNKNOWN)
+    }
+
+
 def strip_annotations(schema: Any) -> Any:
     """Drop descriptions, examples and ``x-kubernetes-*`` annotations that never validate.
 
     ``x-kubernetes-preserve-unknown-fields`` is kept: strictness depends on it.
     """
-
-    def visit(node: dict[str, Any]) -> dict[str, Any]:
-        return {
-            key: value
-            for key, value in node.items()
-            if key not in _ANNOTATIONS
-            and not (key.startswith("x-kubernetes-") and key != PRESERVE_UNKNOWN)
-        }
-
-    return map_schema(schema, visit)
+    return map_schema(schema, strip_node)
 
 
 DEPRECATED = "x-plantops-deprecated"
 _DEPRECATED_TEXT = re.compile(r"^\s*deprecated\b", re.IGNORECASE)
 
 
+def _mark_deprecated(node: dict[str, Any]) -> dict[str, Any]:
+    text = node.get("description")
+    if isinstance(text, str) and _DEPRECATED_TEXT.match(text):
+        node[DEPRECATED] = text.strip().splitlines()[0][:200]
+    return node
+
+
 def mark_deprecated(schema: Any) -> Any:
-    """Keep the deprecation notes of properties as ``x-plantops-deprecated``.
+    """Keep a (sub)schema's deprecation note as ``x-plantops-deprecated``.
 
     Descriptions are stripped before compiling, but "Deprecated: use X instead" is
     worth keeping: it lets a finding suggest the current field, not the old one.
     Validators ignore the keyword.
     """
+    return map_schema(schema, _mark_deprecated)
 
-    def visit(node: dict[str, Any]) -> dict[str, Any]:
-        props = node.get("properties")
-        if isinstance(props, Mapping):
-            marked: dict[str, Any] = {}
-            for name, sub in props.items():
-                text = sub.get("description") if isinstance(sub, Mapping) else None
-                if isinstance(text, str) and _DEPRECATED_TEXT.match(text):
-                    marked[name] = {**sub, DEPRECATED: text.strip().splitlines()[0][:200]}
-                else:
-                    marked[name] = sub
-            node["properties"] = marked
-        return node
 
-    return map_schema(schema, visit)
+def _forbid_unknown(node: dict[str, Any]) -> dict[str, Any]:
+    if (
+        "properties" in node
+        and "additionalProperties" not in node
+        and "patternProperties" not in node
+        and not node.get(PRESERVE_UNKNOWN)
+    ):
+        node["additionalProperties"] = False
+    return node
 
 
 def forbid_unknown_fields(schema: Any) -> Any:
@@ -113,31 +118,20 @@ def forbid_unknown_fields(schema: Any) -> Any:
     says what to do with extra keys (``additionalProperties``) or that preserves
     unknown fields is left exactly as it is.
     """
+    return map_schema(schema, _forbid_unknown)
 
-    def visit(node: dict[str, Any]) -> dict[str, Any]:
-        if (
-            "properties" in node
-            and "additionalProperties" not in node
-            and "patternProperties" not in node
-            and not node.get(PRESERVE_UNKNOWN)
-        ):
-            node["additionalProperties"] = False
-        return node
 
-    return map_schema(schema, visit)
+def _nullable(node: dict[str, Any]) -> dict[str, Any]:
+    if node.get("nullable") is True and "type" in node:
+        types = node["type"] if isinstance(node["type"], list) else [node["type"]]
+        if "null" not in types:
+            node["type"] = [*types, "null"]
+    return node
 
 
 def allow_nullable(schema: Any) -> Any:
     """Turn OpenAPI's ``nullable: true`` into a JSON Schema type that admits null."""
-
-    def visit(node: dict[str, Any]) -> dict[str, Any]:
-        if node.get("nullable") is True and "type" in node:
-            types = node["type"] if isinstance(node["type"], list) else [node["type"]]
-            if "null" not in types:
-                node["type"] = [*types, "null"]
-        return node
-
-    return map_schema(schema, visit)
+    return map_schema(schema, _nullable)
 
 
 INT_OR_STRING = "x-kubernetes-int-or-string"
@@ -151,12 +145,24 @@ def int_or_string(schema: Any) -> Any:
     extension-only node would otherwise accept any value.
     """
 
-    def visit(node: dict[str, Any]) -> dict[str, Any]:
-        if node.get(INT_OR_STRING) is True and not {"type", "anyOf", "oneOf"} & node.keys():
-            node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-        return node
+    return map_schema(schema, _int_or_string)
 
-    return map_schema(schema, visit)
+
+def _int_or_string(node: dict[str, Any]) -> dict[str, Any]:
+    if node.get(INT_OR_STRING) is True and not {"type", "anyOf", "oneOf"} & node.keys():
+        node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    return node
+
+
+def strict_crd_schema(raw: Any) -> Any:
+    """Every CRD rewrite above in one walk: nullable, unknown fields refused, int-or-string,
+    deprecation notes kept, annotations stripped (each looks at its own node only, so one
+    bottom-up pass gives what the chain of passes gives)."""
+
+    def visit(node: dict[str, Any]) -> dict[str, Any]:
+        return strip_node(_mark_deprecated(_int_or_string(_forbid_unknown(_nullable(node)))))
+
+    return map_schema(raw, visit)
 
 
 NAME_RULE = "x-plantops-name"
@@ -214,12 +220,17 @@ def _ref_name(ref: str) -> str:
     return ref.rsplit("/", 1)[-1]
 
 
-def inline_definitions(root: Mapping[str, Any], definitions: Mapping[str, Any]) -> dict[str, Any]:
+def inline_definitions(
+    root: Mapping[str, Any],
+    definitions: Mapping[str, Any],
+    also: SchemaVisitor | None = None,
+) -> dict[str, Any]:
     """Return ``root`` as one document holding every definition it reaches.
 
     Every ``$ref`` (local or into the shared definitions file) is rewritten to
     ``#/$defs/<name>`` and exactly the reachable definitions are copied under
     ``$defs``, so a compiler never has to resolve a remote reference.
+    ``also`` is applied to every node in the same walk.
     Raises ``KeyError`` naming the definition when a reference dangles.
     """
     needed: list[str] = []
@@ -233,7 +244,7 @@ def inline_definitions(root: Mapping[str, Any], definitions: Mapping[str, Any]) 
             if name not in seen:
                 seen.add(name)
                 needed.append(name)
-        return node
+        return also(node) if also is not None else node
 
     document: dict[str, Any] = map_schema(root, visit)
     existing = document.pop("$defs", {})
@@ -297,7 +308,9 @@ __all__ = [
     "map_schema",
     "mark_deprecated",
     "name_rule_words",
+    "strict_crd_schema",
     "strip_annotations",
+    "strip_node",
     "with_metadata_schema",
     "with_name_rule",
 ]

@@ -41,13 +41,10 @@ from plantops.check.schema.sources import (
 from plantops.check.schema.transform import (
     DEPRECATED,
     NAME_RULE,
-    allow_nullable,
     declared_properties,
-    forbid_unknown_fields,
-    int_or_string,
-    mark_deprecated,
     name_rule_words,
-    strip_annotations,
+    strict_crd_schema,
+    strip_node,
     with_metadata_schema,
     with_name_rule,
 )
@@ -107,9 +104,7 @@ def prepare_crd_schema(
     raw: Mapping[str, Any], object_meta: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """A catalog CRD schema made as strict as the API server, annotation-free."""
-    document = strip_annotations(
-        mark_deprecated(int_or_string(forbid_unknown_fields(allow_nullable(raw))))
-    )
+    document = strict_crd_schema(raw)
     if object_meta is not None:
         document = with_metadata_schema(document, object_meta)
     return dict(document)
@@ -278,9 +273,9 @@ class SchemaValidator:
             core = self.core
 
             def build_core() -> dict[str, Any]:
-                loaded = core.load(gvk)
+                loaded = core.load(gvk, also=strip_node)
                 assert loaded is not None, "known kinds have a schema"
-                return with_name_rule(strip_annotations(loaded), gvk.kind)
+                return with_name_rule(loaded, gvk.kind)
 
             # kubernetes-validate's files do not change within one installed version
             key = f"core|{core.root}|{core.directory.name}|{gvk}"
@@ -305,7 +300,7 @@ class SchemaValidator:
 
     def object_meta(self) -> dict[str, Any]:
         if self._object_meta is None:
-            self._object_meta = strip_annotations(self.core.object_meta())
+            self._object_meta = self.core.object_meta(also=strip_node)
         return self._object_meta
 
 

@@ -219,3 +219,39 @@ def test_broken_schema_file_is_a_user_error_naming_the_file(tmp_path: Path) -> N
     validator = SchemaValidator("1.30", crd_dirs=[tmp_path])
     with pytest.raises(UserError, match=r"widget_v1\.json:1:2"):
         validator.validate({"apiVersion": "example.com/v1", "kind": "Widget"})
+
+
+def test_prepared_schemas_are_kept_on_disk_and_a_damaged_entry_is_prepared_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plantops.check.schema import validator as module
+
+    monkeypatch.setenv("PLANTOPS_VALIDATOR_CACHE", str(tmp_path))
+    monkeypatch.setattr(module, "_COMPILED", {})
+    ok = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {}}
+    bad = dict(ok, datta={})
+    assert SchemaValidator("1.30").is_valid(ok)
+    (entry,) = tmp_path.glob("prepared-*.json")
+    assert "$defs" in json.loads(entry.read_text())  # refs inlined, one document
+
+    # A new process (an empty in-process cache) compiles the kept text: nothing prepared.
+    monkeypatch.setattr(module, "_COMPILED", {})
+    calls = []
+    real_inline = module.KubernetesSchemas.load
+
+    def counting_load(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real_inline(self, *args, **kwargs)
+
+    monkeypatch.setattr(module.KubernetesSchemas, "load", counting_load)
+    again = SchemaValidator("1.30")
+    assert again.is_valid(ok) and not again.is_valid(bad)
+    assert calls == []
+    assert [f.path for f in again.validate(bad)] == ["datta"]  # explained from the kept text
+
+    entry.write_text("{not json")
+    monkeypatch.setattr(module, "_COMPILED", {})
+    third = SchemaValidator("1.30")
+    assert third.is_valid(ok) and not third.is_valid(bad)
+    assert len(calls) == 1  # prepared again
+    assert json.loads(entry.read_text())  # and rewritten

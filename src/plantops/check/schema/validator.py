@@ -13,20 +13,24 @@ fields) and ``metadata`` is checked as ObjectMeta, as the API server does.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 
+from plantops.caches import store_atomically
 from plantops.check.schema.findings import SchemaFinding
 from plantops.check.schema.sources import (
     DirectorySource,
@@ -64,40 +68,108 @@ class ManifestDocument:
     """1-based line where the document starts (0 for an object not read from a file)."""
 
 
-@dataclass(frozen=True)
 class _Compiled:
-    """A kind's prepared schema document and its compiled validator."""
+    """A kind's compiled validator and its prepared schema document (parsed only when an
+    object fails and the document is needed to explain it)."""
 
-    gvk: GroupVersionKind
-    origin: str
-    document: dict[str, Any]
-    check: jsonschema_rs.Validator
+    def __init__(self, gvk: GroupVersionKind, origin: str, prepared: _Prepared) -> None:
+        self.gvk = gvk
+        self.origin = origin
+        self.check = prepared.check
+        self._prepared = prepared
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return self._prepared.document
+
+
+class _Prepared:
+    def __init__(self, text: str, check: jsonschema_rs.Validator) -> None:
+        self.text = text
+        self.check = check
+        self._document: dict[str, Any] | None = None
+
+    @property
+    def document(self) -> dict[str, Any]:
+        if self._document is None:
+            self._document = json.loads(self.text)
+        return self._document
 
 
 # Compiled validators are shared by every SchemaValidator in the process, keyed by what
 # the schema was prepared from: a renderer that builds one validator per deployment
 # still compiles each schema once.
-_COMPILED: dict[str, tuple[dict[str, Any], jsonschema_rs.Validator]] = {}
+_COMPILED: dict[str, _Prepared] = {}
 _COMPILED_LOCK = threading.Lock()
 
 
-def _compile(key: str, build: Any, what: str) -> tuple[dict[str, Any], jsonschema_rs.Validator]:
-    """The prepared document and validator for ``key``, built once per process."""
+def validator_cache_dir() -> Path | None:
+    """Where prepared schema documents and the index of core kinds are kept between runs:
+    ``$PLANTOPS_VALIDATOR_CACHE`` (empty to disable), else beside the schema download cache."""
+    explicit = os.environ.get("PLANTOPS_VALIDATOR_CACHE")
+    if explicit is not None:
+        return Path(explicit) if explicit else None
+    return default_cache_dir().parent / "validators"
+
+
+@functools.cache
+def _preparation_tag() -> str:
+    """What a prepared document depends on besides its raw schema: the rewrites (this
+    package's code) and kubernetes-validate's version (core schemas are keyed by path)."""
+    digest = hashlib.sha256()
+    for name in ("transform.py", "sources.py", "validator.py"):
+        digest.update((Path(__file__).parent / name).read_bytes())
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        digest.update(importlib.metadata.version("kubernetes-validate").encode())
+    return digest.hexdigest()
+
+
+def _compile(key: str, build: Callable[[], dict[str, Any]], what: str) -> _Prepared:
+    """The validator for the schema ``build`` prepares, compiled once per process and
+    ``key`` (what it is prepared from).
+
+    Preparing (inlining references, the strictness rewrites) is Python walking the whole
+    schema, most of a re-plan's schema cost; the prepared document is kept on disk as JSON
+    text, which jsonschema-rs compiles directly — a later run neither prepares nor parses
+    it in Python."""
     with _COMPILED_LOCK:
         cached = _COMPILED.get(key)
     if cached is not None:
         return cached
-    document: dict[str, Any] = build()
+    cache = validator_cache_dir()
+    digest = hashlib.sha256(f"{_preparation_tag()}|{key}".encode()).hexdigest()
+    path = cache / f"prepared-{digest[:32]}.json" if cache is not None else None
+    text: str | None = None
+    if path is not None:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = path.read_text(encoding="utf-8")
+    fresh = text is None
+    if text is None:
+        text = json.dumps(build(), separators=(",", ":"))
     try:
         # Formats (int32, date-time, …) are not asserted, like the API server's schema
         # pass and kubernetes-validate; patterns are Rust regexes, whose syntax is Go's
         # RE2 (a mid-pattern ``(?i)`` included), the dialect Kubernetes schemas are written in.
-        check = jsonschema_rs.Draft202012Validator(document, validate_formats=False)
+        check = jsonschema_rs.Draft202012Validator(text, validate_formats=False)
     except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
+        if not fresh:  # a damaged cache entry: prepare again
+            return _compile_fresh(key, build, what, path)
         raise UserError(f"schema for {what} cannot be compiled: {exc}") from exc
+    if fresh and path is not None:
+        store_atomically(path, text.encode())
+    prepared = _Prepared(text, check)
     with _COMPILED_LOCK:
-        _COMPILED[key] = (document, check)
-    return document, check
+        _COMPILED[key] = prepared
+    return prepared
+
+
+def _compile_fresh(
+    key: str, build: Callable[[], dict[str, Any]], what: str, path: Path | None
+) -> _Prepared:
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return _compile(key, build, what)
 
 
 def prepare_crd_schema(
@@ -108,15 +180,6 @@ def prepare_crd_schema(
     if object_meta is not None:
         document = with_metadata_schema(document, object_meta)
     return dict(document)
-
-
-def validator_cache_dir() -> Path | None:
-    """Where the index of core kinds is kept between runs: ``$PLANTOPS_VALIDATOR_CACHE``
-    (empty to disable), else beside the schema download cache."""
-    explicit = os.environ.get("PLANTOPS_VALIDATOR_CACHE")
-    if explicit is not None:
-        return Path(explicit) if explicit else None
-    return default_cache_dir().parent / "validators"
 
 
 class SchemaValidator:
@@ -279,8 +342,7 @@ class SchemaValidator:
 
             # kubernetes-validate's files do not change within one installed version
             key = f"core|{core.root}|{core.directory.name}|{gvk}"
-            document, check = _compile(key, build_core, str(gvk))
-            return _Compiled(gvk, core.description, document, check)
+            return _Compiled(gvk, core.description, _compile(key, build_core, str(gvk)))
         for source in self.sources:
             found = source.load(gvk)
             if found is None:
@@ -294,8 +356,7 @@ class SchemaValidator:
             digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
             key = f"crd|{self.core.root}|{self.core.directory.name}|{gvk.kind}|{digest}"
             what = f"{gvk} from {source.description}"
-            document, check = _compile(key, build_crd, what)
-            return _Compiled(gvk, source.description, document, check)
+            return _Compiled(gvk, source.description, _compile(key, build_crd, what))
         return None
 
     def object_meta(self) -> dict[str, Any]:

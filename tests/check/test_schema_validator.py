@@ -255,3 +255,59 @@ def test_prepared_schemas_are_kept_on_disk_and_a_damaged_entry_is_prepared_again
     assert third.is_valid(ok) and not third.is_valid(bad)
     assert len(calls) == 1  # prepared again
     assert json.loads(entry.read_text())  # and rewritten
+
+
+@pytest.mark.parametrize(
+    ("obj", "finding"),
+    [
+        (
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "a/b"},
+            },
+            ("metadata.name", "'a/b' is not a valid name: no '/', '%', '.' or '..'"),
+        ),
+        (
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": ".."},
+            },
+            ("metadata.name", "'..' is not a valid name: no '/', '%', '.' or '..'"),
+        ),
+        (
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"labels": {}}},
+            ("metadata.name", "metadata.name is missing or not a string"),
+        ),
+        (
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": ""}},
+            ("metadata.name", "metadata.name is missing or not a string"),
+        ),
+        (
+            {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster", "metadata": {"name": "Pg"}},
+            (
+                "metadata.name",
+                "'Pg' is not a valid Cluster name: it must be a DNS-1123 subdomain of at most "
+                "253 characters: lowercase letters, digits and '-', '.'",
+            ),
+        ),
+    ],
+)
+def test_object_names_are_checked_for_core_and_custom_kinds(
+    validator: SchemaValidator, obj: dict[str, Any], finding: tuple[str, str]
+) -> None:
+    found = [(f.path, f.message) for f in validator.validate(obj)]
+    assert finding in found
+    assert not validator.is_valid(obj)
+
+
+def test_generate_name_stands_in_for_a_name(validator: SchemaValidator) -> None:
+    job = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "odoo-"}}
+    assert validator.validate(job) == []
+
+
+def test_a_bad_name_is_reported_with_every_other_problem(validator: SchemaValidator) -> None:
+    obj = mutated(config_map(), "metadata.name", "Bad_Name")
+    obj = mutated(obj, "datta", {})
+    assert paths(validator.validate(obj)) == ["datta", "metadata.name"]

@@ -311,3 +311,17 @@ def test_a_bad_name_is_reported_with_every_other_problem(validator: SchemaValida
     obj = mutated(config_map(), "metadata.name", "Bad_Name")
     obj = mutated(obj, "datta", {})
     assert paths(validator.validate(obj)) == ["datta", "metadata.name"]
+
+
+def test_the_fast_path_never_skips_the_identity_check() -> None:
+    validator = SchemaValidator("1.30")
+    assert not validator.has_schema("", "ConfigMap")
+    assert validator.has_schema("v1", "ConfigMap")
+    (finding,) = validator.validate({"apiVersion": "", "kind": "ConfigMap"})
+    assert finding.path == "apiVersion"
+    assert not validator.is_valid({"apiVersion": "", "kind": "ConfigMap"})
+    # a List of known kinds is still checked item by item
+    items = [config_map(), mutated(config_map(), "datta", {})]
+    assert paths(validator.validate({"apiVersion": "v1", "kind": "List", "items": items})) == [
+        "items[1].datta"
+    ]

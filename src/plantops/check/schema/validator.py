@@ -96,6 +96,12 @@ class _Prepared:
         return self._document
 
 
+class _Unknown:
+    """A kind not looked up yet (or not an object at all)."""
+
+
+_UNKNOWN = _Unknown()
+
 # Compiled validators are shared by every SchemaValidator in the process, keyed by what
 # the schema was prepared from: a renderer that builds one validator per deployment
 # still compiles each schema once.
@@ -230,6 +236,8 @@ class SchemaValidator:
         return f"{self.core.requested[0]}.{self.core.requested[1]}"
 
     def has_schema(self, api_version: str, kind: str) -> bool:
+        if not api_version or not kind:
+            return False
         return self._get(api_version, kind) is not None
 
     # --- validating ------------------------------------------------------------------
@@ -237,15 +245,25 @@ class SchemaValidator:
     def is_valid(self, obj: Mapping[str, Any]) -> bool:
         """Fast yes/no, without explanations (a kind without a schema is invalid
         unless missing schemas are ignored)."""
-        if _identity_problem(obj) is not None:
-            return False
-        compiled = self._get(obj["apiVersion"], obj["kind"])
+        compiled = self._known(obj)
+        if isinstance(compiled, _Unknown):
+            if _identity_problem(obj) is not None:
+                return False
+            compiled = self._get(obj["apiVersion"], obj["kind"])
         if compiled is None:
             return self.ignore_missing_schemas
         try:
             return compiled.check.is_valid(obj)
         except ValueError:  # e.g. a non-string mapping key
             return False
+
+    def _known(self, obj: Any) -> _Compiled | None | _Unknown:
+        """The hot path: the compiled kind of an object whose identity was seen before
+        (only well-formed identities are ever cached), else ``_UNKNOWN``."""
+        try:
+            return self._compiled[obj["apiVersion"], obj["kind"]]
+        except (KeyError, TypeError, IndexError):
+            return _UNKNOWN
 
     def validate(
         self, obj: Mapping[str, Any], *, file: str = "", document_index: int = 0
@@ -273,6 +291,13 @@ class SchemaValidator:
         return sorted(findings)
 
     def _validate(self, obj: Any, file: str, index: int, prefix: str) -> list[SchemaFinding]:
+        known = self._known(obj)
+        if isinstance(known, _Compiled) and obj["kind"] != "List":
+            try:
+                if known.check.is_valid(obj):
+                    return []
+            except ValueError:
+                pass  # explained below
         problem = _identity_problem(obj)
         if problem is not None:
             api_version, kind = _identity(obj)

@@ -7,7 +7,10 @@ of it is in the parse cache; schema validators come from the user's validator ca
 unless --fresh-validator-cache), then --rounds incremental plans each after one plant
 changed (median and range), then a plan with nothing changed. Each plan runs in a
 fresh `plantops` process after `sync`, so wall time includes start-up and not the
-previous run's write-back; peak RSS is measured in separate runs of the same kind.
+previous run's write-back; peak RSS is measured in separate runs of the same kind
+(--no-rss skips them). Side by side with the cold plan, a bare Python loop writes the
+same bytes to the same paths (the floor for a cold plan); CPU seconds of each plan
+process are printed beside wall seconds, as the shared machine makes wall time noisy.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -118,16 +122,38 @@ def generate_fleet(root: Path, plants: int, *, seed: int = 7, envs: int = 4) -> 
     return root
 
 
+def plantops_cmd() -> list[str]:
+    """This checkout's plantops, run by the interpreter running the benchmark."""
+    return [sys.executable, "-m", "plantops.cli"]
+
+
+def plantops_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+CPU: list[float] = []
+"""CPU seconds (user + system) of each ``run_plan``, in order: the machine is shared, and
+CPU time is steadier than wall time when neighbours take the cores."""
+
+
 def run_plan(fleet: Path, out: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
     """Wall seconds and the summary line of one plan in a fresh process.
 
     ``sync`` first, so the previous run's dirty pages are not flushed on this run's clock.
     """
     os.sync()
-    cmd = [str(ROOT / ".venv" / "bin" / "plantops"), "plan", str(fleet), "--out", str(out)]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    cmd = [*plantops_cmd(), "plan", str(fleet), "--out", str(out)]
+    start, cpu = time.perf_counter(), children_cpu()
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, check=False, env=env or plantops_env()
+    )
     wall = time.perf_counter() - start
+    CPU.append(children_cpu() - cpu)
     if proc.returncode != 0:
         sys.exit(f"plan failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     last = [line for line in proc.stdout.splitlines() if "deployments rendered" in line]
@@ -150,6 +176,7 @@ def main() -> None:
         action="store_true",
         help="compile schema validators from scratch (the first run after installing plantops)",
     )
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS runs")
     args = parser.parse_args()
     # Byte code as an installed plantops has it (this also holds with
     # PYTHONDONTWRITEBYTECODE set, which would otherwise recompile every run).
@@ -157,18 +184,23 @@ def main() -> None:
     if args.fresh_validator_cache:
         os.environ["PLANTOPS_VALIDATOR_CACHE"] = tempfile.mkdtemp(prefix="plantops-validators-")
     print(
-        "| plants | deployments | files | cold s | cold files/s | cold RSS MiB "
-        "| one plant changed s (median, min–max) | RSS MiB | rendered | nothing changed s |"
+        "| plants | deployments | files | cold s (CPU s) | bare loop s | cold / bare "
+        "| cold RSS MiB | one plant changed s (median, min–max; CPU median) | RSS MiB "
+        "| rendered | nothing changed s |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.sizes:
         with tempfile.TemporaryDirectory(prefix="plantops-bench-") as tmp:
             fleet = generate_fleet(Path(tmp) / "fleet", n, envs=args.envs)
             out = Path(tmp) / "out"
             cold, line = run_plan(fleet, out)
-            # RUSAGE_CHILDREN's max is over all children so far: measure each in a subprocess
-            cold_rss = measure_rss(fleet, Path(tmp) / "out-rss")
-            shutil.rmtree(Path(tmp) / "out-rss")
+            cold_cpu = CPU[-1]
+            bare = bare_loop(out)
+            cold_rss = 0
+            if not args.no_rss:
+                # RUSAGE_CHILDREN's max is over all children so far: measure each in a child
+                cold_rss = measure_rss(fleet, Path(tmp) / "out-rss")
+                shutil.rmtree(Path(tmp) / "out-rss")
             files = int(line.split()[1]) if line else 0
             deployments = sum(1 for _ in out.glob("clusters/*/*")) + sum(
                 1 for _ in out.glob("vms/*")
@@ -176,23 +208,41 @@ def main() -> None:
             p = fleet / "plants" / "plant-00003.yaml"
             text = p.read_text()
             incs, rendered = [], "?"
+            inc_cpu = []
             for r in range(args.rounds):
                 p.write_text(text.replace("name: Plant 3\n", f"name: Plant 3 rev {r}\n"))
                 inc, inc_line = run_plan(fleet, out)
                 incs.append(inc)
+                inc_cpu.append(CPU[-1])
                 rendered = rendered_of(inc_line)
-            p.write_text(text.replace("name: Plant 3\n", "name: Plant 3 rss\n"))
-            inc_rss = measure_rss(fleet, out)
+            inc_rss = 0
+            if not args.no_rss:
+                p.write_text(text.replace("name: Plant 3\n", "name: Plant 3 rss\n"))
+                inc_rss = measure_rss(fleet, out)
             same, same_line = run_plan(fleet, out)
             assert rendered_of(same_line) == "0", same_line
             med = statistics.median(incs)
             print(
-                f"| {n} | {deployments} | {files} | {cold:.2f} | {files / cold:,.0f} | "
-                f"{cold_rss / 1024:.0f} | {med:.2f} ({min(incs):.2f}–{max(incs):.2f}) | "
+                f"| {n} | {deployments} | {files} | {cold:.2f} ({cold_cpu:.2f}) | {bare:.2f} | "
+                f"{cold / bare:.1f}× | {cold_rss / 1024:.0f} | {med:.2f} "
+                f"({min(incs):.2f}–{max(incs):.2f}; {statistics.median(inc_cpu):.2f}) | "
                 f"{inc_rss / 1024:.0f} | {rendered} | {same:.2f} |",
                 flush=True,
             )
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bare_loop(out: Path) -> float:
+    """Wall seconds for a bare Python loop writing the tree ``out`` holds — the same bytes
+    to the same paths, from memory, after ``sync`` — the floor for a cold plan."""
+    files = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    shutil.rmtree(out)
+    os.sync()
+    start = time.perf_counter()
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return time.perf_counter() - start
 
 
 def measure_rss(fleet: Path, out: Path) -> int:
@@ -202,9 +252,13 @@ def measure_rss(fleet: Path, out: Path) -> int:
         "subprocess.run(sys.argv[1:],capture_output=True,check=True);"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
-    cmd = [str(ROOT / ".venv" / "bin" / "plantops"), "plan", str(fleet), "--out", str(out)]
+    cmd = [*plantops_cmd(), "plan", str(fleet), "--out", str(out)]
     proc = subprocess.run(
-        [sys.executable, "-c", code, *cmd], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, *cmd],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=plantops_env(),
     )
     return int(proc.stdout.strip())
 

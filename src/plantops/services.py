@@ -6,6 +6,7 @@ data; nothing here prints or exits.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import gc
@@ -16,6 +17,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import plantops as plantops_package
 from plantops import __version__
@@ -141,36 +143,45 @@ class RenderChecker:
         return files
 
     def raise_findings(self) -> None:
-        if self.capacity:
-            self._raise_capacity()
-        if not self.findings:
-            return
-        shown = [f.render() for f in sorted(self.findings)[:MAX_FINDINGS_SHOWN]]
-        more = len(self.findings) - len(shown)
-        raise GateFailed(
-            "\n".join(
-                [
-                    f"{len(self.findings)} schema finding(s) in rendered objects; "
-                    "nothing was written:",
-                    *shown,
-                    *([f"... and {more} more"] if more > 0 else []),
-                ]
-            )
-        )
+        if self.capacity or self.findings:
+            raise RenderGateFailed(tuple(sorted(self.findings)), tuple(sorted(self.capacity)))
 
-    def _raise_capacity(self) -> None:
-        shown = [f.render() for f in sorted(self.capacity)[:MAX_FINDINGS_SHOWN]]
-        more = len(self.capacity) - len(shown)
-        raise GateFailed(
-            "\n".join(
-                [
-                    f"{len(self.capacity)} capacity finding(s): the namespaces would not fit "
-                    "their quota or node pools at their peak; nothing was written:",
-                    *shown,
-                    *([f"... and {more} more"] if more > 0 else []),
-                ]
+
+class RenderGateFailed(GateFailed):
+    """Rendered objects failed the schema or capacity gate; nothing was written.
+
+    The findings are data (``schema``, ``capacity``, ``to_dict``) for whatever presents
+    them; the message is the same findings as text, capacity first (a namespace that does
+    not fit is the bigger problem), at most ``MAX_FINDINGS_SHOWN`` of each.
+    """
+
+    def __init__(
+        self, schema: tuple[SchemaFinding, ...], capacity: tuple[CapacityFinding, ...] = ()
+    ) -> None:
+        self.schema = schema
+        self.capacity = capacity
+        if capacity:
+            head = (
+                f"{len(capacity)} capacity finding(s): the namespaces would not fit "
+                "their quota or node pools at their peak; nothing was written:"
             )
-        )
+            super().__init__(_listing(head, [f.render() for f in capacity]))
+        else:
+            head = f"{len(schema)} schema finding(s) in rendered objects; nothing was written:"
+            super().__init__(_listing(head, [f.render() for f in schema]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error": "gate failed; nothing was written",
+            "schema_findings": [f.to_dict() for f in self.schema],
+            "capacity_findings": [dataclasses.asdict(f) for f in self.capacity],
+        }
+
+
+def _listing(head: str, lines: list[str]) -> str:
+    shown = lines[:MAX_FINDINGS_SHOWN]
+    more = len(lines) - len(shown)
+    return "\n".join([head, *shown, *([f"... and {more} more"] if more > 0 else [])])
 
 
 # Below this many deployments to render, forking workers costs more than it saves.

@@ -20,8 +20,8 @@ from plantops.check.schema import (
 from plantops.check.schema.sources import catalog_path, normalize_url_template
 from plantops.check.schema.transform import (
     forbid_unknown_fields,
+    int_or_string,
     strip_annotations,
-    translate_go_regex,
 )
 from plantops.errors import TransientError, UserError
 
@@ -230,18 +230,90 @@ def test_forbid_unknown_fields_respects_preserve_unknown_fields() -> None:
 @pytest.mark.parametrize(
     ("pattern", "yes", "no"),
     [
+        # Go (RE2) scopes a mid-pattern flag to the rest of its group; Python's re refused
+        # these, the Rust engine reads them as Go does.
         ("^(?i)(abort|warn)?$", "ABORT", "ignore"),
         ("^((?i)sun|mon)day$", "SUNday", "Tuesday"),
         ("^[a-z]+$", "abc", "ABC"),
     ],
 )
-def test_translate_go_regex(pattern: str, yes: str, no: str) -> None:
-    import re
+def test_go_patterns_in_crd_schemas_mean_what_they_mean_in_go(
+    tmp_path: Path, pattern: str, yes: str, no: str
+) -> None:
+    group = tmp_path / "example.com"
+    group.mkdir()
+    schema = {
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {
+                "type": "object",
+                "properties": {"mode": {"type": "string", "pattern": pattern}},
+            },
+        },
+    }
+    (group / "widget_v1.json").write_text(json.dumps(schema))
+    validator = SchemaValidator("1.30", crd_dirs=[tmp_path], bundled_crds=False)
 
-    translated = translate_go_regex(pattern)
-    assert translated is not None
-    assert re.search(translated, yes)
-    assert not re.search(translated, no)
+    def widget(mode: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w"},
+            "spec": {"mode": mode},
+        }
+
+    assert validator.validate(widget(yes)) == []
+    (finding,) = validator.validate(widget(no))
+    assert finding.path == "spec.mode"
+    assert finding.message == f'"{no}" does not match the pattern "{pattern}"'
+
+
+def test_int_or_string_extension_alone_admits_only_integers_and_strings() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "port": {"x-kubernetes-int-or-string": True},
+            "both": {
+                "x-kubernetes-int-or-string": True,
+                "anyOf": [{"type": "integer"}, {"type": "string"}],
+                "pattern": "^[0-9]+%?$",
+            },
+        },
+    }
+    strict = int_or_string(schema)
+    assert strict["properties"]["port"]["anyOf"] == [{"type": "integer"}, {"type": "string"}]
+    assert strict["properties"]["both"] == schema["properties"]["both"]  # already explicit
+    assert "anyOf" not in schema["properties"]["port"]  # input untouched
+
+
+def test_int_or_string_extension_is_enforced_on_custom_resources(tmp_path: Path) -> None:
+    group = tmp_path / "example.com"
+    group.mkdir()
+    schema = {
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {
+                "type": "object",
+                "properties": {"port": {"x-kubernetes-int-or-string": True}},
+            },
+        },
+    }
+    (group / "widget_v1.json").write_text(json.dumps(schema))
+    validator = SchemaValidator("1.30", crd_dirs=[tmp_path], bundled_crds=False)
+    base = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    assert validator.validate({**base, "spec": {"port": 8080}}) == []
+    assert validator.validate({**base, "spec": {"port": "http"}}) == []
+    (finding,) = validator.validate({**base, "spec": {"port": True}})
+    assert (finding.path, finding.message) == (
+        "spec.port",
+        "expected integer or string, got boolean true",
+    )
 
 
 # --- parity with kubernetes-validate ------------------------------------------------

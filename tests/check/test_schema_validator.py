@@ -221,34 +221,107 @@ def test_broken_schema_file_is_a_user_error_naming_the_file(tmp_path: Path) -> N
         validator.validate({"apiVersion": "example.com/v1", "kind": "Widget"})
 
 
-def test_generated_validator_code_is_cached_on_disk(tmp_path: Path) -> None:
-    """A second process loads the generated code instead of generating it again."""
-    import subprocess
-    import sys
+def test_prepared_schemas_are_kept_on_disk_and_a_damaged_entry_is_prepared_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plantops.check.schema import validator as module
 
-    cache = tmp_path / "validators"
-    script = (
-        "from plantops.check.schema import SchemaValidator\n"
-        "v = SchemaValidator('1.30')\n"
-        "ok = {'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'x'}}\n"
-        "bad = dict(ok, datta={})\n"
-        "print(v.is_valid(ok), v.is_valid(bad))\n"
-    )
-    env = {**__import__("os").environ, "PLANTOPS_VALIDATOR_CACHE": str(cache)}
-    first = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
-    )
-    assert first.stdout.split() == ["True", "False"], first.stderr
-    entries = sorted(cache.glob("*.marshal"))
-    assert entries, "generated code was written to the cache"
-    before = {p: p.stat().st_mtime_ns for p in entries}
-    entries[0].write_bytes(b"not marshal data")  # a damaged entry is regenerated
-    second = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
-    )
-    assert second.stdout.split() == ["True", "False"], second.stderr
-    assert all(p.stat().st_mtime_ns == t for p, t in before.items() if p != entries[0])
-    import marshal
-    import types
+    monkeypatch.setenv("PLANTOPS_VALIDATOR_CACHE", str(tmp_path))
+    monkeypatch.setattr(module, "_COMPILED", {})
+    ok = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {}}
+    bad = dict(ok, datta={})
+    assert SchemaValidator("1.30").is_valid(ok)
+    (entry,) = tmp_path.glob("prepared-*.json")
+    assert "$defs" in json.loads(entry.read_text())  # refs inlined, one document
 
-    assert isinstance(marshal.loads(entries[0].read_bytes()), types.CodeType)  # rewritten
+    # A new process (an empty in-process cache) compiles the kept text: nothing prepared.
+    monkeypatch.setattr(module, "_COMPILED", {})
+    calls = []
+    real_inline = module.KubernetesSchemas.load
+
+    def counting_load(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real_inline(self, *args, **kwargs)
+
+    monkeypatch.setattr(module.KubernetesSchemas, "load", counting_load)
+    again = SchemaValidator("1.30")
+    assert again.is_valid(ok) and not again.is_valid(bad)
+    assert calls == []
+    assert [f.path for f in again.validate(bad)] == ["datta"]  # explained from the kept text
+
+    entry.write_text("{not json")
+    monkeypatch.setattr(module, "_COMPILED", {})
+    third = SchemaValidator("1.30")
+    assert third.is_valid(ok) and not third.is_valid(bad)
+    assert len(calls) == 1  # prepared again
+    assert json.loads(entry.read_text())  # and rewritten
+
+
+@pytest.mark.parametrize(
+    ("obj", "finding"),
+    [
+        (
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "a/b"},
+            },
+            ("metadata.name", "'a/b' is not a valid name: no '/', '%', '.' or '..'"),
+        ),
+        (
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": ".."},
+            },
+            ("metadata.name", "'..' is not a valid name: no '/', '%', '.' or '..'"),
+        ),
+        (
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"labels": {}}},
+            ("metadata.name", "metadata.name is missing or not a string"),
+        ),
+        (
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": ""}},
+            ("metadata.name", "metadata.name is missing or not a string"),
+        ),
+        (
+            {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster", "metadata": {"name": "Pg"}},
+            (
+                "metadata.name",
+                "'Pg' is not a valid Cluster name: it must be a DNS-1123 subdomain of at most "
+                "253 characters: lowercase letters, digits and '-', '.'",
+            ),
+        ),
+    ],
+)
+def test_object_names_are_checked_for_core_and_custom_kinds(
+    validator: SchemaValidator, obj: dict[str, Any], finding: tuple[str, str]
+) -> None:
+    found = [(f.path, f.message) for f in validator.validate(obj)]
+    assert finding in found
+    assert not validator.is_valid(obj)
+
+
+def test_generate_name_stands_in_for_a_name(validator: SchemaValidator) -> None:
+    job = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "odoo-"}}
+    assert validator.validate(job) == []
+
+
+def test_a_bad_name_is_reported_with_every_other_problem(validator: SchemaValidator) -> None:
+    obj = mutated(config_map(), "metadata.name", "Bad_Name")
+    obj = mutated(obj, "datta", {})
+    assert paths(validator.validate(obj)) == ["datta", "metadata.name"]
+
+
+def test_the_fast_path_never_skips_the_identity_check() -> None:
+    validator = SchemaValidator("1.30")
+    assert not validator.has_schema("", "ConfigMap")
+    assert validator.has_schema("v1", "ConfigMap")
+    (finding,) = validator.validate({"apiVersion": "", "kind": "ConfigMap"})
+    assert finding.path == "apiVersion"
+    assert not validator.is_valid({"apiVersion": "", "kind": "ConfigMap"})
+    # a List of known kinds is still checked item by item
+    items = [config_map(), mutated(config_map(), "datta", {})]
+    assert paths(validator.validate({"apiVersion": "v1", "kind": "List", "items": items})) == [
+        "items[1].datta"
+    ]

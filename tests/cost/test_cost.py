@@ -365,3 +365,26 @@ def test_node_price_for_an_unknown_pool_is_a_located_error(tmp_path: Path) -> No
     (problem,) = info.value.problems
     assert problem.path == "pricing.node_month.eu-lyon-meddev/gpu" and problem.line > 1
     assert "eu-lyon-meddev/odoo" in problem.hint
+
+
+def test_for_plant_reads_the_lines_once_for_every_plant() -> None:
+    """The plan summary asks each plant's cost: one pass over the lines, not one per plant
+    (a 1,000-plant fleet has ~32,000 lines; per-plant scans took seconds)."""
+    from plantops.sizing.cost import CostLine, FleetCost
+
+    passes = 0
+
+    class CountingLines(tuple[CostLine, ...]):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            nonlocal passes
+            passes += 1
+            return super().__iter__()
+
+    lines = CountingLines(
+        CostLine(f"p{i % 50}", "prod", f"d{i}", "c", "odoo", "compute", 0.1 * i) for i in range(500)
+    )
+    cost = FleetCost("EUR", lines, 0.0)
+    totals = {f"p{n}": cost.for_plant(f"p{n}") for n in range(50)}
+    assert passes == 1
+    assert totals == cost.by("plant")
+    assert cost.for_plant("unknown") == 0.0

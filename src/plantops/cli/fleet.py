@@ -189,15 +189,22 @@ def plan(
     """Load, validate, classify, size and render the fleet into a deterministic tree."""
     from plantops.cli.main import out, run_guarded
 
-    res = run_guarded(
-        services.plan_fleet,
-        fleet,
-        out_dir,
-        today=_today(today),
-        plants=plant or (),
-        allow_expired=allow_expired,
-        dry_run=dry_run,
-    )
+    try:
+        res = run_guarded(
+            services.plan_fleet,
+            fleet,
+            out_dir,
+            today=_today(today),
+            plants=plant or (),
+            allow_expired=allow_expired,
+            dry_run=dry_run,
+        )
+    except typer.Exit as stop:
+        # a failed gate's findings are data: JSON readers get them whole on stdout
+        gate = stop.__cause__
+        if fmt is Format.json and isinstance(gate, services.RenderGateFailed):
+            out.out(json.dumps(gate.to_dict(), indent=2, sort_keys=True))
+        raise
     _print_warnings(res.warnings)
     summary = res.tree
     changes = summary.by_plant()

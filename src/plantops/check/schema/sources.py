@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from plantops.caches import cache_base, store_atomically
-from plantops.check.schema.transform import inline_definitions
+from plantops.check.schema.transform import SchemaVisitor, inline_definitions
 from plantops.errors import PermanentError, TransientError, UserError
 
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
@@ -385,8 +385,11 @@ class KubernetesSchemas:
     def knows(self, gvk: GroupVersionKind) -> bool:
         return gvk in self.index
 
-    def load(self, gvk: GroupVersionKind) -> dict[str, Any] | None:
-        """The self-contained strict schema of a core kind (refs inlined), or ``None``."""
+    def load(
+        self, gvk: GroupVersionKind, also: SchemaVisitor | None = None
+    ) -> dict[str, Any] | None:
+        """The self-contained strict schema of a core kind (refs inlined), or ``None``;
+        ``also`` rewrites every node in the same walk."""
         name = self.index.get(gvk)
         if name is None:
             return None
@@ -398,15 +401,17 @@ class KubernetesSchemas:
             root = _parse_json(entry.read_text(encoding="utf-8"), entry.name)
         else:
             root = self.definitions[name]
-        return self._inline(root, str(gvk))
+        return self._inline(root, str(gvk), also)
 
-    def object_meta(self) -> dict[str, Any]:
+    def object_meta(self, also: SchemaVisitor | None = None) -> dict[str, Any]:
         """ObjectMeta as one self-contained document (for custom resources' metadata)."""
-        return self._inline(self.definitions[OBJECT_META], "ObjectMeta")
+        return self._inline(self.definitions[OBJECT_META], "ObjectMeta", also)
 
-    def _inline(self, root: Mapping[str, Any], what: str) -> dict[str, Any]:
+    def _inline(
+        self, root: Mapping[str, Any], what: str, also: SchemaVisitor | None
+    ) -> dict[str, Any]:
         try:
-            return inline_definitions(root, self.definitions)
+            return inline_definitions(root, self.definitions, also)
         except KeyError as exc:
             raise PermanentError(
                 f"Kubernetes {self.version_text} schema for {what} references "

@@ -1,11 +1,12 @@
 """Pure rewrites of JSON Schema documents before they are compiled.
 
 Kubernetes and CRD schemas are written for the API server, not for a JSON Schema
-compiler: the core schemas spread ``$ref`` across a shared ``_definitions.json``,
-carry megabytes of descriptions, and CRD schemas leave the object root and
-``metadata`` open. These functions turn one schema into a single self-contained,
-annotation-free document that fastjsonschema compiles quickly and that rejects
-unknown fields exactly where the API server would.
+validator: the core schemas spread ``$ref`` across a shared ``_definitions.json``
+and carry megabytes of descriptions; CRD schemas leave the object root and
+``metadata`` open and say "int or string" and "nullable" in OpenAPI extensions.
+These functions turn one schema into a single self-contained, annotation-free
+document that rejects what the API server would reject — no more, no less. Each
+one is about verdicts (strictness); none exists to please a particular engine.
 
 They walk schemas structurally (keyword by keyword), never textually: a CRD may well
 have a property named ``description`` or ``$ref``, and that must survive.
@@ -27,7 +28,7 @@ _SCHEMA_ONE = frozenset(
 )
 # Keywords whose value is a list of schemas.
 _SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
-# Pure annotations: no effect on validation, but they bloat the generated code.
+# Pure annotations: no effect on validation, only on the size of every compiled schema.
 _ANNOTATIONS = frozenset({"description", "title", "example", "examples", "$comment"})
 
 PRESERVE_UNKNOWN = "x-kubernetes-preserve-unknown-fields"
@@ -59,49 +60,54 @@ def map_schema(schema: Any, visit: SchemaVisitor) -> Any:
     return visit(out)
 
 
+def strip_node(node: dict[str, Any]) -> dict[str, Any]:
+    """One node of ``strip_annotations`` (a visitor for ``map_schema``)."""
+    return {
+        key: value
+        for key, value in node.items()
+        if key not in _ANNOTATIONS
+        and not (key.startswith("x-kubernetes-") and key != PRESERVE_UNKNOWN)
+    }
+
+
 def strip_annotations(schema: Any) -> Any:
     """Drop descriptions, examples and ``x-kubernetes-*`` annotations that never validate.
 
     ``x-kubernetes-preserve-unknown-fields`` is kept: strictness depends on it.
     """
-
-    def visit(node: dict[str, Any]) -> dict[str, Any]:
-        return {
-            key: value
-            for key, value in node.items()
-            if key not in _ANNOTATIONS
-            and not (key.startswith("x-kubernetes-") and key != PRESERVE_UNKNOWN)
-        }
-
-    return map_schema(schema, visit)
+    return map_schema(schema, strip_node)
 
 
 DEPRECATED = "x-plantops-deprecated"
 _DEPRECATED_TEXT = re.compile(r"^\s*deprecated\b", re.IGNORECASE)
 
 
+def _mark_deprecated(node: dict[str, Any]) -> dict[str, Any]:
+    text = node.get("description")
+    if isinstance(text, str) and _DEPRECATED_TEXT.match(text):
+        node[DEPRECATED] = text.strip().splitlines()[0][:200]
+    return node
+
+
 def mark_deprecated(schema: Any) -> Any:
-    """Keep the deprecation notes of properties as ``x-plantops-deprecated``.
+    """Keep a (sub)schema's deprecation note as ``x-plantops-deprecated``.
 
     Descriptions are stripped before compiling, but "Deprecated: use X instead" is
     worth keeping: it lets a finding suggest the current field, not the old one.
     Validators ignore the keyword.
     """
+    return map_schema(schema, _mark_deprecated)
 
-    def visit(node: dict[str, Any]) -> dict[str, Any]:
-        props = node.get("properties")
-        if isinstance(props, Mapping):
-            marked: dict[str, Any] = {}
-            for name, sub in props.items():
-                text = sub.get("description") if isinstance(sub, Mapping) else None
-                if isinstance(text, str) and _DEPRECATED_TEXT.match(text):
-                    marked[name] = {**sub, DEPRECATED: text.strip().splitlines()[0][:200]}
-                else:
-                    marked[name] = sub
-            node["properties"] = marked
-        return node
 
-    return map_schema(schema, visit)
+def _forbid_unknown(node: dict[str, Any]) -> dict[str, Any]:
+    if (
+        "properties" in node
+        and "additionalProperties" not in node
+        and "patternProperties" not in node
+        and not node.get(PRESERVE_UNKNOWN)
+    ):
+        node["additionalProperties"] = False
+    return node
 
 
 def forbid_unknown_fields(schema: Any) -> Any:
@@ -112,31 +118,101 @@ def forbid_unknown_fields(schema: Any) -> Any:
     says what to do with extra keys (``additionalProperties``) or that preserves
     unknown fields is left exactly as it is.
     """
+    return map_schema(schema, _forbid_unknown)
 
-    def visit(node: dict[str, Any]) -> dict[str, Any]:
-        if (
-            "properties" in node
-            and "additionalProperties" not in node
-            and "patternProperties" not in node
-            and not node.get(PRESERVE_UNKNOWN)
-        ):
-            node["additionalProperties"] = False
-        return node
 
-    return map_schema(schema, visit)
+def _nullable(node: dict[str, Any]) -> dict[str, Any]:
+    if node.get("nullable") is True and "type" in node:
+        types = node["type"] if isinstance(node["type"], list) else [node["type"]]
+        if "null" not in types:
+            node["type"] = [*types, "null"]
+    return node
 
 
 def allow_nullable(schema: Any) -> Any:
     """Turn OpenAPI's ``nullable: true`` into a JSON Schema type that admits null."""
+    return map_schema(schema, _nullable)
+
+
+INT_OR_STRING = "x-kubernetes-int-or-string"
+
+
+def int_or_string(schema: Any) -> Any:
+    """Give ``x-kubernetes-int-or-string: true`` its meaning where a schema states only the
+    extension. The API server admits an integer or a string there (apiextensions/v1
+    types_jsonschema.go, JSONSchemaProps.XIntOrString: "this value is either an integer
+    or a string"; an empty type is allowed beside it). Once annotations are stripped, an
+    extension-only node would otherwise accept any value.
+    """
+
+    return map_schema(schema, _int_or_string)
+
+
+def _int_or_string(node: dict[str, Any]) -> dict[str, Any]:
+    if node.get(INT_OR_STRING) is True and not {"type", "anyOf", "oneOf"} & node.keys():
+        node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    return node
+
+
+def strict_crd_schema(raw: Any) -> Any:
+    """Every CRD rewrite above in one walk: nullable, unknown fields refused, int-or-string,
+    deprecation notes kept, annotations stripped (each looks at its own node only, so one
+    bottom-up pass gives what the chain of passes gives)."""
 
     def visit(node: dict[str, Any]) -> dict[str, Any]:
-        if node.get("nullable") is True and "type" in node:
-            types = node["type"] if isinstance(node["type"], list) else [node["type"]]
-            if "null" not in types:
-                node["type"] = [*types, "null"]
-        return node
+        return strip_node(_mark_deprecated(_int_or_string(_forbid_unknown(_nullable(node)))))
 
-    return map_schema(schema, visit)
+    return map_schema(raw, visit)
+
+
+NAME_RULE = "x-plantops-name"
+"""Marks the name rule's subschemas (for messages); validators ignore the keyword."""
+
+# Object names as the API server validates them (k8s.io/apimachinery validation,
+# pkg/apis/core/validation): most kinds take a DNS-1123 subdomain (NameIsDNSSubdomain);
+# a Namespace a DNS-1123 label (ValidateNamespaceName); a Service a DNS-1035 label
+# (ValidateServiceName); RBAC objects any path segment (ValidatePathSegmentName).
+_SEGMENT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_SUBDOMAIN = (f"^{_SEGMENT}(\\.{_SEGMENT})*$", 253, "a DNS-1123 subdomain")
+_NAME_RULES: dict[str, tuple[str, int, str]] = {
+    "Namespace": (f"^{_SEGMENT}$", 63, "a DNS-1123 label"),
+    "Service": ("^[a-z]([-a-z0-9]*[a-z0-9])?$", 63, "a DNS-1035 label (starts with a letter)"),
+}
+_PATH_SEGMENT_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
+
+
+def name_rule_words(kind: str) -> tuple[int, str] | None:
+    """(length limit, what a name must be) for ``kind``; None for path-segment names."""
+    if kind in _PATH_SEGMENT_KINDS:
+        return None
+    _, limit, words = _NAME_RULES.get(kind, _SUBDOMAIN)
+    return limit, words
+
+
+def with_name_rule(document: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """Check ``metadata.name`` as the API server checks a ``kind``'s name: present (or a
+    ``generateName``), a string, and of the kind's form. Done in the schema, the check
+    costs nothing on the hot path; ``NAME_RULE`` marks it for the messages."""
+    if kind in _PATH_SEGMENT_KINDS:
+        name: dict[str, Any] = {"pattern": "^[^/%]+$", "not": {"enum": [".", ".."]}}
+    else:
+        pattern, limit, _ = _NAME_RULES.get(kind, _SUBDOMAIN)
+        name = {"pattern": pattern, "maxLength": limit}
+    rule = {
+        NAME_RULE: "required",
+        "anyOf": [
+            {"required": ["name"], "properties": {"name": {"type": "string", "minLength": 1}}},
+            {"required": ["generateName"]},
+        ],
+        "properties": {"name": {NAME_RULE: kind, **name}},
+    }
+    out = dict(document)
+    properties = dict(out.get("properties", {}))
+    if "metadata" not in properties:
+        return out
+    properties["metadata"] = {"allOf": [properties["metadata"], rule]}
+    out["properties"] = properties
+    return out
 
 
 def _ref_name(ref: str) -> str:
@@ -144,12 +220,17 @@ def _ref_name(ref: str) -> str:
     return ref.rsplit("/", 1)[-1]
 
 
-def inline_definitions(root: Mapping[str, Any], definitions: Mapping[str, Any]) -> dict[str, Any]:
+def inline_definitions(
+    root: Mapping[str, Any],
+    definitions: Mapping[str, Any],
+    also: SchemaVisitor | None = None,
+) -> dict[str, Any]:
     """Return ``root`` as one document holding every definition it reaches.
 
     Every ``$ref`` (local or into the shared definitions file) is rewritten to
     ``#/$defs/<name>`` and exactly the reachable definitions are copied under
     ``$defs``, so a compiler never has to resolve a remote reference.
+    ``also`` is applied to every node in the same walk.
     Raises ``KeyError`` naming the definition when a reference dangles.
     """
     needed: list[str] = []
@@ -163,7 +244,7 @@ def inline_definitions(root: Mapping[str, Any], definitions: Mapping[str, Any]) 
             if name not in seen:
                 seen.add(name)
                 needed.append(name)
-        return node
+        return also(node) if also is not None else node
 
     document: dict[str, Any] = map_schema(root, visit)
     existing = document.pop("$defs", {})
@@ -215,159 +296,21 @@ def declared_properties(schema: Mapping[str, Any], root: Mapping[str, Any]) -> M
     return props if isinstance(props, Mapping) else {}
 
 
-def known_properties(schema: Mapping[str, Any], root: Mapping[str, Any]) -> list[str]:
-    """The property names a (sub)schema declares, following ``$ref``."""
-    return sorted(declared_properties(schema, root))
-
-
-_INLINE_FLAGS = re.compile(r"\(\?([imsx]+)\)")
-
-
-def _group_end(pattern: str, start: int) -> int:
-    """Index of the ``)`` closing the group that encloses ``start`` (or len(pattern))."""
-    depth = 0
-    in_class = False
-    i = start
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            if depth == 0:
-                return i
-            depth -= 1
-        i += 1
-    return len(pattern)
-
-
-def translate_go_regex(pattern: str) -> str | None:
-    """Rewrite a Go (RE2) pattern for Python's ``re``; ``None`` if it cannot be.
-
-    RE2 lets ``(?i)`` appear mid-pattern, scoped to the rest of its group; Python
-    only allows global flags at the start, so each becomes a scoped ``(?i:...)``.
-    """
-    try:
-        re.compile(pattern)
-        return pattern
-    except re.error:
-        pass
-    result = pattern
-    while True:
-        match = next((m for m in _INLINE_FLAGS.finditer(result) if m.start() > 0), None)
-        if match is None:
-            break
-        end = _group_end(result, match.end())
-        result = (
-            f"{result[: match.start()]}(?{match.group(1)}:{result[match.end() : end]})"
-            f"{result[end:]}"
-        )
-    try:
-        re.compile(result)
-    except re.error:
-        return None
-    return result
-
-
-def python_patterns(schema: Any) -> Any:
-    """Make every ``pattern`` compile under Python's ``re``.
-
-    A pattern that cannot be translated is dropped: a missed check is better than
-    rejecting valid objects with a pattern we misread.
-    """
-
-    def visit(node: dict[str, Any]) -> dict[str, Any]:
-        pattern = node.get("pattern")
-        if isinstance(pattern, str):
-            translated = translate_go_regex(pattern)
-            if translated is None:
-                del node["pattern"]
-            else:
-                node["pattern"] = translated
-        return node
-
-    return map_schema(schema, visit)
-
-
 __all__ = [
     "DEPRECATED",
+    "NAME_RULE",
     "PRESERVE_UNKNOWN",
     "allow_nullable",
     "declared_properties",
     "forbid_unknown_fields",
     "inline_definitions",
-    "known_properties",
+    "int_or_string",
     "map_schema",
     "mark_deprecated",
-    "python_patterns",
+    "name_rule_words",
+    "strict_crd_schema",
     "strip_annotations",
-    "translate_go_regex",
+    "strip_node",
     "with_metadata_schema",
+    "with_name_rule",
 ]
-
-
-_TYPE_ONLY = frozenset({"type"})
-
-
-def _alternative_types(alternatives: Any) -> list[set[str]] | None:
-    """The type sets of ``[{"type": ...}, ...]``; None unless every alternative is a bare
-    ``type`` constraint."""
-    if not isinstance(alternatives, list) or len(alternatives) < 2:
-        return None
-    sets: list[set[str]] = []
-    for alt in alternatives:
-        if not isinstance(alt, Mapping) or set(alt) != _TYPE_ONLY:
-            return None
-        t = alt["type"]
-        types = [t] if isinstance(t, str) else t
-        if not isinstance(types, list) or not all(isinstance(x, str) for x in types):
-            return None
-        sets.append(set(types))
-    return sets
-
-
-def merge_type_alternatives(schema: Any) -> Any:
-    """Turn ``anyOf``/``oneOf`` lists of bare type constraints into one ``type`` list.
-
-    Kubernetes writes int-or-string as ``anyOf: [{type: integer}, {type: string}]`` and
-    kubernetes-validate as ``oneOf: [{type: [string, null]}, {type: [number, null]}]``.
-    Validating those as written costs an exception per failed alternative, hundreds of
-    microseconds each in the generated code; a type list gives the same verdicts with a
-    single ``isinstance``. ``anyOf`` is the union of the types. ``oneOf`` admits a value
-    of exactly one alternative, so its types are those named by exactly one alternative —
-    rewritten only when no ``integer`` and ``number`` sit in different alternatives
-    (an integer matches both, which a type list cannot say).
-    """
-
-    def visit(node: dict[str, Any]) -> dict[str, Any]:
-        if "type" in node:
-            return node
-        for keyword in ("anyOf", "oneOf"):
-            sets = _alternative_types(node.get(keyword))
-            if sets is None:
-                continue
-            if keyword == "anyOf":
-                allowed = set().union(*sets)
-            else:
-                if any(
-                    "integer" in a and "number" in b
-                    for i, a in enumerate(sets)
-                    for j, b in enumerate(sets)
-                    if i != j
-                ):
-                    continue
-                allowed = {t for t in set().union(*sets) if sum(t in s for s in sets) == 1}
-                if not allowed:
-                    continue
-            merged = {k: v for k, v in node.items() if k != keyword}
-            merged["type"] = sorted(allowed)
-            return merged
-        return node
-
-    return map_schema(schema, visit)

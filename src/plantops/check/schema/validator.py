@@ -1,11 +1,10 @@
 """Strict schema validation of Kubernetes objects, compiled once and reused.
 
-Each object type's schema is compiled with fastjsonschema the first time it is
-needed (hundreds of times faster per object than an interpreting validator) and
-kept. A valid object costs one call of that compiled function. Only an invalid
-object pays for a second, interpreting pass with ``jsonschema`` that lists every
-problem with its field path — findings are the rare case, explanations matter
-there, speed does not.
+Each object type's schema is compiled by ``jsonschema-rs`` (a Rust JSON Schema
+validator) the first time it is needed and kept for the process. A valid object
+costs one ``is_valid`` call; only an invalid one is walked again with
+``iter_errors``, whose typed errors (keyword, instance path, schema path) are turned
+into plain findings here — findings are the rare case, explanations matter there.
 
 Custom resources are held to the same standard as core objects: unknown fields
 are rejected wherever the CRD is structural (never where it preserves unknown
@@ -21,18 +20,15 @@ import functools
 import hashlib
 import importlib.metadata
 import json
-import marshal
 import os
 import re
-import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import CodeType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 
 from plantops.caches import store_atomically
 from plantops.check.schema.findings import SchemaFinding
@@ -48,22 +44,15 @@ from plantops.check.schema.sources import (
 )
 from plantops.check.schema.transform import (
     DEPRECATED,
-    allow_nullable,
+    NAME_RULE,
     declared_properties,
-    forbid_unknown_fields,
-    known_properties,
-    mark_deprecated,
-    merge_type_alternatives,
-    python_patterns,
-    strip_annotations,
+    name_rule_words,
+    strict_crd_schema,
+    strip_node,
     with_metadata_schema,
+    with_name_rule,
 )
 from plantops.errors import UserError
-
-if TYPE_CHECKING:  # jsonschema is imported only to explain a failure
-    import jsonschema
-
-FastValidator = Callable[[Any], Any]
 
 _MAX_MESSAGE = 240
 
@@ -79,128 +68,121 @@ class ManifestDocument:
     """1-based line where the document starts (0 for an object not read from a file)."""
 
 
-@dataclass
 class _Compiled:
-    """A compiled schema and, built only when an object fails, its document and
-    explainer."""
+    """A kind's compiled validator and its prepared schema document (parsed only when an
+    object fails and the document is needed to explain it)."""
 
-    gvk: GroupVersionKind
-    origin: str
-    build: Callable[[], dict[str, Any]]
-    fast: FastValidator
-    _document: dict[str, Any] | None = field(default=None, repr=False)
-    _explainer: jsonschema.protocols.Validator | None = field(default=None, repr=False)
+    def __init__(self, gvk: GroupVersionKind, origin: str, prepared: _Prepared) -> None:
+        self.gvk = gvk
+        self.origin = origin
+        self.check = prepared.check
+        self._prepared = prepared
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return self._prepared.document
+
+
+class _Prepared:
+    def __init__(self, text: str, check: jsonschema_rs.Validator) -> None:
+        self.text = text
+        self.check = check
+        self._document: dict[str, Any] | None = None
 
     @property
     def document(self) -> dict[str, Any]:
         if self._document is None:
-            self._document = self.build()
+            self._document = json.loads(self.text)
         return self._document
 
-    @property
-    def explainer(self) -> jsonschema.protocols.Validator:
-        if self._explainer is None:
-            import jsonschema
 
-            self._explainer = jsonschema.Draft202012Validator(self.document)
-        return self._explainer
+class _Unknown:
+    """A kind not looked up yet (or not an object at all)."""
 
 
-# Compiled code is shared by every SchemaValidator in the process, keyed by what the
-# schema was prepared from (see ``_load``): a renderer that builds one validator per
-# deployment still compiles each schema once.
-_COMPILED: dict[str, FastValidator] = {}
+_UNKNOWN = _Unknown()
+
+# Compiled validators are shared by every SchemaValidator in the process, keyed by what
+# the schema was prepared from: a renderer that builds one validator per deployment
+# still compiles each schema once.
+_COMPILED: dict[str, _Prepared] = {}
 _COMPILED_LOCK = threading.Lock()
 
 
-# Part of the cache key: generated code depends on the options it was generated with.
-_OPTIONS = "use_default=False,use_formats=False,detailed_exceptions=False,fstring-names"
-
-# fastjsonschema names nested values with ``"a.{key}".format(**locals())``: ``locals()``
-# of a function with thousands of variables costs more than the check itself. An
-# f-string reads the same variables directly and gives the same text.
-_FORMAT_LOCALS = re.compile(r'"((?:[^"\\\n]|\\.)*)"\.format\(\*\*locals\(\)\)')
-
-
-def _without_locals(source: str) -> str:
-    return _FORMAT_LOCALS.sub(r'f"\1"', source)
-
-
 def validator_cache_dir() -> Path | None:
-    """Where generated validator code is kept between runs: ``$PLANTOPS_VALIDATOR_CACHE``
-    (empty to disable), else beside the schema download cache."""
+    """Where prepared schema documents and the index of core kinds are kept between runs:
+    ``$PLANTOPS_VALIDATOR_CACHE`` (empty to disable), else beside the schema download cache."""
     explicit = os.environ.get("PLANTOPS_VALIDATOR_CACHE")
     if explicit is not None:
         return Path(explicit) if explicit else None
     return default_cache_dir().parent / "validators"
 
 
-def _run_code(code: CodeType) -> FastValidator:
-    """Run byte code that fastjsonschema generated and return its ``validate``."""
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)
-    fn: FastValidator = namespace["validate"]
-    return fn
-
-
 @functools.cache
-def _code_tag() -> str:
-    """What generated code depends on besides its input: the compiler, its options, the
-    schema rewrites and kubernetes-validate's schemas."""
-    here = Path(__file__).parent
-    digest = hashlib.sha256(f"{fastjsonschema.VERSION}|{_OPTIONS}|".encode())
-    for name in ("transform.py", "validator.py"):
-        digest.update((here / name).read_bytes())
+def _preparation_tag() -> str:
+    """What a prepared document depends on besides its raw schema: the rewrites (this
+    package's code) and kubernetes-validate's version (core schemas are keyed by path)."""
+    digest = hashlib.sha256()
+    for name in ("transform.py", "sources.py", "validator.py"):
+        digest.update((Path(__file__).parent / name).read_bytes())
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         digest.update(importlib.metadata.version("kubernetes-validate").encode())
     return digest.hexdigest()
 
 
-def _compile(key: str, build: Callable[[], Mapping[str, Any]], what: str) -> FastValidator:
-    """Compile the schema ``build`` prepares, once per process and ``key`` (what it is
-    prepared from). The generated code is also cached on disk, so a later ``plan`` pays
-    for loading byte code — neither for preparing the schema nor for generating code."""
-    digest = hashlib.sha256(f"{_code_tag()}|{key}".encode()).hexdigest()
+def _compile(key: str, build: Callable[[], dict[str, Any]], what: str) -> _Prepared:
+    """The validator for the schema ``build`` prepares, compiled once per process and
+    ``key`` (what it is prepared from).
+
+    Preparing (inlining references, the strictness rewrites) is Python walking the whole
+    schema, most of a re-plan's schema cost; the prepared document is kept on disk as JSON
+    text, which jsonschema-rs compiles directly — a later run neither prepares nor parses
+    it in Python."""
     with _COMPILED_LOCK:
-        cached = _COMPILED.get(digest)
+        cached = _COMPILED.get(key)
     if cached is not None:
         return cached
     cache = validator_cache_dir()
-    # Byte code, like a .pyc: keyed by the interpreter too, since marshal is version-bound.
-    tag = sys.implementation.cache_tag
-    path = cache / f"{digest}.{tag}.marshal" if cache is not None else None
-    compiled: FastValidator | None = None
-    if path is not None and path.is_file():
-        try:
-            code = marshal.loads(path.read_bytes())
-            compiled = _run_code(code) if isinstance(code, CodeType) else None
-        except (OSError, ValueError, EOFError, TypeError, KeyError):
-            compiled = None  # a damaged cache entry is regenerated below
-    if compiled is None:
-        try:
-            source = fastjsonschema.compile_to_code(
-                dict(build()), use_default=False, use_formats=False, detailed_exceptions=False
-            )
-        except (fastjsonschema.JsonSchemaDefinitionException, re.error, RecursionError) as exc:
-            raise UserError(f"schema for {what} cannot be compiled: {exc}") from exc
-        code = compile(_without_locals(source), f"<schema {what}>", "exec")
-        compiled = _run_code(code)
-        if path is not None:
-            store_atomically(path, marshal.dumps(code))
+    digest = hashlib.sha256(f"{_preparation_tag()}|{key}".encode()).hexdigest()
+    path = cache / f"prepared-{digest[:32]}.json" if cache is not None else None
+    text: str | None = None
+    if path is not None:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = path.read_text(encoding="utf-8")
+    fresh = text is None
+    if text is None:
+        text = json.dumps(build(), separators=(",", ":"))
+    try:
+        # Formats (int32, date-time, …) are not asserted, like the API server's schema
+        # pass and kubernetes-validate; patterns are Rust regexes, whose syntax is Go's
+        # RE2 (a mid-pattern ``(?i)`` included), the dialect Kubernetes schemas are written in.
+        check = jsonschema_rs.Draft202012Validator(text, validate_formats=False)
+    except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
+        if not fresh:  # a damaged cache entry: prepare again
+            return _compile_fresh(key, build, what, path)
+        raise UserError(f"schema for {what} cannot be compiled: {exc}") from exc
+    if fresh and path is not None:
+        store_atomically(path, text.encode())
+    prepared = _Prepared(text, check)
     with _COMPILED_LOCK:
-        _COMPILED[digest] = compiled
-    return compiled
+        _COMPILED[key] = prepared
+    return prepared
+
+
+def _compile_fresh(
+    key: str, build: Callable[[], dict[str, Any]], what: str, path: Path | None
+) -> _Prepared:
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return _compile(key, build, what)
 
 
 def prepare_crd_schema(
     raw: Mapping[str, Any], object_meta: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """A catalog CRD schema made strict, Python-compilable and annotation-free."""
-    document = merge_type_alternatives(
-        strip_annotations(
-            mark_deprecated(forbid_unknown_fields(allow_nullable(python_patterns(raw))))
-        )
-    )
+    """A catalog CRD schema made as strict as the API server, annotation-free."""
+    document = strict_crd_schema(raw)
     if object_meta is not None:
         document = with_metadata_schema(document, object_meta)
     return dict(document)
@@ -239,7 +221,7 @@ class SchemaValidator:
             sources.append(PackageSource())
         self.sources: tuple[SchemaSource, ...] = tuple(sources)
         self.ignore_missing_schemas = ignore_missing_schemas
-        self._compiled: dict[GroupVersionKind, _Compiled | None] = {}
+        self._compiled: dict[tuple[str, str], _Compiled | None] = {}
         self._object_meta: dict[str, Any] | None = None
 
     # --- what was resolved ---------------------------------------------------------
@@ -254,23 +236,34 @@ class SchemaValidator:
         return f"{self.core.requested[0]}.{self.core.requested[1]}"
 
     def has_schema(self, api_version: str, kind: str) -> bool:
-        return self._get(GroupVersionKind.of(api_version, kind)) is not None
+        if not api_version or not kind:
+            return False
+        return self._get(api_version, kind) is not None
 
     # --- validating ------------------------------------------------------------------
 
     def is_valid(self, obj: Mapping[str, Any]) -> bool:
         """Fast yes/no, without explanations (a kind without a schema is invalid
         unless missing schemas are ignored)."""
-        if _identity_problem(obj) is not None:
-            return False
-        compiled = self._get(GroupVersionKind.of(obj["apiVersion"], obj["kind"]))
+        compiled = self._known(obj)
+        if isinstance(compiled, _Unknown):
+            if _identity_problem(obj) is not None:
+                return False
+            compiled = self._get(obj["apiVersion"], obj["kind"])
         if compiled is None:
             return self.ignore_missing_schemas
         try:
-            compiled.fast(obj)
-        except (fastjsonschema.JsonSchemaValueException, TypeError, ValueError):
+            return compiled.check.is_valid(obj)
+        except ValueError:  # e.g. a non-string mapping key
             return False
-        return True
+
+    def _known(self, obj: Any) -> _Compiled | None | _Unknown:
+        """The hot path: the compiled kind of an object whose identity was seen before
+        (only well-formed identities are ever cached), else ``_UNKNOWN``."""
+        try:
+            return self._compiled[obj["apiVersion"], obj["kind"]]
+        except (KeyError, TypeError, IndexError):
+            return _UNKNOWN
 
     def validate(
         self, obj: Mapping[str, Any], *, file: str = "", document_index: int = 0
@@ -290,7 +283,7 @@ class SchemaValidator:
         for position, item in enumerate(objects):
             if isinstance(item, ManifestDocument):
                 found = self._validate(item.obj, item.file, item.index, "")
-                if item.line:
+                if item.line and found:
                     found = [dataclasses.replace(f, line=item.line) for f in found]
                 findings += found
             else:
@@ -298,51 +291,48 @@ class SchemaValidator:
         return sorted(findings)
 
     def _validate(self, obj: Any, file: str, index: int, prefix: str) -> list[SchemaFinding]:
+        known = self._known(obj)
+        if isinstance(known, _Compiled) and obj["kind"] != "List":
+            try:
+                if known.check.is_valid(obj):
+                    return []
+            except ValueError:
+                pass  # explained below
         problem = _identity_problem(obj)
         if problem is not None:
             api_version, kind = _identity(obj)
             return [SchemaFinding(file, index, api_version, kind, _name(obj), *problem)]
-        gvk = GroupVersionKind.of(obj["apiVersion"], obj["kind"])
-        if gvk == GroupVersionKind("", "v1", "List") and isinstance(obj.get("items"), list):
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        if api_version == "v1" and kind == "List" and isinstance(obj.get("items"), list):
             found: list[SchemaFinding] = []
             for i, item in enumerate(obj["items"]):
                 found += self._validate(item, file, index, f"{prefix}items[{i}].")
             return found
-        compiled = self._get(gvk)
-        name = _name(obj)
+        compiled = self._get(api_version, kind)
         if compiled is None:
             if self.ignore_missing_schemas:
                 return []
-            return [
-                SchemaFinding(
-                    file,
-                    index,
-                    gvk.api_version,
-                    gvk.kind,
-                    name,
-                    prefix.rstrip("."),
-                    self._missing_message(gvk),
-                )
-            ]
+            gvk = GroupVersionKind.of(api_version, kind)
+            message = self._missing_message(gvk)
+            return [SchemaFinding(file, index, api_version, kind, _name(obj), prefix[:-1], message)]
         try:
-            compiled.fast(obj)
-            return []
-        except fastjsonschema.JsonSchemaValueException as exc:
-            fallback = (_fast_path(exc), str(exc.message))
-        except (TypeError, ValueError) as exc:  # e.g. a non-string mapping key
-            fallback = ("", f"cannot be validated: {exc}")
-        explained = _explain(compiled, obj) or [fallback]
+            if compiled.check.is_valid(obj):
+                return []
+            explained = _explain(compiled, obj)
+        except ValueError as exc:  # e.g. a non-string mapping key
+            explained = [("", f"cannot be validated: {exc}")]
+        name = _name(obj)
         return [
             SchemaFinding(
                 file,
                 index,
-                gvk.api_version,
-                gvk.kind,
+                api_version,
+                kind,
                 name,
-                f"{prefix}{path}" if path else prefix.rstrip("."),
-                message,
+                f"{prefix}{path}" if path else prefix[:-1],
+                msg,
             )
-            for path, message in explained
+            for path, msg in explained
         ]
 
     def _missing_message(self, gvk: GroupVersionKind) -> str:
@@ -356,25 +346,28 @@ class SchemaValidator:
 
     # --- loading and compiling -------------------------------------------------------
 
-    def _get(self, gvk: GroupVersionKind) -> _Compiled | None:
-        if gvk in self._compiled:
-            return self._compiled[gvk]
-        compiled = self._load(gvk)
-        self._compiled[gvk] = compiled
-        return compiled
+    def _get(self, api_version: str, kind: str) -> _Compiled | None:
+        # Keyed by the object's own strings: one dict lookup per object on the hot path.
+        try:
+            return self._compiled[api_version, kind]
+        except KeyError:
+            compiled = self._compiled[api_version, kind] = self._load(
+                GroupVersionKind.of(api_version, kind)
+            )
+            return compiled
 
     def _load(self, gvk: GroupVersionKind) -> _Compiled | None:
         if self.core.knows(gvk):
             core = self.core
 
             def build_core() -> dict[str, Any]:
-                loaded = core.load(gvk)
+                loaded = core.load(gvk, also=strip_node)
                 assert loaded is not None, "known kinds have a schema"
-                return dict(merge_type_alternatives(strip_annotations(loaded)))
+                return with_name_rule(loaded, gvk.kind)
 
             # kubernetes-validate's files do not change within one installed version
             key = f"core|{core.root}|{core.directory.name}|{gvk}"
-            return _Compiled(gvk, core.description, build_core, _compile(key, build_core, str(gvk)))
+            return _Compiled(gvk, core.description, _compile(key, build_core, str(gvk)))
         for source in self.sources:
             found = source.load(gvk)
             if found is None:
@@ -382,17 +375,18 @@ class SchemaValidator:
             raw: Mapping[str, Any] = found
 
             def build_crd(raw: Mapping[str, Any] = raw) -> dict[str, Any]:
-                return prepare_crd_schema(raw, self.object_meta())
+                return with_name_rule(prepare_crd_schema(raw, self.object_meta()), gvk.kind)
 
             # metadata is checked as this Kubernetes version's ObjectMeta
-            key = f"crd|{self.core.directory.name}|{json.dumps(raw)}"
+            digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
+            key = f"crd|{self.core.root}|{self.core.directory.name}|{gvk.kind}|{digest}"
             what = f"{gvk} from {source.description}"
-            return _Compiled(gvk, source.description, build_crd, _compile(key, build_crd, what))
+            return _Compiled(gvk, source.description, _compile(key, build_crd, what))
         return None
 
     def object_meta(self) -> dict[str, Any]:
         if self._object_meta is None:
-            self._object_meta = strip_annotations(self.core.object_meta())
+            self._object_meta = self.core.object_meta(also=strip_node)
         return self._object_meta
 
 
@@ -410,7 +404,8 @@ def _identity(obj: Any) -> tuple[str, str]:
 
 
 def _identity_problem(obj: Any) -> tuple[str, str] | None:
-    """(path, message) when ``obj`` is not even a Kubernetes object."""
+    """(path, message) when ``obj`` is not even a Kubernetes object (its name is checked
+    by the schema: ``transform.with_name_rule``)."""
     if not isinstance(obj, Mapping):
         return "", f"document is {_json_type(obj)}, not a Kubernetes object"
     for key in ("apiVersion", "kind"):
@@ -419,44 +414,6 @@ def _identity_problem(obj: Any) -> tuple[str, str] | None:
             typo = next((k for k in obj if isinstance(k, str) and k.lower() == key.lower()), None)
             hint = f" (did you mean {key!r} instead of {typo!r}?)" if typo and typo != key else ""
             return key, f"not a Kubernetes object: {key} is missing or not a string{hint}"
-    return _name_problem(obj)
-
-
-# Object names as the API server validates them (k8s.io/apimachinery validation,
-# pkg/apis/core/validation): most kinds take a DNS-1123 subdomain (NameIsDNSSubdomain);
-# a Namespace a DNS-1123 label (ValidateNamespaceName); a Service a DNS-1035 label
-# (ValidateServiceName); RBAC objects any path segment (ValidatePathSegmentName).
-_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-_LABEL_KINDS = {"Namespace": (_DNS1123_LABEL, 63, "a DNS-1123 label")}
-_SERVICE_KINDS = {"Service": (_DNS1035_LABEL, 63, "a DNS-1035 label (starts with a letter)")}
-_PATH_SEGMENT_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
-
-
-def _name_problem(obj: Mapping[str, Any]) -> tuple[str, str] | None:
-    meta = obj.get("metadata")
-    if not isinstance(meta, Mapping):
-        return None  # the schema says what is wrong with metadata
-    name = meta.get("name")
-    if name is None and "generateName" in meta:
-        return None
-    if not isinstance(name, str) or not name:
-        return "metadata.name", "metadata.name is missing or not a string"
-    kind = obj["kind"]
-    if kind in _PATH_SEGMENT_KINDS:
-        if name in (".", "..") or "/" in name or "%" in name:
-            return "metadata.name", f"{name!r} is not a valid name: no '/', '%', '.' or '..'"
-        return None
-    pattern, limit, words = {**_LABEL_KINDS, **_SERVICE_KINDS}.get(
-        kind, (_DNS1123_SUBDOMAIN, 253, "a DNS-1123 subdomain")
-    )
-    if len(name) > limit or not pattern.fullmatch(name):
-        return (
-            "metadata.name",
-            f"{name!r} is not a valid {kind} name: it must be {words} of at most {limit} "
-            "characters: lowercase letters, digits and '-'" + (", '.'" if limit == 253 else ""),
-        )
     return None
 
 
@@ -484,11 +441,6 @@ def format_path(parts: Iterable[str | int]) -> str:
         else:
             text += f"[{json.dumps(part)}]"
     return text
-
-
-def _fast_path(exc: fastjsonschema.JsonSchemaValueException) -> str:
-    path = list(exc.path or [])
-    return format_path(path[1:] if path and path[0] == "data" else path)
 
 
 def _json_type(value: Any) -> str:
@@ -524,18 +476,6 @@ def _clip(message: str) -> str:
     return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
 
 
-def _unknown_fields(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> list[str]:
-    schema = error.schema if isinstance(error.schema, Mapping) else {}
-    declared = known_properties(schema, root)
-    patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
-    instance = error.instance if isinstance(error.instance, Mapping) else {}
-    return [
-        str(key)
-        for key in instance
-        if key not in declared and not any(p.search(str(key)) for p in patterns)
-    ]
-
-
 _USE_INSTEAD = re.compile(r"\buse\s+`?([A-Za-z][A-Za-z0-9]*)", re.IGNORECASE)
 
 
@@ -559,52 +499,106 @@ def _did_you_mean(key: str, declared: Mapping[str, Any]) -> str:
     return f' (did you mean "{guess}"?)'
 
 
+def _schema_at(document: Mapping[str, Any], path: Sequence[str | int]) -> Any:
+    """The (sub)schema at a jsonschema-rs schema path (absolute within ``document``)."""
+    node: Any = document
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return {}
+    return node
+
+
+def _bare_types(alternatives: Any) -> list[list[str]] | None:
+    """The type lists of ``[{"type": ...}, ...]``; None unless every alternative is a bare
+    type constraint (Kubernetes' int-or-string, kubernetes-validate's nullable forms)."""
+    if not isinstance(alternatives, list) or not alternatives:
+        return None
+    found: list[list[str]] = []
+    for alt in alternatives:
+        if not isinstance(alt, Mapping) or set(alt) != {"type"}:
+            return None
+        types = alt["type"]
+        found.append([types] if isinstance(types, str) else list(types))
+    return found
+
+
+def _allowed_types(keyword: str, alternatives: list[list[str]]) -> list[str]:
+    """What a value may be under ``anyOf``/``oneOf`` of bare types: for ``oneOf`` only the
+    types exactly one alternative names (a value matching two is refused)."""
+    flat = [t for types in alternatives for t in types]
+    if keyword == "oneOf":
+        flat = [t for t in flat if flat.count(t) == 1]
+    return sorted(set(flat)) or sorted({t for types in alternatives for t in types})
+
+
+def _name_message(kind: str, name: Any) -> tuple[str, str]:
+    """The name rule's finding: ``kind`` is the object's kind, or ``"required"`` when the
+    name is missing (``name`` is then the metadata)."""
+    rule = name_rule_words(kind) if kind != "required" else None
+    if kind == "required" or not isinstance(name, str) or not name:
+        return "metadata.name", "metadata.name is missing or not a string"
+    if rule is None:
+        return "metadata.name", f"{name!r} is not a valid name: no '/', '%', '.' or '..'"
+    limit, words = rule
+    return (
+        "metadata.name",
+        f"{name!r} is not a valid {kind} name: it must be {words} of at most {limit} "
+        "characters: lowercase letters, digits and '-'" + (", '.'" if limit == 253 else ""),
+    )
+
+
+def _got(instance: Any) -> str:
+    return f"got {_json_type(instance)} {_short(instance)}"
+
+
 def _explain_one(
-    error: jsonschema.ValidationError, root: Mapping[str, Any]
+    error: jsonschema_rs.ValidationError, document: Mapping[str, Any]
 ) -> list[tuple[str, str]]:
-    path = list(error.absolute_path)
+    path = list(error.instance_path)
     where = format_path(path)
-    kind = error.validator
-    if kind == "additionalProperties" and error.validator_value is False:
-        schema = error.schema if isinstance(error.schema, Mapping) else {}
-        declared = declared_properties(schema, root)
+    kind = error.kind
+    instance = error.instance
+    node = _schema_at(document, error.schema_path[:-1])
+    if isinstance(node, Mapping) and NAME_RULE in node:
+        return [_name_message(node[NAME_RULE], instance)]
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
+        declared = declared_properties(node, document)
         return [
             (format_path([*path, key]), f'unknown field "{key}"{_did_you_mean(key, declared)}')
-            for key in _unknown_fields(error, root)
+            for key in kind.unexpected
         ]
-    if kind == "type":
-        got = _json_type(error.instance)
-        return [
-            (
-                where,
-                f"expected {_expected(error.validator_value)}, got {got} {_short(error.instance)}",
-            )
-        ]
-    if kind == "required":
-        instance = error.instance if isinstance(error.instance, Mapping) else {}
-        required = error.validator_value if isinstance(error.validator_value, list) else []
-        return [(where, f'missing required field "{r}"') for r in required if r not in instance]
-    if kind == "enum":
-        values = error.validator_value if isinstance(error.validator_value, list) else []
-        allowed = ", ".join(_short(v) for v in values)
-        return [(where, _clip(f"{_short(error.instance)} is not one of: {allowed}"))]
-    if kind == "oneOf" and not error.context:
-        return [(where, f"{_short(error.instance)} matches more than one allowed form (oneOf)")]
-    if kind in ("oneOf", "anyOf") and error.context:
-        types = [c.validator_value for c in error.context if c.validator == "type"]
-        if len(types) == len(error.context):
-            flat = [t for ts in types for t in (ts if isinstance(ts, list) else [ts])]
-            expected = _expected(sorted(set(flat), key=flat.index))
-            return [(where, f"expected {expected}, got {_json_type(error.instance)}")]
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Type):
+        return [(where, f"expected {_expected(kind.types)}, {_got(instance)}")]
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+        return [(where, f'missing required field "{kind.property}"')]
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum):
+        allowed = ", ".join(_short(v) for v in kind.options)
+        return [(where, _clip(f"{_short(instance)} is not one of: {allowed}"))]
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Pattern):
+        return [(where, _clip(f'{_short(instance)} does not match the pattern "{kind.pattern}"'))]
+    keyword = error.schema_path[-1] if error.schema_path else ""
+    if keyword in ("anyOf", "oneOf"):
+        types = _bare_types(_schema_at(document, error.schema_path))
+        if types is not None:
+            return [
+                (
+                    where,
+                    f"expected {_expected(_allowed_types(str(keyword), types))}, {_got(instance)}",
+                )
+            ]
+        if isinstance(kind, jsonschema_rs.ValidationErrorKind.OneOfMultipleValid):
+            return [(where, f"{_short(instance)} matches more than one allowed form (oneOf)")]
     message = error.message
-    if kind not in ("pattern", "format"):
-        message = message.replace(repr(error.instance), _short(error.instance))
+    if not isinstance(kind, jsonschema_rs.ValidationErrorKind.Format):
+        message = message.replace(json.dumps(instance), _short(instance))
     return [(where, _clip(message))]
 
 
 def _explain(compiled: _Compiled, obj: Any) -> list[tuple[str, str]]:
     explained: list[tuple[str, str]] = []
-    for error in compiled.explainer.iter_errors(obj):
+    for error in compiled.check.iter_errors(obj):
         explained += _explain_one(error, compiled.document)
     return sorted(set(explained))
 

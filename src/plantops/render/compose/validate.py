@@ -1,6 +1,7 @@
 """Validate a compose document against the Compose specification's JSON Schema.
 
-The schema ships with plantops (offline); it is compiled once per process.
+The schema ships with plantops (offline); it is compiled once per process by
+jsonschema-rs, the engine that checks Kubernetes objects too.
 """
 
 from __future__ import annotations
@@ -10,33 +11,24 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 
 
 @cache
-def _schema() -> dict[str, Any]:
+def _compiled() -> jsonschema_rs.Validator:
     text = resources.files("plantops.render.compose").joinpath("schema/compose-spec.json")
-    data: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
-    return data
-
-
-@cache
-def _compiled() -> Any:
-    return fastjsonschema.compile(_schema(), use_formats=False)
+    schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
+    # The spec declares draft 7 in $schema; formats are not asserted, as before.
+    return jsonschema_rs.validator_for(schema, validate_formats=False)
 
 
 def validate_compose(doc: dict[str, Any]) -> list[tuple[str, str]]:
     """``[(path, message)]`` for every violation; ``[]`` when the document is valid."""
-    try:
-        _compiled()(doc)
+    validator = _compiled()
+    if validator.is_valid(doc):
         return []
-    except fastjsonschema.JsonSchemaValueException:
-        pass
-    import jsonschema  # only to explain a failure: its import is not cheap
-
-    validator = jsonschema.Draft7Validator(_schema())
     out = []
     for err in validator.iter_errors(doc):
-        path = ".".join(str(p) for p in err.absolute_path)
+        path = ".".join(str(p) for p in err.instance_path)
         out.append((path, err.message))
     return sorted(out)

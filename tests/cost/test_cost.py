@@ -10,6 +10,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import example as hypothesis_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -206,6 +207,10 @@ def test_what_if_through_the_use_case() -> None:
         max_size=12,
     ),
     platform=st.lists(st.floats(0, 3000, allow_nan=False), min_size=4, max_size=4),
+)
+# Found by Hypothesis: a subnormal compute share once lost the platform cost's sum.
+@hypothesis_example(
+    units=[("a", {"p1": 1}, [0.0, 0.0, 0.0, 0.0, 5e-324], False)], platform=[0, 0, 0, 1.5]
 )
 def test_allocations_are_non_negative_and_sum_to_the_total(
     units: list[tuple[str | None, dict[str, int], list[float], bool]], platform: list[float]

@@ -439,7 +439,9 @@ def price_fleet(
                 lines.append(CostLine("-", "-", "-", cl.name, service, kind, amount))
                 continue
             for u, c in members:
-                lines += _lines(u, service, kind, amount * c / weight)
+                # The share first: c / weight is in [0, 1] even for vanishing weights,
+                # where amount * c would underflow first.
+                lines += _lines(u, service, kind, amount * (c / weight))
     notes = tuple(
         CapacityNote(k, c.plant, c.nodes, c.floor_month, requested[k])
         for k, c in sorted(owned.items())

@@ -26,7 +26,11 @@ def build(tree: Path, n: int, out: Path) -> int:
     for path in sorted(tree.rglob("*.yaml")):
         if "vms" in path.parts or path.name == "kustomization.yaml":
             continue
-        docs += [(path.relative_to(tree), d) for d in yaml.safe_load_all(path.read_text()) if d and "kind" in d]
+        docs += [
+            (path.relative_to(tree), d)
+            for d in yaml.safe_load_all(path.read_text())
+            if d and "kind" in d
+        ]
     count = copy = 0
     while count < n:
         for rel, d in docs:
@@ -56,11 +60,27 @@ def main() -> None:
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         objects = build(a.tree, a.n, Path(tmp))
-        wall, rss = timed([sys.executable, "-m", "plantops.cli", "check", tmp, "-f", "json", "-o", f"{tmp}.json"])
+        wall, rss = timed(
+            [sys.executable, "-m", "plantops.cli", "check", tmp, "-f", "json", "-o", f"{tmp}.json"]
+        )
         print(f"plantops check: {objects} objects {wall:.2f} s, peak RSS {rss} MiB")
         if a.checkov:
-            cwall, crss = timed([a.checkov, "-d", tmp, "--framework", "kubernetes", "--quiet", "--compact", "-o", "json"])
-            print(f"checkov: {objects} objects {cwall:.2f} s, peak RSS >= {crss} MiB; ratio {cwall / wall:.1f}x")
+            cwall, crss = timed(
+                [
+                    a.checkov,
+                    "-d",
+                    tmp,
+                    "--framework",
+                    "kubernetes",
+                    "--quiet",
+                    "--compact",
+                    "-o",
+                    "json",
+                ]
+            )
+            print(
+                f"checkov: {objects} objects {cwall:.2f} s, peak RSS >= {crss} MiB; ratio {cwall / wall:.1f}x"
+            )
         shutil.rmtree(f"{tmp}.json", ignore_errors=True)
 
 

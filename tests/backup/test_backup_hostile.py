@@ -15,10 +15,7 @@ import json
 import os
 import socket
 import tarfile
-import threading
-import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +23,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from odoo_helpers import OdooDb
+from tests.bounded import bounded
 from tests.fixtures.postgres import PgCluster
 from typer.testing import CliRunner
 
@@ -65,30 +63,13 @@ from plantops.spec.models import TierSpec
 from plantops.store import open_catalog
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme-manufacturing"
-SECONDS = 5.0
 CANARY = b"CANARY-secret-outside-the-filestore-7f3a"
 # Nothing listens here: a command that got as far as connecting fails with exit 3, so an
 # exit 2 proves the refusal came first.
 NO_DB = "postgresql://postgres@127.0.0.1:1/odoo_lyon"
 
 
-def _bounded(call: Callable[[], object]) -> object:
-    """Run ``call`` in a thread; fail if it does not finish within SECONDS."""
-    out: list[object] = []
-
-    def target() -> None:
-        try:
-            out.append(call())
-        except BaseException as exc:
-            out.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    started = time.monotonic()
-    thread.start()
-    thread.join(SECONDS)
-    assert not thread.is_alive(), f"did not finish within {SECONDS} s"
-    assert time.monotonic() - started < SECONDS
-    return out[0]
+_bounded = bounded
 
 
 def _cli(*args: str) -> tuple[int, str]:

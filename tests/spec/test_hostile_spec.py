@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,10 +17,10 @@ from hypothesis import strategies as st
 from plantops.errors import SpecError
 from plantops.inputs import SPEC_LIMITS
 from plantops.spec import load_fleet
+from tests.bounded import bounded
 from tests.conftest import TODAY
 
 BASE = Path(__file__).parent / "base"
-SECONDS = 5.0
 
 
 def _fleet(tmp_path: Path) -> Path:
@@ -32,23 +29,7 @@ def _fleet(tmp_path: Path) -> Path:
     return root
 
 
-def _bounded(call: Callable[[], object]) -> BaseException | object:
-    """Run ``call`` in a thread; fail the test if it does not finish in SECONDS."""
-    out: list[BaseException | object] = []
-
-    def target() -> None:
-        try:
-            out.append(call())
-        except BaseException as exc:
-            out.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    started = time.monotonic()
-    thread.start()
-    thread.join(SECONDS)
-    assert not thread.is_alive(), f"did not finish within {SECONDS} s"
-    assert time.monotonic() - started < SECONDS
-    return out[0]
+_bounded = bounded
 
 
 def _spec_error(root: Path) -> str:

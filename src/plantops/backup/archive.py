@@ -179,6 +179,14 @@ class _Writer:
         return rec
 
     def put_marker(self, body: dict[str, Any]) -> None:
+        """Write the completion marker: ``body`` plus every object written so far (name,
+        size, sha256) — the last object of a backup, so its presence means complete."""
+        body = {
+            **body,
+            "objects": [
+                {"name": o.name, "size": o.size_bytes, "sha256": o.sha256} for o in self.objects
+            ],
+        }
         w = self.store.writer(f"{self.location}/{MARKER}")
         try:
             w.write(json.dumps(body, indent=2, sort_keys=True).encode())
@@ -532,10 +540,6 @@ def run_backup(
                     "key_id": keys.key_id if keys else None,
                     "row_counts": snap.row_counts,
                     "filestore_skipped": skipped,
-                    "objects": [
-                        {"name": o.name, "size": o.size_bytes, "sha256": o.sha256}
-                        for o in w.objects
-                    ],
                 }
             )
             catalog.complete_backup(

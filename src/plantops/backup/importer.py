@@ -502,10 +502,6 @@ def import_backup(
                     "finished_at": finished.isoformat(),
                     "key_id": keys.key_id if keys else None,
                     "row_counts": checked.scan.row_counts,
-                    "objects": [
-                        {"name": o.name, "size": o.size_bytes, "sha256": o.sha256}
-                        for o in w.objects
-                    ],
                 }
             )
             catalog.complete_backup(

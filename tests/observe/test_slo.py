@@ -58,7 +58,11 @@ def _alert_labels(dep: Deployment, slo: str, long: str) -> dict[str, str]:
     for group in slo_rule_groups(dep):
         for rule in group["rules"]:
             if rule.get("alert") == f"PlantopsSloBurnRate{long}" and rule["labels"]["slo"] == slo:
-                sli = next(r for r in slo_rule_groups(dep)[0]["rules"] if r["labels"]["slo"] == slo)
+                sli = next(
+                    r
+                    for r in slo_rule_groups(dep)[0]["rules"]
+                    if "record" in r and r["labels"].get("slo") == slo
+                )
                 return {**sli["labels"], **rule["labels"]}
     raise AssertionError(long)
 
@@ -66,8 +70,8 @@ def _alert_labels(dep: Deployment, slo: str, long: str) -> dict[str, str]:
 def _annotations(dep: Deployment, slo: str, long: str) -> dict[str, str]:
     rule = next(
         r
-        for r in slo_rule_groups(dep)[1]["rules"]
-        if r["alert"] == f"PlantopsSloBurnRate{long}" and r["labels"]["slo"] == slo
+        for r in slo_rule_groups(dep)[0]["rules"]
+        if r.get("alert") == f"PlantopsSloBurnRate{long}" and r["labels"]["slo"] == slo
     )
     return dict(rule["annotations"])
 
@@ -277,6 +281,6 @@ def _labels_str(name: str, labels: dict[str, str]) -> str:
 def test_only_production_pages(example: Rendered) -> None:
     for dep in example.deployments:
         severities = {
-            r["labels"]["severity"] for r in slo_rule_groups(dep)[1]["rules"] if "alert" in r
+            r["labels"]["severity"] for r in slo_rule_groups(dep)[0]["rules"] if "alert" in r
         }
         assert severities == ({"critical", "warning"} if dep.production else {"warning"})

@@ -195,3 +195,24 @@ def test_alerting_file_naming_an_undefined_receiver_is_bad_input(tmp_path: Path)
     with pytest.raises(UserError, match="nobody"):
         load_alerting(path)
     assert load_alerting(tmp_path / "missing.yaml") == AlertingSettings()
+
+
+def test_hostile_alerting_files_are_refused_in_seconds(tmp_path: Path) -> None:
+    """alerting.yaml is read with the fleet files' bounds: no FIFO read, no YAML bomb."""
+    import os
+    import time
+
+    from plantops.errors import UserError
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    bomb = tmp_path / "bomb.yaml"
+    lines = ['l0: &l0 "lol"'] + [
+        f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 10)
+    ]
+    bomb.write_text("\n".join(lines) + "\n")
+    for path, expected in ((fifo, "named pipe"), (bomb, "expands to over")):
+        started = time.monotonic()
+        with pytest.raises(UserError, match=expected):
+            load_alerting(path)
+        assert time.monotonic() - started < 5

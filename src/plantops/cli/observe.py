@@ -71,10 +71,12 @@ def _password(env: str | None, file: Path | None) -> str:
             raise UserError(f"--probe-password-env {env}: the variable is not set")
         return value
     if file is not None:
-        try:
-            return file.read_text(encoding="utf-8").rstrip("\n")
-        except OSError as exc:
-            raise UserError(f"--probe-password-file {file}: {exc.strerror}") from exc
+        from plantops.inputs import Limits, read_text
+
+        # A regular file of at most 4 KiB: a FIFO there must not block the probe.
+        return read_text(
+            file, f"--probe-password-file {file}", limits=Limits(max_bytes=4096)
+        ).rstrip("\n")
     raise UserError("--probe-login needs --probe-password-env VAR or --probe-password-file FILE")
 
 

@@ -21,6 +21,7 @@ from reading ``alerting.yaml``.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from dateutil.rrule import rrulestr
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from plantops.errors import UserError
+from plantops.inputs import SPEC_LIMITS, read_text, yaml_documents
 
 if TYPE_CHECKING:
     from plantops.model import Fleet, Plant
@@ -85,10 +87,13 @@ class AlertingSettings(_Strict):
 
 
 def load_alerting(path: Path) -> AlertingSettings:
-    if not path.is_file():
+    if not os.path.lexists(path):
         return AlertingSettings()
+    # Bounded like every fleet file: regular file, no link out of its folder, no YAML bomb.
+    text = read_text(path, path.as_posix(), limits=SPEC_LIMITS, root=path.parent)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        docs = yaml_documents(text, path.as_posix(), limits=SPEC_LIMITS)
+        data = docs[0][2] if docs else {}
         settings = AlertingSettings.model_validate(data)
     except (yaml.YAMLError, ValidationError) as exc:
         raise UserError(f"{path}: {exc}") from exc

@@ -11,7 +11,6 @@ Backup age and verification, policy findings and gate states are not exported ye
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,9 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from plantops.errors import UserError
+from plantops.inputs import MANIFEST_LIMITS, json_value, read_text
 
 if TYPE_CHECKING:
     from plantops.plan import Deployment
@@ -57,9 +59,12 @@ class PlantopsCollector(Collector):
     def _probe_doc(self) -> dict[str, Any] | None:
         if self.probe_results is None:
             return None
+        shown = self.probe_results.as_posix()
         try:
-            doc = json.loads(self.probe_results.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            # Bounded: a FIFO or a huge file in its place must not stall the scrape.
+            text = read_text(self.probe_results, shown, limits=MANIFEST_LIMITS)
+            doc = json_value(text, shown, limits=MANIFEST_LIMITS)
+        except UserError:
             return None  # absent or half-written: plantops_probe_results_readable says so
         return doc if isinstance(doc, dict) else None
 

@@ -66,6 +66,7 @@ ServerOpt = Annotated[
         help="PostgreSQL server to restore into, as a URL (default $PLANTOPS_RESTORE_DB_URL).",
     ),
 ]
+OutputOpt = Annotated[OutputFormat, typer.Option("--output", help="Output: text or json.")]
 
 
 def _ui() -> Any:
@@ -212,9 +213,7 @@ def run_cmd(
         ),
     ] = False,
     state_db: StateDb = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--output", help="Output: text or json.")
-    ] = OutputFormat.text,
+    output: OutputOpt = OutputFormat.text,
 ) -> None:
     """Take a backup (``--fleet/--plant/--env`` or ``--db-url/--filestore``)."""
     ui = _ui()
@@ -335,9 +334,7 @@ def import_cmd(
         int, typer.Option("--max-members", min=3, help="Refuse zips with more members.")
     ] = 2_000_000,
     state_db: StateDb = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--output", help="Output: text or json.")
-    ] = OutputFormat.text,
+    output: OutputOpt = OutputFormat.text,
 ) -> None:
     """Check an Odoo database-manager zip and catalogue it as a backup (exit 2 if refused)."""
     ui = _ui()
@@ -473,9 +470,7 @@ def verify_cmd(
     key: KeyOpt = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Parallel pg_restore jobs.")] = 2,
     state_db: StateDb = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--output", help="Output: text or json.")
-    ] = OutputFormat.text,
+    output: OutputOpt = OutputFormat.text,
 ) -> None:
     """Restore a backup into scratch space and check it (exit 1 when it fails)."""
     ui = _ui()
@@ -582,9 +577,7 @@ def restore_cmd(
 @backup_app.command("cleanup")
 def cleanup_cmd(
     server: ServerOpt = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--output", help="Output: text or json.")
-    ] = OutputFormat.text,
+    output: OutputOpt = OutputFormat.text,
 ) -> None:
     """Reclaim what killed backup, verify and restore runs left behind.
 
@@ -643,9 +636,7 @@ def prune_cmd(
     plant: Annotated[str | None, typer.Option("--plant", help="Only this plant.")] = None,
     env: Annotated[str | None, typer.Option("--env", help="Only this stage.")] = None,
     state_db: StateDb = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--output", help="Output: text or json.")
-    ] = OutputFormat.text,
+    output: OutputOpt = OutputFormat.text,
 ) -> None:
     """Delete backups beyond the tier's grandfather-father-son retention."""
     ui = _ui()

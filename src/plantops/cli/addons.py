@@ -119,7 +119,7 @@ def check(
     """Check addons: missing dependencies (with the chain that needs them), cycles,
     shadowing, version vs series, uninstallable dependencies, Enterprise on CE, license
     conflicts, external dependencies, development status."""
-    from plantops.cli.main import out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
     report = run_guarded(
         _run,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from plantops.cli.console import err, fail, out, run_guarded
 from plantops.errors import EXIT_FINDINGS, UserError
 
 # Heavy modules (SQLAlchemy/Alembic via the catalog, boto3, pyrage, zstandard, psycopg)
@@ -67,12 +68,6 @@ ServerOpt = Annotated[
     ),
 ]
 OutputOpt = Annotated[OutputFormat, typer.Option("--output", help="Output: text or json.")]
-
-
-def _ui() -> Any:
-    from plantops.cli import main
-
-    return main
 
 
 def _catalog(url: str | None) -> Catalog:
@@ -216,7 +211,6 @@ def run_cmd(
     output: OutputOpt = OutputFormat.text,
 ) -> None:
     """Take a backup (``--fleet/--plant/--env`` or ``--db-url/--filestore``)."""
-    ui = _ui()
 
     def go() -> BackupRecord:
         from plantops.names import is_label
@@ -283,11 +277,11 @@ def run_cmd(
         finally:
             catalog.close()
 
-    rec = ui.run_guarded(go)
+    rec = run_guarded(go)
     if output is OutputFormat.json:
-        ui.out.print_json(json.dumps(_record_dict(rec)))
+        out.print_json(json.dumps(_record_dict(rec)))
     else:
-        ui.out.print(
+        out.print(
             f"backup {rec.id} complete: {rec.plant}/{rec.env} {rec.format}"
             f" {_size(rec.size_bytes)} in {len(rec.objects)} object(s)"
             f"{' encrypted ' + rec.key_id if rec.key_id else ' NOT encrypted'}"
@@ -296,15 +290,15 @@ def run_cmd(
         )
     skipped = rec.origin.get("filestore_skipped") or []
     if skipped:
-        ui.err.print(
+        err.print(
             f"warning: {len(skipped)} filestore entr{'y' if len(skipped) == 1 else 'ies'}"
             " not archived (only regular files inside the filestore are):",
             markup=False,
         )
         for item in skipped[:50]:
-            ui.err.print(f"  skipped {item['path']}: {item['reason']}", markup=False)
+            err.print(f"  skipped {item['path']}: {item['reason']}", markup=False)
         if len(skipped) > 50:
-            ui.err.print(f"  … and {len(skipped) - 50} more (see --output json)", markup=False)
+            err.print(f"  … and {len(skipped) - 50} more (see --output json)", markup=False)
 
 
 @backup_app.command("import")
@@ -337,7 +331,6 @@ def import_cmd(
     output: OutputOpt = OutputFormat.text,
 ) -> None:
     """Check an Odoo database-manager zip and catalogue it as a backup (exit 2 if refused)."""
-    ui = _ui()
 
     def go() -> Any:
         from plantops.backup.archive import reap_abandoned
@@ -379,13 +372,13 @@ def import_cmd(
         finally:
             catalog.close()
 
-    res = ui.run_guarded(go)
+    res = run_guarded(go)
     rec = res.record
     if output is OutputFormat.json:
-        ui.out.print_json(json.dumps({**_record_dict(rec), "notes": res.notes}))
+        out.print_json(json.dumps({**_record_dict(rec), "notes": res.notes}))
         return
     m = rec.manifest
-    ui.out.print(
+    out.print(
         f"imported {file.name} as backup {rec.id}: {rec.plant}/{rec.env} Odoo {m.get('version')}"
         f" (PostgreSQL {rec.pg_version}, {len(m.get('modules') or {})} modules,"
         f" {len(rec.row_counts)} tables, {res.checked.filestore_files} filestore files)"
@@ -394,7 +387,7 @@ def import_cmd(
         markup=False,
     )
     for note in res.notes:
-        ui.out.print(f"  note: {note}", markup=False)
+        out.print(f"  note: {note}", markup=False)
 
 
 @backup_app.command("list")
@@ -407,7 +400,6 @@ def list_cmd(
     state_db: StateDb = None,
 ) -> None:
     """List backups in the catalog, newest first."""
-    ui = _ui()
 
     def go() -> list[BackupRecord]:
         _labels(plant, env)
@@ -417,44 +409,43 @@ def list_cmd(
         finally:
             catalog.close()
 
-    backups = ui.run_guarded(go)
+    backups = run_guarded(go)
     if output is OutputFormat.json:
-        ui.out.print_json(json.dumps([_record_dict(b) for b in backups]))
+        out.print_json(json.dumps([_record_dict(b) for b in backups]))
         return
     if not backups:
-        ui.out.print("no backups")
+        out.print("no backups")
         return
-    ui.out.print(
+    out.print(
         f"{'ID':12}  {'PLANT/ENV':20}  {'FORMAT':8}  {'SOURCE':8}  {'STATUS':9}  {'STARTED':20}  "
         f"{'SIZE':>10}  VERIFIED"
     )
     for b in backups:
         last = b.last_verification
         ver = "-" if last is None else f"{last.status} {last.started_at:%Y-%m-%d}"
-        ui.out.print(
+        out.print(
             f"{b.id:12}  {b.plant + '/' + b.env:20}  {b.format:8}  {b.source:8}  {b.status:9}  "
             f"{b.started_at:%Y-%m-%dT%H:%M:%SZ}  {_size(b.size_bytes):>10}  {ver}"
         )
 
 
 def _print_verification(r: VerificationResult) -> None:
-    ui = _ui()
     verdict = "[green]PASSED[/]" if r.passed else "[bold red]FAILED[/]"
     failed = [c.name for c in r.checks if c.status == "failed"]
     not_run = [c.name for c in r.checks if c.status == "not run"]
     why = f" ({', '.join(failed)} failed)" if failed else ""
     why += f" ({', '.join(not_run)} not run)" if not_run else ""
-    ui.out.print(f"verification of {r.backup_id}: {verdict}{why}", markup=True)
+    out.print(f"verification of {r.backup_id}: {verdict}{why}", markup=True)
     for c in r.checks:
         mark = {"ok": "ok  ", "failed": "FAIL", "not run": "SKIP"}[c.status]
-        ui.out.print(f"  {mark} {c.name}: {c.detail}", markup=False)
+        out.print(f"  {mark} {c.name}: {c.detail}", markup=False)
 
     def obj(label: str, got: float | None, want: float | None, met: bool | None) -> None:
         if got is None:
-            ui.out.print(f"  {label}: not measured")
+            out.print(f"  {label}: not measured")
             return
         state = "met" if met else "NOT met"
-        ui.out.print(f"  {label}: {got:.1f}s against objective {want:.0f}s ({state})")
+        out.print(f"  {label}: {got:.1f}s against objective {want:.0f}s ({state})")
 
     obj("RTO (measured restore time)", r.rto_seconds, r.rto_objective_seconds, r.rto_met)
     obj("RPO (backup age)", r.rpo_seconds, r.rpo_objective_seconds, r.rpo_met)
@@ -473,9 +464,8 @@ def verify_cmd(
     output: OutputOpt = OutputFormat.text,
 ) -> None:
     """Restore a backup into scratch space and check it (exit 1 when it fails)."""
-    ui = _ui()
     if (backup_id is None) == (not due):
-        raise ui.fail(UserError("pass a backup ID or --due (not both)"))
+        raise fail(UserError("pass a backup ID or --due (not both)"))
 
     def go() -> list[VerificationResult]:
         from plantops.backup import service
@@ -495,12 +485,12 @@ def verify_cmd(
         finally:
             catalog.close()
 
-    results = ui.run_guarded(go)
+    results = run_guarded(go)
     if output is OutputFormat.json:
-        ui.out.print_json(json.dumps([r.as_dict() for r in results]))
+        out.print_json(json.dumps([r.as_dict() for r in results]))
     else:
         if not results:
-            ui.out.print("no backup is due for verification")
+            out.print("no backup is due for verification")
         for r in results:
             _print_verification(r)
     if not all(r.passed for r in results):
@@ -534,7 +524,6 @@ def restore_cmd(
 
     The dump is loaded by a throwaway role without privileges, then handed to --owner.
     """
-    ui = _ui()
 
     def go() -> RestoreResult:
         from plantops.backup import service
@@ -564,14 +553,14 @@ def restore_cmd(
         finally:
             catalog.close()
 
-    res = ui.run_guarded(go)
-    ui.out.print(
+    res = run_guarded(go)
+    out.print(
         f"restored backup {res.backup_id} into database {res.database}"
         f"{' and filestore ' + res.filestore if res.filestore else ''}"
         f" ({res.files} files) in {res.seconds:.1f}s"
     )
     for line in res.neutralized:
-        ui.out.print(f"  neutralized: {line}")
+        out.print(f"  neutralized: {line}")
 
 
 @backup_app.command("cleanup")
@@ -586,7 +575,6 @@ def cleanup_cmd(
     before it is made; those of runs that are no longer alive are removed. Databases
     and roles need --server (or $PLANTOPS_RESTORE_DB_URL). Exit 1 when some remain.
     """
-    ui = _ui()
 
     def go() -> list[Any]:
         from plantops.backup.restore import reclaim_leftovers
@@ -594,16 +582,16 @@ def cleanup_cmd(
         target = _server(server) if server or os.environ.get("PLANTOPS_RESTORE_DB_URL") else None
         return reclaim_leftovers(target)
 
-    done = ui.run_guarded(go)
+    done = run_guarded(go)
     if output is OutputFormat.json:
         from plantops.backup.scratch import describe
 
-        ui.out.print_json(json.dumps(describe(done)))
+        out.print_json(json.dumps(describe(done)))
     elif not done:
-        ui.out.print("nothing to reclaim")
+        out.print("nothing to reclaim")
     for r in done if output is OutputFormat.text else ():
         state = "removed" if r.done else f"left: {r.detail}"
-        ui.out.print(f"  {r.kind:8} {r.name}: {state}", markup=False)
+        out.print(f"  {r.kind:8} {r.name}: {state}", markup=False)
     if not all(r.done for r in done):
         raise typer.Exit(EXIT_FINDINGS)
 
@@ -639,7 +627,6 @@ def prune_cmd(
     output: OutputOpt = OutputFormat.text,
 ) -> None:
     """Delete backups beyond the tier's grandfather-father-son retention."""
-    ui = _ui()
 
     def go() -> service.PruneResult:
         from plantops.backup import service
@@ -651,9 +638,9 @@ def prune_cmd(
         finally:
             catalog.close()
 
-    res = ui.run_guarded(go)
+    res = run_guarded(go)
     if output is OutputFormat.json:
-        ui.out.print_json(
+        out.print_json(
             json.dumps(
                 {
                     "dry_run": res.dry_run,
@@ -675,13 +662,13 @@ def prune_cmd(
     verb = "would delete" if res.dry_run else "deleted"
     for d in res.decisions:
         action = "keep  " if d.keep else ("DELETE" if not res.dry_run else "delete")
-        ui.out.print(
+        out.print(
             f"{action} {d.backup_id} {d.plant}/{d.env} {d.started_at:%Y-%m-%dT%H:%M:%SZ}:"
             f" {'; '.join(d.reasons)}",
             markup=False,
         )
     gone = [d for d in res.decisions if not d.keep]
-    ui.out.print(f"{verb} {len(gone)} of {len(res.decisions)} complete backup(s)")
+    out.print(f"{verb} {len(gone)} of {len(res.decisions)} complete backup(s)")
 
 
 @dr_app.command("plan")
@@ -696,7 +683,6 @@ def plan_cmd(
     ] = None,
 ) -> None:
     """Write a recovery runbook and the CloudNativePG recovery Cluster manifest."""
-    ui = _ui()
 
     def go() -> list[Path]:
         from plantops.backup.drplan import plan_for_fleet, write_plan
@@ -706,8 +692,8 @@ def plan_cmd(
         plan = plan_for_fleet(fleet, plant, env, when, tier, now=dt.datetime.now(dt.UTC))
         return write_plan(plan, out_dir)
 
-    for path in ui.run_guarded(go):
-        ui.out.print(f"wrote {path}")
+    for path in run_guarded(go):
+        out.print(f"wrote {path}")
 
 
 def _check_out_dir(path: Path) -> None:
@@ -794,7 +780,6 @@ def pitr_config_cmd(
     ] = None,
 ) -> None:
     """The pgbackrest.conf of a VM plant, the same file `plantops plan` renders."""
-    ui = _ui()
 
     def go() -> tuple[str, str]:
         from plantops.backup.fleet import resolve_target
@@ -802,12 +787,12 @@ def pitr_config_cmd(
 
         return fleet_config(resolve_target(fleet, plant, env))
 
-    stanza, text = ui.run_guarded(go)
+    stanza, text = run_guarded(go)
     if out is None:
         typer.echo(text, nl=False)
         return
-    ui.run_guarded(out.write_text, text)
-    ui.err.print(f"wrote {out} (stanza {stanza})", markup=False)
+    run_guarded(out.write_text, text)
+    err.print(f"wrote {out} (stanza {stanza})", markup=False)
 
 
 @pitr_app.command("init")
@@ -815,7 +800,6 @@ def pitr_init_cmd(
     config: ConfigOpt, stanza: StanzaOpt = None, run_as: RunAsOpt = "postgres"
 ) -> None:
     """Create the stanza in the repository and check WAL archiving end to end."""
-    ui = _ui()
 
     def go() -> str:
         br = _pgbackrest(config, stanza, run_as)
@@ -823,8 +807,8 @@ def pitr_init_cmd(
         br.check()
         return str(br.stanza)
 
-    name = ui.run_guarded(go)
-    ui.out.print(f"stanza {name} created; WAL archiving checked")
+    name = run_guarded(go)
+    out.print(f"stanza {name} created; WAL archiving checked")
 
 
 @pitr_app.command("check")
@@ -832,15 +816,14 @@ def pitr_check_cmd(
     config: ConfigOpt, stanza: StanzaOpt = None, run_as: RunAsOpt = "postgres"
 ) -> None:
     """Check that PostgreSQL archives WAL into the repository."""
-    ui = _ui()
 
     def go() -> str:
         br = _pgbackrest(config, stanza, run_as)
         br.check()
         return str(br.stanza)
 
-    name = ui.run_guarded(go)
-    ui.out.print(f"stanza {name}: WAL archiving ok")
+    name = run_guarded(go)
+    out.print(f"stanza {name}: WAL archiving ok")
 
 
 @pitr_app.command("backup")
@@ -853,7 +836,6 @@ def pitr_backup_cmd(
     run_as: RunAsOpt = "postgres",
 ) -> None:
     """Take a full, differential or incremental pgBackRest backup."""
-    ui = _ui()
 
     def go() -> Any:
         br = _pgbackrest(config, stanza, run_as)
@@ -863,8 +845,8 @@ def pitr_backup_cmd(
             raise UserError(f"pgbackrest reports no backup in stanza {br.stanza}")
         return backups[-1]
 
-    b = ui.run_guarded(go)
-    ui.out.print(
+    b = run_guarded(go)
+    out.print(
         f"pgBackRest {b.type} backup {b.label} in {(b.stopped - b.started).total_seconds():.0f}s:"
         f" {_size(b.size_bytes)} database, {_size(b.repo_bytes)} stored"
     )
@@ -880,8 +862,7 @@ def pitr_info_cmd(
     ] = OutputFormat.text,
 ) -> None:
     """List the stanza's backups (the earliest point you can recover to is the oldest's end)."""
-    ui = _ui()
-    backups = ui.run_guarded(lambda: _pgbackrest(config, stanza, run_as).backups())
+    backups = run_guarded(lambda: _pgbackrest(config, stanza, run_as).backups())
     rows = [
         {
             "label": b.label,
@@ -894,14 +875,12 @@ def pitr_info_cmd(
         for b in backups
     ]
     if output is OutputFormat.json:
-        ui.out.print_json(json.dumps(rows))
+        out.print_json(json.dumps(rows))
         return
     if not rows:
-        ui.out.print("no backups")
+        out.print("no backups")
     for b in backups:
-        ui.out.print(
-            f"{b.label:32} {b.type:5} {b.stopped:%Y-%m-%dT%H:%M:%SZ} {_size(b.size_bytes)}"
-        )
+        out.print(f"{b.label:32} {b.type:5} {b.stopped:%Y-%m-%dT%H:%M:%SZ} {_size(b.size_bytes)}")
 
 
 @pitr_app.command("restore")
@@ -923,11 +902,10 @@ def pitr_restore_cmd(
 ) -> None:
     """Restore the stanza into a new data directory, to a point in time (--target-time) or
     to the end of the archived WAL (--latest)."""
-    ui = _ui()
     if (target_time is None) == (not latest):
-        raise ui.fail(UserError("pass --target-time TIME or --latest (one of them)"))
+        raise fail(UserError("pass --target-time TIME or --latest (one of them)"))
     if latest and pause:
-        raise ui.fail(UserError("--pause needs --target-time: --latest promotes at the end of WAL"))
+        raise fail(UserError("--pause needs --target-time: --latest promotes at the end of WAL"))
 
     def go() -> str:
         when = _parse_time(target_time) if target_time is not None else None
@@ -947,10 +925,10 @@ def pitr_restore_cmd(
         br.restore_to_time(when, to, promote=not pause)
         return str(br.stanza)
 
-    name = ui.run_guarded(go)
+    name = run_guarded(go)
     point = target_time or "the end of the archived WAL"
     action = "pauses" if pause else "promotes"
-    ui.out.print(
+    out.print(
         f"restored stanza {name} into {to}, recovering to {point} ({action} when reached)."
         " Start PostgreSQL on it; while the old server still archives to this stanza, start"
         " it with archive_mode = off"

@@ -57,7 +57,7 @@ def _today(value: dt.datetime | None) -> dt.date:
 
 
 def _print_warnings(warnings: tuple[Problem, ...]) -> None:
-    from plantops.cli.main import err
+    from plantops.cli.console import err
 
     for w in warnings:
         if w.severity == "warning":
@@ -68,7 +68,7 @@ def validate(
     fleet: FleetArg, today: TodayOpt = None, allow_expired: AllowExpiredOpt = False
 ) -> None:
     """Validate a fleet repository; every error is listed with file and line."""
-    from plantops.cli.main import out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
     res = run_guarded(services.open_fleet, fleet, today=_today(today), allow_expired=allow_expired)
     _print_warnings(res.warnings)
@@ -86,7 +86,7 @@ def schema(
     ] = None,
 ) -> None:
     """Print the JSON Schema of the fleet spec (for editors' YAML language servers)."""
-    from plantops.cli.main import out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
     text = json.dumps(spec_json_schema(), indent=2, sort_keys=True) + "\n"
     if output is None:
@@ -107,7 +107,7 @@ def init(
     ] = False,
 ) -> None:
     """Scaffold a new fleet repository: fleet.yaml, one plant, and the editor schema."""
-    from plantops.cli.main import fail, out, run_guarded
+    from plantops.cli.console import fail, out, run_guarded
 
     if directory.exists() and not directory.is_dir():
         raise fail(UserError(f"{directory} exists and is not a directory; choose a new path"))
@@ -153,7 +153,7 @@ def classify(
     today: TodayOpt = None,
 ) -> None:
     """Show each plant's tier and deployment pattern with the rules that decided them."""
-    from plantops.cli.main import out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
     result = run_guarded(services.classify, fleet, today=_today(today), only=plant or ())
     if fmt is Format.json:
@@ -187,7 +187,7 @@ def plan(
     today: TodayOpt = None,
 ) -> None:
     """Load, validate, classify, size and render the fleet into a deterministic tree."""
-    from plantops.cli.main import out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
     try:
         res = run_guarded(
@@ -411,7 +411,7 @@ def cost(
     today: TodayOpt = None,
 ) -> None:
     """Monthly cost by plant, environment or service; plant-specific vs shared platform."""
-    from plantops.cli.main import out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
     res = run_guarded(services.cost_fleet, fleet, today=_today(today), what_if=what_if, plant=plant)
     _print_warnings(res.warnings)

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
 import typer.core
-from rich.console import Console
-from rich.markup import escape
 from typer._click.core import Context, Parameter  # Typer vendors click since 0.26
 
-from plantops.errors import EXIT_INFRA, EXIT_USAGE, PlantopsError
+from plantops.errors import EXIT_USAGE
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -89,30 +86,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Piped output (CI logs, `make run`) gets a wide table instead of Rich's 80-column default.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def fail(exc: PlantopsError) -> typer.Exit:
-    """Print a plantops error for a human and return the matching exit."""
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, emoji=False)
-    return typer.Exit(exc.exit_code)
-
-
-def run_guarded(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Call library code, turning plantops errors into clean exits (never a traceback)."""
-    try:
-        return fn(*args, **kwargs)
-    except PlantopsError as exc:
-        raise fail(exc) from exc
-    except OSError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, emoji=False)
-        raise typer.Exit(EXIT_INFRA) from exc
-
-
 # --- command registration (one line per module) ---------------------------------
 from plantops.cli import fleet as _fleet  # noqa: E402
+from plantops.cli.console import err, fail, out, run_guarded  # noqa: E402,F401  (re-exported)
 
 _fleet.register(app)
 from plantops.cli import backup as _backup  # noqa: E402

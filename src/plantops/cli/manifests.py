@@ -113,7 +113,7 @@ def validate_manifests(
     Unknown fields are rejected; CRDs are checked against their schemas. Offline unless
     given a URL.
     """
-    from plantops.cli.main import err, out, run_guarded
+    from plantops.cli.console import err, out, run_guarded
 
     result = run_guarded(
         _run, paths, list(schemas or []), kubernetes_version, ignore_missing_schemas

@@ -81,7 +81,7 @@ def _password(env: str | None, file: Path | None) -> str:
 
 
 def _text(run: ProbeRun) -> str:
-    from plantops.cli.main import out
+    from plantops.cli.console import out
 
     table = Table("target", "check", "status", "ms", "detail", box=None)
     colour = {"pass": "green", "fail": "red", "skip": "yellow"}
@@ -152,7 +152,7 @@ def probe_run(
     today: TodayOpt = None,
 ) -> None:
     """Run the synthetic checks; exit 1 when any check fails."""
-    from plantops.cli.main import out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
     def targets() -> list[ProbeTarget]:
         if (fleet is None) == (url is None):
@@ -209,7 +209,7 @@ def observe_render(
     today: TodayOpt = None,
 ) -> None:
     """Write blackbox modules, SLO rules, Probes and the Alertmanager configuration."""
-    from plantops.cli.main import out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
     def go() -> str:
         day = _today(today)
@@ -238,7 +238,7 @@ def metrics_serve(
     today: TodayOpt = None,
 ) -> None:
     """Serve /metrics until interrupted."""
-    from plantops.cli.main import err, run_guarded
+    from plantops.cli.console import err, run_guarded
 
     _res, deps = run_guarded(_deployments, fleet, _today(today))
     registry = registry_for(release_rows(deps), probe_results)

@@ -48,7 +48,7 @@ def check(
 ) -> None:
     """Check the platform baseline and the fleet's policies/*.yaml CEL rules; exceptions
     from policies/exceptions.yaml. Exit 1 when a finding reaches its environment's threshold."""
-    from plantops.cli.main import err, out, run_guarded
+    from plantops.cli.console import err, out, run_guarded
 
     day = dt.date.fromisoformat(today) if today else dt.date.today()
     if output is not None:
@@ -77,7 +77,7 @@ def export(
     ] = ExportFormat.vap,
 ) -> None:
     """Export every CEL-expressible rule as ValidatingAdmissionPolicy + binding."""
-    from plantops.cli.main import out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
     paths = run_guarded(services.policy_export, fleet, out_dir, today=dt.date.today())
     for p in paths:

@@ -40,7 +40,7 @@ def create(
 ) -> None:
     """Check the addons against the fleet's series and edition and write a canonical lock:
     image digest, addons (version, checksum, commit), package-list and config hashes."""
-    from plantops.cli.main import out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
     def go() -> services.ReleaseResult:
         try:
@@ -70,7 +70,7 @@ def create(
 @release_app.command("verify")
 def verify(lock: Annotated[Path, typer.Argument(help="A release lock file.")]) -> None:
     """Check that a lock's content still matches its id (exit 2 if it was edited)."""
-    from plantops.cli.main import out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
     result = run_guarded(read_lock, lock)
     out.print(f"{result.file}: release {result.id} intact", markup=False, soft_wrap=True)
@@ -83,7 +83,7 @@ def diff(
 ) -> None:
     """The addons whose checksum changed (or that are new): the modules the migration must
     update with `odoo -u`, one a line, then the comma-separated list."""
-    from plantops.cli.main import out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
     before, after = run_guarded(read_lock, old), run_guarded(read_lock, new)
     changed = changed_addons(_sums(before.content), _sums(after.content))

@@ -121,7 +121,7 @@ def check(
 ) -> None:
     """Read scanner reports into one list and judge it: maximum counts per severity,
     fixable-only, VEX and an allowlist with reason, owner and expiry."""
-    from plantops.cli.main import out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
     def parse_today() -> dt.date:
         try:

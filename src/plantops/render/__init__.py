@@ -2,7 +2,6 @@
 
 from plantops.render.context import RenderContext
 from plantops.render.core import RenderedFile, dump_yaml, standard_labels
-from plantops.render.preflight import check_renderable
 from plantops.render.tree import (
     RenderedDeployment,
     render_components,
@@ -17,7 +16,6 @@ __all__ = [
     "RenderContext",
     "RenderedDeployment",
     "RenderedFile",
-    "check_renderable",
     "dump_yaml",
     "render_components",
     "render_deployment",

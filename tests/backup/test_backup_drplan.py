@@ -11,10 +11,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from plantops.backup.drplan import DrPlan, plan_for_fleet, render_runbook
+from plantops.backup.drplan import plan_for_fleet
 from plantops.backup.retention import plan_retention
 from plantops.check.schema import SchemaValidator
 from plantops.cli.main import app
+from plantops.render.recovery import DrPlan, render_runbook
 from plantops.services import plan_fleet
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme-manufacturing"

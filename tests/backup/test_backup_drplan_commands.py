@@ -14,8 +14,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from plantops.backup.drplan import plan_for_fleet, render_runbook
+from plantops.backup.drplan import plan_for_fleet
 from plantops.cli.main import app
+from plantops.render.recovery import render_runbook
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme-manufacturing"
 WHEN = dt.datetime(2025, 3, 1, 14, 5, tzinfo=dt.UTC)

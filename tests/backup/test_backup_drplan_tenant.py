@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from tests.fixtures.postgres import PgCluster, pg_bindir, running_cluster
 
-from plantops.backup.drplan import (
+from plantops.backup.drplan import plan_for_fleet
+from plantops.render.recovery import (
     PAUSED_CRON_TABLE,
     DrPlan,
-    plan_for_fleet,
     restored_database,
     retired_database,
     tenant_create_sql,

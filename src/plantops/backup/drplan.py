@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from plantops.backup.fleet import BackupTarget, resolve_target
+from plantops.backup.fleet import BackupTarget
 from plantops.errors import UserError
 from plantops.outputs import write_text_atomically
 from plantops.render.context import RenderContext
@@ -74,23 +74,6 @@ def check_target_time(target: BackupTarget, when: dt.datetime, now: dt.datetime)
             f" {target.tier} keeps (retention {window.days} days: nothing older than"
             f" {oldest} can be recovered)"
         )
-
-
-def plan_for_fleet(
-    root: Path,
-    plant: str,
-    env: str,
-    target_time: dt.datetime | None,
-    tier: str | None = None,
-    today: dt.date | None = None,
-    now: dt.datetime | None = None,
-) -> DrPlan:
-    """The plan for ``plant`` × ``env``; with ``now``, ``target_time`` is checked
-    against it and against the tier's recovery window first."""
-    target = resolve_target(root, plant, env, tier, today)
-    if target_time is not None and now is not None:
-        check_target_time(target, target_time, now)
-    return plan_for_target(target, target_time)
 
 
 def _json(obj: Any) -> str:

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     from plantops.backup.restore import RestoreResult
     from plantops.backup.scratch import Reclaimed
     from plantops.backup.service import PruneResult
+
     # Re-exported for the CLI's annotations (it never imports plantops.backup itself).
-    from plantops.backup.verify import VerificationResult as VerificationResult
+    from plantops.backup.verify import VerificationResult as VerificationResult  # noqa: PLC0414
     from plantops.render.recovery import DrPlan
     from plantops.store import BackupRecord, Catalog
 

@@ -112,6 +112,12 @@ _observe.register(app)
 from plantops.cli import policy as _policy  # noqa: E402
 
 _policy.register(app)
+from plantops.cli import promote as _promote  # noqa: E402
+
+_promote.register(app)
+from plantops.cli import ledger as _ledger  # noqa: E402
+
+_ledger.register(app)
 _use_tidy_help(app)
 
 

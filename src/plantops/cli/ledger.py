@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from plantops import services
 from plantops.errors import EXIT_FINDINGS
+from plantops.services import release as release_services
 
 ledger_app = typer.Typer(help="The release ledger.", no_args_is_help=True)
 
@@ -44,7 +44,7 @@ def verify(
     inserted or reordered."""
     from plantops.cli.console import out, run_guarded
 
-    result = run_guarded(services.ledger_verify, db)
+    result = run_guarded(release_services.ledger_verify, db)
     if output_format is VerifyFormat.json:
         out.print(json.dumps(result.as_dict(), indent=2, sort_keys=True), markup=False)
     elif result.ok:
@@ -78,7 +78,7 @@ def export(
     from plantops.cli.console import out, run_guarded
     from plantops.outputs import write_text_atomically
 
-    chunks = services.ledger_export(db, output_format.value)
+    chunks = release_services.ledger_export(db, output_format.value)
     if output is not None:
         run_guarded(lambda: write_text_atomically(output, "".join(chunks)))
         return

@@ -12,13 +12,15 @@ import json
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from plantops import services
 from plantops.errors import EXIT_FINDINGS, UserError
-from plantops.release.promote import BreakGlass, PromotionResult, parse_instant
+from plantops.services import release as release_services
+
+if TYPE_CHECKING:
+    from plantops.release.promote import PromotionResult
 
 
 class Format(str, Enum):
@@ -116,12 +118,12 @@ def promote(
     write their release pins and record the promotion in the ledger."""
     from plantops.cli.console import out, run_guarded
 
-    when = run_guarded(parse_instant, now)
-    glass = BreakGlass(break_glass, tuple(approver or ())) if break_glass is not None else None
+    when = run_guarded(release_services.parse_instant, now)
+    glass = (break_glass, tuple(approver or ())) if break_glass is not None else None
     if glass is None and approver:
         run_guarded(_refuse, "--approver is only for --break-glass")
     result = run_guarded(
-        services.promote_release,
+        release_services.promote_release,
         fleet,
         lock,
         to=to,

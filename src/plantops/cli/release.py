@@ -18,7 +18,7 @@ from plantops.addons import changed_addons
 from plantops.errors import EXIT_FINDINGS, UserError
 from plantops.outputs import check_writable_target, write_text_atomically
 from plantops.release import read_lock
-from plantops.release.promote import parse_instant
+from plantops.services import release as release_services
 
 release_app = typer.Typer(help="Release locks.", no_args_is_help=True)
 
@@ -73,7 +73,7 @@ def create(
     out.print(f"release {result.id}: {n} addons → {out_file}", markup=False, soft_wrap=True)
     if author is not None:
         entry = run_guarded(
-            services.register_release, out_file, author=author, db=db, now=_utcnow()
+            release_services.register_release, out_file, author=author, db=db, now=_utcnow()
         )
         if entry is not None:
             out.print(f"ledger entry {entry.seq}: release by {author}", markup=False)
@@ -102,8 +102,8 @@ def register_cmd(
     """Record a release and its author in the ledger (once; the author cannot approve it)."""
     from plantops.cli.console import out, run_guarded
 
-    when = run_guarded(parse_instant, now)
-    entry = run_guarded(services.register_release, lock, author=author, db=db, now=when)
+    when = run_guarded(release_services.parse_instant, now)
+    entry = run_guarded(release_services.register_release, lock, author=author, db=db, now=when)
     if entry is None:
         out.print("release already in the ledger", markup=False)
     else:
@@ -123,9 +123,16 @@ def approve(
     """Approve a release for one stage (recorded in the ledger; not by its author)."""
     from plantops.cli.console import out, run_guarded
 
-    when = run_guarded(parse_instant, now)
+    when = run_guarded(release_services.parse_instant, now)
     entry = run_guarded(
-        services.approve_release, fleet, lock, stage=stage, user=user, role=role, db=db, now=when
+        release_services.approve_release,
+        fleet,
+        lock,
+        stage=stage,
+        user=user,
+        role=role,
+        db=db,
+        now=when,
     )
     out.print(
         f"ledger entry {entry.seq}: {user} ({role}) approved {entry.release_id[:19]}… for {stage}",
@@ -149,8 +156,8 @@ def status(
 
     from plantops.cli.console import out, run_guarded
 
-    when = run_guarded(parse_instant, now)
-    result = run_guarded(services.release_status, fleet, lock, db=db, now=when)
+    when = run_guarded(release_services.parse_instant, now)
+    result = run_guarded(release_services.release_status, fleet, lock, db=db, now=when)
     if as_json:
         out.print(json.dumps(result.as_dict(), indent=2, sort_keys=True), markup=False)
         return

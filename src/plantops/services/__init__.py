@@ -14,7 +14,7 @@ import hashlib
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,17 +54,7 @@ from plantops.release import (
     git_source,
     lock_id,
     parse_image_ref,
-    read_lock,
     render_lock,
-)
-from plantops.release import promote as release_promote
-from plantops.release.gates import PolicySummary, VulnSummary
-from plantops.release.promote import (
-    BreakGlass,
-    FleetView,
-    GateInputs,
-    PlantInfo,
-    PromotionResult,
 )
 from plantops.render import (
     RenderContext,
@@ -75,8 +65,6 @@ from plantops.render import (
 from plantops.render.core import dump_yaml, dump_yaml_documents
 from plantops.sizing.cost import FleetCost
 from plantops.spec import ParseCache, load_fleet
-from plantops.store.ledger import Entry, open_ledger
-from plantops.store.ledger import Verification as LedgerVerification
 
 
 @dataclass(frozen=True)
@@ -533,227 +521,3 @@ def policy_export(root: Path, out: Path, *, today: dt.date) -> list[Path]:
     path = out / "validating-admission-policies.yaml"
     write_text_atomically(path, dump_yaml_documents(objects))
     return [path]
-
-
-# --- promotion and the ledger (docs/releases.md) ----------------------------------------
-
-
-def fleet_view(root: Path, *, today: dt.date) -> FleetView:
-    """The fleet as promotion sees it: the stage chain, each plant's tier, wave inputs,
-    timezone, shifts and freezes, and the releases settings of fleet.yaml."""
-    res = open_fleet(root, today=today)
-    fleet = res.fleet
-    tiers = {c.plant: c.tier for c in classify_fleet(fleet, ())}
-    stages = tuple(e.name for e in sorted(fleet.environments, key=lambda e: e.order))
-    for name in fleet.spec.releases.stages:
-        if name not in stages:
-            raise UserError(
-                f"{root / 'fleet.yaml'}: releases.stages.{name}: not an environment "
-                f"(stages: {', '.join(stages)})"
-            )
-    plants = {
-        p.spec.code: PlantInfo(
-            code=p.spec.code,
-            tier=tiers[p.spec.code],
-            tier_rank=fleet.spec.tiers[tiers[p.spec.code]].rank,
-            timezone=p.spec.timezone,
-            environments=tuple(e.name for e in p.environments),
-            shifts=tuple(p.spec.shifts),
-            freezes=tuple(p.spec.freeze_windows),
-            release_wave=p.spec.release_wave,
-        )
-        for p in fleet.plants
-    }
-    return FleetView(
-        root=root,
-        stages=stages,
-        production={e.name: e.production for e in fleet.environments},
-        releases=fleet.spec.releases,
-        plants=plants,
-    )
-
-
-def register_release(
-    lock_file: Path, *, author: str, db: str | None, now: dt.datetime
-) -> Entry | None:
-    """Record a release and its author in the ledger (once)."""
-    lock = read_lock(lock_file)
-    ledger = open_ledger(db)
-    try:
-        return release_promote.register_release(ledger, lock, author, now)
-    finally:
-        ledger.close()
-
-
-def approve_release(
-    root: Path,
-    lock_file: Path,
-    *,
-    stage: str,
-    user: str,
-    role: str,
-    db: str | None,
-    now: dt.datetime,
-) -> Entry:
-    """``plantops release approve``: one approval in the ledger."""
-    lock = read_lock(lock_file)
-    view = fleet_view(root, today=now.date())
-    ledger = open_ledger(db)
-    try:
-        return release_promote.approve(
-            ledger, lock, view, stage=stage, user=user, role=role, now=now
-        )
-    finally:
-        ledger.close()
-
-
-def _vuln_summaries(
-    root: Path,
-    view: FleetView,
-    stage: str,
-    reports: Sequence[Path],
-    today: dt.date,
-) -> dict[tuple[str, str], VulnSummary]:
-    from plantops.vulns import DEFAULT_POLICY, evaluate_gate, load_policy, read_report
-
-    policy_file = view.releases.vulns_policy
-    policy = load_policy(root / policy_file) if policy_file else DEFAULT_POLICY
-    read = [read_report(p) for p in reports]
-    rows = [v for r in read for v in r.vulnerabilities]
-    digest = hashlib.sha256()
-    for p in sorted(reports):
-        digest.update(p.read_bytes())
-    out: dict[tuple[str, str], VulnSummary] = {}
-    for tier in sorted({p.tier for p in view.plants.values()}):
-        result = evaluate_gate(
-            rows,
-            policy,
-            tier=tier,
-            env=stage,
-            today=today,
-            require=False,
-            reports=[r.file for r in read],
-        )
-        out[(tier, stage)] = VulnSummary(
-            result.ok,
-            tuple(f"{v.id} {v.package} {v.installed} ({v.severity})" for v in result.blocking),
-            "sha256:" + digest.hexdigest(),
-        )
-    return out
-
-
-def _policy_summaries(root: Path, today: dt.date) -> dict[str, PolicySummary]:
-    result = check_target(root, today=today)
-    failing: dict[str, list[str]] = {}
-    for f in result.failing:
-        failing.setdefault(f.environment, []).append(f"{f.rule} {f.object_ref}: {f.message}")
-    digest = hashlib.sha256(
-        "\n".join(
-            sorted(f"{f.environment}|{f.rule}|{f.object_ref}" for f in result.findings)
-        ).encode()
-    ).hexdigest()
-    envs = {f.environment for f in result.findings} | set(failing)
-    return {
-        env: PolicySummary(env not in failing, tuple(failing.get(env, ())), "sha256:" + digest)
-        for env in envs
-    }
-
-
-def _latest_verified(db: str | None) -> Callable[[str, str], str | None]:
-    from plantops.store import open_catalog
-
-    catalog = open_catalog(db)
-
-    def latest(plant: str, env: str) -> str | None:
-        for b in catalog.list_backups(plant=plant, env=env, statuses=("complete",)):
-            if b.verified:
-                return b.id
-        return None
-
-    return latest
-
-
-def promote_release(
-    root: Path,
-    lock_file: Path,
-    *,
-    to: str,
-    actor: str,
-    now: dt.datetime,
-    db: str | None = None,
-    wave: int | None = None,
-    plants: Sequence[str] = (),
-    dry_run: bool = False,
-    vulns: Sequence[Path] = (),
-    rehearsals: Sequence[Path] = (),
-    smoke: Sequence[Path] = (),
-    break_glass: BreakGlass | None = None,
-) -> PromotionResult:
-    """``plantops promote``: gates per plant of the stage's wave, then pins + ledger."""
-    lock = read_lock(lock_file)
-    today = now.date()
-    view = fleet_view(root, today=today)
-    view.check_stage(to)
-    gates = set(view.stage_config(to).gates)
-    res = open_fleet(root, today=today)
-    inputs = GateInputs(
-        vulns=_vuln_summaries(root, view, to, vulns, today)
-        if "vulnerabilities" in gates and vulns
-        else None,
-        policy=_policy_summaries(root, today) if "policy" in gates else None,
-        rehearsal_files=tuple(rehearsals),
-        smoke_files=tuple(smoke),
-        config_hash_now=fleet_config_hash(build_plan(res.fleet)) if "addons" in gates else None,
-        latest_verified_backup=_latest_verified(db)
-        if "rehearsal" in gates
-        else (lambda p, e: None),
-    )
-    ledger = open_ledger(db)
-    try:
-        return release_promote.promote(
-            ledger,
-            lock,
-            view,
-            stage=to,
-            actor=actor,
-            now=now,
-            inputs=inputs,
-            wave=wave,
-            only=plants,
-            dry_run=dry_run,
-            break_glass=break_glass,
-        )
-    finally:
-        ledger.close()
-
-
-def release_status(
-    root: Path, lock_file: Path, *, db: str | None, now: dt.datetime
-) -> release_promote.ReleaseStatus:
-    """``plantops release status``: stages × waves × gates from the ledger."""
-    lock = read_lock(lock_file)
-    view = fleet_view(root, today=now.date())
-    ledger = open_ledger(db)
-    try:
-        return release_promote.status(ledger, lock, view, now=now)
-    finally:
-        ledger.close()
-
-
-def ledger_verify(db: str | None) -> LedgerVerification:
-    ledger = open_ledger(db)
-    try:
-        return ledger.verify()
-    finally:
-        ledger.close()
-
-
-def ledger_export(db: str | None, fmt: str) -> Iterator[str]:
-    """The ledger as JSON or CSV text chunks (streamed: 100,000 entries are fine)."""
-    if fmt not in ("json", "csv"):
-        raise UserError(f"--format {fmt}: expected json or csv")
-    ledger = open_ledger(db)
-    try:
-        yield from ledger.export(fmt)
-    finally:
-        ledger.close()

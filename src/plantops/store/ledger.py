@@ -27,8 +27,8 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -333,36 +333,56 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise InfrastructureError(f"ledger {self.where()}: {exc}") from exc
 
-    def iter_entries(self, batch: int = 5000) -> Iterator[Entry]:
+    def iter_entries(self, batch: int = 5000) -> Generator[Entry, None, None]:
         """Every entry in sequence order, streamed."""
         with self._read() as conn:
             result = conn.execution_options(yield_per=batch).execute(
                 select(*_COLUMNS).where(LedgerEntry.chain == self.chain).order_by(LedgerEntry.seq)
             )
-            for row in result:
-                yield _row_entry(row)
+            try:
+                for row in result:
+                    yield _row_entry(row)
+            finally:
+                result.close()
 
     def verify(self) -> Verification:
         """Recompute the chain; the first entry that does not hold is named."""
+        with closing(self.iter_entries()) as stream:
+            bad_at, count, prev = self._walk(stream)
+        if bad_at is not None:
+            return bad_at
+        return self._check_head(count, prev)
+
+    def _walk(self, stream: Iterator[Entry]) -> tuple[Verification | None, int, str]:
         expected, prev, count = 1, GENESIS, 0
 
         def bad(seq: int, reason: str) -> Verification:
             return Verification(self.chain, count, expected - 1, prev, seq, reason)
 
-        for e in self.iter_entries():
+        for e in stream:
             if e.seq != expected:
                 if e.seq > expected:
-                    return bad(expected, f"entry {expected} is missing (next is {e.seq}): deleted")
-                return bad(e.seq, f"entry {e.seq} appears again after {expected - 1}: inserted")
+                    why = f"entry {expected} is missing (next is {e.seq}): deleted"
+                    return bad(expected, why), count, prev
+                why = f"entry {e.seq} appears again after {expected - 1}: inserted"
+                return bad(e.seq, why), count, prev
             if e.prev_hash != prev:
-                return bad(
-                    e.seq,
-                    f"entry {e.seq} does not follow entry {e.seq - 1} (prev_hash "
-                    f"{e.prev_hash[:12]}…, expected {prev[:12]}…): deleted, inserted or reordered",
+                return (
+                    bad(
+                        e.seq,
+                        f"entry {e.seq} does not follow entry {e.seq - 1} (prev_hash "
+                        f"{e.prev_hash[:12]}…, expected {prev[:12]}…): deleted, inserted or reordered",
+                    ),
+                    count,
+                    prev,
                 )
             if entry_hash(prev, e.hashed_fields()) != e.hash:
-                return bad(e.seq, f"entry {e.seq} was edited: its content no longer hashes to it")
+                why = f"entry {e.seq} was edited: its content no longer hashes to it"
+                return bad(e.seq, why), count, prev
             prev, expected, count = e.hash, expected + 1, count + 1
+        return None, count, prev
+
+    def _check_head(self, count: int, prev: str) -> Verification:
         with self._read() as conn:
             head = conn.execute(
                 select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.chain == self.chain)

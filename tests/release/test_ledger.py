@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import multiprocessing
 from collections.abc import Iterator
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from tests.fixtures.postgres import PgCluster
 
 from plantops.store.ledger import GENESIS, Ledger, NewEntry, PromotionConflict, open_ledger
+from tests.fixtures.postgres import PgCluster
 
 T0 = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 
@@ -51,7 +52,7 @@ def test_an_untouched_chain_verifies(ledger: Ledger) -> None:
     entries = list(ledger.iter_entries())
     assert [e.seq for e in entries] == list(range(1, 11))
     assert entries[0].prev_hash == GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
 
 
 def test_an_edited_payload_is_named(ledger: Ledger) -> None:

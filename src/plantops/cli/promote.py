@@ -144,7 +144,7 @@ def promote(
         )
     else:
         _print(result)
-    if result.blocked and (result.break_glass is None):
+    if result.blocked:
         raise typer.Exit(EXIT_FINDINGS)
 
 

@@ -144,7 +144,7 @@ class PromotionResult:
 
     @property
     def blocked(self) -> tuple[PlantVerdict, ...]:
-        return tuple(v for v in self.verdicts if v.plant not in self.promoted)
+        return tuple(v for v in self.verdicts if v.plant not in self.promoted and not v.ok)
 
     def as_dict(self) -> dict[str, Any]:
         return {

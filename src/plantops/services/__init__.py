@@ -56,6 +56,7 @@ from plantops.release import (
     parse_image_ref,
     render_lock,
 )
+from plantops.release.pins import apply_pins, read_pins
 from plantops.render import (
     RenderContext,
     RenderedFile,
@@ -270,6 +271,20 @@ def renderer_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
+def pinned_plan(root: Path, plan: Plan, *, every_deployment: bool = True) -> Plan:
+    """``plan`` with the fleet's release pins (``releases/<plant>/<env>.yaml``) applied:
+    a pinned deployment renders the pinned image and its upgrade; the others are as
+    planned. The deployments' ``input_hash`` is left as planned (the fleet configuration
+    hash of a release must not depend on the pins); the writer's hash adds the pin."""
+    pins = read_pins(root)
+    if not pins:
+        return plan
+    deployments = apply_pins(
+        plan.deployments, pins, fleet_dir=root, every_deployment=every_deployment
+    )
+    return dataclasses.replace(plan, deployments=deployments)
+
+
 @dataclass(frozen=True)
 class PlanResult:
     plan: Plan
@@ -290,9 +305,9 @@ def plan_fleet(
 ) -> PlanResult:
     """Load, validate, classify, size, render and write the deployment tree."""
     res = open_fleet(root, today=today, allow_expired=allow_expired)
-    plan = build_plan(res.fleet, plants)
+    plan = pinned_plan(root, build_plan(res.fleet, plants), every_deployment=not plants)
     # Fleet-wide files (Argo CD projects) always reflect every plant, even in a --plant run.
-    full = build_plan(res.fleet) if plants else plan
+    full = pinned_plan(root, build_plan(res.fleet)) if plants else plan
     problems = check_renderable(full)
     if problems:
         raise SpecError(problems)
@@ -300,7 +315,8 @@ def plan_fleet(
     units = [
         UnitOfWork(
             id=d.id,
-            input_hash=f"{d.input_hash}+{renderer_fingerprint()}",
+            input_hash=f"{d.input_hash}+{renderer_fingerprint()}"
+            + (f"+{d.release.pin_digest}" if d.release else ""),
             plants=tuple(t.plant for t in d.tenants),
             render=lambda d=d: checker.render(d),  # type: ignore[misc]
         )

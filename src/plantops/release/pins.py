@@ -272,10 +272,14 @@ def rollback_pin(current: Pin, *, to: str | None = None, at: dt.datetime) -> Pin
             )
         index = matches[0]
     target = current.history[index]
+    # Never ``odoo -u`` on the way back: Odoo has no module downgrade, so the record's
+    # modules are cleared and the database, if a newer release migrated it, is restored
+    # instead (release.rollback decides).
     restored = target.model_copy(
         update={
             "promoted_at": at.astimezone(dt.UTC).replace(microsecond=0),
             "rollback_of": current.current.release,
+            "update_modules": (),
         }
     )
     return Pin(

@@ -118,6 +118,12 @@ _promote.register(app)
 from plantops.cli import ledger as _ledger  # noqa: E402
 
 _ledger.register(app)
+from plantops.cli import rollback as _rollback  # noqa: E402
+
+_rollback.register(app)
+from plantops.cli import ci as _ci  # noqa: E402
+
+_ci.register(app)
 _use_tidy_help(app)
 
 

@@ -20,6 +20,7 @@ Parsing and rendering are pure; :func:`read_pins` and :func:`write_pin` are the 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import errno
 import fcntl
@@ -37,6 +38,7 @@ from plantops.addons.checksum import changed_addons
 from plantops.errors import Problem, SpecError, UserError, display_path
 from plantops.inputs import BadInput
 from plantops.names import check_label, is_label
+from plantops.plan import Deployment, PinnedRelease
 from plantops.release.lock import Lock, canonical_json
 from plantops.render.yamlout import emit_yaml
 from plantops.spec.loader import SourceMap, read_yaml, validate_model
@@ -47,7 +49,6 @@ PIN_KIND = "ReleasePin"
 HISTORY_LIMIT = 10
 """Pins kept behind the current one: enough to roll back through a bad week of promotions,
 small enough that the file stays reviewable."""
-LOCK_FILE = ".lock"
 
 _SHA256 = r"^sha256:[0-9a-f]{64}$"
 Digest = Annotated[str, Field(pattern=_SHA256)]
@@ -271,10 +272,14 @@ def rollback_pin(current: Pin, *, to: str | None = None, at: dt.datetime) -> Pin
             )
         index = matches[0]
     target = current.history[index]
+    # Never ``odoo -u`` on the way back: Odoo has no module downgrade, so the record's
+    # modules are cleared and the database, if a newer release migrated it, is restored
+    # instead (release.rollback decides).
     restored = target.model_copy(
         update={
             "promoted_at": at.astimezone(dt.UTC).replace(microsecond=0),
             "rollback_of": current.current.release,
+            "update_modules": (),
         }
     )
     return Pin(
@@ -341,6 +346,91 @@ def parse_pin(data: Any, source: SourceMap, *, path_key: tuple[str, str] | None 
     if found:
         raise SpecError(found)
     return pin
+
+
+# --- pins → deployments (pure) -----------------------------------------------------------
+
+
+def apply_pins(
+    deployments: Sequence[Deployment],
+    pins: Mapping[tuple[str, str], Pin],
+    *,
+    fleet_dir: Path,
+    every_deployment: bool = True,
+) -> tuple[Deployment, ...]:
+    """``deployments`` with their pinned release attached (image by the pinned digest).
+
+    Plants that share one deployment (a tenant group) run one image, so they are pinned
+    together: all to the same release, or none. A pin for a plant × environment that no
+    deployment serves is refused when ``every_deployment`` (the whole fleet was planned).
+    """
+    problems: list[Problem] = []
+    out: list[Deployment] = []
+    served: set[tuple[str, str]] = set()
+    for dep in deployments:
+        keys = [(t.plant, dep.environment.name) for t in dep.tenants]
+        served.update(keys)
+        found = [pins[k] for k in keys if k in pins]
+        if not found:
+            out.append(dep)
+            continue
+        releases = {p.current.release for p in found}
+        if len(found) != len(keys) or len(releases) > 1:
+            shown = display_path(pin_path(fleet_dir, *found[0].key), Path.cwd())
+            problems.append(
+                Problem(
+                    shown,
+                    1,
+                    1,
+                    "current.release",
+                    f"plants {', '.join(k[0] for k in keys)} share deployment {dep.id} and run "
+                    f"one image, but {len(found)} of {len(keys)} are pinned "
+                    f"({len(releases)} release(s))",
+                    "promote or roll back the plants of a tenant group together",
+                )
+            )
+            out.append(dep)
+            continue
+        first = found[0]
+        repo, _, digest = first.current.image.partition("@")
+        previous = first.previous
+        out.append(
+            dataclasses.replace(
+                dep,
+                image=repo,
+                digest=digest,
+                release=PinnedRelease(
+                    release=first.current.release,
+                    image=repo,
+                    digest=digest,
+                    config=first.current.config,
+                    stage=first.current.stage,
+                    promoted_at=_stamp(first.current.promoted_at),
+                    update_modules=tuple(
+                        sorted({m for p in found for m in p.current.update_modules})
+                    ),
+                    upgrade_id=first.current.upgrade_id,
+                    previous_image=(previous.image if previous else f"{dep.image}@{dep.digest}"),
+                    pin_digest=",".join(p.digest for p in found),
+                ),
+            )
+        )
+    if every_deployment:
+        for key in sorted(set(pins) - served):
+            shown = display_path(pin_path(fleet_dir, *key), Path.cwd())
+            problems.append(
+                Problem(
+                    shown,
+                    1,
+                    1,
+                    "plant",
+                    f"no deployment serves plant {key[0]} in environment {key[1]}",
+                    "remove the pin, or add the plant/environment to the fleet",
+                )
+            )
+    if problems:
+        raise SpecError(sorted(problems))
+    return tuple(out)
 
 
 # --- files (I/O) -----------------------------------------------------------------------
@@ -416,7 +506,9 @@ def read_pins(fleet_dir: Path) -> dict[tuple[str, str], Pin]:
 
 @contextmanager
 def _locked(directory: Path) -> Iterator[None]:
-    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    # The directory itself is locked (flock works on a directory descriptor): no lock file
+    # to commit to the fleet repository or to leave behind.
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -445,6 +537,7 @@ def write_pin(fleet_dir: Path, pin: Pin, *, replaces: Pin | None, force: bool = 
         text = render_pin(pin)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
+            os.fchmod(fd, 0o644)  # a file of the fleet repository, not a private one
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
                 fh.flush()
@@ -495,6 +588,7 @@ __all__ = [
     "PinRecord",
     "addon_checksums",
     "addons_digest",
+    "apply_pins",
     "modules_to_update",
     "next_pin",
     "parse_pin",

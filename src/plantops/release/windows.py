@@ -100,24 +100,26 @@ def blocked_intervals(
             out.append(Interval(b, e, f"freeze {f.name} ({f.kind.value}, {f.rrule} at {f.at})"))
     if margin_minutes and shifts:
         margin = dt.timedelta(minutes=margin_minutes)
+        tail = f" {tz} (margin {margin_minutes} min)"
+        # Parsed once per call, not once per day: this loop is the hot path of the gates.
+        edges = [
+            (set(s.days), _hhmm(s.start), _hhmm(s.end), s.end <= s.start, s.name, s.start, s.end)
+            for s in shifts
+        ]
         for day in _day_range(lo, hi, zone):
             weekday = DAYS[day.weekday()]
-            for s in shifts:
-                if weekday not in s.days:
+            for days, t_start, t_end, overnight, name, s_text, e_text in edges:
+                if weekday not in days:
                     continue
-                begin = dt.datetime.combine(day, _hhmm(s.start), zone)
-                end_day = day + dt.timedelta(days=1) if s.end <= s.start else day
-                finish = dt.datetime.combine(end_day, _hhmm(s.end), zone)
-                for edge, what in ((begin, "starts"), (finish, "ends")):
-                    t = edge.astimezone(dt.UTC)
-                    iv = Interval(
-                        t - margin,
-                        t + margin,
-                        f"shift {s.name} {what} at {edge:%a %H:%M} {tz} "
-                        f"(margin {margin_minutes} min)",
-                    )
-                    if iv.end > lo and iv.start < hi:
-                        out.append(iv)
+                begin = dt.datetime.combine(day, t_start, zone).astimezone(dt.UTC)
+                end_day = day + dt.timedelta(days=1) if overnight else day
+                finish = dt.datetime.combine(end_day, t_end, zone).astimezone(dt.UTC)
+                if begin - margin < hi and begin + margin > lo:
+                    why = f"shift {name} starts at {weekday.title()} {s_text}{tail}"
+                    out.append(Interval(begin - margin, begin + margin, why))
+                if finish - margin < hi and finish + margin > lo:
+                    why = f"shift {name} ends at {DAYS[end_day.weekday()].title()} {e_text}{tail}"
+                    out.append(Interval(finish - margin, finish + margin, why))
     out.sort(key=lambda i: (i.start, i.end, i.reason))
     return out
 
@@ -165,14 +167,34 @@ def evaluate_windows(
     reasons = [b.reason for b in blocked if b.contains(now)]
     if allowed is not None and not any(a.contains(now) for a in allowed):
         reasons.append("outside every allowed window (" + ", ".join(w.name for w in windows) + ")")
-    hi = now + dt.timedelta(days=SEARCH_DAYS)
-    blocked = blocked_intervals(tz, shifts, freezes, margin_minutes, now, hi)
-    allowed = allowed_intervals(tz, windows, now, hi)
-    candidates = sorted(
-        {b.end for b in blocked if b.end > now} | {a.start for a in allowed or () if a.start > now}
+    return WindowVerdict(
+        False, tuple(reasons), next_allowed(tz, shifts, freezes, windows, margin_minutes, now)
     )
-    nxt = next((c for c in candidates if _allowed_at(c, blocked, allowed)), None)
-    return WindowVerdict(False, tuple(reasons), nxt)
+
+
+def next_allowed(
+    tz: str,
+    shifts: Sequence[Shift],
+    freezes: Sequence[FreezeWindow],
+    windows: Sequence[ReleaseWindow],
+    margin_minutes: int,
+    now: dt.datetime,
+) -> dt.datetime | None:
+    """The first allowed instant after ``now`` within SEARCH_DAYS (short horizons first:
+    most blocks are a shift change or a nightly run)."""
+    for days in (2, 9, SEARCH_DAYS):
+        hi = now + dt.timedelta(days=days)
+        blocked = blocked_intervals(tz, shifts, freezes, margin_minutes, now, hi)
+        allowed = allowed_intervals(tz, windows, now, hi)
+        candidates = sorted(
+            {b.end for b in blocked if now < b.end < hi}
+            | {a.start for a in allowed or () if now < a.start < hi}
+        )
+        # A candidate inside the horizon is judged with every interval that can cover it.
+        found = next((c for c in candidates if _allowed_at(c, blocked, allowed)), None)
+        if found is not None:
+            return found
+    return None
 
 
 __all__ = [
@@ -181,4 +203,5 @@ __all__ = [
     "allowed_intervals",
     "blocked_intervals",
     "evaluate_windows",
+    "next_allowed",
 ]

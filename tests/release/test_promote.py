@@ -270,3 +270,31 @@ def test_two_promoters_racing_exactly_one_wins(
         assert led.claims(json.loads(world["lock"].read_text())["id"], "dev") == {"pune-pilot": 2}
     finally:
         led.close()
+
+
+def test_a_git_fleet_repo_gets_one_commit_per_promotion(world: dict[str, Any]) -> None:
+    import subprocess
+
+    fleet = world["fleet"]
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-C", str(fleet), *args],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "fleet")
+    (fleet / "notes.txt").write_text("not part of the promotion\n")
+    env = {"GIT_AUTHOR_NAME": "p", "GIT_AUTHOR_EMAIL": "p@example.com",
+           "GIT_COMMITTER_NAME": "p", "GIT_COMMITTER_EMAIL": "p@example.com"}  # fmt: skip
+    r = runner.invoke(app, ["promote", str(world["lock"]), "--fleet", str(fleet), "--to", "dev",
+                            "--db", world["db"], "--now", "2026-12-05T10:00:00Z"], env=env)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "fleet repo commit" in r.output
+    log = git("log", "-1", "--format=%B")
+    assert log.startswith("promote sha256:") and "to dev wave 1: pune-pilot" in log
+    assert "pune-pilot: order ok, addons ok" in log and "Ledger-Entry: 2 " in log
+    assert git("show", "--name-only", "--format=").split() == ["releases/pune-pilot/dev.yaml"]
+    assert "notes.txt" in git("status", "--porcelain")  # the user's own change is left alone

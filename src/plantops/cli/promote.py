@@ -68,6 +68,14 @@ def _print(result: PromotionResult) -> None:
     if result.entries:
         seqs = ", ".join(str(e.seq) for e in result.entries)
         out.print(f"ledger entries {seqs}; pins: {len(result.pins)}", markup=False, soft_wrap=True)
+    if result.commit:
+        out.print(f"fleet repo commit {result.commit}", markup=False)
+    if result.commit_error:
+        err.print(
+            f"warning: the pins are written and recorded but not committed: {result.commit_error}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def promote(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +142,8 @@ class PromotionResult:
     entries: tuple[Entry, ...] = ()
     break_glass: BreakGlass | None = None
     message: str = ""
+    commit: str | None = None  # the fleet repo commit of the pins, when it is a Git repo
+    commit_error: str = ""
 
     @property
     def blocked(self) -> tuple[PlantVerdict, ...]:
@@ -163,6 +166,8 @@ class PromotionResult:
             ),
             "plants": [v.as_dict() for v in self.verdicts],
             "message": self.message,
+            "commit": self.commit,
+            "commit_error": self.commit_error,
         }
 
 
@@ -620,6 +625,8 @@ def _record(
     recorded = ledger.append(
         entries, now=now, claims=[(lock.id, stage, p) for p in chosen], guard=guard
     )
+    message = commit_message(lock.id, stage, wave, verdicts, chosen, recorded, break_glass)
+    commit, error = commit_pins(fleet.root, [Path(p) for p in written], message)
     return PromotionResult(
         lock.id,
         stage,
@@ -631,7 +638,54 @@ def _record(
         tuple(written),
         tuple(recorded),
         break_glass,
+        commit=commit,
+        commit_error=error,
     )
+
+
+def commit_message(
+    release: str,
+    stage: str,
+    wave: int,
+    verdicts: Sequence[PlantVerdict],
+    chosen: Sequence[str],
+    recorded: Sequence[Entry],
+    break_glass: BreakGlass | None,
+) -> str:
+    """Names the release, stage, wave, plants and the gate evidence (pure)."""
+    lines = [f"promote {release[:19]} to {stage} wave {wave}: {', '.join(chosen)}", ""]
+    if break_glass is not None:
+        lines.append(f"BREAK-GLASS by {', '.join(break_glass.approvers)}: {break_glass.reason}")
+    for v in verdicts:
+        if v.plant in chosen:
+            gates = ", ".join(f"{g.gate} {'ok' if g.ok else 'OVERRIDDEN'}" for g in v.gates)
+            lines.append(f"{v.plant}: {gates}")
+    last = recorded[-1]
+    lines += ["", f"Release: {release}", f"Ledger-Entry: {last.seq} {last.hash}"]
+    return "\n".join(lines) + "\n"
+
+
+def commit_pins(root: Path, paths: Sequence[Path], message: str) -> tuple[str | None, str]:
+    """Commit the written pins (only them) when the fleet repo is a Git work tree; the
+    promotion is recorded already, so a failure is reported, not raised."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30,
+            check=False,
+        )  # fmt: skip
+
+    try:
+        if git("rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
+            return None, ""
+        rel = [str(p.resolve().relative_to(root.resolve())) for p in paths]
+        added = git("add", "--", *rel)
+        done = git("commit", "-q", "-m", message, "--", *rel) if added.returncode == 0 else added
+        if done.returncode != 0:
+            return None, (done.stderr or done.stdout).strip()
+        return git("rev-parse", "HEAD").stdout.strip(), ""
+    except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+        return None, str(exc)
 
 
 # --- status -----------------------------------------------------------------------------------
@@ -755,6 +809,8 @@ __all__ = [
     "StageStatus",
     "WaveStatus",
     "approve",
+    "commit_message",
+    "commit_pins",
     "history_of",
     "parse_instant",
     "promote",

@@ -298,3 +298,32 @@ def test_a_git_fleet_repo_gets_one_commit_per_promotion(world: dict[str, Any]) -
     assert "pune-pilot: order ok, addons ok" in log and "Ledger-Entry: 2 " in log
     assert git("show", "--name-only", "--format=").split() == ["releases/pune-pilot/dev.yaml"]
     assert "notes.txt" in git("status", "--porcelain")  # the user's own change is left alone
+
+
+@pytest.mark.parametrize("kind", ["missing", "fifo", "directory", "wrong-schema", "not-json"])
+def test_hostile_evidence_files_exit_2_naming_them(
+    world: dict[str, Any], tmp_path: Path, kind: str
+) -> None:
+    import os
+
+    path = tmp_path / f"evidence-{kind}"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "wrong-schema":
+        write_json(path, {"schema": "plantops.io/probe-run/v1", "targets": []})
+    elif kind == "not-json":
+        path.write_text("{not json")
+    all_waves(world, "dev", "2026-12-05T10:00:00Z")
+    r = promote(world, "test", "2026-12-05T13:00:00Z", "--rehearsal", str(path))
+    assert r.exit_code == 2, r.output
+    assert path.name in r.output
+    assert entries(world) == 5
+
+
+def test_bad_database_urls_exit_2(world: dict[str, Any]) -> None:
+    r = cli("ledger", "verify", "--db", "mysql://x/y")
+    assert r.exit_code == 2 and "not supported" in r.output
+    r = cli("ledger", "export", "--db", world["db"], "--format", "xml")
+    assert r.exit_code == 2

@@ -175,3 +175,17 @@ def test_two_processes_racing_for_one_promotion_exactly_one_wins(db_url: str, ro
     assert led.verify().ok and led.verify().entries == 1
     assert led.claims("sha256:race", "prod") == {"detroit-stamping": 1}
     led.close()
+
+
+def test_a_rollback_is_recorded_on_the_chain(db_url: str) -> None:
+    from plantops.services.release import record_rollback
+
+    e = record_rollback(plant="lyon-meddev", env="prod", from_release="sha256:new",
+                        to_release="sha256:old", actor="rita", reason="MRP totals wrong",
+                        database_action="restore pre-upgrade backup", db=db_url, now=T0)  # fmt: skip
+    led = open_ledger(db_url)
+    try:
+        assert e.kind == "rollback" and e.seq == 1 and led.verify().ok
+        assert led.entries(kinds=("rollback",))[0].payload["to_release"] == "sha256:old"
+    finally:
+        led.close()

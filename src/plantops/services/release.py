@@ -290,3 +290,41 @@ def ledger_export(db: str | None, fmt: str) -> Iterator[str]:
         yield from ledger.export(fmt)
     finally:
         ledger.close()
+
+
+def record_rollback(
+    *,
+    plant: str,
+    env: str,
+    from_release: str,
+    to_release: str | None,
+    actor: str,
+    reason: str,
+    database_action: str,
+    db: str | None,
+    now: dt.datetime,
+) -> Entry:
+    """A ``rollback`` ledger entry (for ``plantops rollback --apply`` to call once the pin
+    is written): which deployment went from which release to which, by whom, why, and
+    the database decision of the rollback plan."""
+    from plantops.store.ledger import NewEntry, open_ledger
+
+    if not reason.strip():
+        raise UserError("a rollback needs a reason")
+    ledger = open_ledger(db)
+    try:
+        entry = NewEntry(
+            "rollback",
+            release_id=from_release,
+            stage=env,
+            actor=actor,
+            payload={
+                "plant": plant,
+                "to_release": to_release,
+                "reason": reason,
+                "database": database_action,
+            },
+        )
+        return ledger.append([entry], now=now)[0]
+    finally:
+        ledger.close()

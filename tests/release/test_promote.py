@@ -327,3 +327,26 @@ def test_bad_database_urls_exit_2(world: dict[str, Any]) -> None:
     assert r.exit_code == 2 and "not supported" in r.output
     r = cli("ledger", "export", "--db", world["db"], "--format", "xml")
     assert r.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "section,why",
+    [
+        ("releases:\n  stages:\n    qa: {gates: [addons]}\n", "releases.stages.qa: not an environment"),
+        ("releases:\n  stages:\n    prod:\n      approvals_by_tier: {gold: {count: 1}}\n",
+         "approvals_by_tier.gold: not a tier"),
+        ("releases:\n  vulns_policy: ../../etc/policy.yaml\n", "inside the fleet repository"),
+        ("releases:\n  stages:\n    prod: {gates: [karma]}\n", "karma"),
+    ],
+)  # fmt: skip
+def test_bad_releases_sections_exit_2(tmp_path: Path, section: str, why: str) -> None:
+    fleet = release_fleet(tmp_path, section)
+    addons = addons_repo(tmp_path)
+    lock = tmp_path / "r.lock"
+    r = cli("release", "create", "--fleet", str(fleet), "--image", IMAGE, "--addons", str(addons),
+            "--out", str(lock), "--today", "2026-12-01")  # fmt: skip
+    if r.exit_code == 0:  # cross-file checks happen when promoting
+        r = cli("promote", str(lock), "--fleet", str(fleet), "--to", "dev", "--db",
+                f"sqlite:///{tmp_path / 's.db'}")  # fmt: skip
+    assert r.exit_code == 2, r.output
+    assert why in r.output

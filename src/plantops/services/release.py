@@ -55,6 +55,19 @@ def fleet_view(root: Path, *, today: dt.date) -> FleetView:
                 f"{root / 'fleet.yaml'}: releases.stages.{name}: not an environment "
                 f"(stages: {', '.join(stages)})"
             )
+    for name, cfg in fleet.spec.releases.stages.items():
+        for tier in cfg.approvals_by_tier:
+            if tier not in fleet.spec.tiers:
+                raise UserError(
+                    f"{root / 'fleet.yaml'}: releases.stages.{name}.approvals_by_tier.{tier}: "
+                    f"not a tier (tiers: {', '.join(sorted(fleet.spec.tiers))})"
+                )
+    policy = fleet.spec.releases.vulns_policy
+    if policy is not None and (Path(policy).is_absolute() or ".." in Path(policy).parts):
+        raise UserError(
+            f"{root / 'fleet.yaml'}: releases.vulns_policy {policy}: give a path inside the "
+            "fleet repository"
+        )
     plants = {
         p.spec.code: PlantInfo(
             code=p.spec.code,

@@ -112,6 +112,18 @@ _observe.register(app)
 from plantops.cli import policy as _policy  # noqa: E402
 
 _policy.register(app)
+from plantops.cli import promote as _promote  # noqa: E402
+
+_promote.register(app)
+from plantops.cli import ledger as _ledger  # noqa: E402
+
+_ledger.register(app)
+from plantops.cli import rollback as _rollback  # noqa: E402
+
+_rollback.register(app)
+from plantops.cli import ci as _ci  # noqa: E402
+
+_ci.register(app)
 _use_tidy_help(app)
 
 

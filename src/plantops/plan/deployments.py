@@ -40,6 +40,41 @@ class Tenant:
 
 
 @dataclass(frozen=True)
+class PinnedRelease:
+    """The release pinned to a deployment (``releases/<plant>/<env>.yaml``, read by
+    ``plantops.release.pins``): what it renders instead of the fleet-wide image."""
+
+    release: str
+    image: str
+    digest: str
+    config: str
+    stage: str
+    promoted_at: str
+    update_modules: tuple[str, ...]
+    upgrade_id: str
+    """Names this promotion's upgrade objects (pre-upgrade Backup, upgrade Job)."""
+    previous_image: str | None
+    """The image it replaced (the previous pin's, or the fleet-wide one), REPO@DIGEST."""
+    pin_digest: str
+    """Digest(s) of the pin file(s): part of the writer's hash, so a pin change re-renders."""
+
+    @property
+    def migrates(self) -> bool:
+        return bool(self.update_modules)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "release": self.release,
+            "stage": self.stage,
+            "promoted_at": self.promoted_at,
+            "config": self.config,
+            "update_modules": list(self.update_modules),
+            "upgrade_id": self.upgrade_id,
+            "previous_image": self.previous_image,
+        }
+
+
+@dataclass(frozen=True)
 class Deployment:
     id: str
     unit: str
@@ -66,6 +101,8 @@ class Deployment:
     """Content hash of this deployment's inputs: unchanged hash, unchanged output. A
     deployment is a pure function of fleet.yaml, its plants' files, the exceptions in force
     and the code (which the caller adds), so those are hashed — never the derived models."""
+    release: PinnedRelease | None = None
+    """The release pinned to it; ``None``: the fleet-wide image (``image``/``digest``)."""
 
     @property
     def dir(self) -> str:
@@ -112,6 +149,7 @@ class Deployment:
             "cost": self.cost.as_dict(),
             "cost_by_plant": {k: v.as_dict() for k, v in sorted(self.cost_by_plant.items())},
             "classification": [c.as_dict() for c in self.classifications],
+            **({"release": self.release.as_dict()} if self.release else {}),
         }
 
 

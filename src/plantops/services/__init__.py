@@ -44,7 +44,9 @@ from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, Sch
 from plantops.classify import Classification, classify_fleet
 from plantops.errors import GateFailed, Problem, SpecError, UserError
 from plantops.gitops import RenderMany, TreeSummary, UnitOfWork, write_tree
+from plantops.gitops.ci import PROVIDERS, CiOptions, Provider, generate_ci
 from plantops.model import Fleet, build_fleet
+from plantops.names import check_label
 from plantops.outputs import write_text_atomically
 from plantops.plan import Deployment, Plan, build_plan
 from plantops.plan.cost import WHAT_IF_TARGETS, cost_plan, with_override
@@ -56,6 +58,8 @@ from plantops.release import (
     parse_image_ref,
     render_lock,
 )
+from plantops.release.pins import apply_pins, pin_path, read_pin, read_pins
+from plantops.release.rollback import RollbackPlan, apply_rollback, plan_rollback
 from plantops.render import (
     RenderContext,
     RenderedFile,
@@ -270,6 +274,20 @@ def renderer_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
+def pinned_plan(root: Path, plan: Plan, *, every_deployment: bool = True) -> Plan:
+    """``plan`` with the fleet's release pins (``releases/<plant>/<env>.yaml``) applied:
+    a pinned deployment renders the pinned image and its upgrade; the others are as
+    planned. The deployments' ``input_hash`` is left as planned (the fleet configuration
+    hash of a release must not depend on the pins); the writer's hash adds the pin."""
+    pins = read_pins(root)
+    if not pins:
+        return plan
+    deployments = apply_pins(
+        plan.deployments, pins, fleet_dir=root, every_deployment=every_deployment
+    )
+    return dataclasses.replace(plan, deployments=deployments)
+
+
 @dataclass(frozen=True)
 class PlanResult:
     plan: Plan
@@ -290,9 +308,9 @@ def plan_fleet(
 ) -> PlanResult:
     """Load, validate, classify, size, render and write the deployment tree."""
     res = open_fleet(root, today=today, allow_expired=allow_expired)
-    plan = build_plan(res.fleet, plants)
+    plan = pinned_plan(root, build_plan(res.fleet, plants), every_deployment=not plants)
     # Fleet-wide files (Argo CD projects) always reflect every plant, even in a --plant run.
-    full = build_plan(res.fleet) if plants else plan
+    full = pinned_plan(root, build_plan(res.fleet)) if plants else plan
     problems = check_renderable(full)
     if problems:
         raise SpecError(problems)
@@ -300,7 +318,8 @@ def plan_fleet(
     units = [
         UnitOfWork(
             id=d.id,
-            input_hash=f"{d.input_hash}+{renderer_fingerprint()}",
+            input_hash=f"{d.input_hash}+{renderer_fingerprint()}"
+            + (f"+{d.release.pin_digest}" if d.release else ""),
             plants=tuple(t.plant for t in d.tenants),
             render=lambda d=d: checker.render(d),  # type: ignore[misc]
         )
@@ -521,3 +540,79 @@ def policy_export(root: Path, out: Path, *, today: dt.date) -> list[Path]:
     path = out / "validating-admission-policies.yaml"
     write_text_atomically(path, dump_yaml_documents(objects))
     return [path]
+
+
+# --- rollback (docs/releases.md) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    plan: RollbackPlan
+    written: Path | None
+
+
+def rollback(
+    root: Path,
+    *,
+    plant: str,
+    env: str,
+    to: str | None = None,
+    at: dt.datetime | None = None,
+    apply: bool = False,
+    today: dt.date,
+) -> RollbackResult:
+    """``plantops rollback``: the plan for one plant × environment; with ``apply`` the
+    previous (or ``to``) pin is written. Recording it in the ledger is promotion's."""
+    check_label(plant, "--plant")
+    check_label(env, "--env")
+    res = open_fleet(root, today=today)
+    if plant not in {p.code for p in res.fleet.plants}:
+        raise UserError(f"--plant {plant}: not a plant of {root}")
+    deps = [d for d in build_plan(res.fleet, [plant]).for_plant(plant) if d.environment.name == env]
+    if not deps:
+        raise UserError(f"--env {env}: plant {plant} has no such environment")
+    current = read_pin(root, plant, env)
+    if current is None:
+        raise UserError(
+            f"{plant}/{env} has no release pin ({pin_path(root, plant, env)}): it runs the "
+            "fleet-wide image, there is no release to roll back"
+        )
+    when = at or dt.datetime.now(dt.UTC)
+    plan = plan_rollback(current, unit=deps[0].unit, fleet_dir=root, to=to, at=when)
+    written = apply_rollback(root, plan) if apply else None
+    return RollbackResult(plan, written)
+
+
+# --- CI generation (docs/releases.md) --------------------------------------------------
+
+
+def ci_generate(
+    root: Path,
+    *,
+    provider: Provider,
+    out: Path,
+    today: dt.date,
+    rendered: str = "rendered",
+    addons: Sequence[str] = ("addons",),
+    vulns_policy: str | None = None,
+    install: str = "plantops",
+    default_branch: str = "main",
+) -> Path:
+    """``plantops ci generate``: the pipeline for the fleet at ``root`` (its Odoo series and
+    edition go into the addons gate), written atomically to ``out``."""
+    if provider not in PROVIDERS:
+        raise UserError(f"--provider {provider}: use one of {', '.join(PROVIDERS)}")
+    res = open_fleet(root, today=today)
+    odoo = res.fleet.spec.odoo
+    options = CiOptions(
+        fleet=".",
+        rendered=rendered,
+        addons=tuple(addons),
+        series=odoo.series,
+        edition=odoo.edition.value,
+        install=install,
+        vulns_policy=vulns_policy,
+        default_branch=default_branch,
+    )
+    write_text_atomically(out, generate_ci(provider, options))
+    return out

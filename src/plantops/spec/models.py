@@ -496,6 +496,63 @@ class PlatformSettings(Strict):
     images: PlatformImages = Field(default_factory=PlatformImages)
 
 
+GateName = Literal[
+    "addons", "vulnerabilities", "policy", "rehearsal", "smoke", "approvals", "soak", "windows"
+]
+
+
+class ApprovalRule(Strict):
+    count: StrictInt = Field(default=0, ge=0, le=20, description="Approvals needed.")
+    roles: list[Name] = Field(
+        default_factory=list,
+        description="Roles that must each be among the approvers (the count includes them).",
+    )
+
+
+class ReleaseWindow(Strict):
+    """When a stage may be changed (plant local time); outside freezes and shift changes."""
+
+    name: Name
+    rrule: str = Field(description="Recurrence rule, e.g. FREQ=WEEKLY;BYDAY=SA")
+    at: HHMM = Field(description="Local start time of each recurrence.")
+    duration_hours: StrictFloat = Field(gt=0, le=24 * 7)
+
+    @field_validator("rrule")
+    @classmethod
+    def _rrule(cls, value: str) -> str:
+        check_rrule(value)
+        return value
+
+
+class StageRelease(Strict):
+    """The gates a release must pass to enter one stage (``releases.stages.<env>``)."""
+
+    gates: list[GateName] = Field(default_factory=list)
+    approvals: ApprovalRule = Field(default_factory=ApprovalRule)
+    approvals_by_tier: dict[Name, ApprovalRule] = Field(
+        default_factory=dict, description="Per-tier approval rules (override `approvals`)."
+    )
+    soak_hours: StrictFloat = Field(
+        default=0, ge=0, description="Time in the previous stage before this one."
+    )
+    wave_soak_hours: StrictFloat = Field(
+        default=0, ge=0, description="Time after the previous wave of this stage."
+    )
+    windows: list[ReleaseWindow] = Field(
+        default_factory=list, description="Allowed windows; empty: any time outside freezes."
+    )
+
+
+class ReleaseSettings(Strict):
+    stages: dict[Name, StageRelease] = Field(default_factory=dict)
+    shift_change_margin_minutes: StrictInt = Field(
+        default=30, ge=0, le=240, description="No promotion this close to a shift start or end."
+    )
+    vulns_policy: str | None = Field(
+        default=None, description="Vulnerability policy YAML, relative to the fleet repo."
+    )
+
+
 class FleetSpec(Strict):
     """``fleet.yaml``."""
 
@@ -511,6 +568,7 @@ class FleetSpec(Strict):
     pricing: Pricing
     defaults: Defaults
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
+    releases: ReleaseSettings = Field(default_factory=ReleaseSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -740,6 +798,13 @@ class PlantSpec(Strict):
     shifts: list[Shift] = Field(default_factory=list)
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
     overrides: list[Override] = Field(default_factory=list)
+    release_wave: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=99,
+        description="Promotion wave within a stage (0 = canary); default from the tier: "
+        "the least demanding tier first, the most demanding last.",
+    )
 
     @field_validator("timezone")
     @classmethod

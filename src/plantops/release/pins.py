@@ -41,6 +41,7 @@ from plantops.names import check_label, is_label
 from plantops.plan import Deployment, PinnedRelease
 from plantops.release.lock import Lock, canonical_json
 from plantops.render.yamlout import emit_yaml
+from plantops.spec.cache import ParseCache, spec_cache_dir
 from plantops.spec.loader import SourceMap, read_yaml, validate_model
 
 RELEASES_DIR = "releases"
@@ -442,8 +443,10 @@ def pin_path(fleet_dir: Path, plant: str, environment: str) -> Path:
     return fleet_dir / RELEASES_DIR / plant / f"{environment}.yaml"
 
 
-def _read_one(path: Path, shown: str, root: Path, key: tuple[str, str]) -> Pin:
-    data, source, problems = read_yaml(path, shown, root=root)
+def _read_one(
+    path: Path, shown: str, root: Path, key: tuple[str, str], cache: ParseCache | None = None
+) -> Pin:
+    data, source, problems = read_yaml(path, shown, cache, root=root)
     if problems:
         raise SpecError(problems)
     return parse_pin(data, source, path_key=key)
@@ -458,17 +461,30 @@ def read_pin(fleet_dir: Path, plant: str, environment: str) -> Pin | None:
     return _read_one(path, shown, fleet_dir / RELEASES_DIR, (plant, environment))
 
 
-def read_pins(fleet_dir: Path) -> dict[tuple[str, str], Pin]:
+def _pins_cache(root: Path) -> ParseCache:
+    """Parsed pin files by text digest, beside the fleet's own parse cache
+    (``$PLANTOPS_SPEC_CACHE``): a plan of a fully promoted fleet reads thousands of pins,
+    and parsing is most of their cost. Validation and the digest check run as always."""
+    base = spec_cache_dir()
+    if base is None:
+        return ParseCache(None)
+    key = hashlib.sha256(str(root.absolute()).encode()).hexdigest()[:24]
+    return ParseCache(base / f"{key}-pins.pickle")
+
+
+def read_pins(fleet_dir: Path, *, use_cache: bool = True) -> dict[tuple[str, str], Pin]:
     """Every pin of the fleet, by ``(plant, environment)``; every problem at once."""
     root = fleet_dir / RELEASES_DIR
     if not root.is_dir():
         return {}
     pins: dict[tuple[str, str], Pin] = {}
     problems: list[Problem] = []
+    cache = _pins_cache(root) if use_cache else None
+    shown_root = display_path(root, Path.cwd())
     for plant_dir in sorted(root.iterdir()):
         if plant_dir.name.startswith("."):
             continue
-        shown_dir = display_path(plant_dir, Path.cwd())
+        shown_dir = f"{shown_root}/{plant_dir.name}"
         if not is_label(plant_dir.name) or not plant_dir.is_dir() or plant_dir.is_symlink():
             problems.append(
                 Problem(
@@ -482,7 +498,7 @@ def read_pins(fleet_dir: Path) -> dict[tuple[str, str], Pin]:
             )
             continue
         for file in sorted(plant_dir.iterdir()):
-            shown = display_path(file, Path.cwd())
+            shown = f"{shown_dir}/{file.name}"
             env = file.name.removesuffix(".yaml")
             if file.name.startswith("."):
                 continue
@@ -494,13 +510,17 @@ def read_pins(fleet_dir: Path) -> dict[tuple[str, str], Pin]:
                 )
                 continue
             try:
-                pins[(plant_dir.name, env)] = _read_one(file, shown, root, (plant_dir.name, env))
+                pins[(plant_dir.name, env)] = _read_one(
+                    file, shown, root, (plant_dir.name, env), cache
+                )
             except SpecError as exc:
                 problems.extend(exc.problems)
             except BadInput as exc:
                 problems.append(exc.problem())
     if problems:
         raise SpecError(sorted(problems))
+    if cache is not None:
+        cache.save()
     return pins
 
 

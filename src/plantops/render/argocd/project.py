@@ -38,6 +38,7 @@ TENANT_KINDS: tuple[tuple[str, str], ...] = (
     ("apps", "StatefulSet"),
     ("autoscaling", "HorizontalPodAutoscaler"),
     ("barmancloud.cnpg.io", "ObjectStore"),
+    # The odoo --update Job of a migrating release (a PreSync hook, render/kubernetes/upgrade).
     ("batch", "Job"),
     ("cert-manager.io", "Certificate"),
     ("external-secrets.io", "ExternalSecret"),
@@ -47,6 +48,8 @@ TENANT_KINDS: tuple[tuple[str, str], ...] = (
     ("monitoring.coreos.com", "ServiceMonitor"),
     ("networking.k8s.io", "NetworkPolicy"),
     ("policy", "PodDisruptionBudget"),
+    # The pre-upgrade on-demand Backup a migrating release's PreSync hook takes.
+    ("postgresql.cnpg.io", "Backup"),
     ("postgresql.cnpg.io", "Cluster"),
     ("postgresql.cnpg.io", "Database"),
     ("postgresql.cnpg.io", "Pooler"),

@@ -112,6 +112,9 @@ _observe.register(app)
 from plantops.cli import policy as _policy  # noqa: E402
 
 _policy.register(app)
+from plantops.cli import server as _server  # noqa: E402
+
+_server.register(app)
 _use_tidy_help(app)
 
 

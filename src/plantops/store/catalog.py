@@ -16,7 +16,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +26,8 @@ from plantops.store.models import Backup, BackupObject, Verification
 
 DEFAULT_DB_URL = "sqlite:///.plantops/state.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# pg_advisory_xact_lock key held while migrating ("plantops" as an int64).
+MIGRATION_LOCK = 0x706C616E746F7073
 
 
 def default_db_url() -> str:
@@ -382,6 +384,10 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two servers starting against one PostgreSQL must not both create the
+                # tables: the second waits here, then finds the schema at head.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except SQLAlchemyError as exc:

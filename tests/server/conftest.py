@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -36,6 +37,7 @@ class Server:
     client: TestClient
     settings: ServerSettings
     tokens: dict[str, str]
+    app: FastAPI
 
     def as_role(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -63,15 +65,29 @@ def fleet_copy(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    db_url = f"sqlite:///{tmp_path}/state.db"
-    settings = ServerSettings(
-        fleet=EXAMPLE, db_url=db_url, out=tmp_path / "out", session_secret="test-secret"
+def server_fleet() -> Path:
+    """The fleet the ``server`` fixture serves (override in a module for another)."""
+    return EXAMPLE
+
+
+@pytest.fixture
+def server_settings(tmp_path: Path, server_fleet: Path) -> ServerSettings:
+    return ServerSettings(
+        fleet=server_fleet,
+        db_url=f"sqlite:///{tmp_path}/state.db",
+        out=tmp_path / "out",
+        session_secret="test-secret",
     )
+
+
+@pytest.fixture
+def server(server_settings: ServerSettings) -> Iterator[Server]:
+    settings = server_settings
+    db_url = settings.db_url
     app = create_app(settings)
     tokens = make_tokens(db_url)
     with TestClient(app, base_url="https://testserver", raise_server_exceptions=False) as client:
-        yield Server(client, settings, tokens)
+        yield Server(client, settings, tokens, app)
 
 
 @dataclass

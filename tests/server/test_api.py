@@ -113,8 +113,8 @@ def test_unhandled_error_leaks_nothing(server: Server, monkeypatch: pytest.Monke
     def boom(*_: object, **__: object) -> None:
         raise RuntimeError(f"password={canary} at /etc/plantops")
 
-    monkeypatch.setattr(server.client.app.state.plantops.snapshot, "compute", boom)  # type: ignore[attr-defined]
-    monkeypatch.setattr(server.client.app.state.plantops.snapshot, "_value", None)  # type: ignore[attr-defined]
+    monkeypatch.setattr(server.app.state.plantops.snapshot, "compute", boom)
+    monkeypatch.setattr(server.app.state.plantops.snapshot, "_value", None)
     r = server.client.get("/api/fleet", headers=server.as_role("viewer"))
     body = assert_problem(r, 500)
     assert canary not in r.text and "Traceback" not in r.text and "RuntimeError" not in r.text

@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantops.errors import InfrastructureError, UserError
+from plantops.store.events import event_order_lock, event_row
 from plantops.store.models import Backup, BackupObject, Verification
 
 DEFAULT_DB_URL = "sqlite:///.plantops/state.db"
@@ -250,6 +251,17 @@ class Catalog:
             if origin:
                 b.origin = {**(b.origin or {}), **origin}
             b.status = "complete"
+            event_order_lock(s)
+            s.add(
+                event_row(
+                    "backup.taken",
+                    b.plant,
+                    backup_id,
+                    "",
+                    finished_at,
+                    {"env": b.env, "size_bytes": b.size_bytes, "format": b.format},
+                )
+            )
 
     def set_status(
         self, backup_id: str, status: str, *, error: str = "", finished_at: datetime | None = None
@@ -334,6 +346,24 @@ class Catalog:
                 error=error,
             )
             s.add(v)
+            b = s.get(Backup, backup_id)
+            if b is not None:
+                event_order_lock(s)
+                s.add(
+                    event_row(
+                        "backup.verified" if status == "passed" else "backup.verify-failed",
+                        b.plant,
+                        backup_id,
+                        "",
+                        finished_at,
+                        {
+                            "env": b.env,
+                            "status": status,
+                            "rto_seconds": rto_seconds,
+                            "rpo_seconds": rpo_seconds,
+                        },
+                    )
+                )
             s.flush()
             return int(v.id)
 

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, Integer, String, Text, select, text
+from sqlalchemy import JSON, DateTime, Engine, String, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from plantops.errors import InfrastructureError, UserError
 from plantops.store.catalog import make_engine, migrate
+from plantops.store.events import Event, event_order_lock, event_row
 from plantops.store.models import Base
 
 TOKEN_PREFIX = "pot_"
@@ -53,18 +54,6 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
-class Event(Base):
-    __tablename__ = "events"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    type: Mapped[str] = mapped_column(String(64))
-    plant: Mapped[str] = mapped_column(String(64), default="")
-    subject: Mapped[str] = mapped_column(Text, default="")
-    actor: Mapped[str] = mapped_column(String(200), default="")
-    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -187,8 +176,8 @@ class ServerStore:
         )
         with self._session() as s:
             s.add(row)
-            _event_order_lock(s)
-            s.add(_event_row("token.created", "", token_id, subject, now, {"role": role}))
+            event_order_lock(s)
+            s.add(event_row("token.created", "", token_id, subject, now, {"role": role}))
         return f"{TOKEN_PREFIX}{token_id}_{secret}", _token_record(row)
 
     def revoke_token(self, token_id: str, *, now: datetime, actor: str = "") -> TokenRecord:
@@ -198,8 +187,8 @@ class ServerStore:
                 raise UserError(f"no token with id {token_id!r}; see `plantops token list`")
             if t.revoked_at is None:
                 t.revoked_at = now
-                _event_order_lock(s)
-                s.add(_event_row("token.revoked", "", token_id, actor, now, {}))
+                event_order_lock(s)
+                s.add(event_row("token.revoked", "", token_id, actor, now, {}))
             return _token_record(t)
 
     def list_tokens(self) -> list[TokenRecord]:
@@ -233,8 +222,8 @@ class ServerStore:
         now: datetime,
     ) -> int:
         with self._session() as s:
-            _event_order_lock(s)
-            row = _event_row(type_, plant, subject, actor, now, data or {})
+            event_order_lock(s)
+            row = event_row(type_, plant, subject, actor, now, data or {})
             s.add(row)
             s.flush()
             return int(row.id)
@@ -248,23 +237,6 @@ class ServerStore:
                 q = q.where(Event.plant == plant)
             q = q.order_by(Event.id).limit(limit)
             return [_event_record(e) for e in s.scalars(q)]
-
-
-# Readers page by id: on PostgreSQL a transaction holding a lower id could commit after
-# one holding a higher id, and a reader between the two would skip it for good. Event
-# writers therefore take this transaction lock first, so ids commit in order.
-EVENT_ORDER_LOCK = 0x706C6F6576656E74
-
-
-def _event_order_lock(s: Session) -> None:
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_ORDER_LOCK})
-
-
-def _event_row(
-    type_: str, plant: str, subject: str, actor: str, now: datetime, data: dict[str, Any]
-) -> Event:
-    return Event(type=type_, plant=plant, subject=subject, actor=actor, time=now, data=data)
 
 
 def open_server_store(url: str) -> ServerStore:

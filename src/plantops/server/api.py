@@ -17,6 +17,7 @@ from plantops.server.state import today, utcnow
 from plantops.server.views import (
     backup_dict,
     deployment_dict,
+    fleet_summary,
     plant_detail,
     plant_rows,
     snapshot_of,
@@ -55,18 +56,7 @@ def health() -> dict[str, str]:
 
 @router.get("/fleet", tags=["fleet"])
 def fleet(request: Request, who: Reader) -> dict[str, Any]:
-    snap = snapshot_of(request)
-    spec = snap.fleet.spec
-    return {
-        "plants": len(snap.fleet.plants),
-        "deployments": len(snap.plan.deployments),
-        "environments": [e.name for e in snap.fleet.environments],
-        "series": spec.odoo.series,
-        "edition": spec.odoo.edition.value,
-        "currency": snap.cost.currency,
-        "monthly_cost": round(snap.cost.total_month, 2),
-        "warnings": [w.render() for w in snap.warnings],
-    }
+    return fleet_summary(snapshot_of(request))
 
 
 @router.get("/plants", tags=["fleet"])

@@ -30,6 +30,7 @@ from plantops.server.svg import bar_chart
 from plantops.server.views import (
     backup_dict,
     facets,
+    fleet_summary,
     newest_verified,
     plant_detail,
     plant_rows,
@@ -99,7 +100,7 @@ def fleet_page(
         pattern=pattern,
         facets=facets(snap),
         environments=[e.name for e in snap.fleet.environments],
-        cost_total=snap.cost.total_month,
+        cost_total=fleet_summary(snap)["monthly_cost"],
         currency=snap.cost.currency,
         chart=chart,
     )

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from plantops import services
 from plantops.server import ServerSettings, create_app
+from plantops.services import tokens as services_tokens
 from plantops.store.server import ROLES
 from tests.conftest import EXAMPLE
 from tests.fixtures.postgres import free_port, pg_cluster, pg_db
@@ -45,13 +45,13 @@ class Server:
 
 def make_tokens(db_url: str) -> dict[str, str]:
     now = dt.datetime.now(dt.UTC)
-    tokens = {}
+    made = {}
     for role in ROLES:
         plants = (SCOPED,) if role == "plant-it" else ()
-        tokens[role], _ = services.create_api_token(
+        made[role], _ = services_tokens.create_api_token(
             role=role, plants=plants, expires=None, now=now, db_url=db_url
         )
-    return tokens
+    return made
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from plantops import services
+from plantops.services import fleetview
 from tests.conftest import EXAMPLE
 from tests.server.conftest import SCOPED, Server
 
@@ -26,7 +27,7 @@ def assert_problem(r: Any, status: int) -> dict[str, Any]:
 def test_fleet_matches_the_use_case(server: Server) -> None:
     h = server.as_role("viewer")
     body = server.client.get("/api/fleet", headers=h).json()
-    snap = services.fleet_snapshot(EXAMPLE, today=__import__("datetime").date.today())
+    snap = fleetview.fleet_snapshot(EXAMPLE, today=__import__("datetime").date.today())
     assert body["plants"] == len(snap.fleet.plants) == 9
     assert body["deployments"] == len(snap.plan.deployments)
     assert body["monthly_cost"] == round(snap.cost.total_month, 2)

@@ -15,9 +15,9 @@ from typing import Annotated
 
 import typer
 
-from plantops import services
 from plantops.cli.console import err, out, run_guarded
 from plantops.errors import UserError
+from plantops.services import tokens
 
 token_app = typer.Typer(
     help="API tokens for the server (`Authorization: Bearer`).", no_args_is_help=True
@@ -59,7 +59,6 @@ def serve(
     import uvicorn
 
     from plantops.server import OidcSettings, ServerSettings, create_app
-    from plantops.store import default_db_url
 
     if not (fleet / "fleet.yaml").is_file():
         run_guarded(_raise, UserError(f"--fleet {fleet}: no fleet.yaml there"))
@@ -79,7 +78,7 @@ def serve(
         oidc = OidcSettings(issuer, client_id, client_secret)
     settings = ServerSettings(
         fleet=fleet,
-        db_url=db or default_db_url(),
+        db_url=db or tokens.default_state_db(),
         out=out_dir or Path("out") / fleet.resolve().name,
         session_secret=os.environ.get("PLANTOPS_SESSION_SECRET") or secrets.token_urlsafe(32),
         oidc=oidc,
@@ -122,7 +121,7 @@ def create(
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
     token, record = run_guarded(
-        services.create_api_token,
+        tokens.create_api_token,
         role=role,
         plants=plant or (),
         expires=expires.date() if expires else None,
@@ -137,7 +136,7 @@ def create(
 def list_tokens(db: DbOpt = None) -> None:
     """Tokens (id, role, scope, state); never the secrets."""
     now = _now()
-    for t in run_guarded(services.list_api_tokens, db_url=db):
+    for t in run_guarded(tokens.list_api_tokens, db_url=db):
         expires = t.expires_at.date().isoformat() if t.expires_at else "never"
         scope = ",".join(t.plants) or "*"
         out.print(
@@ -151,7 +150,7 @@ def revoke(
     db: DbOpt = None,
 ) -> None:
     """Revoke a token: it stops working on every server at once."""
-    record = run_guarded(services.revoke_api_token, token_id, now=_now(), db_url=db)
+    record = run_guarded(tokens.revoke_api_token, token_id, now=_now(), db_url=db)
     out.print(f"revoked {record.id}", markup=False)
 
 

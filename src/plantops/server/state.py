@@ -1,6 +1,6 @@
 """What one server process holds: its settings, the store and a cached fleet snapshot.
 
-The snapshot (``services.fleet_snapshot``) is rebuilt when a file of the fleet
+The snapshot (``fleetview.fleet_snapshot``) is rebuilt when a file of the fleet
 repository changes (size or mtime), checked at most once per ``RECHECK_SECONDS``; the
 policy result likewise. Every process holds its own cache: nothing here is shared
 state, so any number of processes may serve one database.
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from plantops import services
+from plantops.services import fleetview
 from plantops.store import Catalog
 from plantops.store.catalog import make_engine
 from plantops.store.server import ServerStore, open_server_store
@@ -88,8 +89,8 @@ class ServerState:
         self.store: ServerStore = open_server_store(settings.db_url)
         self.catalog = Catalog(make_engine(settings.db_url))
         root = settings.fleet
-        self.snapshot: Cached[services.FleetSnapshot] = Cached(
-            root, lambda today: services.fleet_snapshot(root, today=today)
+        self.snapshot: Cached[fleetview.FleetSnapshot] = Cached(
+            root, lambda today: fleetview.fleet_snapshot(root, today=today)
         )
         # typed by inference: the server names no check module (import contract)
         self.policy = Cached(root, lambda today: services.check_target(root, today=today))

@@ -1,6 +1,6 @@
 """Read models the API and the pages share: a fleet snapshot as plain rows and dicts.
 
-Pure functions over what ``services.fleet_snapshot`` returned; the rows of a snapshot
+Pure functions over what ``fleetview.fleet_snapshot`` returned; the rows of a snapshot
 are computed once and reused by every request until the fleet changes.
 """
 
@@ -13,17 +13,17 @@ from typing import Any
 
 from fastapi import Request
 
-from plantops import services
 from plantops.server.problems import ProblemError
 from plantops.server.state import ServerState, today
+from plantops.services import fleetview
 from plantops.store import BackupRecord
 
-_ROWS: dict[int, tuple[services.FleetSnapshot, list[dict[str, Any]]]] = {}
-_SUMMARY: dict[tuple[str, int], tuple[services.FleetSnapshot, dict[str, Any]]] = {}
+_ROWS: dict[int, tuple[fleetview.FleetSnapshot, list[dict[str, Any]]]] = {}
+_SUMMARY: dict[tuple[str, int], tuple[fleetview.FleetSnapshot, dict[str, Any]]] = {}
 _ROWS_LOCK = threading.Lock()
 
 
-def snapshot_of(request: Request) -> services.FleetSnapshot:
+def snapshot_of(request: Request) -> fleetview.FleetSnapshot:
     state: ServerState = request.app.state.plantops
     return state.snapshot.get(today())
 
@@ -45,7 +45,7 @@ def deployment_dict(d: Any) -> dict[str, Any]:
     }
 
 
-def all_rows(snap: services.FleetSnapshot) -> list[dict[str, Any]]:
+def all_rows(snap: fleetview.FleetSnapshot) -> list[dict[str, Any]]:
     key = id(snap)
     with _ROWS_LOCK:
         hit = _ROWS.get(key)
@@ -79,7 +79,7 @@ def all_rows(snap: services.FleetSnapshot) -> list[dict[str, Any]]:
     return rows
 
 
-def fleet_summary(snap: services.FleetSnapshot) -> dict[str, Any]:
+def fleet_summary(snap: fleetview.FleetSnapshot) -> dict[str, Any]:
     """Totals of a snapshot, computed once per snapshot (32,000 cost lines at 1,000 plants)."""
     key = ("summary", id(snap))
     with _ROWS_LOCK:
@@ -104,7 +104,7 @@ def fleet_summary(snap: services.FleetSnapshot) -> dict[str, Any]:
 
 
 def plant_rows(
-    snap: services.FleetSnapshot, *, q: str = "", tier: str = "", pattern: str = ""
+    snap: fleetview.FleetSnapshot, *, q: str = "", tier: str = "", pattern: str = ""
 ) -> list[dict[str, Any]]:
     needle = q.strip().lower()
     return [
@@ -121,7 +121,7 @@ def plant_rows(
     ]
 
 
-def facets(snap: services.FleetSnapshot) -> dict[str, list[str]]:
+def facets(snap: fleetview.FleetSnapshot) -> dict[str, list[str]]:
     rows = all_rows(snap)
     return {
         "tier": sorted({r["tier"] for r in rows}),
@@ -129,7 +129,7 @@ def facets(snap: services.FleetSnapshot) -> dict[str, list[str]]:
     }
 
 
-def plant_detail(snap: services.FleetSnapshot, code: str) -> dict[str, Any]:
+def plant_detail(snap: fleetview.FleetSnapshot, code: str) -> dict[str, Any]:
     plant = next((p for p in snap.fleet.plants if p.spec.code == code), None)
     if plant is None:
         raise ProblemError(404, f"unknown plant {code!r}; see /api/plants", slug="unknown-plant")

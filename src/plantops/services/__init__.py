@@ -65,8 +65,6 @@ from plantops.render import (
 from plantops.render.core import dump_yaml, dump_yaml_documents
 from plantops.sizing.cost import FleetCost
 from plantops.spec import ParseCache, load_fleet
-from plantops.store import default_db_url
-from plantops.store.server import ServerStore, TokenRecord, open_server_store
 
 
 @dataclass(frozen=True)
@@ -523,63 +521,3 @@ def policy_export(root: Path, out: Path, *, today: dt.date) -> list[Path]:
     path = out / "validating-admission-policies.yaml"
     write_text_atomically(path, dump_yaml_documents(objects))
     return [path]
-
-
-# --- server and API tokens (docs/server.md) --------------------------------------------
-
-
-@dataclass(frozen=True)
-class FleetSnapshot:
-    """What the server shows of a fleet: the model, its plan (not rendered), its cost."""
-
-    fleet: Fleet
-    plan: Plan
-    cost: FleetCost
-    warnings: tuple[Problem, ...]
-
-
-def fleet_snapshot(root: Path, *, today: dt.date) -> FleetSnapshot:
-    """Load, classify, place, size and price the fleet, as ``plan`` does before it renders."""
-    res = open_fleet(root, today=today)
-    plan = build_plan(res.fleet)
-    return FleetSnapshot(res.fleet, plan, cost_plan(plan), (*res.warnings, *plan.warnings))
-
-
-def _server_store(db_url: str | None) -> ServerStore:
-    return open_server_store(db_url or default_db_url())
-
-
-def create_api_token(
-    *,
-    role: str,
-    plants: Sequence[str],
-    expires: dt.date | None,
-    now: dt.datetime,
-    db_url: str | None = None,
-) -> tuple[str, TokenRecord]:
-    """``plantops token create``: the plaintext token (shown once) and its record. A token
-    expiring on DATE stops working at 00:00 UTC that day."""
-    store = _server_store(db_url)
-    try:
-        expires_at = (
-            dt.datetime.combine(expires, dt.time(), tzinfo=dt.UTC) if expires is not None else None
-        )
-        return store.create_token(role=role, plants=plants, expires_at=expires_at, now=now)
-    finally:
-        store.close()
-
-
-def revoke_api_token(token_id: str, *, now: dt.datetime, db_url: str | None = None) -> TokenRecord:
-    store = _server_store(db_url)
-    try:
-        return store.revoke_token(token_id, now=now)
-    finally:
-        store.close()
-
-
-def list_api_tokens(*, db_url: str | None = None) -> list[TokenRecord]:
-    store = _server_store(db_url)
-    try:
-        return store.list_tokens()
-    finally:
-        store.close()

@@ -124,6 +124,9 @@ _rollback.register(app)
 from plantops.cli import ci as _ci  # noqa: E402
 
 _ci.register(app)
+from plantops.cli import server as _server  # noqa: E402
+
+_server.register(app)
 _use_tidy_help(app)
 
 

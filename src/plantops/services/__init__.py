@@ -17,28 +17,12 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import plantops as plantops_package
 from plantops import __version__
-from plantops.addons import AddonsReport, CheckOptions, addon_checksum, check_addons_paths
-from plantops.addons.inputs import load_package_list
 from plantops.check.capacity import CapacityFinding, check_capacity
 from plantops.check.compose import validate_compose
-from plantops.check.policy import (
-    BASELINE,
-    PolicyConfig,
-    PolicyContext,
-    PolicyResult,
-    PolicySettings,
-    TierInfo,
-    UnitInfo,
-    evaluate_policies,
-    export_vap,
-    load_policy_config,
-    read_manifest_tree,
-)
-from plantops.check.policy.engine import SpecLocator
 from plantops.check.preflight import check_renderable
 from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, SchemaValidator
 from plantops.classify import Classification, classify_fleet
@@ -48,14 +32,6 @@ from plantops.model import Fleet, build_fleet
 from plantops.outputs import write_text_atomically
 from plantops.plan import Deployment, Plan, build_plan
 from plantops.plan.cost import WHAT_IF_TARGETS, cost_plan, with_override
-from plantops.release import (
-    GitSource,
-    build_lock_content,
-    git_source,
-    lock_id,
-    parse_image_ref,
-    render_lock,
-)
 from plantops.render import (
     RenderContext,
     RenderedFile,
@@ -65,6 +41,14 @@ from plantops.render import (
 from plantops.render.core import dump_yaml, dump_yaml_documents
 from plantops.sizing.cost import FleetCost
 from plantops.spec import ParseCache, load_fleet
+
+# Addons, policy and release code is imported by the use cases that need it: `plan`
+# must not pay for manifestoo-core, the policy baseline or the release lock at start-up.
+if TYPE_CHECKING:
+    from plantops.addons import AddonsReport
+    from plantops.check.policy import PolicyContext, PolicyResult, PolicySettings, UnitInfo
+    from plantops.check.policy.engine import SpecLocator
+    from plantops.release import GitSource
 
 
 @dataclass(frozen=True)
@@ -395,6 +379,16 @@ def create_release(
 ) -> ReleaseResult:
     """Check the addons against the fleet's Odoo series and edition, then build the lock
     (nothing is written here; the CLI writes the file)."""
+    from plantops.addons import CheckOptions, addon_checksum, check_addons_paths
+    from plantops.addons.inputs import load_package_list
+    from plantops.release import (
+        build_lock_content,
+        git_source,
+        lock_id,
+        parse_image_ref,
+        render_lock,
+    )
+
     ref = parse_image_ref(image)
     res = open_fleet(root, today=today)
     odoo = res.fleet.spec.odoo
@@ -435,6 +429,8 @@ def policy_context(
     fleet: Fleet, settings: PolicySettings, units: Mapping[str, UnitInfo]
 ) -> PolicyContext:
     """What the baseline compares against, from the fleet spec and policies/settings.yaml."""
+    from plantops.check.policy import PolicyContext, TierInfo
+
     spec = fleet.spec
     registries = settings.registries or (spec.odoo.image.split("/", 1)[0],)
     ports = set(settings.open_egress_ports)
@@ -483,6 +479,14 @@ def _spec_locator(fleet: Fleet) -> SpecLocator:
 def check_target(target: Path, *, today: dt.date) -> PolicyResult:
     """``plantops check``: a fleet repository (rendered into a scratch tree, then checked)
     or a directory of manifests."""
+    from plantops.check.policy import (
+        PolicyConfig,
+        PolicyContext,
+        evaluate_policies,
+        load_policy_config,
+        read_manifest_tree,
+    )
+
     config = load_policy_config(target) if (target / "fleet.yaml").is_file() else PolicyConfig()
     if not (target / "fleet.yaml").is_file():
         if not target.exists():
@@ -513,6 +517,8 @@ def check_target(target: Path, *, today: dt.date) -> PolicyResult:
 
 def policy_export(root: Path, out: Path, *, today: dt.date) -> list[Path]:
     """``plantops policy export --format vap``: one file of policies and bindings."""
+    from plantops.check.policy import BASELINE, export_vap, load_policy_config
+
     if not out.is_dir():
         raise UserError(f"--out {out}: not a directory; create it first")
     config = load_policy_config(root)

@@ -39,6 +39,7 @@ from plantops.render import (
     render_fleet_objects,
 )
 from plantops.render.core import dump_yaml, dump_yaml_documents
+from plantops.services.plancache import memo_scope, open_plan_memo, store_plan_memo
 from plantops.sizing.cost import FleetCost
 from plantops.spec import ParseCache, load_fleet
 
@@ -274,9 +275,11 @@ def plan_fleet(
 ) -> PlanResult:
     """Load, validate, classify, size, render and write the deployment tree."""
     res = open_fleet(root, today=today, allow_expired=allow_expired)
-    plan = build_plan(res.fleet, plants)
+    memo, memo_at = open_plan_memo(root, memo_scope(renderer_fingerprint(), today))
+    plan = build_plan(res.fleet, plants, memo)
     # Fleet-wide files (Argo CD projects) always reflect every plant, even in a --plant run.
-    full = build_plan(res.fleet) if plants else plan
+    full = build_plan(res.fleet, (), memo) if plants else plan
+    store_plan_memo(memo, memo_at)
     problems = check_renderable(full)
     if problems:
         raise SpecError(problems)
@@ -329,7 +332,9 @@ def cost_fleet(
     """The fleet's monthly cost; with ``what_if`` ("pattern=dedicated-namespace") also the
     cost after ``plant`` moved, as if that override were in force."""
     res = open_fleet(root, today=today)
-    plan = build_plan(res.fleet)
+    memo, memo_at = open_plan_memo(root, memo_scope(renderer_fingerprint(), today))
+    plan = build_plan(res.fleet, (), memo)
+    store_plan_memo(memo, memo_at)
     cost = cost_plan(plan)
     if what_if is None:
         return CostResult(cost, None, (*res.warnings, *plan.warnings))

@@ -39,7 +39,7 @@ def test_memo_gives_the_same_plan_and_a_second_run_computes_nothing(fleet_dir: P
     memo = PlanMemo(SCOPE)
     first = _plan(fleet_dir, memo)
     assert memo.added == len(fresh.classifications) + len(fresh.deployments)
-    memo.added = 0
+    memo.new.clear()
     second = _plan(fleet_dir, memo)
     assert memo.added == 0
     _same(fresh, first)
@@ -51,7 +51,7 @@ def test_a_changed_plant_is_classified_and_sized_again(fleet_dir: Path) -> None:
     before = _plan(fleet_dir, memo)
     plant = fleet_dir / "plants" / "brno-components.yaml"
     plant.write_text(plant.read_text().replace("peak_concurrent: 30", "peak_concurrent: 70"))
-    memo.added = 0
+    memo.new.clear()
     after = _plan(fleet_dir, memo)
     _same(_plan(fleet_dir, None), after)  # nothing stale came out of the memo
     touched = [d for d in after.deployments if "brno-components" in (t.plant for t in d.tenants)]
@@ -67,7 +67,7 @@ def test_a_changed_fleet_file_recomputes_everything(fleet_dir: Path) -> None:
     _plan(fleet_dir, memo)
     fleet = fleet_dir / "fleet.yaml"
     fleet.write_text(fleet.read_text() + "\n# a comment changes the digest\n")
-    memo.added = 0
+    memo.new.clear()
     after = _plan(fleet_dir, memo)
     assert memo.added == len(after.classifications) + len(after.deployments)
 
@@ -100,5 +100,25 @@ def test_stored_memo_is_reused_only_in_its_scope_and_when_private(
     # Disabled by an empty variable: nothing to open, nothing stored.
     monkeypatch.setenv("PLANTOPS_PLAN_CACHE", "")
     memo, at = open_plan_memo(fleet_dir, SCOPE)
-    assert at is None and not memo.sizings
+    assert at.path is None and not memo.sizings
     store_plan_memo(memo, at)
+
+
+def test_a_small_change_goes_to_the_delta_and_is_read_back(
+    fleet_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLANTOPS_PLAN_CACHE", str(tmp_path / "plans"))
+    out = tmp_path / "out"
+    plan_fleet(fleet_dir, out, today=TODAY)
+    stored = memo_file(fleet_dir)
+    assert stored is not None
+    base = stored.read_bytes()
+    plant = fleet_dir / "plants" / "brno-components.yaml"
+    plant.write_text(plant.read_text().replace("peak_concurrent: 30", "peak_concurrent: 70"))
+    plan_fleet(fleet_dir, out, today=TODAY)
+    assert stored.read_bytes() == base  # the memo itself was not rewritten
+    assert stored.with_suffix(".delta").is_file()
+    memo, _ = open_plan_memo(fleet_dir, SCOPE)
+    memo.new.clear()
+    _same(_plan(fleet_dir, None), _plan(fleet_dir, memo))
+    assert memo.added == 0  # the changed plant's entries came from the delta

@@ -281,7 +281,13 @@ class PlanMemo:
     classifications: dict[str, Classification] = field(default_factory=dict)
     sizings: dict[str, tuple[Sizing, tuple[ServiceCost, ...]]] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
-    added: int = 0
+    """Keys this run read or computed."""
+    new: set[str] = field(default_factory=set)
+    """Keys this run computed."""
+
+    @property
+    def added(self) -> int:
+        return len(self.new)
 
     def pruned(self) -> PlanMemo:
         """Only the entries this run used (plants and deployments that still exist)."""
@@ -312,7 +318,7 @@ def _classify(fleet: Fleet, memo: PlanMemo | None) -> dict[str, Classification]:
         found = memo.classifications.get(key)
         if found is None:
             found = memo.classifications[key] = classify_plant(plant, fleet)
-            memo.added += 1
+            memo.new.add(key)
         memo.used.add(key)
         classes[plant.code] = found
     return classes
@@ -529,7 +535,7 @@ def _plan_unit(
             found = (sizing, _price(fleet, u, env, sizing))
             if memo is not None:
                 memo.sizings[input_hash] = found
-                memo.added += 1
+                memo.new.add(input_hash)
         if memo is not None:
             memo.used.add(input_hash)
         sizing, services = found

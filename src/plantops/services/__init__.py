@@ -17,28 +17,12 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import plantops as plantops_package
 from plantops import __version__
-from plantops.addons import AddonsReport, CheckOptions, addon_checksum, check_addons_paths
-from plantops.addons.inputs import load_package_list
 from plantops.check.capacity import CapacityFinding, check_capacity
 from plantops.check.compose import validate_compose
-from plantops.check.policy import (
-    BASELINE,
-    PolicyConfig,
-    PolicyContext,
-    PolicyResult,
-    PolicySettings,
-    TierInfo,
-    UnitInfo,
-    evaluate_policies,
-    export_vap,
-    load_policy_config,
-    read_manifest_tree,
-)
-from plantops.check.policy.engine import SpecLocator
 from plantops.check.preflight import check_renderable
 from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, SchemaValidator
 from plantops.classify import Classification, classify_fleet
@@ -50,16 +34,6 @@ from plantops.names import check_label
 from plantops.outputs import write_text_atomically
 from plantops.plan import Deployment, Plan, build_plan
 from plantops.plan.cost import WHAT_IF_TARGETS, cost_plan, with_override
-from plantops.release import (
-    GitSource,
-    build_lock_content,
-    git_source,
-    lock_id,
-    parse_image_ref,
-    render_lock,
-)
-from plantops.release.pins import apply_pins, pin_path, read_pin, read_pins
-from plantops.release.rollback import RollbackPlan, apply_rollback, plan_rollback
 from plantops.render import (
     RenderContext,
     RenderedFile,
@@ -67,8 +41,18 @@ from plantops.render import (
     render_fleet_objects,
 )
 from plantops.render.core import dump_yaml, dump_yaml_documents
+from plantops.services.plancache import memo_scope, open_plan_memo, store_plan_memo
 from plantops.sizing.cost import FleetCost
 from plantops.spec import ParseCache, load_fleet
+
+# Addons, policy and release code is imported by the use cases that need it: `plan`
+# must not pay for manifestoo-core, the policy baseline or the release lock at start-up.
+if TYPE_CHECKING:
+    from plantops.addons import AddonsReport
+    from plantops.check.policy import PolicyContext, PolicyResult, PolicySettings, UnitInfo
+    from plantops.check.policy.engine import SpecLocator
+    from plantops.release import GitSource
+    from plantops.release.rollback import RollbackPlan
 
 
 @dataclass(frozen=True)
@@ -279,6 +263,8 @@ def pinned_plan(root: Path, plan: Plan, *, every_deployment: bool = True) -> Pla
     a pinned deployment renders the pinned image and its upgrade; the others are as
     planned. The deployments' ``input_hash`` is left as planned (the fleet configuration
     hash of a release must not depend on the pins); the writer's hash adds the pin."""
+    from plantops.release.pins import apply_pins, read_pins
+
     pins = read_pins(root)
     if not pins:
         return plan
@@ -308,9 +294,11 @@ def plan_fleet(
 ) -> PlanResult:
     """Load, validate, classify, size, render and write the deployment tree."""
     res = open_fleet(root, today=today, allow_expired=allow_expired)
-    plan = pinned_plan(root, build_plan(res.fleet, plants), every_deployment=not plants)
+    memo, memo_at = open_plan_memo(root, memo_scope(renderer_fingerprint(), today))
+    plan = pinned_plan(root, build_plan(res.fleet, plants, memo), every_deployment=not plants)
     # Fleet-wide files (Argo CD projects) always reflect every plant, even in a --plant run.
-    full = pinned_plan(root, build_plan(res.fleet)) if plants else plan
+    full = pinned_plan(root, build_plan(res.fleet, (), memo)) if plants else plan
+    store_plan_memo(memo, memo_at)
     problems = check_renderable(full)
     if problems:
         raise SpecError(problems)
@@ -364,7 +352,9 @@ def cost_fleet(
     """The fleet's monthly cost; with ``what_if`` ("pattern=dedicated-namespace") also the
     cost after ``plant`` moved, as if that override were in force."""
     res = open_fleet(root, today=today)
-    plan = build_plan(res.fleet)
+    memo, memo_at = open_plan_memo(root, memo_scope(renderer_fingerprint(), today))
+    plan = build_plan(res.fleet, (), memo)
+    store_plan_memo(memo, memo_at)
     cost = cost_plan(plan)
     if what_if is None:
         return CostResult(cost, None, (*res.warnings, *plan.warnings))
@@ -414,6 +404,16 @@ def create_release(
 ) -> ReleaseResult:
     """Check the addons against the fleet's Odoo series and edition, then build the lock
     (nothing is written here; the CLI writes the file)."""
+    from plantops.addons import CheckOptions, addon_checksum, check_addons_paths
+    from plantops.addons.inputs import load_package_list
+    from plantops.release import (
+        build_lock_content,
+        git_source,
+        lock_id,
+        parse_image_ref,
+        render_lock,
+    )
+
     ref = parse_image_ref(image)
     res = open_fleet(root, today=today)
     odoo = res.fleet.spec.odoo
@@ -454,6 +454,8 @@ def policy_context(
     fleet: Fleet, settings: PolicySettings, units: Mapping[str, UnitInfo]
 ) -> PolicyContext:
     """What the baseline compares against, from the fleet spec and policies/settings.yaml."""
+    from plantops.check.policy import PolicyContext, TierInfo
+
     spec = fleet.spec
     registries = settings.registries or (spec.odoo.image.split("/", 1)[0],)
     ports = set(settings.open_egress_ports)
@@ -502,6 +504,14 @@ def _spec_locator(fleet: Fleet) -> SpecLocator:
 def check_target(target: Path, *, today: dt.date) -> PolicyResult:
     """``plantops check``: a fleet repository (rendered into a scratch tree, then checked)
     or a directory of manifests."""
+    from plantops.check.policy import (
+        PolicyConfig,
+        PolicyContext,
+        evaluate_policies,
+        load_policy_config,
+        read_manifest_tree,
+    )
+
     config = load_policy_config(target) if (target / "fleet.yaml").is_file() else PolicyConfig()
     if not (target / "fleet.yaml").is_file():
         if not target.exists():
@@ -532,6 +542,8 @@ def check_target(target: Path, *, today: dt.date) -> PolicyResult:
 
 def policy_export(root: Path, out: Path, *, today: dt.date) -> list[Path]:
     """``plantops policy export --format vap``: one file of policies and bindings."""
+    from plantops.check.policy import BASELINE, export_vap, load_policy_config
+
     if not out.is_dir():
         raise UserError(f"--out {out}: not a directory; create it first")
     config = load_policy_config(root)
@@ -563,6 +575,9 @@ def rollback(
 ) -> RollbackResult:
     """``plantops rollback``: the plan for one plant × environment; with ``apply`` the
     previous (or ``to``) pin is written. Recording it in the ledger is promotion's."""
+    from plantops.release.pins import pin_path, read_pin
+    from plantops.release.rollback import apply_rollback, plan_rollback
+
     check_label(plant, "--plant")
     check_label(env, "--env")
     res = open_fleet(root, today=today)

@@ -30,11 +30,12 @@ from plantops.observe import (
     run_probes,
 )
 from plantops.observe.alerting import load_alerting
-from plantops.observe.exporter import registry_for, release_rows, serve
+from plantops.observe.exporter import serve
 from plantops.observe.render import observe_files, write_observe_files
 from plantops.outputs import write_text_atomically
 from plantops.plan import Deployment, build_plan
 from plantops.render import RenderContext
+from plantops.services import observe as observe_services
 
 probe_app = typer.Typer(help="Synthetic checks of Odoo deployments through their ingress.")
 observe_app = typer.Typer(help="Prometheus, Alertmanager and blackbox_exporter configuration.")
@@ -231,6 +232,14 @@ def metrics_serve(
     probe_results: Annotated[
         Path | None, typer.Option("--probe-results", help="A `probe run --out` file.")
     ] = None,
+    state_db: Annotated[
+        str | None,
+        typer.Option(
+            "--state-db",
+            help="Backup catalog URL to export backup ages and verifications from"
+            " (e.g. sqlite:///.plantops/state.db).",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
         int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
@@ -240,8 +249,13 @@ def metrics_serve(
     """Serve /metrics until interrupted."""
     from plantops.cli.console import err, run_guarded
 
-    _res, deps = run_guarded(_deployments, fleet, _today(today))
-    registry = registry_for(release_rows(deps), probe_results)
+    registry = run_guarded(
+        observe_services.exporter_registry,
+        fleet,
+        probe_results=probe_results,
+        state_db=state_db,
+        today=_today(today),
+    )
     server, _thread = run_guarded(serve, registry, host=host, port=port)
     err.print(f"serving http://{host}:{server.server_port}/metrics")
     try:

@@ -207,6 +207,13 @@ class TierSpec(Strict):
     resource_profile: Name
     backup: BackupObjectives
     slo: SloTargets
+    log_retention_days: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Days Loki keeps this tier's Odoo logs (plantops observe render);"
+        " default 31.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TierSpec:

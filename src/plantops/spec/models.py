@@ -425,8 +425,10 @@ class ObjectStorage(Strict):
     credentials_key: str | None = Field(
         default="plantops/object-storage",
         min_length=1,
-        description="Secret-store key holding ACCESS_KEY_ID and ACCESS_SECRET_KEY; "
-        "null to use the workload identity (IAM role) instead.",
+        description="Static keys (any value): each deployment reads its own key pair, "
+        "ACCESS_KEY_ID and ACCESS_SECRET_KEY, from <fleet>/<cluster>/<namespace>/"
+        "object-storage/backup (or /filestore) in the secret store, never one fleet-wide "
+        "pair; null to use the workload identity (IAM role) instead.",
     )
 
 
@@ -470,6 +472,15 @@ class IngressSettings(Strict):
     login_rate_burst: StrictInt = Field(default=20, gt=0)
 
 
+GpgKeyId = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9A-Fa-f]{16}$",
+        description="A long GnuPG key id: 16 hexadecimal digits (gpg --keyid-format=long).",
+    ),
+]
+
+
 class PlatformImages(Strict):
     redis: ImageRef = "docker.io/library/redis:7.4"
     redis_exporter: ImageRef = "docker.io/oliver006/redis_exporter:v1.67.0"
@@ -491,6 +502,13 @@ class PlatformSettings(Strict):
         "(default https://git.<domain>/<slug>/plantops-deploy.git).",
     )
     gitops_revision: str = Field(default="main", min_length=1)
+    gitops_signature_keys: list[GpgKeyId] = Field(
+        default_factory=list,
+        description="Long (16-hex) GnuPG key ids allowed to sign the rendered tree's commits; "
+        "when set, every AppProject lists them in signatureKeys and Argo CD refuses to sync "
+        "an unsigned commit or one signed by another key. The public keys must be imported "
+        "into Argo CD (argocd-gpg-keys-cm).",
+    )
     cnpg_namespace: Name = Field(default="cnpg-system", description="CloudNativePG operator.")
     monitoring_namespace: Name = Field(default="monitoring", description="Prometheus.")
     storage: StorageSettings = Field(default_factory=StorageSettings)

@@ -106,6 +106,13 @@ def render_projects(deps: Sequence[Deployment], ctx: RenderContext) -> list[dict
         }
         if windows:
             spec["syncWindows"] = windows
+        if ctx.platform.gitops_signature_keys:
+            # Argo CD (controller/state.go, CompareAppState → verifyGnuPGSignature) refuses
+            # to sync a revision whose HEAD commit is unsigned, or signed by a key not in
+            # signatureKeys (compared as long key ids, util/gpg KeyID). Deprecated by
+            # sourceIntegrity but still honoured by every 3.x release.
+            keys = sorted({k.upper() for k in ctx.platform.gitops_signature_keys})
+            spec["signatureKeys"] = [{"keyID": k} for k in keys]
         out.append(
             {
                 "apiVersion": "argoproj.io/v1alpha1",

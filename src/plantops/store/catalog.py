@@ -150,8 +150,10 @@ def _record(b: Backup) -> BackupRecord:
     )
 
 
-class Catalog:
-    """Repository over the backup tables of the state database."""
+class SessionRepository:
+    """A repository over one engine: ``_session()`` is one transaction, and a database
+    error leaves it as an :class:`InfrastructureError` naming the database (password
+    hidden). The backup catalog and the server's store share it."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -170,6 +172,10 @@ class Catalog:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class Catalog(SessionRepository):
+    """Repository over the backup tables of the state database."""
 
     # --- backups ------------------------------------------------------------------
     def create_backup(

@@ -13,18 +13,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, String, select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import JSON, DateTime, String, select
+from sqlalchemy.orm import Mapped, mapped_column
 
-from plantops.errors import InfrastructureError, UserError
-from plantops.store.catalog import make_engine, migrate
+from plantops.errors import UserError
+from plantops.store.catalog import SessionRepository, make_engine, migrate
 from plantops.store.events import Event, event_order_lock, event_row
 from plantops.store.models import Base
 
@@ -124,24 +122,8 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class ServerStore:
+class ServerStore(SessionRepository):
     """Repository over ``api_tokens`` and ``events``; hands out frozen records."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except SQLAlchemyError as exc:
-            where = self.engine.url.render_as_string(hide_password=True)
-            raise InfrastructureError(f"state database {where}: {exc}") from exc
-
-    def close(self) -> None:
-        self.engine.dispose()
 
     # --- tokens -------------------------------------------------------------------
     def create_token(

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from plantops.check.policy import PolicyContext, PolicyResult, PolicySettings, UnitInfo
     from plantops.check.policy.engine import SpecLocator
     from plantops.release import GitSource
+    from plantops.release.pins import Pin
     from plantops.release.rollback import RollbackPlan
 
 
@@ -258,14 +259,22 @@ def renderer_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def pinned_plan(root: Path, plan: Plan, *, every_deployment: bool = True) -> Plan:
-    """``plan`` with the fleet's release pins (``releases/<plant>/<env>.yaml``) applied:
-    a pinned deployment renders the pinned image and its upgrade; the others are as
-    planned. The deployments' ``input_hash`` is left as planned (the fleet configuration
-    hash of a release must not depend on the pins); the writer's hash adds the pin."""
+def pinned_plan(
+    root: Path,
+    plan: Plan,
+    *,
+    every_deployment: bool = True,
+    pins: Mapping[tuple[str, str], Pin] | None = None,
+) -> Plan:
+    """``plan`` with the fleet's release pins (``releases/<plant>/<env>.yaml``, or
+    ``pins`` already read from there) applied: a pinned deployment renders the pinned
+    image and its upgrade; the others are as planned. The deployments' ``input_hash`` is
+    left as planned (the fleet configuration hash of a release must not depend on the
+    pins); the writer's hash adds the pin."""
     from plantops.release.pins import apply_pins, read_pins
 
-    pins = read_pins(root)
+    if pins is None:
+        pins = read_pins(root)
     if not pins:
         return plan
     deployments = apply_pins(
@@ -295,9 +304,13 @@ def plan_fleet(
     """Load, validate, classify, size, render and write the deployment tree."""
     res = open_fleet(root, today=today, allow_expired=allow_expired)
     memo, memo_at = open_plan_memo(root, memo_scope(renderer_fingerprint(), today))
-    plan = pinned_plan(root, build_plan(res.fleet, plants, memo), every_deployment=not plants)
+    from plantops.release.pins import read_pins
+
+    pins = read_pins(root)  # once: a --plant run applies them to both plans
+    selected = build_plan(res.fleet, plants, memo)
+    plan = pinned_plan(root, selected, every_deployment=not plants, pins=pins)
     # Fleet-wide files (Argo CD projects) always reflect every plant, even in a --plant run.
-    full = pinned_plan(root, build_plan(res.fleet, (), memo)) if plants else plan
+    full = pinned_plan(root, build_plan(res.fleet, (), memo), pins=pins) if plants else plan
     store_plan_memo(memo, memo_at)
     problems = check_renderable(full)
     if problems:

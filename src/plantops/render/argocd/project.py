@@ -25,7 +25,11 @@ if TYPE_CHECKING:
 
 
 # Every namespaced kind plantops renders into a deployment's folder (the Argo CD
-# Application's source). tests/render/test_tenant_isolation.py walks every rendered tree
+# Application's source), sync hooks included: gitops-engine's syncContext.getSyncTasks
+# (pkg/sync/sync_context.go) runs the permission validator over every task, hooks among
+# them; Argo CD's validator (controller/sync.go) calls AppProject.IsGroupKindNamePermitted,
+# i.e. isResourceInList over namespaceResourceWhitelist, and fails the sync on a kind not
+# listed. So the PreSync Backup and Job of a migrating release must be here. tests/render/test_tenant_isolation.py walks every rendered tree
 # and proves the list is exact: each kind is rendered, and nothing rendered is missing.
 TENANT_KINDS: tuple[tuple[str, str], ...] = (
     ("", "ConfigMap"),

@@ -28,7 +28,6 @@ from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, Sch
 from plantops.classify import Classification, classify_fleet
 from plantops.errors import GateFailed, Problem, SpecError, UserError
 from plantops.gitops import RenderMany, TreeSummary, UnitOfWork, write_tree
-from plantops.gitops.ci import PROVIDERS, CiOptions, Provider, generate_ci
 from plantops.model import Fleet, build_fleet
 from plantops.names import check_label
 from plantops.outputs import write_text_atomically
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
     from plantops.addons import AddonsReport
     from plantops.check.policy import PolicyContext, PolicyResult, PolicySettings, UnitInfo
     from plantops.check.policy.engine import SpecLocator
+    from plantops.gitops.ci import Provider
     from plantops.release import GitSource
     from plantops.release.pins import Pin
     from plantops.release.rollback import RollbackPlan
@@ -683,6 +683,8 @@ def ci_generate(
 ) -> Path:
     """``plantops ci generate``: the pipeline for the fleet at ``root`` (its Odoo series and
     edition go into the addons gate), written atomically to ``out``."""
+    from plantops.gitops.ci import PROVIDERS, CiOptions, generate_ci
+
     if provider not in PROVIDERS:
         raise UserError(f"--provider {provider}: use one of {', '.join(PROVIDERS)}")
     res = open_fleet(root, today=today)

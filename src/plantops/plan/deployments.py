@@ -78,6 +78,12 @@ class Deployment:
     def production(self) -> bool:
         return self.environment.production
 
+    @property
+    def filestore_needs_rwx(self) -> bool:
+        """Web and cron share the filestore: one web replica runs beside cron on a
+        ReadWriteOnce volume, more need ReadWriteMany (or the filestore in object storage)."""
+        return self.sizing.max_web_replicas > 1
+
     def as_dict(self) -> dict[str, Any]:
         return dict(self._document)
 

@@ -24,6 +24,7 @@ from plantops import __version__
 from plantops.addons import AddonsReport, CheckOptions, addon_checksum, check_addons_paths
 from plantops.addons.inputs import load_package_list
 from plantops.check.capacity import CapacityFinding, check_capacity
+from plantops.check.compose import validate_compose
 from plantops.check.policy import (
     BASELINE,
     PolicyConfig,
@@ -38,6 +39,7 @@ from plantops.check.policy import (
     read_manifest_tree,
 )
 from plantops.check.policy.engine import SpecLocator
+from plantops.check.preflight import check_renderable
 from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, SchemaValidator
 from plantops.classify import Classification, classify_fleet
 from plantops.errors import GateFailed, Problem, SpecError, UserError
@@ -57,11 +59,9 @@ from plantops.release import (
 from plantops.render import (
     RenderContext,
     RenderedFile,
-    check_renderable,
     render_deployment_full,
     render_fleet_objects,
 )
-from plantops.render.compose import validate_compose
 from plantops.render.core import dump_yaml, dump_yaml_documents
 from plantops.sizing.cost import FleetCost
 from plantops.spec import ParseCache, load_fleet

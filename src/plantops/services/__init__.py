@@ -436,7 +436,11 @@ def policy_context(
 ) -> PolicyContext:
     """What the baseline compares against, from the fleet spec and policies/settings.yaml."""
     spec = fleet.spec
-    registries = settings.registries or (spec.odoo.image.split("/", 1)[0],)
+    registries = (
+        settings.registries
+        or tuple(spec.platform.images.registries)
+        or (spec.odoo.image.split("/", 1)[0],)
+    )
     ports = set(settings.open_egress_ports)
     # Integration endpoints (host:port) are the allowed destinations a NetworkPolicy can
     # only name by port.

@@ -41,6 +41,7 @@ TENANT_KINDS: tuple[tuple[str, str], ...] = (
     ("batch", "Job"),
     ("cert-manager.io", "Certificate"),
     ("external-secrets.io", "ExternalSecret"),
+    ("external-secrets.io", "SecretStore"),
     ("monitoring.coreos.com", "PodMonitor"),
     ("monitoring.coreos.com", "Probe"),
     ("monitoring.coreos.com", "PrometheusRule"),

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from plantops.check.policy import BASELINE, Document, PolicyConfig, PolicyContext, evaluate_policies
 from plantops.check.policy.workloads import containers
+from plantops.check.schema import SchemaValidator
 from plantops.render.kubernetes.externalsecrets import render_external_secrets
 from plantops.spec.models import PlatformImages, SecretsSettings, image_allowed
 from tests.conftest import TODAY
@@ -78,7 +79,6 @@ def test_secret_store_providers_and_the_shared_store_fallback(
             "provider": "gcp",
             "gcp": {
                 "project_id": "acme-plants",
-                "cluster_location": "europe-west1",
                 "service_account": "{namespace}@acme-plants.iam.gserviceaccount.com",
             },
         },
@@ -89,6 +89,11 @@ def test_secret_store_providers_and_the_shared_store_fallback(
     )
     dep = next(d for d in example.deployments if d.cluster is not None)
     objs = render_external_secrets(dep, ctx)
+    # every variant is a valid object (external-secrets v1 CRD schemas, unknown fields refused)
+    assert dep.cluster is not None
+    validator = SchemaValidator(dep.cluster.kubernetes_version)
+    findings = [f for o in objs for f in validator.validate(o, file="secrets.yaml")]
+    assert not findings, "\n".join(f.render() for f in findings)
     kinds = [o["kind"] for o in objs]
     if provider is None:
         assert "SecretStore" not in kinds and "ServiceAccount" not in kinds

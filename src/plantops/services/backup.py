@@ -17,6 +17,7 @@ import datetime as dt
 import os
 import stat
 from collections.abc import Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -167,10 +168,11 @@ def open_target(
     return target_for(loaded.fleet, plant, env, tier)
 
 
-def _catalog(url: str | None) -> Catalog:
+def _catalog(url: str | None) -> closing[Catalog]:
+    """The catalog at ``url``, closed when the ``with`` block ends."""
     from plantops.store import open_catalog
 
-    return open_catalog(url)
+    return closing(open_catalog(url))
 
 
 # Use cases.
@@ -233,8 +235,7 @@ def take_backup(
         plant_name, env_name = plant or target0.dbname, env or "adhoc"
     check_pg_url(url, f"${deployment_db_env(plant_name, env_name)}" if not db_url else "--db-url")
     keys = load_key(key)
-    catalog = _catalog(state_db)
-    try:
+    with _catalog(state_db) as catalog:
         reap_abandoned(catalog, open_store)
         reclaim(None)  # spool directories of killed runs (databases: verify/cleanup)
         req = BackupRequest(
@@ -248,8 +249,6 @@ def take_backup(
             allow_non_odoo=allow_non_odoo,
         )
         return run_backup(req, catalog, open_store(store or default_store_url()), keys)
-    finally:
-        catalog.close()
 
 
 def import_zip(
@@ -288,8 +287,7 @@ def import_zip(
         max_members=max_members, max_uncompressed_bytes=max_uncompressed_gib * 1024**3
     )
     keys = load_key(key)
-    catalog = _catalog(state_db)
-    try:
+    with _catalog(state_db) as catalog:
         reap_abandoned(catalog, open_store)
         req = ImportRequest(
             path=file,
@@ -301,17 +299,12 @@ def import_zip(
             limits=limits,
         )
         return import_backup(req, catalog, open_store(store or default_store_url()), keys)
-    finally:
-        catalog.close()
 
 
 def list_backups(plant: str | None, env: str | None, state_db: str | None) -> list[BackupRecord]:
     check_labels(plant, env)
-    catalog = _catalog(state_db)
-    try:
+    with _catalog(state_db) as catalog:
         return catalog.list_backups(plant=plant, env=env)
-    finally:
-        catalog.close()
 
 
 def verify_backups(
@@ -334,13 +327,10 @@ def verify_backups(
         check_backup_id(backup_id, "BACKUP_ID")
     keys = load_key(key)
     target = restore_server(server)
-    catalog = _catalog(state_db)
-    try:
+    with _catalog(state_db) as catalog:
         if backup_id is None:
             return service.verify_due(catalog, target, keys, jobs=jobs)
         return [service.verify(catalog, backup_id, target, keys, jobs=jobs)]
-    finally:
-        catalog.close()
 
 
 def restore_backup(
@@ -366,8 +356,7 @@ def restore_backup(
         check_restore_filestore(filestore)
     keys = load_key(key)
     target = restore_server(server)
-    catalog = _catalog(state_db)
-    try:
+    with _catalog(state_db) as catalog:
         return service.restore(
             catalog,
             backup_id,
@@ -380,8 +369,6 @@ def restore_backup(
             jobs=jobs,
             owner=owner,
         )
-    finally:
-        catalog.close()
 
 
 def cleanup(server: str | None, environ: Mapping[str, str] = os.environ) -> list[Reclaimed]:
@@ -398,11 +385,8 @@ def prune(
     from plantops.backup import service
 
     check_labels(plant, env)
-    catalog = _catalog(state_db)
-    try:
+    with _catalog(state_db) as catalog:
         return service.prune(catalog, dry_run=dry_run, plant=plant, env=env)
-    finally:
-        catalog.close()
 
 
 def recovery_plan(

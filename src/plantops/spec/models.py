@@ -209,6 +209,13 @@ class TierSpec(Strict):
     resource_profile: Name
     backup: BackupObjectives
     slo: SloTargets
+    log_retention_days: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Days Loki keeps this tier's Odoo logs (plantops observe render);"
+        " default 31.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TierSpec:
@@ -533,8 +540,10 @@ class VaultSecrets(Strict):
     server: str = Field(pattern=r"^https://[^\s/]+(/[^\s]*)?$", description="Vault address.")
     path: str = Field(default="secret", min_length=1, description="KV mount.")
     version: Literal["v1", "v2"] = "v2"
-    auth_mount: str = Field(
-        default="kubernetes", min_length=1, description="Vault Kubernetes auth mount path."
+    auth_mount: Template = Field(
+        default="kubernetes-{cluster}",
+        description="Vault Kubernetes auth mount, one per cluster (each mount trusts one "
+        "cluster's API server to review the ServiceAccount token).",
     )
     role: Template = Field(
         default="plantops-{namespace}",
@@ -555,7 +564,6 @@ class AwsSecrets(Strict):
 
 class GcpSecrets(Strict):
     project_id: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-    cluster_location: str = Field(min_length=1)
     service_account: Template = Field(
         description="Google service account per deployment (Workload Identity), "
         "e.g. pl-{namespace}@my-project.iam.gserviceaccount.com.",
@@ -617,6 +625,63 @@ class PlatformSettings(Strict):
     )
 
 
+GateName = Literal[
+    "addons", "vulnerabilities", "policy", "rehearsal", "smoke", "approvals", "soak", "windows"
+]
+
+
+class ApprovalRule(Strict):
+    count: StrictInt = Field(default=0, ge=0, le=20, description="Approvals needed.")
+    roles: list[Name] = Field(
+        default_factory=list,
+        description="Roles that must each be among the approvers (the count includes them).",
+    )
+
+
+class ReleaseWindow(Strict):
+    """When a stage may be changed (plant local time); outside freezes and shift changes."""
+
+    name: Name
+    rrule: str = Field(description="Recurrence rule, e.g. FREQ=WEEKLY;BYDAY=SA")
+    at: HHMM = Field(description="Local start time of each recurrence.")
+    duration_hours: StrictFloat = Field(gt=0, le=24 * 7)
+
+    @field_validator("rrule")
+    @classmethod
+    def _rrule(cls, value: str) -> str:
+        check_rrule(value)
+        return value
+
+
+class StageRelease(Strict):
+    """The gates a release must pass to enter one stage (``releases.stages.<env>``)."""
+
+    gates: list[GateName] = Field(default_factory=list)
+    approvals: ApprovalRule = Field(default_factory=ApprovalRule)
+    approvals_by_tier: dict[Name, ApprovalRule] = Field(
+        default_factory=dict, description="Per-tier approval rules (override `approvals`)."
+    )
+    soak_hours: StrictFloat = Field(
+        default=0, ge=0, description="Time in the previous stage before this one."
+    )
+    wave_soak_hours: StrictFloat = Field(
+        default=0, ge=0, description="Time after the previous wave of this stage."
+    )
+    windows: list[ReleaseWindow] = Field(
+        default_factory=list, description="Allowed windows; empty: any time outside freezes."
+    )
+
+
+class ReleaseSettings(Strict):
+    stages: dict[Name, StageRelease] = Field(default_factory=dict)
+    shift_change_margin_minutes: StrictInt = Field(
+        default=30, ge=0, le=240, description="No promotion this close to a shift start or end."
+    )
+    vulns_policy: str | None = Field(
+        default=None, description="Vulnerability policy YAML, relative to the fleet repo."
+    )
+
+
 class FleetSpec(Strict):
     """``fleet.yaml``."""
 
@@ -632,6 +697,7 @@ class FleetSpec(Strict):
     pricing: Pricing
     defaults: Defaults
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
+    releases: ReleaseSettings = Field(default_factory=ReleaseSettings)
 
     @model_validator(mode="after")
     def _odoo_image_allowed(self) -> FleetSpec:
@@ -871,6 +937,13 @@ class PlantSpec(Strict):
     shifts: list[Shift] = Field(default_factory=list)
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
     overrides: list[Override] = Field(default_factory=list)
+    release_wave: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=99,
+        description="Promotion wave within a stage (0 = canary); default from the tier: "
+        "the least demanding tier first, the most demanding last.",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -78,7 +78,7 @@ def render_secret_store(dep: Deployment, ctx: RenderContext) -> list[dict[str, A
             "vault": {
                 "auth": {
                     "kubernetes": {
-                        "mountPath": v.auth_mount,
+                        "mountPath": _template(v.auth_mount, dep, ctx),
                         "role": _template(v.role, dep, ctx),
                         **sa_ref,
                     }
@@ -100,13 +100,9 @@ def render_secret_store(dep: Deployment, ctx: RenderContext) -> list[dict[str, A
         sa_annotations["iam.gke.io/gcp-service-account"] = _template(g.service_account, dep, ctx)
         provider = {
             "gcpsm": {
-                "auth": {
-                    "workloadIdentity": {
-                        "clusterLocation": g.cluster_location,
-                        "clusterName": dep.cluster.name if dep.cluster else "vm",
-                        **sa_ref,
-                    }
-                },
+                # providers/v1/gcp/secretmanager: cluster name, location and project are
+                # read from the GKE metadata server when not given (CRD field docs).
+                "auth": {"workloadIdentity": sa_ref},
                 "projectID": g.project_id,
             }
         }

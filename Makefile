@@ -11,10 +11,13 @@ APT_PACKAGES := postgresql postgresql-contrib pgbackrest age zstd redis-server s
 
 .PHONY: run test lint typecheck imports unit system-deps venv golden bench clean
 
-$(STAMP): pyproject.toml
+# Every dependency (the build backend and pip included) comes from requirements.lock,
+# checked against its hashes; the project itself is then installed without resolving
+# anything (--no-deps, and no build isolation, so no unhashed hatchling is fetched).
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --only-binary :all: -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP)

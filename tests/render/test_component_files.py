@@ -30,13 +30,15 @@ APPLY_ORDER = [
     "ingress",
 ]
 # Which component each kind of object is written to (Redis's ConfigMap and Services go
-# with Redis, the odoo.conf ConfigMap and Odoo's Service are told apart by name below).
+# with Redis, the odoo.conf ConfigMap and Odoo's Service are told apart by name below;
+# the secret store's ServiceAccount goes with its SecretStore).
 KIND_COMPONENT = {
     "Namespace": "namespace",
     "ResourceQuota": "namespace",
     "LimitRange": "namespace",
     "ServiceAccount": "namespace",
     "ExternalSecret": "secrets",
+    "SecretStore": "secrets",
     "NetworkPolicy": "network-policies",
     "PersistentVolumeClaim": "filestore",
     "Cluster": "postgresql",
@@ -112,6 +114,8 @@ def test_objects_are_grouped_by_the_component_that_renders_them(example: Rendere
             assert component == ("config" if name.endswith("odoo-conf") else "redis"), name
         elif kind == "Service":
             assert component == ("redis" if "redis" in name else "odoo"), name
+        elif kind == "ServiceAccount" and name.endswith("-secret-store"):
+            assert component == "secrets", name
         else:
             assert component == KIND_COMPONENT[kind], (kind, name)
 

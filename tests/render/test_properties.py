@@ -51,7 +51,14 @@ def test_every_object_passes_schema_validation(example: Rendered, shared_crds: P
         findings += v.validate(obj, file=path)
     assert not findings, "\n".join(f.render() for f in findings)
     kinds = {obj["kind"] for _, _, obj in example.objects}
-    assert {"Cluster", "ObjectStore", "IngressRoute", "Middleware", "ExternalSecret"} <= kinds
+    assert {
+        "Cluster",
+        "ObjectStore",
+        "IngressRoute",
+        "Middleware",
+        "ExternalSecret",
+        "SecretStore",
+    } <= kinds
 
 
 def test_compose_files_pass_the_compose_spec(example: Rendered) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from plantops.render.argocd.project import TENANT_KINDS
+from plantops.render.argocd.project import SECRET_STORE_KIND, TENANT_KINDS
 from plantops.render.kubernetes.networkpolicies import METADATA_V4
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -46,6 +46,16 @@ def _tree(root: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
     return out
 
 
+def _find_key(obj: Any, key: str) -> list[dict[str, Any]]:
+    """Every value of ``key`` anywhere under ``obj``."""
+    if isinstance(obj, dict):
+        found = [obj[key]] if key in obj else []
+        return found + [x for v in obj.values() for x in _find_key(v, key)]
+    if isinstance(obj, list):
+        return [x for v in obj for x in _find_key(v, key)]
+    return []
+
+
 def _group(api_version: str) -> str:
     return api_version.split("/")[0] if "/" in api_version else ""
 
@@ -58,12 +68,41 @@ def test_secrets_and_backup_prefixes_stay_in_their_namespace(root: Path) -> None
     assert tree
     prefixes: dict[str, str] = {}
     paths: dict[str, str] = {}
+    identities: dict[str, str] = {}
     for (cluster, folder), objs in tree.items():
         namespaces = {o["metadata"].get("namespace") for o in objs if o["kind"] != "Namespace"}
         assert len(namespaces) == 1, (cluster, folder, namespaces)
         (ns,) = namespaces
+        stores = {o["metadata"]["name"]: o for o in objs if o["kind"] == "SecretStore"}
+        accounts = {o["metadata"]["name"] for o in objs if o["kind"] == "ServiceAccount"}
+        for store in stores.values():
+            # The store logs in as a ServiceAccount of its own namespace, and its provider
+            # identity (Vault role, IAM role, Google service account) is nobody else's.
+            (provider,) = store["spec"]["provider"].values()
+            refs = _find_key(provider, "serviceAccountRef")
+            assert refs and all(r.keys() == {"name"} and r["name"] in accounts for r in refs)
+            (sa,) = [
+                o
+                for o in objs
+                if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == refs[0]["name"]
+            ]
+            vault = provider.get("auth", {}).get("kubernetes")
+            ident = (
+                f"{vault['mountPath']}:{vault['role']}"  # a Vault role is per auth mount
+                if vault
+                else next(
+                    v
+                    for k, v in sa["metadata"].get("annotations", {}).items()
+                    if k in ("eks.amazonaws.com/role-arn", "iam.gke.io/gcp-service-account")
+                )
+            )
+            assert identities.setdefault(ident, f"{cluster}/{ns}") == f"{cluster}/{ns}", ident
         for o in objs:
             if o["kind"] == "ExternalSecret":
+                ref = o["spec"]["secretStoreRef"]
+                if stores:
+                    # never a cluster-wide store once the namespace has its own
+                    assert ref["kind"] == "SecretStore" and ref["name"] in stores, ref
                 for item in o["spec"]["data"]:
                     key = item["remoteRef"]["key"]
                     # <fleet>/<cluster>/<namespace>/...: its own path, nobody else's.
@@ -134,7 +173,9 @@ def test_app_projects_reach_only_their_own_namespaces_and_kinds(root: Path) -> N
         for p in projects.values()
         for k in p["spec"]["namespaceResourceWhitelist"]
     }
-    assert allowed_kinds == set(TENANT_KINDS)
+    # SecretStore only where the fleet renders one per namespace (platform.secrets)
+    stores = any(o["kind"] == "SecretStore" for objs in tree.values() for o in objs)
+    assert allowed_kinds == set(TENANT_KINDS) - (set() if stores else {SECRET_STORE_KIND})
     assert (
         not {
             ("", "Secret"),

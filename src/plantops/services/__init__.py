@@ -470,7 +470,11 @@ def policy_context(
     from plantops.check.policy import PolicyContext, TierInfo
 
     spec = fleet.spec
-    registries = settings.registries or (spec.odoo.image.split("/", 1)[0],)
+    registries = (
+        settings.registries
+        or tuple(spec.platform.images.registries)
+        or (spec.odoo.image.split("/", 1)[0],)
+    )
     ports = set(settings.open_egress_ports)
     # Integration endpoints (host:port) are the allowed destinations a NetworkPolicy can
     # only name by port.

@@ -8,11 +8,13 @@ unknown keys so a typo is an error, not a silently ignored setting.
 from __future__ import annotations
 
 import datetime as dt
+import string
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -481,6 +483,17 @@ GpgKeyId = Annotated[
 ]
 
 
+RegistryPrefix = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*$"),
+]
+
+
+def image_allowed(image: str, registries: list[str] | tuple[str, ...]) -> bool:
+    """``image`` comes from one of ``registries`` (a host, or a host/path prefix)."""
+    return any(image.startswith(f"{r.rstrip('/')}/") for r in registries)
+
+
 class PlatformImages(Strict):
     redis: ImageRef = "docker.io/library/redis:7.4"
     redis_exporter: ImageRef = "docker.io/oliver006/redis_exporter:v1.67.0"
@@ -489,6 +502,92 @@ class PlatformImages(Strict):
         description="PostgreSQL for VM plants (CloudNativePG picks its own on Kubernetes).",
     )
     traefik: ImageRef = Field(default="docker.io/library/traefik:v3.3", description="VM plants.")
+    registries: list[RegistryPrefix] = Field(
+        default_factory=list,
+        description="Registry allowlist (host or host/path): every platform image and "
+        "odoo.image must come from one; `plantops check` flags rendered images outside it "
+        "(PO-IMG-002) unless policies/settings.yaml gives its own list.",
+    )
+
+    @model_validator(mode="after")
+    def _allowed(self) -> PlatformImages:
+        for field in ("redis", "redis_exporter", "postgres", "traefik"):
+            image = getattr(self, field)
+            if self.registries and not image_allowed(image, self.registries):
+                raise ValueError(
+                    f"{field}: {image!r} is not from an allowed registry "
+                    f"({', '.join(self.registries)}): mirror it there or extend registries"
+                )
+        return self
+
+
+SECRET_TEMPLATE_FIELDS = ("fleet", "cluster", "namespace")
+
+
+def _check_template(value: str) -> str:
+    for _, field, _, _ in string.Formatter().parse(value):
+        if field is not None and field not in SECRET_TEMPLATE_FIELDS:
+            raise ValueError(
+                f"unknown placeholder {{{field}}}: use {{fleet}}, {{cluster}} or {{namespace}}"
+            )
+    return value
+
+
+Template = Annotated[str, Field(min_length=1), AfterValidator(_check_template)]
+
+
+class VaultSecrets(Strict):
+    server: str = Field(pattern=r"^https://[^\s/]+(/[^\s]*)?$", description="Vault address.")
+    path: str = Field(default="secret", min_length=1, description="KV mount.")
+    version: Literal["v1", "v2"] = "v2"
+    auth_mount: Template = Field(
+        default="kubernetes-{cluster}",
+        description="Vault Kubernetes auth mount, one per cluster (each mount trusts one "
+        "cluster's API server to review the ServiceAccount token).",
+    )
+    role: Template = Field(
+        default="plantops-{namespace}",
+        description="Vault role per deployment; bind it to the namespace's secret-store "
+        "ServiceAccount and a policy reading only <fleet>/<cluster>/<namespace>/*.",
+    )
+
+
+class AwsSecrets(Strict):
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+    service: Literal["SecretsManager", "ParameterStore"] = "SecretsManager"
+    role_arn: Template = Field(
+        pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/",
+        description="IAM role per deployment (IRSA on the secret-store ServiceAccount), "
+        "e.g. arn:aws:iam::123456789012:role/plantops-{namespace}.",
+    )
+
+
+class GcpSecrets(Strict):
+    project_id: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    service_account: Template = Field(
+        description="Google service account per deployment (Workload Identity), "
+        "e.g. pl-{namespace}@my-project.iam.gserviceaccount.com.",
+    )
+
+
+class SecretsSettings(Strict):
+    """The secret store's provider: plantops renders a namespaced SecretStore per
+    deployment namespace, authenticating with that namespace's own identity."""
+
+    provider: Literal["vault", "aws", "gcp"]
+    vault: VaultSecrets | None = None
+    aws: AwsSecrets | None = None
+    gcp: GcpSecrets | None = None
+
+    @model_validator(mode="after")
+    def _one_provider(self) -> SecretsSettings:
+        given = [p for p in ("vault", "aws", "gcp") if getattr(self, p) is not None]
+        if given != [self.provider]:
+            raise ValueError(
+                f"provider: {self.provider} needs its own block `{self.provider}:` and no other "
+                f"(given: {', '.join(given) or 'none'})"
+            )
+        return self
 
 
 class PlatformSettings(Strict):
@@ -519,6 +618,11 @@ class PlatformSettings(Strict):
         "(default s3://<slug>-plantops-backups).",
     )
     images: PlatformImages = Field(default_factory=PlatformImages)
+    secrets: SecretsSettings | None = Field(
+        default=None,
+        description="Secret provider details: a namespaced SecretStore per deployment. "
+        "Without it every ExternalSecret uses defaults.secret_store (one shared store).",
+    )
 
 
 GateName = Literal[
@@ -594,6 +698,16 @@ class FleetSpec(Strict):
     defaults: Defaults
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     releases: ReleaseSettings = Field(default_factory=ReleaseSettings)
+
+    @model_validator(mode="after")
+    def _odoo_image_allowed(self) -> FleetSpec:
+        allowed = self.platform.images.registries
+        if allowed and not image_allowed(self.odoo.image, allowed):
+            raise ValueError(
+                f"odoo.image {self.odoo.image!r} is not from platform.images.registries "
+                f"({', '.join(allowed)})"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -46,6 +46,7 @@ TENANT_KINDS: tuple[tuple[str, str], ...] = (
     ("batch", "Job"),
     ("cert-manager.io", "Certificate"),
     ("external-secrets.io", "ExternalSecret"),
+    ("external-secrets.io", "SecretStore"),
     ("monitoring.coreos.com", "PodMonitor"),
     ("monitoring.coreos.com", "Probe"),
     ("monitoring.coreos.com", "PrometheusRule"),
@@ -81,6 +82,17 @@ def _labels(deps: Sequence[Deployment]) -> dict[str, str]:
     return labels
 
 
+SECRET_STORE_KIND = ("external-secrets.io", "SecretStore")
+
+
+def tenant_kinds(ctx: RenderContext) -> tuple[tuple[str, str], ...]:
+    """TENANT_KINDS, without SecretStore unless the fleet renders one per namespace
+    (``platform.secrets``): a tenant then cannot add a store of its own through Git."""
+    if ctx.platform.secrets is not None:
+        return TENANT_KINDS
+    return tuple(k for k in TENANT_KINDS if k != SECRET_STORE_KIND)
+
+
 def render_projects(deps: Sequence[Deployment], ctx: RenderContext) -> list[dict[str, Any]]:
     groups: dict[str, list[Deployment]] = {}
     for dep in deps:
@@ -104,7 +116,7 @@ def render_projects(deps: Sequence[Deployment], ctx: RenderContext) -> list[dict
                 if d.cluster is not None
             ],
             # A whitelist: a kind not listed (Secret, Role, RoleBinding…) cannot be synced.
-            "namespaceResourceWhitelist": [{"group": g, "kind": k} for g, k in TENANT_KINDS],
+            "namespaceResourceWhitelist": [{"group": g, "kind": k} for g, k in tenant_kinds(ctx)],
             "orphanedResources": {"warn": True},
             "sourceRepos": [ctx.gitops_repo],
         }

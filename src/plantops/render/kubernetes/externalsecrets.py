@@ -52,6 +52,82 @@ def filestore_secret(dep: Deployment) -> str:
     return name(dep, "filestore-s3")
 
 
+def secret_store_name(dep: Deployment) -> str:
+    return name(dep, "secret-store")
+
+
+def _template(value: str, dep: Deployment, ctx: RenderContext) -> str:
+    cluster = dep.cluster.name if dep.cluster else "vm"
+    return value.format(fleet=ctx.slug, cluster=cluster, namespace=dep.namespace)
+
+
+def render_secret_store(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
+    """The namespace's own SecretStore and the ServiceAccount it authenticates as."""
+    spec = ctx.platform.secrets
+    if spec is None:
+        return []
+    sa = secret_store_name(dep)
+    sa_annotations = dict(wave(WAVE_FOUNDATION))
+    sa_ref = {"serviceAccountRef": {"name": sa}}
+    provider: dict[str, Any]
+    if spec.vault is not None:
+        # external-secrets providers/v1/vault: Kubernetes auth with a TokenRequest token
+        # of serviceAccountRef; the Vault role binds that ServiceAccount and namespace.
+        v = spec.vault
+        provider = {
+            "vault": {
+                "auth": {
+                    "kubernetes": {
+                        "mountPath": _template(v.auth_mount, dep, ctx),
+                        "role": _template(v.role, dep, ctx),
+                        **sa_ref,
+                    }
+                },
+                "path": v.path,
+                "server": v.server,
+                "version": v.version,
+            }
+        }
+    elif spec.aws is not None:
+        # providers/v1/aws: JWT auth assumes the role annotated on the ServiceAccount (IRSA)
+        sa_annotations["eks.amazonaws.com/role-arn"] = _template(spec.aws.role_arn, dep, ctx)
+        provider = {
+            "aws": {"auth": {"jwt": sa_ref}, "region": spec.aws.region, "service": spec.aws.service}
+        }
+    else:
+        assert spec.gcp is not None
+        g = spec.gcp
+        sa_annotations["iam.gke.io/gcp-service-account"] = _template(g.service_account, dep, ctx)
+        provider = {
+            "gcpsm": {
+                # providers/v1/gcp/secretmanager: cluster name, location and project are
+                # read from the GKE metadata server when not given (CRD field docs).
+                "auth": {"workloadIdentity": sa_ref},
+                "projectID": g.project_id,
+            }
+        }
+    return [
+        k8s_object(
+            dep,
+            "v1",
+            "ServiceAccount",
+            sa,
+            "secrets",
+            annotations=sa_annotations,
+            body={"automountServiceAccountToken": False},
+        ),
+        k8s_object(
+            dep,
+            "external-secrets.io/v1",
+            "SecretStore",
+            sa,
+            "secrets",
+            annotations=wave(WAVE_FOUNDATION),
+            body={"spec": {"provider": provider}},
+        ),
+    ]
+
+
 def db_roles(dep: Deployment) -> list[str]:
     """Every PostgreSQL role of the deployment: one owner per tenant, plus the shared runtime."""
     roles = [role_name(t.database) for t in dep.tenants]
@@ -69,7 +145,11 @@ def _external_secret(
     *,
     template: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    store = ctx.secret_store
+    store_ref = (
+        {"kind": "SecretStore", "name": secret_store_name(dep)}
+        if ctx.platform.secrets
+        else {"kind": ctx.secret_store.kind, "name": ctx.secret_store.name}
+    )
     target_spec: dict[str, Any] = {
         "creationPolicy": "Owner",
         "deletionPolicy": "Retain",
@@ -91,7 +171,7 @@ def _external_secret(
                     for secret_key, key, prop in data
                 ],
                 "refreshInterval": REFRESH,
-                "secretStoreRef": {"kind": store.kind, "name": store.name},
+                "secretStoreRef": store_ref,
                 "target": target_spec,
             }
         },
@@ -99,7 +179,7 @@ def _external_secret(
 
 
 def render_external_secrets(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
-    out = []
+    out = render_secret_store(dep, ctx)
     for role in db_roles(dep):
         # CloudNativePG wants basic-auth Secrets for managed roles; the user name is not secret.
         out.append(

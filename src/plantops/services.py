@@ -38,6 +38,7 @@ from plantops.check.policy import (
     read_manifest_tree,
 )
 from plantops.check.policy.engine import SpecLocator
+from plantops.check.policy.kyverno import DEFAULT_EXCEPTION_NAMESPACE, export_kyverno
 from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, SchemaValidator
 from plantops.classify import Classification, classify_fleet
 from plantops.errors import GateFailed, Problem, SpecError, UserError
@@ -511,13 +512,34 @@ def check_target(target: Path, *, today: dt.date) -> PolicyResult:
     )
 
 
-def policy_export(root: Path, out: Path, *, today: dt.date) -> list[Path]:
-    """``plantops policy export --format vap``: one file of policies and bindings."""
+def policy_export(
+    root: Path,
+    out: Path,
+    *,
+    today: dt.date,
+    export_format: str = "vap",
+    exception_namespace: str = DEFAULT_EXCEPTION_NAMESPACE,
+) -> list[Path]:
+    """``plantops policy export``: one file of admission objects. ``vap``: Kubernetes
+    ValidatingAdmissionPolicies and bindings; ``kyverno``: Kyverno ValidatingPolicies and
+    the exceptions in force today as PolicyExceptions in ``exception_namespace``."""
     if not out.is_dir():
         raise UserError(f"--out {out}: not a directory; create it first")
     config = load_policy_config(root)
     res = open_fleet(root, today=today)
-    objects = export_vap(BASELINE, config.rules, policy_context(res.fleet, config.settings, {}))
-    path = out / "validating-admission-policies.yaml"
+    ctx = policy_context(res.fleet, config.settings, {})
+    if export_format == "kyverno":
+        objects = export_kyverno(
+            BASELINE,
+            config.rules,
+            config.exceptions,
+            ctx,
+            today=today,
+            namespace=exception_namespace,
+        )
+        path = out / "kyverno-policies.yaml"
+    else:
+        objects = export_vap(BASELINE, config.rules, ctx)
+        path = out / "validating-admission-policies.yaml"
     write_text_atomically(path, dump_yaml_documents(objects))
     return [path]

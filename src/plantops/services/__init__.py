@@ -446,7 +446,23 @@ def plan_fleet(
             checker, {d.id: d for d in plan.deployments}, workers=available_cpus()
         ),
     )
-    return PlanResult(plan, tree, (*res.warnings, *full.warnings), cost_plan(full))
+    notices = _exception_warnings(gate) if gate is not None else ()
+    return PlanResult(plan, tree, (*res.warnings, *full.warnings, *notices), cost_plan(full))
+
+
+def _exception_warnings(gate: PolicyGate) -> tuple[Problem, ...]:
+    return tuple(
+        Problem(
+            e.file,
+            e.line,
+            1,
+            "",
+            f"policy exception for {e.rule} by {e.owner} {why}",
+            hint=f"renew it (owner and reason) or fix what it covers: {e.reason}",
+            severity="warning",
+        )
+        for e, why in gate.exception_notices()
+    )
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ render."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
@@ -174,3 +175,66 @@ def test_a_policy_change_rechecks_every_deployment(tmp_path: Path) -> None:
 def test_document_lines() -> None:
     text = "# head\napiVersion: v1\nkind: A\n---\n\napiVersion: v1\n---\nkind: B\n"
     assert document_lines(text) == [2, 6, 8]
+
+
+def low_thresholds(root: Path) -> None:
+    """Fail every environment at low and above, keeping every exception."""
+    (root / "policies" / "settings.yaml").write_text(
+        "registries: [registry.acme.example, docker.io]\ndefault_threshold: low\n"
+    )
+
+
+def test_an_exception_expiring_fails_the_next_plan_though_no_file_changed(
+    tmp_path: Path,
+) -> None:
+    root = fleet_copy(tmp_path)
+    low_thresholds(root)
+    out = tmp_path / "out"
+    first = services.plan_fleet(root, out, today=TODAY)
+    assert first.tree.rendered == len(first.plan.deployments)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # The redis probe exception runs until 2027-03-31: the day after, every deployment is
+    # checked again (nothing else changed) and its findings fail the plan.
+    with pytest.raises(services.RenderGateFailed) as caught:
+        services.plan_fleet(root, out, today=dt.date(2027, 4, 1))
+    found = caught.value.policy
+    assert found and {(f.rule, f.kind) for f in found} == {("PO-POD-008", "StatefulSet")}
+    assert all("expired 2027-03-31" in f.message for f in found)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # nothing written
+
+
+def test_exceptions_expiring_within_30_days_are_plan_warnings(tmp_path: Path) -> None:
+    res = services.plan_fleet(EXAMPLE, tmp_path / "out", today=dt.date(2027, 3, 15))
+    notes = [w for w in res.warnings if "policy exception" in w.message]
+    assert [(w.file, w.severity) for w in notes] == [("policies/exceptions.yaml", "warning")]
+    (note,) = notes
+    assert "PO-POD-008" in note.message and "expires in 16 day(s) (2027-03-31)" in note.message
+    assert note.line == 9 and "platform-team@acme.example" in note.message
+    assert "redis_exporter" in note.hint
+    quiet = services.plan_fleet(EXAMPLE, tmp_path / "quiet", today=TODAY)
+    assert not [w for w in quiet.warnings if "policy exception" in w.message]
+
+
+def test_plan_text_names_the_object_line_and_fix_and_exits_1(tmp_path: Path) -> None:
+    root = fleet_copy(tmp_path)
+    without_cron_exception(root)
+    out = tmp_path / "out"
+    args = ["plan", str(root), "--out", str(out), "--today", TODAY.isoformat()]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stderr.split())  # Rich wraps long lines
+    assert "policy finding(s) at their environment's threshold" in text
+    assert "PO-POD-008 [low] Deployment/" in text and "-odoo-cron" in text
+    assert "fix: add readinessProbe and livenessProbe" in text
+    assert "odoo.yaml:" in text and not out.exists()
+
+
+def test_check_reports_a_fleet_the_plan_gate_would_refuse(tmp_path: Path) -> None:
+    """``check`` renders without the gate and reports every finding in its own format."""
+    root = fleet_copy(tmp_path)
+    without_cron_exception(root)
+    result = services.check_target(root, today=TODAY)
+    failing = result.failing
+    assert failing and {f.rule for f in failing} == {"PO-POD-008"}
+    assert result.suppressed  # the other exceptions still apply

@@ -17,8 +17,13 @@ from typing import Any
 
 from plantops.check.policy.baseline import BASELINE
 from plantops.check.policy.config import PolicyConfig
-from plantops.check.policy.engine import SpecLocator, evaluate_policies, unit_info
-from plantops.check.policy.model import Document, Finding, PolicyContext, Rule
+from plantops.check.policy.engine import (
+    EXPIRY_WARNING_DAYS,
+    SpecLocator,
+    evaluate_policies,
+    unit_info,
+)
+from plantops.check.policy.model import Document, Finding, PolicyContext, PolicyException, Rule
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,20 @@ class PolicyGate:
             spec_location=self.spec_location,
         )
         return tuple(f for f in result.failing if f.file in mine)
+
+    def exception_notices(self) -> tuple[tuple[PolicyException, str], ...]:
+        """The exceptions to tell the plan's reader about, with why: expiring within
+        ``EXPIRY_WARNING_DAYS`` (renew or fix before then), or expired (it covers
+        nothing any more: what it covered fails the gate, else it can go)."""
+        soon = self.today + dt.timedelta(days=EXPIRY_WARNING_DAYS)
+        notices = []
+        for e in sorted(self.config.exceptions, key=lambda e: (e.file, e.line)):
+            if e.expires < self.today:
+                notices.append((e, f"expired on {e.expires.isoformat()}: it no longer applies"))
+            elif e.expires <= soon:
+                days = (e.expires - self.today).days
+                notices.append((e, f"expires in {days} day(s) ({e.expires.isoformat()})"))
+        return tuple(notices)
 
 
 def document_lines(text: str) -> list[int]:

@@ -4,8 +4,8 @@
 
 Size 0 is the example fleet; other sizes are synthetic fleets from plan_fleet.py with the
 example's policies/ (its exceptions and user rule). Each plan runs in a fresh process,
-with the gate and, side by side in alternating order, without it (the gate's factory
-patched to return None: the plan of main before the gate). Per size: cold plans into
+with the gate and, side by side in alternating order, without it (``policy_gate=False``:
+the plan as it was before the gate). Per size: cold plans into
 an empty directory, then re-plans after one plant changed. Wall and CPU seconds (user +
 system, render workers included); the machine is shared, so compare the pairs.
 """
@@ -29,9 +29,10 @@ ONE = """
 import datetime as dt, sys
 from pathlib import Path
 from plantops import services
-if sys.argv[1] == "off":
-    services.plan_policy_gate = lambda *a, **k: None
-services.plan_fleet(Path(sys.argv[2]), Path(sys.argv[3]), today=dt.date(2026, 12, 3))
+services.plan_fleet(
+    Path(sys.argv[2]), Path(sys.argv[3]), today=dt.date(2026, 12, 3),
+    policy_gate=sys.argv[1] == "on",
+)
 """
 
 

@@ -323,21 +323,30 @@ def renderer_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
+POLICY_FOLDER = "policies"
+
+
 def plan_policy_gate(
     root: Path,
     fleet: Fleet,
     fleet_objects: Sequence[tuple[str, Mapping[str, Any]]],
     *,
     today: dt.date,
-) -> PolicyGate:
+) -> PolicyGate | None:
     """The policy gate ``plan`` runs on every deployment it renders (docs/policy.md):
     the baseline and ``policies/*.yaml``, exceptions and thresholds as ``check`` has them,
     with the fleet's AppProjects beside each deployment's Application. A malformed policy
-    file or CEL that does not compile stops here (exit 2)."""
+    file or CEL that does not compile stops here (exit 2).
+
+    None for a fleet without a ``policies/`` folder: the gate refuses writes, so a fleet
+    opts in where its thresholds and exceptions live (``check`` applies the baseline to
+    any fleet)."""
     from plantops.check.policy import BASELINE, load_policy_config
     from plantops.check.policy.gate import PolicyGate
     from plantops.check.policy.model import Document
 
+    if not (root / POLICY_FOLDER).is_dir():
+        return None
     config = load_policy_config(root)
     ctx = policy_context(fleet, config.settings, {})
     projects = tuple(
@@ -364,7 +373,7 @@ def policy_fingerprint(root: Path, gate: PolicyGate) -> str:
     (and so re-checks) every deployment on the next plan, and so does the day an
     exception expires, though no file changed (the finding it covered must come back)."""
     digest = hashlib.sha256(_policy_code_digest().encode())
-    folder = root / "policies"
+    folder = root / POLICY_FOLDER
     if folder.is_dir():
         for path in sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml")):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())

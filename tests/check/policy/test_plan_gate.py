@@ -238,3 +238,22 @@ def test_check_reports_a_fleet_the_plan_gate_would_refuse(tmp_path: Path) -> Non
     failing = result.failing
     assert failing and {f.rule for f in failing} == {"PO-POD-008"}
     assert result.suppressed  # the other exceptions still apply
+
+
+def test_the_gate_runs_for_fleets_with_a_policies_folder(tmp_path: Path) -> None:
+    root = fleet_copy(tmp_path)
+    shutil.rmtree(root / "policies")
+    fleet = root / "fleet.yaml"
+    text = fleet.read_text()
+    pinned = "docker.io/library/redis:7.4@sha256:"
+    start = text.index(pinned)
+    fleet.write_text(text[:start] + "docker.io/library/redis:7.4" + text[text.index("\n", start) :])
+    services.plan_fleet(root, tmp_path / "no-policies", today=TODAY)  # no gate: written
+    (root / "policies").mkdir()
+    (root / "policies" / "settings.yaml").write_text("default_threshold: high\n")
+    with pytest.raises(services.RenderGateFailed) as caught:
+        services.plan_fleet(root, tmp_path / "gated", today=TODAY)
+    found = caught.value.policy
+    assert {f.rule for f in found} == {"PO-IMG-001"}
+    assert {f.kind for f in found} == {"StatefulSet"}
+    assert all("redis:7.4'" in f.message for f in found)

@@ -191,10 +191,35 @@ def test_autoscaler_never_exceeds_the_connection_budget(example: Rendered) -> No
 
 
 def test_ha_tiers_spread_over_zones(example: Rendered) -> None:
-    for path, dep, spec in _pod_specs(example):
-        if dep.tier_spec.ha and "odoo-web" in path:
-            keys = {t["topologyKey"] for t in spec["topologySpreadConstraints"]}
-            assert "topology.kubernetes.io/zone" in keys, path
+    seen = 0
+    for dep, path, obj in _of_kind(example, "Deployment"):
+        if dep.tier_spec.ha and obj["metadata"]["labels"]["app.kubernetes.io/component"] == "web":
+            spread = obj["spec"]["template"]["spec"]["topologySpreadConstraints"]
+            zone = [t for t in spread if t["topologyKey"] == "topology.kubernetes.io/zone"]
+            assert [t["whenUnsatisfiable"] for t in zone] == ["DoNotSchedule"], path
+            seen += 1
+    assert seen >= 1  # the file paths never named "odoo-web": this used to check nothing
+
+
+def test_other_tiers_spread_several_web_replicas_softly(example: Rendered) -> None:
+    """Non-HA web pods with two or more replicas prefer distinct zones and nodes, and
+    never wait for one (ScheduleAnyway); a single replica carries no constraint."""
+    seen = 0
+    for dep, path, obj in _of_kind(example, "Deployment"):
+        component = obj["metadata"]["labels"].get("app.kubernetes.io/component")
+        if dep.tier_spec.ha or component != "web":
+            continue
+        spread = obj["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+        if dep.sizing.web_replicas < 2:
+            assert spread == [], path
+            continue
+        seen += 1
+        assert {t["topologyKey"] for t in spread} == {
+            "topology.kubernetes.io/zone",
+            "kubernetes.io/hostname",
+        }, path
+        assert {t["whenUnsatisfiable"] for t in spread} == {"ScheduleAnyway"}, path
+    assert seen >= 1
 
 
 def test_postgres_backups_use_the_barman_cloud_plugin(example: Rendered) -> None:

@@ -50,10 +50,13 @@ if TYPE_CHECKING:
     from plantops.addons import AddonsReport
     from plantops.check.policy import PolicyContext, PolicyResult, PolicySettings, UnitInfo
     from plantops.check.policy.engine import SpecLocator
+    from plantops.check.policy.gate import PolicyGate
+    from plantops.check.policy.model import Finding
     from plantops.gitops.ci import Provider
     from plantops.release import GitSource
     from plantops.release.pins import Pin
     from plantops.release.rollback import RollbackPlan
+    from plantops.render.assemble import RenderedDeployment
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,9 @@ class RenderChecker:
     findings: list[SchemaFinding] = field(default_factory=list)
     capacity: list[CapacityFinding] = field(default_factory=list)
     objects: int = 0
+    policy: PolicyGate | None = None
+    """The policy gate (docs/policy.md); None: not run."""
+    policy_findings: list[Finding] = field(default_factory=list)
     _validators: dict[str, SchemaValidator] = field(default_factory=dict)
 
     def validator(self, kubernetes_version: str) -> SchemaValidator:
@@ -112,6 +118,8 @@ class RenderChecker:
         if dep.cluster is not None:
             objects = [obj for _, obj in rendered.objects]
             self.capacity += check_capacity(dep.dir, objects, dep.cluster.node_pools)
+        if self.policy is not None:
+            self.policy_findings += policy_gate_findings(self.policy, dep, rendered)
         if rendered.compose is not None:
             path, doc = rendered.compose
             self.objects += 1
@@ -121,50 +129,105 @@ class RenderChecker:
             ]
         return rendered.files
 
-    def fleet_files(self, deployments: Sequence[Deployment]) -> list[RenderedFile]:
+    def fleet_files(
+        self,
+        deployments: Sequence[Deployment],
+        rendered: Sequence[tuple[str, dict[str, Any]]] | None = None,
+    ) -> list[RenderedFile]:
+        """The fleet-wide files (``rendered``: their objects, when already rendered)."""
         validator = self.validator(DEFAULT_KUBERNETES_VERSION)
         files = []
-        for path, obj in render_fleet_objects(deployments, self.ctx):
+        objects = []
+        if rendered is None:
+            rendered = render_fleet_objects(deployments, self.ctx)
+        for path, obj in rendered:
             self.findings += validator.validate(obj, file=path)
             self.objects += 1
+            objects.append((path, 0, obj))
             files.append(RenderedFile(path, dump_yaml(obj)))
+        if self.policy is not None:
+            from plantops.check.policy.gate import with_lines
+
+            gate = dataclasses.replace(self.policy, context=())
+            self.policy_findings += with_lines(
+                gate.failing(objects), {f.path: f.content for f in files}
+            )
         self.raise_findings()
         return files
 
     def raise_findings(self) -> None:
-        if self.capacity or self.findings:
-            raise RenderGateFailed(tuple(sorted(self.findings)), tuple(sorted(self.capacity)))
+        if self.capacity or self.findings or self.policy_findings:
+            raise RenderGateFailed(
+                tuple(sorted(self.findings)),
+                tuple(sorted(self.capacity)),
+                tuple(sorted(self.policy_findings)),
+            )
+
+
+def policy_gate_findings(
+    gate: PolicyGate, dep: Deployment, rendered: RenderedDeployment
+) -> tuple[Finding, ...]:
+    """The plan's policy gate on one rendered deployment: the failing findings (at the
+    environment's threshold, no unexpired exception), located at their file and line."""
+    from plantops.check.policy.gate import with_lines
+
+    failing = gate.failing(rendered.documents(), (dep.dir, dep.as_dict()))
+    if not failing:
+        return ()
+    return with_lines(failing, {f.path: f.content for f in rendered.files})
 
 
 class RenderGateFailed(GateFailed):
-    """Rendered objects failed the schema or capacity gate; nothing was written.
+    """Rendered objects failed the schema, capacity or policy gate; nothing was written.
 
-    The findings are data (``schema``, ``capacity``, ``to_dict``) for whatever presents
-    them; the message is the same findings as text, capacity first (a namespace that does
-    not fit is the bigger problem), at most ``MAX_FINDINGS_SHOWN`` of each.
+    The findings are data (``schema``, ``capacity``, ``policy``, ``to_dict``) for whatever
+    presents them; the message is the same findings as text, capacity first (a namespace
+    that does not fit is the bigger problem), then schema, then policy, at most
+    ``MAX_FINDINGS_SHOWN`` of each.
     """
 
     def __init__(
-        self, schema: tuple[SchemaFinding, ...], capacity: tuple[CapacityFinding, ...] = ()
+        self,
+        schema: tuple[SchemaFinding, ...],
+        capacity: tuple[CapacityFinding, ...] = (),
+        policy: tuple[Finding, ...] = (),
     ) -> None:
         self.schema = schema
         self.capacity = capacity
+        self.policy = policy
+        parts = []
         if capacity:
             head = (
                 f"{len(capacity)} capacity finding(s): the namespaces would not fit "
                 "their quota or node pools at their peak; nothing was written:"
             )
-            super().__init__(_listing(head, [f.render() for f in capacity]))
-        else:
+            parts.append(_listing(head, [f.render() for f in capacity]))
+        if schema:
             head = f"{len(schema)} schema finding(s) in rendered objects; nothing was written:"
-            super().__init__(_listing(head, [f.render() for f in schema]))
+            parts.append(_listing(head, [f.render() for f in schema]))
+        if policy:
+            head = (
+                f"{len(policy)} policy finding(s) at their environment's threshold in rendered "
+                "objects (no exception in force); nothing was written:"
+            )
+            parts.append(_listing(head, [_policy_line(f) for f in policy]))
+        super().__init__("\n".join(parts))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "error": "gate failed; nothing was written",
             "schema_findings": [f.to_dict() for f in self.schema],
             "capacity_findings": [dataclasses.asdict(f) for f in self.capacity],
+            "policy_findings": [f.to_dict() for f in self.policy],
         }
+
+
+def _policy_line(f: Finding) -> str:
+    cause = f" (from {f.spec_location})" if f.spec_location else ""
+    return (
+        f"{f.file}:{f.line}: {f.rule} [{f.severity.label}] {f.object_ref} {f.path}: "
+        f"{f.message}{cause}; fix: {f.remediation}"
+    )
 
 
 def _listing(head: str, lines: list[str]) -> str:
@@ -176,28 +239,29 @@ def _listing(head: str, lines: list[str]) -> str:
 # Below this many deployments to render, forking workers costs more than it saves.
 PARALLEL_MIN_RENDERS = 48
 # What forked render workers inherit: the deployments to render and the render context.
-_POOL_WORK: tuple[Sequence[Deployment], RenderContext] | None = None
+_POOL_WORK: tuple[Sequence[Deployment], RenderContext, PolicyGate | None] | None = None
 _POOL_CHECKER: RenderChecker | None = None
 
 
 def _render_in_worker(
     i: int,
-) -> tuple[list[RenderedFile], list[SchemaFinding], list[CapacityFinding], int]:
+) -> tuple[list[RenderedFile], list[SchemaFinding], list[CapacityFinding], list[Finding], int]:
     """Render and validate deployment ``i`` in a forked worker (validators compiled once per
     worker, from the on-disk cache)."""
     global _POOL_CHECKER  # noqa: PLW0603 - per-process state of a pool worker
     assert _POOL_WORK is not None, "only called in workers forked by render_in_parallel"
-    deps, ctx = _POOL_WORK
+    deps, ctx, policy = _POOL_WORK
     if _POOL_CHECKER is None:
-        _POOL_CHECKER = RenderChecker(ctx)
+        _POOL_CHECKER = RenderChecker(ctx, policy=policy)
     checker = _POOL_CHECKER
     findings_before, objects_before = len(checker.findings), checker.objects
-    capacity_before = len(checker.capacity)
+    capacity_before, policy_before = len(checker.capacity), len(checker.policy_findings)
     files = checker.render(deps[i])
     return (
         files,
         checker.findings[findings_before:],
         checker.capacity[capacity_before:],
+        checker.policy_findings[policy_before:],
         checker.objects - objects_before,
     )
 
@@ -221,14 +285,15 @@ def render_in_parallel(
         global _POOL_WORK  # noqa: PLW0603 - handed to forked workers, cleared after
         deps = [deployments[u.id] for u in units]
         if workers > 1 and len(deps) >= PARALLEL_MIN_RENDERS:
-            _POOL_WORK = (deps, checker.ctx)
+            _POOL_WORK = (deps, checker.ctx, checker.policy)
             gc.freeze()
             try:
                 with multiprocessing.get_context("fork").Pool(workers) as pool:
                     results = pool.imap(_render_in_worker, range(len(deps)), chunksize=4)
-                    for files, findings, capacity, objects in results:
+                    for files, findings, capacity, policy, objects in results:
                         checker.findings += findings
                         checker.capacity += capacity
+                        checker.policy_findings += policy
                         checker.objects += objects
                         yield files
             finally:
@@ -257,6 +322,65 @@ def renderer_fingerprint() -> str:
             digest.update(path.relative_to(package).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+POLICY_FOLDER = "policies"
+
+
+def plan_policy_gate(
+    root: Path,
+    fleet: Fleet,
+    fleet_objects: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    today: dt.date,
+) -> PolicyGate | None:
+    """The policy gate ``plan`` runs on every deployment it renders (docs/policy.md):
+    the baseline and ``policies/*.yaml``, exceptions and thresholds as ``check`` has them,
+    with the fleet's AppProjects beside each deployment's Application. A malformed policy
+    file or CEL that does not compile stops here (exit 2).
+
+    None for a fleet without a ``policies/`` folder: the gate refuses writes, so a fleet
+    opts in where its thresholds and exceptions live (``check`` applies the baseline to
+    any fleet)."""
+    from plantops.check.policy import BASELINE, load_policy_config
+    from plantops.check.policy.gate import PolicyGate
+    from plantops.check.policy.model import Document
+
+    if not (root / POLICY_FOLDER).is_dir():
+        return None
+    config = load_policy_config(root)
+    ctx = policy_context(fleet, config.settings, {})
+    projects = tuple(
+        Document(path, 0, obj) for path, obj in fleet_objects if obj.get("kind") == "AppProject"
+    )
+    # PO-CAP-* are the capacity model as rules, for manifests plantops did not render:
+    # plan's own capacity gate (check.capacity) already runs it on these objects.
+    rules = tuple(r for r in BASELINE if not r.id.startswith("PO-CAP-"))
+    return PolicyGate(config, ctx, today, _spec_locator(fleet), rules, projects)
+
+
+@functools.cache
+def _policy_code_digest() -> str:
+    package = Path(plantops_package.__file__).parent / "check" / "policy"
+    digest = hashlib.sha256()
+    for path in sorted(package.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def policy_fingerprint(root: Path, gate: PolicyGate) -> str:
+    """Hash of the policy code, the fleet's ``policies/`` files and which exceptions are
+    in force on the gate's day: changing a rule, a threshold or an exception re-renders
+    (and so re-checks) every deployment on the next plan, and so does the day an
+    exception expires, though no file changed (the finding it covered must come back)."""
+    digest = hashlib.sha256(_policy_code_digest().encode())
+    folder = root / POLICY_FOLDER
+    if folder.is_dir():
+        for path in sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for e in gate.config.exceptions:
+        digest.update(f"{e.where}:{e.expires >= gate.today}\n".encode())
+    return digest.hexdigest()[:12]
 
 
 def pinned_plan(
@@ -300,8 +424,12 @@ def plan_fleet(
     plants: Sequence[str] = (),
     allow_expired: bool = False,
     dry_run: bool = False,
+    policy_gate: bool = True,
 ) -> PlanResult:
-    """Load, validate, classify, size, render and write the deployment tree."""
+    """Load, validate, classify, size, render and write the deployment tree.
+
+    Every rendered object passes the schema, capacity and (``policy_gate``) policy gates
+    first; a finding raises ``RenderGateFailed`` and nothing is written."""
     res = open_fleet(root, today=today, allow_expired=allow_expired)
     memo, memo_at = open_plan_memo(root, memo_scope(renderer_fingerprint(), today))
     from plantops.release.pins import read_pins
@@ -315,11 +443,15 @@ def plan_fleet(
     problems = check_renderable(full)
     if problems:
         raise SpecError(problems)
-    checker = RenderChecker(RenderContext.from_fleet(res.fleet.spec))
+    render_ctx = RenderContext.from_fleet(res.fleet.spec)
+    fleet_objects = render_fleet_objects(full.deployments, render_ctx)
+    gate = plan_policy_gate(root, res.fleet, fleet_objects, today=today) if policy_gate else None
+    policy_hash = policy_fingerprint(root, gate) if gate is not None else "no-policy-gate"
+    checker = RenderChecker(render_ctx, policy=gate)
     units = [
         UnitOfWork(
             id=d.id,
-            input_hash=f"{d.input_hash}+{renderer_fingerprint()}"
+            input_hash=f"{d.input_hash}+{renderer_fingerprint()}+{policy_hash}"
             + (f"+{d.release.pin_digest}" if d.release else ""),
             plants=tuple(t.plant for t in d.tenants),
             render=lambda d=d: checker.render(d),  # type: ignore[misc]
@@ -330,13 +462,29 @@ def plan_fleet(
         out,
         units,
         selected_plants=plants,
-        extra=lambda: checker.fleet_files(full.deployments),
+        extra=lambda: checker.fleet_files(full.deployments, fleet_objects),
         dry_run=dry_run,
         render_many=render_in_parallel(
             checker, {d.id: d for d in plan.deployments}, workers=available_cpus()
         ),
     )
-    return PlanResult(plan, tree, (*res.warnings, *full.warnings), cost_plan(full))
+    notices = _exception_warnings(gate) if gate is not None else ()
+    return PlanResult(plan, tree, (*res.warnings, *full.warnings, *notices), cost_plan(full))
+
+
+def _exception_warnings(gate: PolicyGate) -> tuple[Problem, ...]:
+    return tuple(
+        Problem(
+            e.file,
+            e.line,
+            1,
+            "",
+            f"policy exception for {e.rule} by {e.owner} {why}",
+            hint=f"renew it (owner and reason) or fix what it covers: {e.reason}",
+            severity="warning",
+        )
+        for e, why in gate.exception_notices()
+    )
 
 
 @dataclass(frozen=True)
@@ -470,10 +618,15 @@ def policy_context(
     from plantops.check.policy import PolicyContext, TierInfo
 
     spec = fleet.spec
+    # Without an allowlist in policies/settings.yaml, the fleet spec's own
+    # (platform.images.registries) is the allowed one; without either, the registries of
+    # the images the fleet spec names (Odoo and the platform images).
+    images = [spec.odoo.image, spec.platform.images.redis, spec.platform.images.redis_exporter]
+    images += [spec.platform.images.postgres, spec.platform.images.traefik]
     registries = (
         settings.registries
         or tuple(spec.platform.images.registries)
-        or (spec.odoo.image.split("/", 1)[0],)
+        or tuple(sorted({str(i).split("/", 1)[0] for i in images}))
     )
     ports = set(settings.open_egress_ports)
     # Integration endpoints (host:port) are the allowed destinations a NetworkPolicy can
@@ -543,7 +696,7 @@ def check_target(target: Path, *, today: dt.date) -> PolicyResult:
     res = open_fleet(target, today=today)
     with tempfile.TemporaryDirectory(prefix="plantops-check-") as tmp:
         out = Path(tmp) / "tree"
-        plan_fleet(target, out, today=today)
+        plan_fleet(target, out, today=today, policy_gate=False)
         docs, skipped, units, _, files = read_manifest_tree(out)
     ctx = policy_context(res.fleet, config.settings, units)
     return evaluate_policies(

@@ -241,3 +241,18 @@ def test_cel_gives_the_python_verdict(
         assert _cel_verdict(rule, doc, ctx) is py, f"{rule.id} on {doc.kind}/{doc.name} {doc.file}"
         failing += not py
     assert failing >= 1  # the tampered object, at least: both engines said no
+
+
+@pytest.mark.parametrize(
+    ("value", "secret"),
+    [
+        ("shared-group-0025-eu-central-staging", False),  # a Redis key prefix: a name
+        ("detroit_stamping_prod_sessions", False),
+        ("q8x2k9z7m4v1n6b3c5l0p2w8", True),  # one long generated run
+        ("sk_LiVe_4eC39HqLyjWDarjtT1zdp7dc", True),  # mixed case and symbols
+    ],
+)
+def test_names_are_not_credentials_but_tokens_are(value: str, secret: bool) -> None:
+    from plantops.check.policy.baseline import looks_like_credential
+
+    assert looks_like_credential("ODOO_SESSION_REDIS_PREFIX", value) is secret

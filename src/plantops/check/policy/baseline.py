@@ -678,6 +678,7 @@ def _secret_data(doc: Document, ctx: PolicyContext) -> Iterator[Violation]:
 
 _CREDENTIAL_NAME = re.compile(r"(?i)(PASSW|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)")
 ENTROPY_MIN_LENGTH = 20
+_NAME_SHAPED = re.compile(r"[a-z0-9]{1,16}(?:[-_][a-z0-9]{1,16})+")
 ENTROPY_BITS = 4.0
 
 
@@ -691,9 +692,14 @@ def looks_like_credential(name: str, value: str) -> bool:
         return False
     if _CREDENTIAL_NAME.search(name):
         return True
-    # A long token of mixed characters with no spaces and no path or host shape.
+    # A long token of mixed characters with no spaces and no path or host shape, and not
+    # a name: lowercase words joined by '-' or '_' (namespaces, prefixes such as
+    # "shared-group-0025-eu-central-staging") are identifiers, while a generated secret
+    # is one long run (hex) or mixes cases and symbols (base64).
     token = len(value) >= ENTROPY_MIN_LENGTH and not re.search(r"[\s/.:]", value)
-    return token and _entropy(value) >= ENTROPY_BITS
+    if not token or _NAME_SHAPED.fullmatch(value):
+        return False
+    return _entropy(value) >= ENTROPY_BITS
 
 
 def _env_credentials(doc: Document, ctx: PolicyContext) -> Iterator[Violation]:

@@ -33,7 +33,8 @@ SpecLocator = Callable[[str, str, str], str]
 """``(plant, tier, rule.spec_field) -> "file:line:col"`` or ""."""
 
 
-def _unit_info(data: Any) -> UnitInfo | None:
+def unit_info(data: Any) -> UnitInfo | None:
+    """The facts of a ``deployment.json`` (None: not one)."""
     if not isinstance(data, Mapping) or "namespace" not in data or "tier" not in data:
         return None
     return UnitInfo(
@@ -77,7 +78,7 @@ def read_manifest_tree(
             skipped.append(SkippedFile(shown, parsed))
             continue
         if shown.endswith("deployment.json") and parsed:
-            info = _unit_info(parsed[0][2])
+            info = unit_info(parsed[0][2])
             if info is not None:
                 unit = shown.rpartition("/")[0]
                 units[unit] = info
@@ -254,4 +255,5 @@ __all__ = [
     "SpecLocator",
     "evaluate_policies",
     "read_manifest_tree",
+    "unit_info",
 ]

@@ -169,9 +169,13 @@ def node_placement(dep: Deployment) -> dict[str, Any]:
     }
 
 
-def topology_spread(dep: Deployment, component: str) -> list[dict[str, Any]]:
-    """Spread HA pods over zones (hard) and nodes (soft)."""
-    if not dep.tier_spec.ha:
+def topology_spread(dep: Deployment, component: str, replicas: int = 1) -> list[dict[str, Any]]:
+    """Spread HA pods over zones (hard) and nodes (soft). The ``replicas`` pods of other
+    tiers, when more than one, are spread softly over both: ``ScheduleAnyway`` only makes
+    the scheduler prefer the nodes and zones that reduce the skew, it never leaves a pod
+    Pending (k8s.io/api core/v1 ``TopologySpreadConstraint.WhenUnsatisfiable``), so a
+    single-zone shared cluster still takes every replica (policy PO-AVAIL-003)."""
+    if not dep.tier_spec.ha and replicas < 2:
         return []
     match = {"matchLabels": selector(dep, component)}
     return [
@@ -179,7 +183,7 @@ def topology_spread(dep: Deployment, component: str) -> list[dict[str, Any]]:
             "labelSelector": match,
             "maxSkew": 1,
             "topologyKey": "topology.kubernetes.io/zone",
-            "whenUnsatisfiable": "DoNotSchedule",
+            "whenUnsatisfiable": "DoNotSchedule" if dep.tier_spec.ha else "ScheduleAnyway",
         },
         {
             "labelSelector": match,

@@ -287,7 +287,7 @@ def _pod_template(
         spec["affinity"] = affinity
     if "tolerations" in placement:
         spec["tolerations"] = placement["tolerations"]
-    spread = topology_spread(dep, component)
+    spread = topology_spread(dep, component, dep.sizing.web_replicas)
     if spread and not cron:
         spec["topologySpreadConstraints"] = spread
     annotations = {"plantops.io/config-sha256": _config_checksum(dep, cron)}

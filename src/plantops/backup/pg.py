@@ -292,6 +292,28 @@ def rename_database(admin: PgTarget, old: str, new: str) -> None:
         )
 
 
+def move_database(admin: PgTarget, old: str, new: str, attempts: int = 5) -> None:
+    """Rename a database that may be in use: its sessions are ended first (as ``DROP
+    DATABASE … WITH (FORCE)`` would), retried while new ones keep arriving."""
+    for attempt in range(attempts):
+        with admin.connect() as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (old,),
+            )
+            try:
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(old), sql.Identifier(new)
+                    )
+                )
+                return
+            except psycopg.errors.ObjectInUse:
+                if attempt == attempts - 1:
+                    raise
+
+
 def admin_target(target: PgTarget) -> PgTarget:
     """The maintenance database on the same server."""
     return target.with_db("postgres")

@@ -50,6 +50,7 @@ from plantops.backup.pg import (
     drop_role,
     find_pg_tool,
     hand_over,
+    move_database,
     rename_database,
     tool_error,
 )
@@ -757,7 +758,7 @@ def reclaim_leftovers(server: PgTarget | None) -> list[scratch.Reclaimed]:
     """Reclaim what dead runs left (``backup.scratch``). Databases and roles are dropped
     only on the server they were made on, when ``server`` is that server."""
 
-    def drop(kind: str, name: str, where: dict[str, str]) -> None:
+    def drop(kind: str, name: str, where: dict[str, str], restore_to: str) -> str:
         assert server is not None
         mine = scratch.server_params(server.params)
         same = all(where.get(k) == mine.get(k) for k in ("host", "hostaddr", "port", "service"))
@@ -768,6 +769,18 @@ def reclaim_leftovers(server: PgTarget | None) -> list[scratch.Reclaimed]:
             drop_database(admin, name)
         elif kind == "role":
             drop_role(admin, name)
+        elif kind == "database-aside" and restore_to:
+            # The database a `restore --force` replaced: back under its name if the
+            # restored copy never took it, dropped if it did.
+            if not database_exists(admin, name):
+                return ""
+            if not database_exists(admin, restore_to):
+                rename_database(admin, name, restore_to)
+                return f"put back as {restore_to}"
+            drop_database(admin, name)
+        else:
+            raise DatabaseError(f"unknown ledger entry kind {kind!r}")
+        return ""
 
     return scratch.reclaim(drop if server is not None else None)
 
@@ -806,6 +819,7 @@ def restore_backup(
     fs_entry: scratch.Entry | None = None
     done: list[str] = []
     files = 0
+    old_db: scratch.Entry | None = None
     db = ScratchDatabase(server, tmp_db)
     try:
         if filestore is not None:
@@ -815,15 +829,23 @@ def restore_backup(
         files = restore_all(reader, db.target, tmp_fs, jobs=jobs, spool_dir=spool_dir).files
         if neutralize_copy:
             done = neutralize(db.target)
-        # Everything is in: swap into place.
+        # Everything is in: swap into place. What is replaced is moved aside first (and
+        # recorded as such), dropped only once the new copy holds its name: a kill
+        # between the renames leaves the old copy for `backup cleanup` to put back.
         if exists:
-            drop_database(admin, to_db)
+            aside = _short(to_db, f"_old_{uuid.uuid4().hex[:8]}")
+            where = scratch.server_params(server.params)
+            old_db = scratch.record("database-aside", aside, where, restore_to=to_db)
+            move_database(admin, to_db, aside)
         db.release(owner, new_name=to_db)
+        if old_db is not None:
+            drop_database(admin, old_db.name)
+            scratch.forget(old_db)
         if filestore is not None and tmp_fs is not None:
             old: Path | None = None
             if filestore.exists():
                 old = filestore.with_name(f".{filestore.name}.old-{uuid.uuid4().hex[:8]}")
-                old_entry = scratch.record("dir", str(old))
+                old_entry = scratch.record("dir-aside", str(old), restore_to=str(filestore))
                 filestore.rename(old)
             tmp_fs.rename(filestore)
             assert fs_entry is not None
@@ -833,6 +855,11 @@ def restore_backup(
                 scratch.remove_dir(old, old_entry)
     except BaseException:
         db.drop()
+        if old_db is not None and old_db.path is not None and old_db.path.exists():
+            with contextlib.suppress(Exception):  # else the ledger puts it back later
+                if not database_exists(admin, to_db):
+                    rename_database(admin, old_db.name, to_db)
+                scratch.forget(old_db)
         if tmp_fs is not None:
             shutil.rmtree(tmp_fs, ignore_errors=True)
         if fs_entry is not None:

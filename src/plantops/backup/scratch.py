@@ -6,7 +6,10 @@ directory, a scratch database, the role it restored as, a half-built database or
 filestore. Every such resource gets a recognisable name (``plantops-dump-*``,
 ``plantops-restore-*``, ``plantops-verify-fs-*``, ``plantops_verify_*``,
 ``plantops_restore_*``, ``<db>_restoring_*``, ``.<filestore>.restoring-*``) and an entry in
-a ledger *before* it is created. The entry is a small JSON file held under an exclusive
+a ledger *before* it is created. What a run moves aside to replace it (``restore --force``:
+the database and filestore being replaced) is recorded as an *aside* entry with the
+name it came from: reclaiming puts it back when nothing took its place, and removes it
+otherwise, so a kill between the two renames never loses the user's data. The entry is a small JSON file held under an exclusive
 ``flock`` for the life of the run: when the next run (or ``plantops backup cleanup``) can
 take the lock, the owner is dead, whatever its pid has become since, and the resource
 is reclaimed.
@@ -45,27 +48,36 @@ def ledger_dir() -> Path:
 
 @dataclass
 class Entry:
-    """One recorded resource: ``kind`` is ``dir``, ``database`` or ``role``."""
+    """One recorded resource: ``kind`` is ``dir``, ``database`` or ``role``, or
+    ``dir-aside`` / ``database-aside`` for a user's resource moved away from
+    ``restore_to``."""
 
     kind: str
     name: str
     server: dict[str, str] = field(default_factory=dict)
+    restore_to: str = ""
     path: Path | None = None  # the ledger file
     _fh: IO[str] | None = None
 
     def as_json(self) -> str:
-        return json.dumps({"kind": self.kind, "name": self.name, "server": self.server})
+        body: dict[str, Any] = {"kind": self.kind, "name": self.name, "server": self.server}
+        if self.restore_to:
+            body["restore_to"] = self.restore_to
+        return json.dumps(body)
 
 
 def server_params(params: tuple[tuple[str, str], ...]) -> dict[str, str]:
     return {k: v for k, v in params if k in _KEPT_PARAMS}
 
 
-def record(kind: str, name: str, server: dict[str, str] | None = None) -> Entry:
-    """Write and lock the ledger entry for a resource about to be created."""
+def record(
+    kind: str, name: str, server: dict[str, str] | None = None, *, restore_to: str = ""
+) -> Entry:
+    """Write and lock the ledger entry for a resource about to be created (or, for an
+    ``*-aside`` kind, about to be moved from ``restore_to`` to ``name``)."""
     directory = ledger_dir()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    entry = Entry(kind, name, dict(server or {}))
+    entry = Entry(kind, name, dict(server or {}), restore_to=restore_to)
     path = directory / f"{kind}-{uuid.uuid4().hex}.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     fh = os.fdopen(fd, "w")
@@ -134,7 +146,16 @@ def _abandoned() -> Iterator[tuple[Entry, IO[str]]]:
             path.unlink(missing_ok=True)
             fh.close()
             continue
-        yield Entry(str(raw["kind"]), str(raw["name"]), dict(raw.get("server") or {}), path), fh
+        yield (
+            Entry(
+                str(raw["kind"]),
+                str(raw["name"]),
+                dict(raw.get("server") or {}),
+                str(raw.get("restore_to") or ""),
+                path,
+            ),
+            fh,
+        )
 
 
 @dataclass(frozen=True)
@@ -145,28 +166,34 @@ class Reclaimed:
     detail: str = ""
 
 
-DropFn = Callable[[str, str, dict[str, str]], None]
+DropFn = Callable[[str, str, dict[str, str], str], str]
+_ORDER = {"dir": 0, "dir-aside": 1, "database": 2, "database-aside": 3, "role": 4}
 
 
 def reclaim(drop: DropFn | None) -> list[Reclaimed]:
-    """Remove every resource of a dead run; ``drop(kind, name, server)`` drops databases
-    and roles (``None``: they are reported and left recorded). Databases go before roles
-    (a role owning a database cannot be dropped)."""
+    """Remove every resource of a dead run; ``drop(kind, name, server, restore_to)``
+    drops databases and roles and puts back or drops a database moved aside, returning
+    what it did (``None``: they are reported and left recorded). Databases go before
+    roles (a role owning a database cannot be dropped); what a run made goes before what
+    it moved aside, so the name to put it back under is free."""
     out: list[Reclaimed] = []
     pending: list[tuple[Entry, IO[str]]] = sorted(
-        _abandoned(), key=lambda item: {"dir": 0, "database": 1, "role": 2}.get(item[0].kind, 3)
+        _abandoned(), key=lambda item: _ORDER.get(item[0].kind, 5)
     )
     for entry, fh in pending:
         try:
             if entry.kind == "dir":
                 _remove_tree(Path(entry.name))
                 out.append(Reclaimed("dir", entry.name, True))
+            elif entry.kind == "dir-aside":
+                detail = _put_back_tree(Path(entry.name), Path(entry.restore_to))
+                out.append(Reclaimed("dir", entry.name, True, detail))
             elif drop is None:
                 out.append(Reclaimed(entry.kind, entry.name, False, "no server to drop it on"))
                 continue
             else:
-                drop(entry.kind, entry.name, entry.server)
-                out.append(Reclaimed(entry.kind, entry.name, True))
+                detail = drop(entry.kind, entry.name, entry.server, entry.restore_to)
+                out.append(Reclaimed(entry.kind.removesuffix("-aside"), entry.name, True, detail))
         except Exception as exc:  # reported, kept for the next attempt
             out.append(Reclaimed(entry.kind, entry.name, False, str(exc).splitlines()[0]))
             continue
@@ -175,6 +202,20 @@ def reclaim(drop: DropFn | None) -> list[Reclaimed]:
         assert entry.path is not None
         entry.path.unlink(missing_ok=True)
     return out
+
+
+def _put_back_tree(aside: Path, restore_to: Path) -> str:
+    """A filestore moved aside by a restore that died: back in place if nothing took its
+    place (the restore did not finish), removed if the restored one did."""
+    if not _recognised(aside.name) or aside.parent != restore_to.parent:
+        raise ValueError(f"{aside} is not a plantops aside name next to {restore_to}: left alone")
+    if not aside.exists() and not aside.is_symlink():
+        return ""
+    if not restore_to.exists() and not restore_to.is_symlink():
+        aside.rename(restore_to)
+        return f"put back as {restore_to}"
+    _remove_tree(aside)
+    return ""
 
 
 def _remove_tree(path: Path) -> None:

@@ -67,7 +67,22 @@ ServerOpt = Annotated[
         help="PostgreSQL server to restore into, as a URL (default $PLANTOPS_RESTORE_DB_URL).",
     ),
 ]
-OutputOpt = Annotated[OutputFormat, typer.Option("--output", help="Output: text or json.")]
+# `--format` is the output format everywhere in the CLI; `--output` is its old spelling,
+# still accepted.
+OutputOpt = Annotated[
+    OutputFormat, typer.Option("--format", "--output", help="Output: text or json.")
+]
+
+
+class RunFormat(str, Enum):
+    """``backup run --format``: the output format; the archive formats are the option's
+    old meaning (now ``--archive-format``), accepted with a deprecation warning."""
+
+    text = "text"
+    json = "json"
+    odoo_zip = "odoo-zip"
+    native = "native"
+    dump = "dump"
 
 
 def _catalog(url: str | None) -> Catalog:
@@ -188,7 +203,9 @@ def run_cmd(
     store: Annotated[str | None, typer.Option("--store", help="Store URL or path.")] = None,
     fmt: Annotated[
         ArchiveFormat,
-        typer.Option("--format", help="Archive format: odoo-zip (Odoo's own), native or dump."),
+        typer.Option(
+            "--archive-format", help="Archive format: odoo-zip (Odoo's own), native or dump."
+        ),
     ] = ArchiveFormat.odoo_zip,
     key: KeyOpt = None,
     tier: Annotated[
@@ -208,9 +225,25 @@ def run_cmd(
         ),
     ] = False,
     state_db: StateDb = None,
-    output: OutputOpt = OutputFormat.text,
+    run_format: Annotated[
+        RunFormat,
+        typer.Option(
+            "--format",
+            "--output",
+            help="Output: text or json (odoo-zip, native, dump: deprecated spelling of"
+            " --archive-format).",
+        ),
+    ] = RunFormat.text,
 ) -> None:
     """Take a backup (``--fleet/--plant/--env`` or ``--db-url/--filestore``)."""
+    output = OutputFormat.json if run_format is RunFormat.json else OutputFormat.text
+    if run_format not in (RunFormat.text, RunFormat.json):
+        err.print(
+            f"warning: --format {run_format.value} is deprecated: the archive format is"
+            f" --archive-format {run_format.value} (--format is text or json)",
+            markup=False,
+        )
+        fmt = ArchiveFormat(run_format.value)
 
     def go() -> BackupRecord:
         from plantops.names import is_label
@@ -298,7 +331,7 @@ def run_cmd(
         for item in skipped[:50]:
             err.print(f"  skipped {item['path']}: {item['reason']}", markup=False)
         if len(skipped) > 50:
-            err.print(f"  … and {len(skipped) - 50} more (see --output json)", markup=False)
+            err.print(f"  … and {len(skipped) - 50} more (see --format json)", markup=False)
 
 
 @backup_app.command("import")
@@ -394,9 +427,7 @@ def import_cmd(
 def list_cmd(
     plant: Annotated[str | None, typer.Option("--plant", help="Only this plant.")] = None,
     env: Annotated[str | None, typer.Option("--env", help="Only this stage.")] = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--format", "--output", help="Output: text or json.")
-    ] = OutputFormat.text,
+    output: OutputOpt = OutputFormat.text,
     state_db: StateDb = None,
 ) -> None:
     """List backups in the catalog, newest first."""
@@ -566,6 +597,7 @@ def restore_cmd(
 @backup_app.command("cleanup")
 def cleanup_cmd(
     server: ServerOpt = None,
+    state_db: StateDb = None,
     output: OutputOpt = OutputFormat.text,
 ) -> None:
     """Reclaim what killed backup, verify and restore runs left behind.
@@ -573,14 +605,21 @@ def cleanup_cmd(
     Spool directories (plantops-dump-*, plantops-restore-*, plantops-verify-fs-*),
     scratch databases, half-built restores and restore roles: every one is recorded
     before it is made; those of runs that are no longer alive are removed. Databases
-    and roles need --server (or $PLANTOPS_RESTORE_DB_URL). Exit 1 when some remain.
+    and roles need --server (or $PLANTOPS_RESTORE_DB_URL). Backups whose run died are
+    marked abandoned in the state database and their objects deleted. Exit 1 when some
+    remain.
     """
 
     def go() -> list[Any]:
-        from plantops.backup.restore import reclaim_leftovers
+        from plantops.backup import service
 
         target = _server(server) if server or os.environ.get("PLANTOPS_RESTORE_DB_URL") else None
-        return reclaim_leftovers(target)
+        catalog = _catalog(state_db) if service.has_catalog(state_db) else None
+        try:
+            return service.cleanup(target, catalog)
+        finally:
+            if catalog is not None:
+                catalog.close()
 
     done = run_guarded(go)
     if output is OutputFormat.json:
@@ -857,9 +896,7 @@ def pitr_info_cmd(
     config: ConfigOpt,
     stanza: StanzaOpt = None,
     run_as: RunAsOpt = "postgres",
-    output: Annotated[
-        OutputFormat, typer.Option("--format", "--output", help="Output: text or json.")
-    ] = OutputFormat.text,
+    output: OutputOpt = OutputFormat.text,
 ) -> None:
     """List the stanza's backups (the earliest point you can recover to is the oldest's end)."""
     backups = run_guarded(lambda: _pgbackrest(config, stanza, run_as).backups())

@@ -356,6 +356,8 @@ HINTS = {
         "endpoint": "host:port, e.g. mes.plant.example:4840",
         "kubernetes_version": "a minor version such as 1.30",
         "domain": "a DNS domain such as erp.example.com",
+        "region": "a region name: lowercase letters, digits and '-', such as eu-central or"
+        " us-east-1 (one of the fleet's cluster regions)",
     },
 }
 
@@ -561,6 +563,7 @@ def _cross_checks(
     # plants
     codes: dict[str, Location] = {}
     plant_codes = {p.code for p, _, _ in plants}
+    fleet_regions = {c.region for c in fleet.clusters}
     for plant, src, path in plants:
         if path.stem != plant.code:
             add(
@@ -585,6 +588,14 @@ def _cross_checks(
                 fleet.environments[seen[e]].production for e in plant.environments if e in seen
             ):
                 add(at(src, "environments"), "a plant must run in the production environment")
+        if fleet_regions and plant.region not in fleet_regions:
+            close = difflib.get_close_matches(plant.region, sorted(fleet_regions), n=1)
+            add(
+                at(src, "region"),
+                f"unknown region {plant.region!r}: no cluster of fleet.yaml is in it",
+                (f"did you mean {close[0]!r}? " if close else "")
+                + f"one of: {', '.join(sorted(fleet_regions))} (the clusters' regions)",
+            )
         cl_name = plant.placement.cluster
         if plant.runtime == "vm":
             if cl_name is not None:

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 EXAMPLE := examples/acme-manufacturing
 OUT ?= out/acme-manufacturing
 # Debian packages the integration tests drive for real (only installed when missing).
-APT_PACKAGES := postgresql postgresql-contrib pgbackrest age zstd redis-server systemd prometheus prometheus-alertmanager prometheus-blackbox-exporter
+APT_PACKAGES := postgresql postgresql-contrib pgbackrest age zstd redis-server systemd prometheus prometheus-alertmanager prometheus-blackbox-exporter chromium
 
 .PHONY: run test lint typecheck imports unit system-deps venv golden bench clean
 

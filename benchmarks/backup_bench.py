@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from tests.fixtures.pgbackrest import local_pgbackrest_conf  # noqa: E402
 from tests.fixtures.postgres import (  # noqa: E402
     PgCluster,
     free_port,
@@ -41,12 +42,7 @@ from tests.fixtures.postgres import (  # noqa: E402
 )
 
 from plantops.backup.crypto import generate_identity  # noqa: E402
-from plantops.backup.pgbackrest import (  # noqa: E402
-    PgBackRest,
-    PgBackRestConfig,
-    archive_command,
-    render_config,
-)
+from plantops.backup.pgbackrest import PgBackRest, archive_command  # noqa: E402
 
 # Rows per scale 1.0 with ~wide rows: sized for ~2 GB on disk in total.
 TABLES = {
@@ -182,19 +178,13 @@ def main() -> None:
             shutil.chown(base / sub, "postgres", "postgres")
         port = free_port()
         conf = base / "pgbackrest.conf"
-        cfg = PgBackRestConfig(
-            stanza="bench",
-            pg_path=base / "data",
-            pg_port=port,
-            pg_socket_path=base / "sock",
-            repo_path=base / "repo",
-            spool_path=base / "spool",
-            log_path=base / "log",
-            lock_path=base / "lock",
-            process_max=2,
+        # The config plan renders for a VM plant, on a local repository, unencrypted (the
+        # benchmark compares plantops' own archive encryption); a generous archive
+        # timeout: the backlog of the bulk load is archived first.
+        text = local_pgbackrest_conf(
+            "bench", base, port, encrypted=False, extra=("archive-timeout=900",)
         )
-        # A generous archive timeout: the backlog of the bulk load is archived first.
-        conf.write_text(render_config(cfg).replace("[global]\n", "[global]\narchive-timeout=900\n"))
+        conf.write_text(text)
         shutil.chown(conf, "postgres", "postgres")
         cluster = start_cluster(
             base,

@@ -30,7 +30,7 @@ from plan_fleet import generate_fleet
 from plantops import services
 from plantops.plan import Deployment, build_plan
 from plantops.render import RenderContext
-from plantops.render.tree import render_deployment_full
+from plantops.render.assemble import render_deployment_full
 
 TODAY = dt.date(2026, 11, 22)
 

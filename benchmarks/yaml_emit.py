@@ -28,7 +28,7 @@ from typing import Any
 from plantops import services
 from plantops.plan import build_plan
 from plantops.render import RenderContext, yamlout
-from plantops.render.tree import render_deployment_full
+from plantops.render.assemble import render_deployment_full
 from plantops.render.yamlout import emit_yaml
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,6 +23,7 @@ def _isolated_validator_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["PLANTOPS_VALIDATOR_CACHE"] = str(tmp_path_factory.mktemp("validators"))
     os.environ["PLANTOPS_SPEC_CACHE"] = str(tmp_path_factory.mktemp("specs"))
     os.environ["PLANTOPS_TREE_CACHE"] = str(tmp_path_factory.mktemp("trees"))
+    os.environ["PLANTOPS_PLAN_CACHE"] = str(tmp_path_factory.mktemp("plans"))
     # The crash-leftover ledger of backup/verify/restore (backup.scratch), not the user's.
     os.environ["PLANTOPS_SCRATCH_LEDGER"] = str(tmp_path_factory.mktemp("scratch-ledger"))
 

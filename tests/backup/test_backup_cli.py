@@ -326,13 +326,13 @@ def test_fleet_mode_takes_tier_from_fleet_and_url_from_env(
 ) -> None:
     import datetime as dt
 
-    from plantops.backup.fleet import load_planned_fleet
-    from plantops.cli.backup import deployment_db_env
     from plantops.plan import build_plan
+    from plantops.services import open_fleet
+    from plantops.services.backup import deployment_db_env
 
     example = Path(__file__).resolve().parents[2] / "examples" / "acme-manufacturing"
     plant = "lyon-meddev"
-    fleet = load_planned_fleet(example, dt.date.today())
+    fleet = open_fleet(example, today=dt.datetime.now(dt.UTC).date()).fleet
     (dep,) = [
         d for d in build_plan(fleet, [plant]).for_plant(plant) if d.environment.name == "prod"
     ]
@@ -379,11 +379,12 @@ def test_fleet_mode_takes_tier_from_fleet_and_url_from_env(
 def test_fleet_targets_follow_the_plan() -> None:
     import datetime as dt
 
-    from plantops.backup.fleet import load_planned_fleet, target_for
+    from plantops.backup.fleet import target_for
     from plantops.plan import build_plan
+    from plantops.services import open_fleet
 
     example = Path(__file__).resolve().parents[2] / "examples" / "acme-manufacturing"
-    fleet = load_planned_fleet(example, dt.date.today())
+    fleet = open_fleet(example, today=dt.datetime.now(dt.UTC).date()).fleet
     plan = build_plan(fleet)
     for dep in plan.deployments:
         for tenant in dep.tenants:

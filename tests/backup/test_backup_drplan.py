@@ -11,11 +11,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from plantops.backup.drplan import DrPlan, plan_for_fleet, render_runbook
 from plantops.backup.retention import plan_retention
 from plantops.check.schema import SchemaValidator
 from plantops.cli.main import app
+from plantops.render.recovery import DrPlan, render_runbook
 from plantops.services import plan_fleet
+from plantops.services.backup import recovery_plan
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme-manufacturing"
 WHEN = dt.datetime(2025, 3, 1, 14, 5, tzinfo=dt.UTC)
@@ -40,7 +41,7 @@ def _objects(directory: Path, kind: str) -> list[dict[str, object]]:
 
 
 def _plan(plant: str, when: dt.datetime | None = WHEN) -> DrPlan:
-    return plan_for_fleet(EXAMPLE, plant, "prod", when)
+    return recovery_plan(EXAMPLE, plant, "prod", when)
 
 
 def test_names_match_the_rendered_tree_and_cluster_is_schema_valid(rendered: Path) -> None:

@@ -14,8 +14,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from plantops.backup.drplan import plan_for_fleet, render_runbook
 from plantops.cli.main import app
+from plantops.render.recovery import render_runbook
+from plantops.services.backup import recovery_plan
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme-manufacturing"
 WHEN = dt.datetime(2025, 3, 1, 14, 5, tzinfo=dt.UTC)
@@ -49,7 +50,7 @@ def parse(args: list[str]) -> tuple[Any, dict[str, Any]]:
 
 @pytest.mark.parametrize(("plant", "when"), CASES, ids=lambda v: str(v))
 def test_every_printed_plantops_command_parses(plant: str, when: dt.datetime | None) -> None:
-    commands = plantops_commands(render_runbook(plan_for_fleet(EXAMPLE, plant, "prod", when)))
+    commands = plantops_commands(render_runbook(recovery_plan(EXAMPLE, plant, "prod", when)))
     assert any(c[:2] == ["backup", "list"] for c in commands)
     for args in commands:
         parse(args)  # raises click.UsageError / BadParameter if the CLI rejects it
@@ -59,7 +60,7 @@ def test_every_printed_plantops_command_parses(plant: str, when: dt.datetime | N
 def test_vm_pitr_command_runs_as_printed_until_it_needs_the_config(
     when: dt.datetime | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runbook = render_runbook(plan_for_fleet(EXAMPLE, "leipzig-vm", "prod", when))
+    runbook = render_runbook(recovery_plan(EXAMPLE, "leipzig-vm", "prod", when))
     (pitr,) = [c for c in plantops_commands(runbook) if c[:3] == ["backup", "pitr", "restore"]]
     _cmd, params = parse(pitr)
     assert (params["target_time"] is None) == (when is None) == params["latest"]

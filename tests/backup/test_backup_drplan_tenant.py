@@ -14,10 +14,9 @@ import psycopg
 import pytest
 from tests.fixtures.postgres import PgCluster, pg_bindir, running_cluster
 
-from plantops.backup.drplan import (
+from plantops.render.recovery import (
     PAUSED_CRON_TABLE,
     DrPlan,
-    plan_for_fleet,
     restored_database,
     retired_database,
     tenant_create_sql,
@@ -28,6 +27,7 @@ from plantops.backup.drplan import (
     tenant_resume_cron_sql,
     tenant_swap_sql,
 )
+from plantops.services.backup import recovery_plan
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -85,7 +85,7 @@ def _tenant_cluster(cluster: PgCluster, plan: DrPlan, other: str) -> None:
 @pytest.fixture(scope="module")
 def clusters() -> Iterator[tuple[PgCluster, PgCluster]]:
     """Live and recovery clusters, each with the tenant group's roles and databases."""
-    plan = plan_for_fleet(EXAMPLE, "brno-components", "prod", WHEN)
+    plan = recovery_plan(EXAMPLE, "brno-components", "prod", WHEN)
     with running_cluster("plantops-live-") as live, running_cluster("plantops-rec-") as rec:
         for cluster in (live, rec):
             _tenant_cluster(cluster, plan, plan.shared_with[0])
@@ -96,7 +96,7 @@ def test_tenant_database_is_swapped_while_the_other_tenant_keeps_its_sessions(
     clusters: tuple[PgCluster, PgCluster],
 ) -> None:
     live, rec = clusters
-    plan = plan_for_fleet(EXAMPLE, "brno-components", "prod", WHEN)
+    plan = recovery_plan(EXAMPLE, "brno-components", "prod", WHEN)
     (other,) = plan.shared_with
     _odoo_like(live, plan.database, plan.owner, ["before-target", "after-target"])
     _odoo_like(rec, plan.database, plan.owner, ["before-target"])  # recovered to the target
@@ -182,7 +182,7 @@ def test_a_second_swap_under_taken_names_changes_nothing(
     """The swap is one transaction: if the retired name is taken (a second recovery to
     the same target), neither database is renamed."""
     live, _rec = clusters
-    plan = plan_for_fleet(EXAMPLE, "brno-components", "prod", WHEN)
+    plan = recovery_plan(EXAMPLE, "brno-components", "prod", WHEN)
     with live.connect() as conn:
         for db in (plan.database, retired_database(plan)):
             if not live.database_exists(db):

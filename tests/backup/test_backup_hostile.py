@@ -45,7 +45,7 @@ from plantops.backup.crypto import (
 )
 from plantops.backup.drplan import check_target_time
 from plantops.backup.errors import CorruptArchive, WrongKey
-from plantops.backup.fleet import BackupTarget, resolve_target, tier_encryption
+from plantops.backup.fleet import BackupTarget, tier_encryption
 from plantops.backup.pg import PgTarget
 from plantops.backup.policy import ADHOC_POLICY, DEFAULT_POLICIES, policy_for_tier
 from plantops.backup.stores import LocalStore, open_store
@@ -59,6 +59,7 @@ from plantops.names import (
     check_label,
     check_prefix,
 )
+from plantops.services.backup import open_target
 from plantops.spec.models import TierSpec
 from plantops.store import open_catalog
 
@@ -629,7 +630,7 @@ def test_dr_plan_target_time_outside_the_recoverable_window(
 
 @functools.cache
 def _porto() -> BackupTarget:
-    return resolve_target(EXAMPLE, "porto-plastics", "prod")
+    return open_target(EXAMPLE, "porto-plastics", "prod")
 
 
 @given(st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2999, 1, 1)))
@@ -731,9 +732,11 @@ def test_real_backup_of_a_hostile_filestore(
 
 
 def test_fleet_tiers_carry_their_encryption_rule_into_the_backup_policy() -> None:
-    from plantops.backup.fleet import load_planned_fleet, target_for
+    from plantops.backup.fleet import target_for
+    from plantops.services import open_fleet
+    from plantops.services.backup import utc_today
 
-    fleet = load_planned_fleet(EXAMPLE)
+    fleet = open_fleet(EXAMPLE, today=utc_today()).fleet
     seen = set()
     for plant in fleet.plants:
         target = target_for(fleet, plant.code, "prod")

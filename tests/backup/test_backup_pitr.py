@@ -8,30 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.fixtures.pgbackrest import local_pgbackrest_conf
 from tests.fixtures.postgres import free_port, make_shared_dir, start_cluster
 from typer.testing import CliRunner
 
-from plantops.backup.pgbackrest import PgBackRestConfig, archive_command, render_config
+from plantops.backup.pgbackrest import archive_command
 from plantops.cli.main import app
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
-
-def test_render_config_s3_and_cipher_reference() -> None:
-    from plantops.backup.pgbackrest import S3Repo
-
-    cfg = PgBackRestConfig(
-        stanza="leipzig-prod",
-        pg_path=Path("/var/lib/postgresql/15/main"),
-        s3=S3Repo("acme-pgbackrest", "s3.eu-central-1.amazonaws.com", "eu-central-1"),
-        cipher_pass_ref="env:PGBR_CIPHER",
-    )
-    text = render_config(cfg)
-    assert "repo1-type=s3" in text and "compress-type=zst" in text
-    assert "repo1-cipher-type=aes-256-cbc" in text
-    assert "repo1-cipher-pass=" not in text  # only the reference, never the secret
-    assert "archive-async=y" in text and "[leipzig-prod]" in text
-    assert "repo1-cipher-pass=s3cret" in render_config(cfg, cipher_pass="s3cret")
 
 
 def _cli(*args: str) -> tuple[int, str]:
@@ -54,20 +38,10 @@ def test_pitr_cli_recovers_to_target_time(monkeypatch: pytest.MonkeyPatch) -> No
             (base / sub).mkdir()
             shutil.chown(base / sub, "postgres", "postgres")
         port = free_port()
-        cfg = PgBackRestConfig(
-            stanza="pitr",
-            pg_path=base / "data",
-            pg_port=port,
-            pg_socket_path=base / "sock",
-            repo_path=base / "repo",
-            spool_path=base / "spool",
-            log_path=base / "log",
-            lock_path=base / "lock",
-            process_max=2,
-            cipher_pass_ref="env:PGBACKREST_REPO1_CIPHER_PASS",
-        )
         conf_file = base / "pgbackrest.conf"
-        conf_file.write_text(render_config(cfg))  # no passphrase in the file
+        # The config plan renders for a VM plant, on a local repository: no passphrase
+        # in the file (it comes from PGBACKREST_REPO1_CIPHER_PASS).
+        conf_file.write_text(local_pgbackrest_conf("pitr", base, port))
         assert "test-cipher-pass" not in conf_file.read_text()
         shutil.chown(conf_file, "postgres", "postgres")
         conf = str(conf_file)

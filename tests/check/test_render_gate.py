@@ -15,7 +15,7 @@ from plantops import services
 from plantops.check.schema import SchemaFinding
 from plantops.cli.main import app
 from plantops.render import RenderContext
-from plantops.render.tree import RenderedDeployment
+from plantops.render.assemble import RenderedDeployment
 
 real_render = services.render_deployment_full
 

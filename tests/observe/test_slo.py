@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 import yaml
 
-from plantops.observe.slo import WINDOWS, backup_fresh_rule, slo_rule_groups, traefik_buckets
+from plantops.observe.backupfacts import verify_objective_seconds
+from plantops.observe.slo import (
+    WINDOWS,
+    backup_fresh_rule,
+    restore_stale_alert,
+    restore_verified_rule,
+    slo_rule_groups,
+    traefik_buckets,
+)
 from plantops.plan import Deployment
 from plantops.render.kubernetes.common import HTTP_PORT
 from plantops.render.kubernetes.monitoring import TRAEFIK_PROVIDER
@@ -44,12 +52,21 @@ def _service(dep: Deployment) -> str:
 def _healthy_backups(dep: Deployment, samples: int) -> list[dict[str, str]]:
     """A recent backup throughout, so only the SLO under test can burn."""
     sel = f'namespace="{dep.namespace}",pod="{dep.unit}-pg-1"'
+    restores = [
+        {
+            "series": "plantops_backup_newest_verified_age_seconds"
+            f'{{plant="{t.plant}",environment="{dep.environment.name}",job="plantops"}}',
+            "values": f"3600x{samples}",
+        }
+        for t in dep.tenants
+    ]
     if dep.tier_spec.backup.pitr:
         return [
             {
                 "series": f"cnpg_pg_stat_archiver_seconds_since_last_archival{{{sel}}}",
                 "values": f"30x{samples}",
-            }
+            },
+            *restores,
         ]
     raise AssertionError("these tests use PITR tiers")
 
@@ -284,3 +301,88 @@ def test_only_production_pages(example: Rendered) -> None:
             r["labels"]["severity"] for r in slo_rule_groups(dep)[0]["rules"] if "alert" in r
         }
         assert severities == ({"critical", "warning"} if dep.production else {"warning"})
+
+
+def test_restore_verification_freshness_needs_every_plant_verified_within_the_objective(
+    example: Rendered, tmp_path: Path
+) -> None:
+    """The SLI reads the exporter's newest-verified age: fresh while every plant of the
+    deployment is within the objective, stale once one ages past it or has no series; the
+    stale alert follows 15 minutes later."""
+    dep = _dep(example, "shared-eu-subsidiaries-prod")  # two plants, verify weekly
+    plants = sorted(t.plant for t in dep.tenants)
+    assert len(plants) == 2
+    objective = verify_objective_seconds(dep)
+    # standard tier: base backup every 240 min (its RPO, no PITR) + 480 min RTO + a week
+    assert (dep.tier_spec.backup.rpo_minutes, dep.tier_spec.backup.rto_minutes) == (240, 480)
+    assert objective == (240 + 480) * 60 + 7 * 86400
+    rule = restore_verified_rule(dep)
+    exp = dict(rule["labels"])
+    name = "plantops:restore_verified_fresh:bool"
+    start = objective - 30 * 60  # 30 minutes from stale at t=0, ageing 60 s a minute
+    env = dep.environment.name
+    series = [
+        {
+            "series": f'plantops_backup_newest_verified_age_seconds{{plant="{plants[0]}",'
+            f'environment="{env}",job="plantops"}}',
+            "values": f"{start}+60x90",
+        },
+        {
+            "series": f'plantops_backup_newest_verified_age_seconds{{plant="{plants[1]}",'
+            f'environment="{env}",job="plantops"}}',
+            "values": "3600x90",
+        },
+    ]
+
+    def sample(at: str, value: int) -> dict[str, Any]:
+        return {
+            "expr": name,
+            "eval_time": at,
+            "exp_samples": [{"labels": _labels_str(name, exp), "value": value}],
+        }
+
+    alert_labels = {**exp, "severity": "warning"}
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": series,
+            "promql_expr_test": [sample("29m", 1), sample("31m", 0)],
+            "alert_rule_test": [
+                {
+                    "eval_time": "40m",
+                    "alertname": "PlantopsRestoreVerificationStale",
+                    "exp_alerts": [],
+                },
+                {
+                    "eval_time": "50m",
+                    "alertname": "PlantopsRestoreVerificationStale",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": alert_labels,
+                            "exp_annotations": restore_stale_alert(dep)["annotations"],
+                        }
+                    ],
+                },
+            ],
+        },
+        {
+            # only one of the two plants was ever verified: stale
+            "interval": "1m",
+            "input_series": series[1:],
+            "promql_expr_test": [sample("5m", 0)],
+        },
+    ]
+    _run_expr_tests(tmp_path, dep, tests)
+
+
+def _run_expr_tests(tmp_path: Path, dep: Deployment, tests: list[dict[str, Any]]) -> None:
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": slo_rule_groups(dep)}))
+    doc = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": tests}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = subprocess.run(
+        [tool("promtool", "prometheus"), "test", "rules", str(tmp_path / "test.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -21,9 +21,9 @@ import pytest
 import yaml
 from psycopg import sql
 
+from plantops.check.compose import validate_compose
 from plantops.plan import Deployment
 from plantops.render.compose.stack import render_compose
-from plantops.render.compose.validate import validate_compose
 from plantops.render.kubernetes.common import ODOO_IDS
 from plantops.render.kubernetes.odoo import render_db_init_jobs, render_odoo_web
 from tests.fixtures.postgres import PgCluster, running_cluster

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from plantops.check.compose import validate_compose
 from plantops.check.schema import SchemaValidator
 from plantops.render import render_deployment_full, standard_labels
-from plantops.render.compose import validate_compose
 from tests.render.conftest import Rendered
 
 SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|ACCESS_KEY)", re.IGNORECASE)

@@ -6,21 +6,19 @@ plant, or — for plants sharing a deployment (shared-multitenant) — the most 
 tier of that deployment, because its database cluster and its backups are shared. An
 explicit ``tier`` (command line) overrides it and says so in the reason.
 
-Pure apart from reading the fleet files it is given; must never import ``services``
-(a layer above) — it composes ``spec``, ``model`` and ``plan`` directly.
+Pure: it takes the fleet as built (the use cases load it once, through
+``services.open_fleet``, with its parse cache and the UTC date); must never import
+``services`` (a layer above).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
 from plantops.backup.policy import ENCRYPTED_BY_DEFAULT, BackupPolicy, Encryption
 from plantops.errors import UserError
-from plantops.model import Fleet, build_fleet
+from plantops.model import Fleet
 from plantops.plan import Deployment, build_plan
-from plantops.spec.loader import load_fleet
 from plantops.spec.models import TierSpec
 
 
@@ -70,11 +68,6 @@ def policy_from_tier(name: str, tier: TierSpec) -> BackupPolicy:
     )
 
 
-def load_planned_fleet(root: Path, today: dt.date | None = None) -> Fleet:
-    today = today or dt.date.today()
-    return build_fleet(load_fleet(root, today=today), today=today)
-
-
 def find_deployment(fleet: Fleet, plant_code: str, env: str) -> Deployment:
     """The planned deployment serving ``plant_code`` in ``env`` (UserError if none)."""
     codes = sorted(p.code for p in fleet.plants)
@@ -118,10 +111,3 @@ def target_for(fleet: Fleet, plant_code: str, env: str, tier: str | None = None)
         tier_reason=reason,
         policy=policy_from_tier(tier, fleet.tier(tier)),
     )
-
-
-def resolve_target(
-    root: Path, plant_code: str, env: str, tier: str | None = None, today: dt.date | None = None
-) -> BackupTarget:
-    """Load, classify and plan the fleet at ``root``; return ``plant_code`` × ``env``."""
-    return target_for(load_planned_fleet(root, today), plant_code, env, tier)

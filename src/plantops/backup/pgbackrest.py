@@ -1,9 +1,10 @@
-"""pgBackRest for VM plants: render the configuration (pure) and drive the commands.
+"""pgBackRest for VM plants: drive the commands against a configuration.
 
-Repository on disk (posix) or S3; zstd compression; aes-256-cbc encryption whose
-passphrase is read from a secret reference (an environment variable or a file) at
-run time, never stored in the fleet. ``restore`` writes ``restore_command`` only
-from the options on its own command line, so every command gets ``--config``.
+The configuration is the one ``plantops plan`` renders (``render.compose.stack``
+``render_pgbackrest_conf``; :func:`fleet_config` returns it for a plant): S3 repository,
+zstd, aes-256-cbc with the passphrase from the environment at run time, never in the
+file. ``restore`` writes ``restore_command`` only from the options on its own command
+line, so every command gets ``--config``.
 """
 
 from __future__ import annotations
@@ -21,102 +22,10 @@ from typing import TYPE_CHECKING, Any
 from plantops.backup.errors import DatabaseError, TargetExists
 from plantops.backup.pg import tool_error
 from plantops.errors import UserError
+from plantops.render.compose.systemd import BACKUP_TYPES
 
 if TYPE_CHECKING:
     from plantops.backup.fleet import BackupTarget
-
-BACKUP_TYPES = ("full", "diff", "incr")
-
-
-@dataclass(frozen=True)
-class S3Repo:
-    bucket: str
-    endpoint: str
-    region: str
-    path: str = "/pgbackrest"
-    uri_style: str = "path"
-
-
-@dataclass(frozen=True)
-class PgBackRestConfig:
-    stanza: str
-    pg_path: Path
-    pg_port: int = 5432
-    pg_socket_path: Path | None = None
-    repo_path: Path | None = None  # posix repository
-    s3: S3Repo | None = None
-    retention_full: int = 2
-    retention_diff: int = 6
-    process_max: int = 2
-    cipher_pass_ref: str | None = None  # "env:NAME" or "file:/path"
-    archive_async: bool = True
-    spool_path: Path | None = None
-    log_path: Path | None = None
-    lock_path: Path | None = None
-    compress_type: str = "zst"
-    compress_level: int = 3
-
-
-def resolve_secret(ref: str) -> str:
-    """Value of a secret reference: ``env:NAME`` or ``file:/path``."""
-    kind, _, where = ref.partition(":")
-    if kind == "env":
-        value = os.environ.get(where)
-        if not value:
-            raise UserError(f"secret reference {ref}: environment variable {where} is not set")
-        return value
-    if kind == "file":
-        try:
-            return Path(where).read_text().strip()
-        except OSError as exc:
-            raise UserError(f"secret reference {ref}: {exc.strerror}") from exc
-    raise UserError(f"secret reference {ref!r}: use env:NAME or file:/path")
-
-
-def render_config(cfg: PgBackRestConfig, cipher_pass: str | None = None) -> str:
-    """The pgbackrest.conf text; ``cipher_pass`` is filled in at run time only."""
-    if (cfg.repo_path is None) == (cfg.s3 is None):
-        raise UserError("pgBackRest needs exactly one repository: a path or S3")
-    lines = ["[global]"]
-    if cfg.s3 is not None:
-        lines += [
-            "repo1-type=s3",
-            f"repo1-path={cfg.s3.path}",
-            f"repo1-s3-bucket={cfg.s3.bucket}",
-            f"repo1-s3-endpoint={cfg.s3.endpoint}",
-            f"repo1-s3-region={cfg.s3.region}",
-            f"repo1-s3-uri-style={cfg.s3.uri_style}",
-            "repo1-s3-key-type=shared",
-        ]
-    else:
-        lines += ["repo1-type=posix", f"repo1-path={cfg.repo_path}"]
-    lines += [
-        f"repo1-retention-full={cfg.retention_full}",
-        f"repo1-retention-diff={cfg.retention_diff}",
-        f"compress-type={cfg.compress_type}",
-        f"compress-level={cfg.compress_level}",
-        f"process-max={cfg.process_max}",
-        "start-fast=y",
-        "log-level-console=warn",
-        "log-level-file=info",
-    ]
-    if cfg.cipher_pass_ref is not None:
-        lines.append("repo1-cipher-type=aes-256-cbc")
-        if cipher_pass is not None:
-            lines.append(f"repo1-cipher-pass={cipher_pass}")
-        else:
-            lines.append(f"# repo1-cipher-pass from {cfg.cipher_pass_ref} at run time")
-    if cfg.archive_async:
-        lines.append("archive-async=y")
-        lines.append(f"spool-path={cfg.spool_path or '/var/spool/pgbackrest'}")
-    if cfg.log_path is not None:
-        lines.append(f"log-path={cfg.log_path}")
-    if cfg.lock_path is not None:
-        lines.append(f"lock-path={cfg.lock_path}")
-    lines += ["", f"[{cfg.stanza}]", f"pg1-path={cfg.pg_path}", f"pg1-port={cfg.pg_port}"]
-    if cfg.pg_socket_path is not None:
-        lines.append(f"pg1-socket-path={cfg.pg_socket_path}")
-    return "\n".join(lines) + "\n"
 
 
 def format_target_time(when: dt.datetime) -> str:

@@ -40,18 +40,6 @@ class PruneResult:
     dry_run: bool
 
 
-def has_catalog(url: str | None) -> bool:
-    """A state database to clean: one named, or the default one if it exists (cleanup
-    never creates one)."""
-    import os
-
-    from plantops.store.catalog import DEFAULT_DB_URL
-
-    if url or os.environ.get("PLANTOPS_DB"):
-        return True
-    return Path(DEFAULT_DB_URL.removeprefix("sqlite:///")).is_file()
-
-
 def cleanup(
     server: PgTarget | None,
     catalog: Catalog | None,

@@ -6,27 +6,22 @@ Exit codes: 0 ok · 1 verification failed · 2 bad input · 3 database/storage/k
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from plantops.cli.console import err, fail, out, run_guarded
 from plantops.errors import EXIT_FINDINGS, UserError
+from plantops.services import backup as use
 
-# Heavy modules (SQLAlchemy/Alembic via the catalog, boto3, pyrage, zstandard, psycopg)
-# are imported inside the commands: `plantops plan` must not pay for them at start-up.
+# Every decision is the use case's (plantops.services.backup); this module parses the
+# options, calls one use case and prints. Heavy modules stay out of `plantops plan`'s
+# start-up: the use cases import them when they run.
 if TYPE_CHECKING:
-    from plantops.backup import service
-    from plantops.backup.pg import PgTarget
-    from plantops.backup.policy import BackupPolicy
-    from plantops.backup.restore import RestoreResult
-    from plantops.backup.verify import VerificationResult
-    from plantops.store import BackupRecord, Catalog
+    from plantops.services.backup import VerificationResult
 
 backup_app = typer.Typer(help="Back up Odoo databases and filestores, and prove they restore.")
 dr_app = typer.Typer(help="Disaster recovery: point-in-time recovery plans and runbooks.")
@@ -83,103 +78,6 @@ class RunFormat(str, Enum):
     odoo_zip = "odoo-zip"
     native = "native"
     dump = "dump"
-
-
-def _catalog(url: str | None) -> Catalog:
-    from plantops.store import open_catalog
-
-    return open_catalog(url)
-
-
-def deployment_db_env(plant: str, env: str) -> str:
-    """``PLANTOPS_DB_URL_<PLANT>_<ENV>``: where fleet mode finds a deployment's database."""
-    norm = f"{plant}_{env}".upper().replace("-", "_").replace(".", "_")
-    return f"PLANTOPS_DB_URL_{norm}"
-
-
-def _no_password_in_argv(url: str | None, option: str) -> None:
-    """A password on the command line is readable by every local user (``ps``)."""
-    from plantops.backup.pg import url_has_password
-
-    if url and url_has_password(url):
-        raise UserError(
-            f"{option} carries a password, which every local user can read with `ps`:"
-            " drop it from the URL and use libpq's password file (~/.pgpass or $PGPASSFILE),"
-            " a service (service=NAME in ~/.pg_service.conf), or the environment variable"
-            " instead"
-        )
-
-
-PG_SCHEMES = ("postgresql", "postgres")
-
-
-def check_pg_url(url: str, option: str) -> str:
-    """A PostgreSQL URL or libpq ``key=value`` string; any other scheme is named as such
-    (libpq would call ``mysql://…`` a syntax error)."""
-    scheme, sep, _ = url.partition("://")
-    if sep and scheme.lower() not in PG_SCHEMES:
-        shown = scheme if len(scheme) <= 20 else scheme[:20] + "…"
-        raise UserError(
-            f"{option}: URL scheme {shown!r} is not supported; plantops backs up PostgreSQL:"
-            " use postgresql://USER@HOST:PORT/DBNAME (or postgres://, or libpq"
-            " 'host=… dbname=…')"
-        )
-    return url
-
-
-def _server(url: str | None) -> PgTarget:
-    from plantops.backup.pg import PgTarget
-
-    _no_password_in_argv(url, "--server")
-    url = url or os.environ.get("PLANTOPS_RESTORE_DB_URL")
-    if not url:
-        raise UserError("no PostgreSQL server to restore into: pass --server URL")
-    return PgTarget.from_url(check_pg_url(url, "--server"), default_db="postgres")
-
-
-def _labels(plant: str | None, env: str | None) -> None:
-    from plantops.names import check_label
-
-    if plant is not None:
-        check_label(plant, "--plant")
-    if env is not None:
-        check_label(env, "--env")
-
-
-def _record_dict(b: BackupRecord) -> dict[str, Any]:
-    last = b.last_verification
-    return {
-        "id": b.id,
-        "plant": b.plant,
-        "env": b.env,
-        "tier": b.tier,
-        "policy": b.policy or None,
-        "format": b.format,
-        "status": b.status,
-        "started_at": b.started_at.isoformat(),
-        "finished_at": b.finished_at.isoformat() if b.finished_at else None,
-        "size_bytes": b.size_bytes,
-        "store": b.store_url,
-        "location": b.location,
-        "key_id": b.key_id,
-        "db_name": b.db_name,
-        "pg_version": b.pg_version,
-        "odoo_version": b.odoo_version,
-        "source": b.source,
-        "origin": b.origin or None,
-        "objects": [
-            {"name": o.name, "size_bytes": o.size_bytes, "sha256": o.sha256} for o in b.objects
-        ],
-        "verification": None
-        if last is None
-        else {
-            "status": last.status,
-            "at": last.started_at.isoformat(),
-            "rto_seconds": last.rto_seconds,
-            "rpo_seconds": last.rpo_seconds,
-        },
-        "error": b.error or None,
-    }
 
 
 def _size(n: int) -> str:
@@ -245,74 +143,23 @@ def run_cmd(
         )
         fmt = ArchiveFormat(run_format.value)
 
-    def go() -> BackupRecord:
-        from plantops.names import is_label
-
-        _labels(plant, env)
-        if db_url is not None:
-            check_pg_url(db_url, "--db-url")
-        from plantops.backup.archive import BackupRequest, reap_abandoned, run_backup
-        from plantops.backup.crypto import load_key
-        from plantops.backup.pg import PgTarget
-        from plantops.backup.policy import ADHOC_POLICY, policy_for_tier
-        from plantops.backup.stores import default_store_url, open_store
-
-        _no_password_in_argv(db_url, "--db-url")
-        policy: BackupPolicy
-        if fleet is not None:
-            if not plant or not env:
-                raise UserError("--fleet needs --plant and --env")
-            from plantops.backup.fleet import resolve_target
-
-            policy = resolve_target(fleet, plant, env, tier).policy
-            url = db_url or os.environ.get(deployment_db_env(plant, env))
-            if not url:
-                raise UserError(
-                    f"no database URL for {plant}/{env}: pass --db-url or set"
-                    f" ${deployment_db_env(plant, env)}"
-                )
-            plant_name, env_name = plant, env
-        else:
-            if not db_url:
-                raise UserError(
-                    "pass --db-url URL (and --filestore PATH), or --fleet/--plant/--env"
-                )
-            url = db_url
-            policy = policy_for_tier(tier) if tier else ADHOC_POLICY
-            target0 = PgTarget.from_url(url)
-            if plant is None and not is_label(target0.dbname):
-                raise UserError(
-                    f"database name {target0.dbname!r} cannot serve as the plant name (it"
-                    " becomes a folder of the store): pass --plant CODE"
-                )
-            plant_name, env_name = plant or target0.dbname, env or "adhoc"
-        check_pg_url(
-            url, f"${deployment_db_env(plant_name, env_name)}" if not db_url else "--db-url"
-        )
-        keys = load_key(key)
-        catalog = _catalog(state_db)
-        try:
-            reap_abandoned(catalog, open_store)
-            from plantops.backup.scratch import reclaim
-
-            reclaim(None)  # spool directories of killed runs (databases: verify/cleanup)
-            req = BackupRequest(
-                db=PgTarget.from_url(url),
-                filestore=filestore,
-                plant=plant_name,
-                env=env_name,
-                policy=policy,
-                fmt=fmt.value,
-                jobs=jobs,
-                allow_non_odoo=allow_non_odoo,
-            )
-            return run_backup(req, catalog, open_store(store or default_store_url()), keys)
-        finally:
-            catalog.close()
-
-    rec = run_guarded(go)
+    rec = run_guarded(
+        use.take_backup,
+        fleet=fleet,
+        plant=plant,
+        env=env,
+        db_url=db_url,
+        filestore=filestore,
+        store=store,
+        fmt=fmt.value,
+        key=key,
+        tier=tier,
+        jobs=jobs,
+        allow_non_odoo=allow_non_odoo,
+        state_db=state_db,
+    )
     if output is OutputFormat.json:
-        out.print_json(json.dumps(_record_dict(rec)))
+        out.print_json(json.dumps(use.record_as_dict(rec)))
     else:
         out.print(
             f"backup {rec.id} complete: {rec.plant}/{rec.env} {rec.format}"
@@ -365,50 +212,22 @@ def import_cmd(
 ) -> None:
     """Check an Odoo database-manager zip and catalogue it as a backup (exit 2 if refused)."""
 
-    def go() -> Any:
-        from plantops.backup.archive import reap_abandoned
-        from plantops.backup.crypto import load_key
-        from plantops.backup.importer import ImportLimits, ImportRequest, import_backup
-        from plantops.backup.policy import ADHOC_POLICY, policy_for_tier
-        from plantops.backup.stores import default_store_url, open_store
-
-        series: str | None = None
-        target = ""
-        if fleet is not None:
-            if not plant or not env:
-                raise UserError("--fleet needs --plant and --env")
-            from plantops.backup.fleet import resolve_target
-
-            resolved = resolve_target(fleet, plant, env, tier)
-            policy = resolved.policy
-            series = resolved.deployment.series
-            target = f"{plant}/{env}"
-        else:
-            policy = policy_for_tier(tier) if tier else ADHOC_POLICY
-        limits = ImportLimits(
-            max_members=max_members, max_uncompressed_bytes=max_uncompressed_gib * 1024**3
-        )
-        keys = load_key(key)
-        catalog = _catalog(state_db)
-        try:
-            reap_abandoned(catalog, open_store)
-            req = ImportRequest(
-                path=file,
-                plant=plant,
-                env=env,
-                policy=policy,
-                series=series,
-                target=target,
-                limits=limits,
-            )
-            return import_backup(req, catalog, open_store(store or default_store_url()), keys)
-        finally:
-            catalog.close()
-
-    res = run_guarded(go)
+    res = run_guarded(
+        use.import_zip,
+        file,
+        fleet=fleet,
+        plant=plant,
+        env=env,
+        store=store,
+        key=key,
+        tier=tier,
+        max_uncompressed_gib=max_uncompressed_gib,
+        max_members=max_members,
+        state_db=state_db,
+    )
     rec = res.record
     if output is OutputFormat.json:
-        out.print_json(json.dumps({**_record_dict(rec), "notes": res.notes}))
+        out.print_json(json.dumps({**use.record_as_dict(rec), "notes": res.notes}))
         return
     m = rec.manifest
     out.print(
@@ -432,17 +251,9 @@ def list_cmd(
 ) -> None:
     """List backups in the catalog, newest first."""
 
-    def go() -> list[BackupRecord]:
-        _labels(plant, env)
-        catalog = _catalog(state_db)
-        try:
-            return catalog.list_backups(plant=plant, env=env)
-        finally:
-            catalog.close()
-
-    backups = run_guarded(go)
+    backups = run_guarded(use.list_backups, plant, env, state_db)
     if output is OutputFormat.json:
-        out.print_json(json.dumps([_record_dict(b) for b in backups]))
+        out.print_json(json.dumps([use.record_as_dict(b) for b in backups]))
         return
     if not backups:
         out.print("no backups")
@@ -498,25 +309,9 @@ def verify_cmd(
     if (backup_id is None) == (not due):
         raise fail(UserError("pass a backup ID or --due (not both)"))
 
-    def go() -> list[VerificationResult]:
-        from plantops.backup import service
-        from plantops.backup.crypto import load_key
-        from plantops.names import check_backup_id
-
-        if backup_id is not None:
-            check_backup_id(backup_id, "BACKUP_ID")
-        keys = load_key(key)
-        target = _server(server)
-        catalog = _catalog(state_db)
-        try:
-            if due:
-                return service.verify_due(catalog, target, keys, jobs=jobs)
-            assert backup_id is not None
-            return [service.verify(catalog, backup_id, target, keys, jobs=jobs)]
-        finally:
-            catalog.close()
-
-    results = run_guarded(go)
+    results = run_guarded(
+        use.verify_backups, backup_id, due=due, server=server, key=key, jobs=jobs, state_db=state_db
+    )
     if output is OutputFormat.json:
         out.print_json(json.dumps([r.as_dict() for r in results]))
     else:
@@ -556,35 +351,19 @@ def restore_cmd(
     The dump is loaded by a throwaway role without privileges, then handed to --owner.
     """
 
-    def go() -> RestoreResult:
-        from plantops.backup import service
-        from plantops.backup.crypto import load_key
-        from plantops.names import check_backup_id, check_database
-
-        check_backup_id(backup_id, "BACKUP_ID")
-        check_database(to_db, "--to-db")
-        if filestore is not None:
-            _check_restore_filestore(filestore)
-        keys = load_key(key)
-        target = _server(server)
-        catalog = _catalog(state_db)
-        try:
-            return service.restore(
-                catalog,
-                backup_id,
-                target,
-                to_db,
-                filestore,
-                keys,
-                neutralize=neutralize,
-                force=force,
-                jobs=jobs,
-                owner=owner,
-            )
-        finally:
-            catalog.close()
-
-    res = run_guarded(go)
+    res = run_guarded(
+        use.restore_backup,
+        backup_id,
+        to_db=to_db,
+        filestore=filestore,
+        neutralize=neutralize,
+        force=force,
+        server=server,
+        key=key,
+        jobs=jobs,
+        state_db=state_db,
+        owner=owner,
+    )
     out.print(
         f"restored backup {res.backup_id} into database {res.database}"
         f"{' and filestore ' + res.filestore if res.filestore else ''}"
@@ -610,22 +389,9 @@ def cleanup_cmd(
     remain.
     """
 
-    def go() -> list[Any]:
-        from plantops.backup import service
-
-        target = _server(server) if server or os.environ.get("PLANTOPS_RESTORE_DB_URL") else None
-        catalog = _catalog(state_db) if service.has_catalog(state_db) else None
-        try:
-            return service.cleanup(target, catalog)
-        finally:
-            if catalog is not None:
-                catalog.close()
-
-    done = run_guarded(go)
+    done = run_guarded(use.cleanup, server, state_db)
     if output is OutputFormat.json:
-        from plantops.backup.scratch import describe
-
-        out.print_json(json.dumps(describe(done)))
+        out.print_json(json.dumps(use.reclaimed_as_dicts(done)))
     elif not done:
         out.print("nothing to reclaim")
     for r in done if output is OutputFormat.text else ():
@@ -633,28 +399,6 @@ def cleanup_cmd(
         out.print(f"  {r.kind:8} {r.name}: {state}", markup=False)
     if not all(r.done for r in done):
         raise typer.Exit(EXIT_FINDINGS)
-
-
-def _check_restore_filestore(path: Path) -> None:
-    """``--filestore`` must be a directory to create or (with --force) replace, never a
-    file; its parent must exist (an error here is bad input, not a storage failure)."""
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
-        import stat
-
-        from plantops.inputs import file_kind
-
-        mode = path.lstat().st_mode
-        what = (
-            "a symbolic link"
-            if stat.S_ISLNK(mode)
-            else "a regular file"
-            if stat.S_ISREG(mode)
-            else file_kind(mode)
-        )
-        raise UserError(f"--filestore {path} is {what}; name a directory (new, or with --force)")
-    parent = path.absolute().parent
-    if not parent.is_dir():
-        raise UserError(f"--filestore {path}: folder {parent} does not exist; create it first")
 
 
 @backup_app.command("prune")
@@ -667,36 +411,9 @@ def prune_cmd(
 ) -> None:
     """Delete backups beyond the tier's grandfather-father-son retention."""
 
-    def go() -> service.PruneResult:
-        from plantops.backup import service
-
-        _labels(plant, env)
-        catalog = _catalog(state_db)
-        try:
-            return service.prune(catalog, dry_run=dry_run, plant=plant, env=env)
-        finally:
-            catalog.close()
-
-    res = run_guarded(go)
+    res = run_guarded(use.prune, dry_run=dry_run, plant=plant, env=env, state_db=state_db)
     if output is OutputFormat.json:
-        out.print_json(
-            json.dumps(
-                {
-                    "dry_run": res.dry_run,
-                    "deleted": res.deleted,
-                    "decisions": [
-                        {
-                            "id": d.backup_id,
-                            "plant": d.plant,
-                            "env": d.env,
-                            "keep": d.keep,
-                            "reasons": list(d.reasons),
-                        }
-                        for d in res.decisions
-                    ],
-                }
-            )
-        )
+        out.print_json(json.dumps(use.prune_as_dict(res)))
         return
     verb = "would delete" if res.dry_run else "deleted"
     for d in res.decisions:
@@ -723,47 +440,16 @@ def plan_cmd(
 ) -> None:
     """Write a recovery runbook and the CloudNativePG recovery Cluster manifest."""
 
-    def go() -> list[Path]:
-        from plantops.backup.drplan import plan_for_fleet, write_plan
-
-        when = _parse_time(target_time) if target_time else None
-        _check_out_dir(out_dir)
-        plan = plan_for_fleet(fleet, plant, env, when, tier, now=dt.datetime.now(dt.UTC))
-        return write_plan(plan, out_dir)
-
-    for path in run_guarded(go):
+    for path in run_guarded(
+        use.dr_plan,
+        fleet,
+        plant=plant,
+        env=env,
+        target_time=target_time,
+        out_dir=out_dir,
+        tier=tier,
+    ):
         out.print(f"wrote {path}")
-
-
-def _check_out_dir(path: Path) -> None:
-    """``--out`` is a directory: an existing one, or a new one in an existing folder."""
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--out {path} exists and is not a directory; name a directory")
-    parent = path.absolute().parent
-    if not path.exists() and not parent.is_dir():
-        raise UserError(f"--out {path}: folder {parent} does not exist; create it first")
-
-
-def _not_future(when: dt.datetime, now: dt.datetime | None = None) -> None:
-    now = now or dt.datetime.now(dt.UTC)
-    if when > now:
-        raise UserError(
-            f"--target-time {when.isoformat()} is in the future (now {now:%Y-%m-%dT%H:%M:%SZ});"
-            " recovery can only reach a time already archived: omit --target-time for the"
-            " latest point"
-        )
-
-
-def _parse_time(value: str) -> dt.datetime:
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise UserError(
-            f"--target-time {value!r} is not ISO 8601 (2025-01-31T14:05:00+00:00)"
-        ) from exc
-    if when.tzinfo is None:
-        raise UserError(f"--target-time {value!r} needs a time zone (e.g. +00:00 or Z)")
-    return when
 
 
 def _check_time(value: str | None) -> str | None:
@@ -771,7 +457,7 @@ def _check_time(value: str | None) -> str | None:
     runbook command is known good before anything runs."""
     if value is not None:
         try:
-            _parse_time(value)
+            use.parse_target_time(value)
         except UserError as exc:
             raise typer.BadParameter(str(exc)) from exc
     return value
@@ -801,14 +487,6 @@ RunAsOpt = Annotated[
 ]
 
 
-def _pgbackrest(config: Path, stanza: str | None, run_as: str) -> Any:
-    from plantops.backup.pgbackrest import PgBackRest, config_stanza
-
-    if not config.is_file():
-        raise UserError(f"pgBackRest config {config} does not exist")
-    return PgBackRest(config.resolve(), config_stanza(config, stanza), run_as=run_as)
-
-
 @pitr_app.command("config")
 def pitr_config_cmd(
     fleet: Annotated[Path, typer.Option("--fleet", help="Fleet repository.")],
@@ -820,13 +498,7 @@ def pitr_config_cmd(
 ) -> None:
     """The pgbackrest.conf of a VM plant, the same file `plantops plan` renders."""
 
-    def go() -> tuple[str, str]:
-        from plantops.backup.fleet import resolve_target
-        from plantops.backup.pgbackrest import fleet_config
-
-        return fleet_config(resolve_target(fleet, plant, env))
-
-    stanza, text = run_guarded(go)
+    stanza, text = run_guarded(use.pitr_config, fleet, plant, env)
     if out is None:
         typer.echo(text, nl=False)
         return
@@ -840,13 +512,7 @@ def pitr_init_cmd(
 ) -> None:
     """Create the stanza in the repository and check WAL archiving end to end."""
 
-    def go() -> str:
-        br = _pgbackrest(config, stanza, run_as)
-        br.stanza_create()
-        br.check()
-        return str(br.stanza)
-
-    name = run_guarded(go)
+    name = run_guarded(use.pitr_init, config, stanza, run_as)
     out.print(f"stanza {name} created; WAL archiving checked")
 
 
@@ -856,12 +522,7 @@ def pitr_check_cmd(
 ) -> None:
     """Check that PostgreSQL archives WAL into the repository."""
 
-    def go() -> str:
-        br = _pgbackrest(config, stanza, run_as)
-        br.check()
-        return str(br.stanza)
-
-    name = run_guarded(go)
+    name = run_guarded(use.pitr_check, config, stanza, run_as)
     out.print(f"stanza {name}: WAL archiving ok")
 
 
@@ -876,15 +537,7 @@ def pitr_backup_cmd(
 ) -> None:
     """Take a full, differential or incremental pgBackRest backup."""
 
-    def go() -> Any:
-        br = _pgbackrest(config, stanza, run_as)
-        br.backup(backup_type.value)
-        backups = br.backups()
-        if not backups:
-            raise UserError(f"pgbackrest reports no backup in stanza {br.stanza}")
-        return backups[-1]
-
-    b = run_guarded(go)
+    b = run_guarded(use.pitr_backup, config, stanza, backup_type.value, run_as)
     out.print(
         f"pgBackRest {b.type} backup {b.label} in {(b.stopped - b.started).total_seconds():.0f}s:"
         f" {_size(b.size_bytes)} database, {_size(b.repo_bytes)} stored"
@@ -899,18 +552,8 @@ def pitr_info_cmd(
     output: OutputOpt = OutputFormat.text,
 ) -> None:
     """List the stanza's backups (the earliest point you can recover to is the oldest's end)."""
-    backups = run_guarded(lambda: _pgbackrest(config, stanza, run_as).backups())
-    rows = [
-        {
-            "label": b.label,
-            "type": b.type,
-            "started": b.started.isoformat(),
-            "stopped": b.stopped.isoformat(),
-            "size_bytes": b.size_bytes,
-            "repo_bytes": b.repo_bytes,
-        }
-        for b in backups
-    ]
+    backups = run_guarded(use.pitr_info, config, stanza, run_as)
+    rows = use.pitr_info_as_dicts(backups)
     if output is OutputFormat.json:
         out.print_json(json.dumps(rows))
         return
@@ -944,25 +587,16 @@ def pitr_restore_cmd(
     if latest and pause:
         raise fail(UserError("--pause needs --target-time: --latest promotes at the end of WAL"))
 
-    def go() -> str:
-        when = _parse_time(target_time) if target_time is not None else None
-        br = _pgbackrest(config, stanza, run_as)
-        if when is not None:
-            _not_future(when)
-            backups = br.backups()
-            if not backups:
-                raise UserError(f"stanza {br.stanza} has no backup to recover from")
-            oldest = min(b.stopped for b in backups)
-            if when < oldest:
-                raise UserError(
-                    f"--target-time {when.isoformat()} is before the end of the oldest backup"
-                    f" of stanza {br.stanza} ({oldest.isoformat()}): the earliest point it can"
-                    " recover to"
-                )
-        br.restore_to_time(when, to, promote=not pause)
-        return str(br.stanza)
-
-    name = run_guarded(go)
+    name = run_guarded(
+        use.pitr_restore,
+        config,
+        to=to,
+        target_time=target_time,
+        latest=latest,
+        pause=pause,
+        stanza=stanza,
+        run_as=run_as,
+    )
     point = target_time or "the end of the archived WAL"
     action = "pauses" if pause else "promotes"
     out.print(

@@ -18,13 +18,11 @@ from rich.table import Table
 from plantops import services
 from plantops.errors import EXIT_OK, Problem, UserError
 from plantops.outputs import write_text_atomically
+from plantops.services import formats
 from plantops.sizing.cost import FleetCost
 from plantops.spec import spec_json_schema
 
 SCHEMA_FILE = "plantops-spec.schema.json"
-# Beyond this many plants the table stops helping a human; JSON carries everything.
-MAX_TABLE_ROWS = 30
-MAX_RESTORED_NAMES = 10
 
 
 class Format(StrEnum):
@@ -206,130 +204,19 @@ def plan(
             out.out(json.dumps(gate.to_dict(), indent=2, sort_keys=True))
         raise
     _print_warnings(res.warnings)
-    summary = res.tree
-    changes = summary.by_plant()
-    rows = []
-    for c in res.plan.classifications:
-        if plant and c.plant not in plant:
-            continue
-        deps = res.plan.for_plant(c.plant)
-        prod = next((d for d in deps if d.production), deps[-1] if deps else None)
-        # The fleet model's figure: node pools priced as nodes, the platform allocated.
-        cost = (
-            res.cost.for_plant(c.plant)
-            if res.cost is not None
-            else sum(d.cost_by_plant[c.plant].total_month for d in deps)
-        )
-        rows.append(
-            {
-                "plant": c.plant,
-                "tier": c.tier,
-                "pattern": c.pattern,
-                "environments": [d.environment.name for d in deps],
-                "cluster": prod.cluster.name if prod and prod.cluster else "vm",
-                "prod_workers": (
-                    f"{prod.sizing.web_replicas}x{prod.sizing.workers}" if prod else "-"
-                ),
-                "monthly_cost": round(cost, 2),
-                "currency": res.plan.fleet.spec.pricing.currency,
-                "reasons": [r.rule for r in c.reasons],
-                "changes": changes.get(c.plant, {}),
-            }
-        )
+    only = plant or ()
     if fmt is Format.json:
-        out.out(
-            json.dumps(
-                {
-                    "out": str(summary.out),
-                    "dry_run": summary.dry_run,
-                    "plants": rows,
-                    "deployments": [
-                        {
-                            "id": d.id,
-                            "dir": d.dir,
-                            "plants": [t.plant for t in d.tenants],
-                            "environment": d.environment.name,
-                            "tier": d.tier,
-                            "pattern": d.pattern,
-                            "cluster": d.cluster.name if d.cluster else None,
-                            "namespace": d.namespace,
-                            "web_replicas": d.sizing.web_replicas,
-                            "workers": d.sizing.workers,
-                            "cost": d.cost.as_dict(),
-                        }
-                        for d in res.plan.deployments
-                    ],
-                    "changes": [c.__dict__ for c in summary.changes],
-                    "rendered": summary.rendered,
-                    "reused": summary.reused,
-                    "files": summary.files,
-                    "written": summary.written,
-                    "restored": summary.restored,
-                },
-                indent=2,
-                sort_keys=True,
-            )
-        )
+        out.out(formats.format_plan_json(res, only))
         raise typer.Exit(EXIT_OK)
-    # plants this run added, changed or removed something for come first
-    ordered = sorted(rows, key=lambda r: not _touched(r["changes"]))
-    shown, hidden = ordered[:MAX_TABLE_ROWS], len(rows) - MAX_TABLE_ROWS
+    summary = formats.plan_summary(res, only)
     table = Table(title=f"Plan: {fleet}")
-    for col in (
-        "plant",
-        "tier",
-        "pattern",
-        "envs",
-        "cluster",
-        "prod web×workers",
-        "monthly",
-        "changes",
-        "why",
-    ):
+    for col in formats.PLAN_COLUMNS:
         table.add_column(col, justify="right" if col == "monthly" else "left")
-    for r in shown:
-        ch = r["changes"]
-        assert isinstance(ch, dict)
-        changed = (
-            ", ".join(f"{v} {k}" for k, v in ch.items() if v and k != "unchanged") or "unchanged"
-        )
-        table.add_row(
-            str(r["plant"]),
-            str(r["tier"]),
-            str(r["pattern"]),
-            str(len(r["environments"])),  # type: ignore[arg-type]
-            str(r["cluster"]),
-            str(r["prod_workers"]),
-            f"{r['monthly_cost']:,.2f} {r['currency']}",
-            changed,
-            " ".join(r["reasons"]),  # type: ignore[arg-type]
-        )
+    for row in summary.rows:
+        table.add_row(*row)
     out.print(table)
-    if hidden > 0:
-        out.print(
-            f"… and {hidden} more plants, all unchanged (use --format json for all of them)"
-            if not any(_touched(r["changes"]) for r in ordered[MAX_TABLE_ROWS:])
-            else f"… and {hidden} more plants (use --format json for all of them)"
-        )
-    total = sum(float(str(r["monthly_cost"])) for r in rows)
-    if summary.restored:
-        shown_paths = ", ".join(summary.restored[:MAX_RESTORED_NAMES])
-        more = len(summary.restored) - MAX_RESTORED_NAMES
-        n = len(summary.restored)
-        out.print(
-            f"{'would restore' if summary.dry_run else 'restored'} {n} hand-edited "
-            f"file{'s' if n != 1 else ''}: {shown_paths}"
-            + (f" … and {more} more" if more > 0 else ""),
-            markup=False,
-        )
-    written = f"{summary.written} file{'s' if summary.written != 1 else ''}"
-    out.print(
-        f"{written} {'would be written' if summary.dry_run else 'written'} to {summary.out} "
-        f"({summary.files} in the tree) — {summary.rendered} deployments rendered, "
-        f"{summary.reused} unchanged; fleet total {total:,.2f} "
-        f"{res.plan.fleet.spec.pricing.currency}/month",
-        markup=False,
-    )
+    for note in summary.notes:
+        out.print(note, markup=False)
 
 
 class CostBy(StrEnum):
@@ -471,10 +358,6 @@ def cost(
             f"({after - before:+,.2f}); fleet {w.before.total_month:,.2f} → "
             f"{w.after.total_month:,.2f}"
         )
-
-
-def _touched(changes: object) -> bool:
-    return isinstance(changes, dict) and any(v for k, v in changes.items() if k != "unchanged")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ the library are mapped to exit codes here and nowhere else.
 from __future__ import annotations
 
 import gc
+import importlib
 import sys
 from typing import ParamSpec, TypeVar
 
@@ -14,6 +15,7 @@ import typer
 import typer.core
 from typer._click.core import Context, Parameter  # Typer vendors click since 0.26
 
+from plantops.cli.console import err, fail, out, run_guarded  # noqa: F401  (re-exported)
 from plantops.errors import EXIT_USAGE
 
 P = ParamSpec("P")
@@ -77,42 +79,56 @@ def _use_tidy_help(typer_app: typer.Typer) -> None:
             _use_tidy_help(group.typer_instance)
 
 
-app = typer.Typer(
-    name="plantops",
-    help="Control plane for a manufacturing group's Odoo plants.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="markdown",
-    pretty_exceptions_enable=False,
+COMMAND_MODULES = (
+    "fleet",
+    "backup",
+    "manifests",
+    "addons",
+    "vulns",
+    "release",
+    "observe",
+    "policy",
+    "promote",
+    "ledger",
+    "rollback",
+    "ci",
+    "server",
 )
+"""Command modules under plantops.cli, in registration order: each has ``register(app)``.
+A new command module is added here (and to the CLI contract in pyproject.toml)."""
 
-# --- command registration (one line per module) ---------------------------------
-from plantops.cli import fleet as _fleet  # noqa: E402
-from plantops.cli.console import err, fail, out, run_guarded  # noqa: E402,F401  (re-exported)
+LEAN_COMMANDS = {
+    name: "fleet" for name in ("validate", "schema", "init", "classify", "plan", "cost")
+}
+"""Commands the console script runs with only their own module imported: a one-plant
+re-plan must not pay for importing the backup, observe, addons and policy commands (and
+what they import). Every other command, ``--help`` and typos get the whole app.
+``tests/cli/test_lean_entry.py`` holds this table to the modules' own commands."""
 
-_fleet.register(app)
-from plantops.cli import backup as _backup  # noqa: E402
 
-_backup.register(app)
-from plantops.cli import manifests as _manifests  # noqa: E402
+def build_app(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
+    """The Typer app with the commands of ``modules`` registered, tidy help on all."""
+    built = typer.Typer(
+        name="plantops",
+        help="Control plane for a manufacturing group's Odoo plants.",
+        no_args_is_help=True,
+        add_completion=False,
+        rich_markup_mode="markdown",
+        pretty_exceptions_enable=False,
+    )
+    for name in modules:
+        importlib.import_module(f"plantops.cli.{name}").register(built)
+    _use_tidy_help(built)
+    return built
 
-_manifests.register(app)
-from plantops.cli import addons as _addons  # noqa: E402
 
-_addons.register(app)
-from plantops.cli import vulns as _vulns  # noqa: E402
-
-_vulns.register(app)
-from plantops.cli import release as _release  # noqa: E402
-
-_release.register(app)
-from plantops.cli import observe as _observe  # noqa: E402
-
-_observe.register(app)
-from plantops.cli import policy as _policy  # noqa: E402
-
-_policy.register(app)
-_use_tidy_help(app)
+def __getattr__(name: str) -> typer.Typer:
+    """``app``: every command (built on first use, so the console script can run a lean
+    app instead)."""
+    if name == "app":
+        full = globals()["app"] = build_app()
+        return full
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # A CLI run builds many long-lived objects (the loaded fleet, the plan) and few cycles;
@@ -125,8 +141,10 @@ def main() -> None:
     """Console-script entry point."""
     gc.freeze()  # modules and classes imported so far live as long as the process
     gc.set_threshold(*GC_THRESHOLD)
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    lean = LEAN_COMMANDS.get(command)
     try:
-        app()
+        build_app((lean,) if lean else COMMAND_MODULES)()
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(EXIT_USAGE)

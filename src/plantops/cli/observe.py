@@ -30,15 +30,17 @@ from plantops.observe import (
     run_probes,
 )
 from plantops.observe.alerting import load_alerting
-from plantops.observe.exporter import registry_for, release_rows, serve
+from plantops.observe.exporter import serve
 from plantops.observe.render import observe_files, write_observe_files
 from plantops.outputs import write_text_atomically
 from plantops.plan import Deployment, build_plan
 from plantops.render import RenderContext
+from plantops.services import observe as observe_services
 
 probe_app = typer.Typer(help="Synthetic checks of Odoo deployments through their ingress.")
 observe_app = typer.Typer(help="Prometheus, Alertmanager and blackbox_exporter configuration.")
 metrics_app = typer.Typer(help="The control plane's own metrics.")
+slo_app = typer.Typer(help="Service level objectives: error budgets and burn rates.")
 
 
 class Format(StrEnum):
@@ -231,6 +233,14 @@ def metrics_serve(
     probe_results: Annotated[
         Path | None, typer.Option("--probe-results", help="A `probe run --out` file.")
     ] = None,
+    state_db: Annotated[
+        str | None,
+        typer.Option(
+            "--state-db",
+            help="Backup catalog URL to export backup ages and verifications from"
+            " (e.g. sqlite:///.plantops/state.db).",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
         int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
@@ -240,8 +250,13 @@ def metrics_serve(
     """Serve /metrics until interrupted."""
     from plantops.cli.console import err, run_guarded
 
-    _res, deps = run_guarded(_deployments, fleet, _today(today))
-    registry = registry_for(release_rows(deps), probe_results)
+    registry = run_guarded(
+        observe_services.exporter_registry,
+        fleet,
+        probe_results=probe_results,
+        state_db=state_db,
+        today=_today(today),
+    )
     server, _thread = run_guarded(serve, registry, host=host, port=port)
     err.print(f"serving http://{host}:{server.server_port}/metrics")
     try:
@@ -252,7 +267,70 @@ def metrics_serve(
         server.server_close()
 
 
+@slo_app.command("report")
+def slo_report(
+    fleet: Annotated[Path, typer.Option("--fleet", help="Fleet repository.")],
+    prometheus: Annotated[
+        str | None,
+        typer.Option("--prometheus", help="Prometheus query API URL (reads the SLI recordings)."),
+    ] = None,
+    probe_results: Annotated[
+        list[Path] | None,
+        typer.Option("--probe-results", help="`probe run --out` files (offline; repeatable)."),
+    ] = None,
+    window: Annotated[
+        str, typer.Option("--window", help="Report window, a duration such as 30d or 4w.")
+    ] = "30d",
+    slo: Annotated[list[str] | None, typer.Option("--slo", help="Only this SLO.")] = None,
+    plant: Annotated[list[str] | None, typer.Option("--plant", help="Only this plant.")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", help="Only this stage.")] = None,
+    at: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            "--at", help="End of the window, UTC (default now).", formats=["%Y-%m-%dT%H:%M:%S"]
+        ),
+    ] = None,
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="Output: text or json.")
+    ] = Format.text,
+) -> None:
+    """Error budget per deployment and SLO; exit 1 when a budget is spent or burning at page rate."""
+    from plantops.cli.console import out, run_guarded
+    from plantops.observe.sloreport import render_text
+
+    report = run_guarded(
+        observe_services.slo_report,
+        fleet,
+        prometheus=prometheus,
+        probe_results=probe_results or [],
+        window=window,
+        at=at.replace(tzinfo=dt.UTC) if at is not None else None,
+        slos=slo or (),
+        plants=plant or (),
+        environments=env or (),
+    )
+    if fmt is Format.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        table = Table(
+            "deployment", "slo", "objective", "sli", "budget left", "burn rate", "status", box=None
+        )
+        colour = {"exhausted": "red", "page": "red", "ticket": "yellow", "ok": "green"}
+        for row in render_text(report):
+            status = row[-1]
+            table.add_row(*map(escape, row[:-1]), f"[{colour.get(status, 'dim')}]{status}[/]")
+        out.print(table)
+        counts = report.as_dict()["summary"]
+        out.print(
+            f"{len(report.rows)} SLO(s) over {report.window} from {escape(report.source)}: "
+            + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        )
+    if not report.ok:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(probe_app, name="probe")
     app.add_typer(observe_app, name="observe")
     app.add_typer(metrics_app, name="metrics")
+    app.add_typer(slo_app, name="slo")

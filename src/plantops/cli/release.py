@@ -18,6 +18,7 @@ from plantops.addons import changed_addons
 from plantops.errors import EXIT_FINDINGS, UserError
 from plantops.outputs import check_writable_target, write_text_atomically
 from plantops.release import read_lock
+from plantops.services import release as release_services
 
 release_app = typer.Typer(help="Release locks.", no_args_is_help=True)
 
@@ -37,6 +38,11 @@ def create(
         str | None,
         typer.Option("--today", help="Evaluate expiries as of (YYYY-MM-DD).", hidden=True),
     ] = None,
+    author: Annotated[
+        str | None,
+        typer.Option("--as", help="Record the release and its author in the ledger."),
+    ] = None,
+    db: Annotated[str | None, typer.Option("--db", help="State database URL (with --as).")] = None,
 ) -> None:
     """Check the addons against the fleet's series and edition and write a canonical lock:
     image digest, addons (version, checksum, commit), package-list and config hashes."""
@@ -65,6 +71,116 @@ def create(
     run_guarded(write_text_atomically, out_file, result.text)
     n = len(result.content.get("addons", []))  # type: ignore[arg-type]
     out.print(f"release {result.id}: {n} addons → {out_file}", markup=False, soft_wrap=True)
+    if author is not None:
+        entry = run_guarded(
+            release_services.register_release, out_file, author=author, db=db, now=_utcnow()
+        )
+        if entry is not None:
+            out.print(f"ledger entry {entry.seq}: release by {author}", markup=False)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+DbOpt = Annotated[
+    str | None, typer.Option("--db", help="State database URL (default $PLANTOPS_DB).")
+]
+NowOpt = Annotated[
+    str | None,
+    typer.Option("--now", "--at", help="Record/evaluate at this instant (ISO 8601 with offset)."),
+]
+
+
+@release_app.command("register")
+def register_cmd(
+    lock: Annotated[Path, typer.Argument(help="A release lock file.")],
+    author: Annotated[str, typer.Option("--as", help="The release's author.")],
+    db: DbOpt = None,
+    now: NowOpt = None,
+) -> None:
+    """Record a release and its author in the ledger (once; the author cannot approve it)."""
+    from plantops.cli.console import out, run_guarded
+
+    when = run_guarded(release_services.parse_instant, now)
+    entry = run_guarded(release_services.register_release, lock, author=author, db=db, now=when)
+    if entry is None:
+        out.print("release already in the ledger", markup=False)
+    else:
+        out.print(f"ledger entry {entry.seq}: release {entry.release_id} by {author}", markup=False)
+
+
+@release_app.command("approve")
+def approve(
+    lock: Annotated[Path, typer.Argument(help="A release lock file.")],
+    fleet: Annotated[Path, typer.Option("--fleet", help="Fleet repository (fleet.yaml).")],
+    stage: Annotated[str, typer.Option("--stage", help="Stage the approval is for.")],
+    user: Annotated[str, typer.Option("--as", help="The approver.")],
+    role: Annotated[str, typer.Option("--role", help="The approver's role.")],
+    db: DbOpt = None,
+    now: NowOpt = None,
+) -> None:
+    """Approve a release for one stage (recorded in the ledger; not by its author)."""
+    from plantops.cli.console import out, run_guarded
+
+    when = run_guarded(release_services.parse_instant, now)
+    entry = run_guarded(
+        release_services.approve_release,
+        fleet,
+        lock,
+        stage=stage,
+        user=user,
+        role=role,
+        db=db,
+        now=when,
+    )
+    out.print(
+        f"ledger entry {entry.seq}: {user} ({role}) approved {entry.release_id[:19]}… for {stage}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@release_app.command("status")
+def status(
+    lock: Annotated[Path, typer.Argument(help="A release lock file.")],
+    fleet: Annotated[Path, typer.Option("--fleet", help="Fleet repository (fleet.yaml).")],
+    db: DbOpt = None,
+    now: NowOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of the table.")] = False,
+) -> None:
+    """Stages × waves: which plants have the release, and the gates of each next wave."""
+    import json
+
+    from rich.table import Table
+
+    from plantops.cli.console import out, run_guarded
+
+    when = run_guarded(release_services.parse_instant, now)
+    result = run_guarded(release_services.release_status, fleet, lock, db=db, now=when)
+    if as_json:
+        out.print(json.dumps(result.as_dict(), indent=2, sort_keys=True), markup=False)
+        return
+    out.print(
+        f"release {result.release}  author {result.author or '(not registered)'}",
+        markup=False,
+        soft_wrap=True,
+    )
+    table = Table("stage", "wave", "state", "plants", "gates (next wave)")
+    for st in result.stages:
+        for w in st.waves:
+            gates = "; ".join(
+                f"{v.plant}: " + ("ok" if v.ok else ", ".join(f"{g.gate} ✗" for g in v.failed))
+                for v in w.verdicts
+            )
+            table.add_row(
+                st.stage,
+                str(w.wave),
+                w.state,
+                f"{len(w.promoted)}/{len(w.plants)} " + ", ".join(w.plants),
+                gates or ("-" if w.state == "done" else "after earlier waves"),
+            )
+    out.print(table)
 
 
 @release_app.command("verify")

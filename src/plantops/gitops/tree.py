@@ -631,9 +631,11 @@ def _write(
             hand = [rel for rel in edited if new_sums.get(rel) == prev_fleet[rel]]
             summary.restored += hand
             fleet_changed = fleet_changed or bool(hand)
-        for f in fleet_files:
-            staging.write(f.path, f.content)
         if fleet_changed:
+            # staged (and swapped in) only when they changed: an unchanged fleet costs no
+            # writes (on a first write every file is new, so fleet_changed holds)
+            for f in fleet_files:
+                staging.write(f.path, f.content)
             summary.written += len(fleet_files)
             rewritten.update(f.path for f in fleet_files)
         summary.restored.sort()

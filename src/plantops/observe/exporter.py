@@ -3,17 +3,23 @@
 
 * probe results: the newest ``plantops probe run --out FILE`` document (run it from a
   timer); a skipped check is not exported, a failed one is 0;
-* release per plant and stage: the deployed image and Odoo series from the plan.
+* release per plant and stage: the deployed image and Odoo series from the plan;
+* backups per plant and stage from the backup catalog (``backupfacts``): newest backup
+  and newest verified backup age, the last verification's result and measured RPO/RTO,
+  with the tier's objectives beside them;
+* business events from the plant calendars (``events``): shifts, MRP runs, month-end
+  close, shutdowns — active now, last and next start.
 
-Backup age and verification, policy findings and gate states are not exported yet
-(docs/observability.md says where each will come from).
+Every source is read at scrape time through a callable, so a catalog or file that cannot
+be read yields ``plantops_source_up{source} 0`` instead of a failed scrape.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
@@ -22,11 +28,15 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from plantops.errors import UserError
+from plantops.errors import PlantopsError, UserError
 from plantops.inputs import MANIFEST_LIMITS, json_value, read_text
+from plantops.observe.backupfacts import BackupFacts, backup_facts
+from plantops.observe.events import plant_events
 
 if TYPE_CHECKING:
+    from plantops.model import Plant
     from plantops.plan import Deployment
+    from plantops.store import BackupRecord
 
 TARGET_LABELS = ("target", "plant", "environment", "tier")
 
@@ -51,10 +61,73 @@ def release_rows(deployments: Sequence[Deployment]) -> tuple[ReleaseRow, ...]:
     )
 
 
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What the exporter reads besides the plan; each optional."""
+
+    deployments: Sequence[Deployment] = ()
+    backups: Callable[[], Sequence[BackupRecord]] | None = None  # the catalog, read per scrape
+    plants: Sequence[Plant] = ()  # calendars for the business-event series
+    clock: Callable[[], dt.datetime] = field(default=_utcnow)
+
+
+DEP_LABELS = ["plant", "environment", "tier"]
+
+
+def _backup_families(facts: Sequence[BackupFacts]) -> Iterator[Metric]:
+    def family(name: str, doc: str) -> GaugeMetricFamily:
+        return GaugeMetricFamily(name, doc, labels=DEP_LABELS)
+
+    newest = family(
+        "plantops_backup_newest_age_seconds", "Age of the newest complete backup (absent: none)."
+    )
+    verified = family(
+        "plantops_backup_newest_verified_age_seconds",
+        "Age of the newest backup whose restore verification passed (absent: none ever did).",
+    )
+    passed = family(
+        "plantops_backup_last_verify_success", "1 when the last restore verification passed."
+    )
+    rpo = family("plantops_backup_verify_rpo_seconds", "RPO measured by the last verification.")
+    rto = family("plantops_backup_verify_rto_seconds", "RTO measured by the last verification.")
+    rpo_obj = family("plantops_backup_rpo_objective_seconds", "The tier's RPO.")
+    rto_obj = family("plantops_backup_rto_objective_seconds", "The tier's RTO.")
+    ver_obj = family(
+        "plantops_restore_verification_objective_seconds",
+        "Oldest the newest verified restore may be (backup interval + RTO, + 7 days for weekly).",
+    )
+    for f in facts:
+        labels = [f.plant, f.environment, f.tier]
+        rpo_obj.add_metric(labels, f.rpo_objective_s)
+        rto_obj.add_metric(labels, f.rto_objective_s)
+        ver_obj.add_metric(labels, f.verify_objective_s)
+        for fam, value in (
+            (newest, f.newest_age_s),
+            (verified, f.newest_verified_age_s),
+            (rpo, f.last_verify_rpo_s),
+            (rto, f.last_verify_rto_s),
+        ):
+            if value is not None:
+                fam.add_metric(labels, value)
+        if f.last_verify_passed is not None:
+            passed.add_metric(labels, 1 if f.last_verify_passed else 0)
+    yield from (newest, verified, passed, rpo, rto, rpo_obj, rto_obj, ver_obj)
+
+
 class PlantopsCollector(Collector):
-    def __init__(self, releases: Sequence[ReleaseRow], probe_results: Path | None) -> None:
+    def __init__(
+        self,
+        releases: Sequence[ReleaseRow],
+        probe_results: Path | None,
+        sources: Sources | None = None,
+    ) -> None:
         self.releases = tuple(releases)
         self.probe_results = probe_results
+        self.sources = sources or Sources()
 
     def _probe_doc(self) -> dict[str, Any] | None:
         if self.probe_results is None:
@@ -77,6 +150,7 @@ class PlantopsCollector(Collector):
         for r in self.releases:
             release.add_metric([r.plant, r.environment, r.tier, r.namespace, r.series, r.image], 1)
         yield release
+        yield from self._sources()
         if self.probe_results is None:
             return
         doc = self._probe_doc()
@@ -117,10 +191,59 @@ class PlantopsCollector(Collector):
         yield latency
         yield cert
 
+    def _sources(self) -> Iterator[Metric]:
+        src = self.sources
+        now = src.clock()
+        up = GaugeMetricFamily(
+            "plantops_source_up",
+            "1 when the source could be read at this scrape.",
+            labels=["source"],
+        )
+        if src.backups is not None:
+            try:
+                records = src.backups()
+            except PlantopsError:
+                up.add_metric(["backup_catalog"], 0)
+            else:
+                up.add_metric(["backup_catalog"], 1)
+                yield from _backup_families(backup_facts(src.deployments, records, now))
+        if src.plants:
+            yield from _event_families(src.plants, now)
+        yield up
 
-def registry_for(releases: Sequence[ReleaseRow], probe_results: Path | None) -> CollectorRegistry:
+
+def _event_families(plants: Sequence[Plant], now: dt.datetime) -> Iterator[Metric]:
+    labels = ["plant", "event", "kind"]
+    active = GaugeMetricFamily(
+        "plantops_plant_event_active",
+        "1 while the plant's shift or calendar window (MRP run, month-end close, shutdown) runs.",
+        labels=labels,
+    )
+    last = GaugeMetricFamily(
+        "plantops_plant_event_last_start_timestamp_seconds",
+        "Unix time the event last started.",
+        labels=labels,
+    )
+    nxt = GaugeMetricFamily(
+        "plantops_plant_event_next_start_timestamp_seconds",
+        "Unix time the event starts next.",
+        labels=labels,
+    )
+    for e in plant_events(plants, now):
+        values = [e.plant, e.event, e.kind]
+        active.add_metric(values, 1 if e.active else 0)
+        if e.last_start is not None:
+            last.add_metric(values, e.last_start.timestamp())
+        if e.next_start is not None:
+            nxt.add_metric(values, e.next_start.timestamp())
+    yield from (active, last, nxt)
+
+
+def registry_for(
+    releases: Sequence[ReleaseRow], probe_results: Path | None, sources: Sources | None = None
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PlantopsCollector(releases, probe_results))
+    registry.register(PlantopsCollector(releases, probe_results, sources))
     return registry
 
 
@@ -131,4 +254,4 @@ def serve(
     return start_http_server(port, addr=host, registry=registry)
 
 
-__all__ = ["PlantopsCollector", "ReleaseRow", "registry_for", "release_rows", "serve"]
+__all__ = ["PlantopsCollector", "ReleaseRow", "Sources", "registry_for", "release_rows", "serve"]

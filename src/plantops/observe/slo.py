@@ -16,7 +16,11 @@ database-bound request; see render/kubernetes/monitoring.py):
   exist, so ``traefik_buckets`` gives the buckets Traefik must be configured with;
 * ``backup_freshness``: the Barman Cloud plugin's last available backup timestamp (the
   newest WAL archive for PITR tiers: CloudNativePG's ``cnpg_pg_stat_archiver_*``) within
-  the tier's RPO, as a share of time.
+  the tier's RPO, as a share of time;
+* ``restore_verification``: the newest backup whose restore verification passed is no
+  older than the tier's verify objective (backup interval + RTO, + 7 days for ``verify:
+  weekly``; observe/backupfacts.py), from ``plantops metrics serve``'s
+  ``plantops_backup_newest_verified_age_seconds`` (the backup catalog), as a share of time.
 
 Pure: the rules are a function of the deployment.
 """
@@ -26,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from plantops.observe.backupfacts import verify_objective_seconds
 from plantops.render.kubernetes.common import HTTP_PORT, pg_cluster_name
 from plantops.render.kubernetes.monitoring import PLANT_LABEL, traefik_services
 
@@ -117,6 +122,58 @@ def _sli_exprs(dep: Deployment) -> dict[str, tuple[float, str]]:
             slo.availability,
             f'1 - avg_over_time(plantops:backup_fresh:bool{{{ns},slo="backup_freshness"}}[{{w}}])',
         ),
+        "restore_verification": (
+            slo.availability,
+            "1 - avg_over_time(plantops:restore_verified_fresh:bool"
+            f'{{{ns},slo="restore_verification"}}[{{w}}])',
+        ),
+    }
+
+
+def _exporter_selector(dep: Deployment) -> str:
+    plants = "|".join(sorted(t.plant for t in dep.tenants))
+    return f'plant=~"{plants}",environment="{dep.environment.name}"'
+
+
+def restore_verified_rule(dep: Deployment) -> dict[str, Any]:
+    """1 while every plant of the deployment has a verified restore no older than the
+    verify objective, else 0; a plant never verified (series absent) counts as stale."""
+    sel = _exporter_selector(dep)
+    plants = len(dep.tenants)
+    age = f"plantops_backup_newest_verified_age_seconds{{{sel}}}"
+    return {
+        "record": "plantops:restore_verified_fresh:bool",
+        # count() == plants: a plant whose series is missing makes the deployment stale
+        "expr": (
+            f"((count({age} <= {verify_objective_seconds(dep)}) == bool {plants})"
+            " or on() vector(0))"
+        ),
+        "labels": _labels(dep, "restore_verification", dep.tier_spec.slo.availability),
+    }
+
+
+def restore_stale_alert(dep: Deployment) -> dict[str, Any]:
+    """A ticket as soon as the newest verified restore is older than the objective (the
+    burn alerts say how fast the budget goes; this one says what to do)."""
+    objective = verify_objective_seconds(dep)
+    return {
+        "alert": "PlantopsRestoreVerificationStale",
+        "expr": (
+            f'plantops:restore_verified_fresh:bool{{namespace="{dep.namespace}",'
+            'slo="restore_verification"} == 0'
+        ),
+        "for": "15m",
+        "labels": {"severity": "warning", "slo": "restore_verification"},
+        "annotations": {
+            "summary": (
+                f"{dep.namespace}: no restore verified in the last "
+                f"{go_float(round(objective / 3600, 2))} h"
+            ),
+            "description": (
+                "Run `plantops backup verify --due`; the exporter's "
+                "plantops_backup_newest_verified_age_seconds shows which plant is behind."
+            ),
+        },
     }
 
 
@@ -145,8 +202,8 @@ def slo_rule_groups(dep: Deployment) -> list[dict[str, Any]]:
     separate groups independently (prometheus rules/manager.go: each Group runs its own
     loop; Group.Eval walks its rules in sequence), so an alert in another group could read
     recordings a cycle old — and promtool's unit tests then pass or fail by chance."""
-    records: list[dict[str, Any]] = [backup_fresh_rule(dep)]
-    alerts: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = [backup_fresh_rule(dep), restore_verified_rule(dep)]
+    alerts: list[dict[str, Any]] = [restore_stale_alert(dep)]
     for slo, (objective, template) in _sli_exprs(dep).items():
         labels = _labels(dep, slo, objective)
         for w in RANGES:
@@ -196,6 +253,8 @@ __all__ = [
     "backup_fresh_rule",
     "go_float",
     "record_name",
+    "restore_stale_alert",
+    "restore_verified_rule",
     "slo_rule_groups",
     "traefik_buckets",
 ]

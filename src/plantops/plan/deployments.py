@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from plantops.classify import Classification, classify_fleet
+from plantops.classify import Classification, classify_fleet, classify_plant
 from plantops.errors import Problem, SpecError
 from plantops.model import Environment, Fleet, Plant
 from plantops.plan.cost import price_deployment
@@ -37,6 +37,41 @@ class Tenant:
     host: str
     users: int
     timezone: str
+
+
+@dataclass(frozen=True)
+class PinnedRelease:
+    """The release pinned to a deployment (``releases/<plant>/<env>.yaml``, read by
+    ``plantops.release.pins``): what it renders instead of the fleet-wide image."""
+
+    release: str
+    image: str
+    digest: str
+    config: str
+    stage: str
+    promoted_at: str
+    update_modules: tuple[str, ...]
+    upgrade_id: str
+    """Names this promotion's upgrade objects (pre-upgrade Backup, upgrade Job)."""
+    previous_image: str | None
+    """The image it replaced (the previous pin's, or the fleet-wide one), REPO@DIGEST."""
+    pin_digest: str
+    """Digest(s) of the pin file(s): part of the writer's hash, so a pin change re-renders."""
+
+    @property
+    def migrates(self) -> bool:
+        return bool(self.update_modules)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "release": self.release,
+            "stage": self.stage,
+            "promoted_at": self.promoted_at,
+            "config": self.config,
+            "update_modules": list(self.update_modules),
+            "upgrade_id": self.upgrade_id,
+            "previous_image": self.previous_image,
+        }
 
 
 @dataclass(frozen=True)
@@ -66,6 +101,8 @@ class Deployment:
     """Content hash of this deployment's inputs: unchanged hash, unchanged output. A
     deployment is a pure function of fleet.yaml, its plants' files, the exceptions in force
     and the code (which the caller adds), so those are hashed — never the derived models."""
+    release: PinnedRelease | None = None
+    """The release pinned to it; ``None``: the fleet-wide image (``image``/``digest``)."""
 
     @property
     def dir(self) -> str:
@@ -77,6 +114,12 @@ class Deployment:
     @property
     def production(self) -> bool:
         return self.environment.production
+
+    @property
+    def filestore_needs_rwx(self) -> bool:
+        """Web and cron share the filestore: one web replica runs beside cron on a
+        ReadWriteOnce volume, more need ReadWriteMany (or the filestore in object storage)."""
+        return self.sizing.max_web_replicas > 1
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._document)
@@ -106,6 +149,7 @@ class Deployment:
             "cost": self.cost.as_dict(),
             "cost_by_plant": {k: v.as_dict() for k, v in sorted(self.cost_by_plant.items())},
             "classification": [c.as_dict() for c in self.classifications],
+            **({"release": self.release.as_dict()} if self.release else {}),
         }
 
 
@@ -259,11 +303,69 @@ def _hash_text(*parts: str) -> str:
     return digest.hexdigest()
 
 
-def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
-    """Classify, place and size every plant × environment (or only the plants named)."""
-    fleet.check_selection(only)
-    classes = {c.plant: c for c in classify_fleet(fleet)}
-    problems: list[Problem] = []
+@dataclass
+class PlanMemo:
+    """Classifications (by plant) and unit sizing and pricing (by deployment), each under
+    the hash of its inputs: an unchanged plant is not classified again, an unchanged
+    deployment not sized or priced again.
+
+    Pure: the caller loads it, passes it to :func:`build_plan` and stores it. ``scope``
+    is what invalidates every entry at once (the code's fingerprint and the date, which
+    decides the overrides in force); a key covers the rest: fleet.yaml's and the plants'
+    file digests and their active overrides, the deployment's unit and environment.
+    """
+
+    scope: str
+    classifications: dict[str, Classification] = field(default_factory=dict)
+    sizings: dict[str, tuple[Sizing, tuple[ServiceCost, ...]]] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+    """Keys this run read or computed."""
+    new: set[str] = field(default_factory=set)
+    """Keys this run computed."""
+
+    @property
+    def added(self) -> int:
+        return len(self.new)
+
+    def pruned(self) -> PlanMemo:
+        """Only the entries this run used (plants and deployments that still exist)."""
+        return PlanMemo(
+            self.scope,
+            {k: v for k, v in self.classifications.items() if k in self.used},
+            {k: v for k, v in self.sizings.items() if k in self.used},
+        )
+
+
+def _overrides_text(plant: Plant) -> str:
+    return f"{sorted((k, repr(v)) for k, v in plant.overrides.items())}"
+
+
+def _classify(fleet: Fleet, memo: PlanMemo | None) -> dict[str, Classification]:
+    if memo is None:
+        return {c.plant: c for c in classify_fleet(fleet)}
+    fleet_digest = fleet.source.fleet_source.digest
+    classes = {}
+    for plant in fleet.plants:
+        key = _hash_text(
+            "classify",
+            fleet_digest,
+            plant.code,
+            fleet.source.plant_sources[plant.code].digest,
+            _overrides_text(plant),
+        )
+        found = memo.classifications.get(key)
+        if found is None:
+            found = memo.classifications[key] = classify_plant(plant, fleet)
+            memo.new.add(key)
+        memo.used.add(key)
+        classes[plant.code] = found
+    return classes
+
+
+def _check_placement(
+    fleet: Fleet, classes: Mapping[str, Classification], problems: list[Problem]
+) -> dict[str, ClusterSpec | None]:
+    """Each plant's cluster (None for a VM plant), and what the cluster cannot give."""
     placed: dict[str, ClusterSpec | None] = {}
     dedicated_owner: dict[str, str] = {}
     for plant in fleet.plants:
@@ -301,8 +403,17 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
                         f"set dedicated_to: {plant.code} on its node pools in fleet.yaml",
                     )
                 )
+    return placed
 
-    # group plants into units: (unit name, cluster) → members
+
+def _group_units(
+    fleet: Fleet,
+    classes: Mapping[str, Classification],
+    placed: Mapping[str, ClusterSpec | None],
+    problems: list[Problem],
+) -> dict[tuple[str, str | None], list[Plant]]:
+    """Plants grouped into units: (unit name, cluster) → members; a tenant group must not
+    span clusters."""
     units: dict[tuple[str, str | None], list[Plant]] = {}
     for plant in fleet.plants:
         c = classes[plant.code]
@@ -322,12 +433,167 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
                 )
             )
         seen_units[unit] = cl_name
+    return units
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One unit's shared facts across its environments."""
+
+    name: str
+    members: list[Plant]
+    classifications: tuple[Classification, ...]
+    tier_name: str
+    tier: TierSpec
+    pattern: str
+    cluster: ClusterSpec | None
+
+
+def _price(fleet: Fleet, u: _Unit, env: Environment, sizing: Sizing) -> tuple[ServiceCost, ...]:
+    return tuple(
+        price_deployment(fleet, sizing, cluster=u.cluster, tier=u.tier, production=env.production)
+    )
+
+
+def _sizing_warnings(
+    fleet: Fleet, u: _Unit, env: Environment, in_env: list[Plant], sizing: Sizing
+) -> list[Problem]:
+    return [
+        Problem(
+            *_where(fleet.source.locate_fleet("tiers", u.tier_name, "max_web_replicas")),
+            f"{u.name} {env.name}: {warning}",
+            "move the plants to a tier with more web replicas, give the tier a "
+            "resource profile with larger web pods"
+            + (", or split the tenant group" if len(in_env) > 1 else ""),
+            severity="warning",
+        )
+        for warning in sizing.warnings
+    ]
+
+
+def _deployment(
+    fleet: Fleet,
+    u: _Unit,
+    env: Environment,
+    in_env: list[Plant],
+    sizing: Sizing,
+    services: tuple[ServiceCost, ...],
+    input_hash: str,
+) -> Deployment:
+    """The deployment of unit ``u`` in ``env``: its cost (and each plant's share by peak
+    users), tenants, names and input hash."""
+    odoo = fleet.spec.odoo
+    pricing = fleet.spec.pricing
+    cl = u.cluster
+    cluster_fee = (
+        pricing.dedicated_cluster_month
+        if u.pattern in DEDICATED_CLUSTER_PATTERNS and env.production and cl is not None
+        else 0.0
+    )
+    cost = Cost(
+        pricing.currency,
+        round(sum(sc.compute_month for sc in services), 2),
+        round(sum(sc.storage_month + sc.other_month for sc in services), 2),
+        round(cluster_fee, 2),
+        {sc.service: round(sc.total_month, 2) for sc in services},
+    )
+    total_users = sum(p.spec.users.peak_concurrent for p in in_env)
+    by_plant = {p.code: cost.share(p.spec.users.peak_concurrent / total_users) for p in in_env}
+    in_env_codes = {p.code for p in in_env}
+    tenants = tuple(
+        Tenant(
+            plant=p.code,
+            name=p.spec.name,
+            database=p.code,
+            host=_host(p.code, env, fleet.spec.organization.domain),
+            users=p.spec.users.peak_concurrent,
+            timezone=p.spec.timezone,
+        )
+        for p in in_env
+    )
+    namespace = f"{u.name}-{env.name}"
+    return Deployment(
+        id=f"{cl.name if cl else 'vm'}/{namespace}",
+        unit=u.name,
+        environment=env,
+        tier=u.tier_name,
+        pattern=u.pattern,
+        runtime=u.members[0].spec.runtime,
+        cluster=cl,
+        namespace=namespace,
+        tenants=tenants,
+        tier_spec=u.tier,
+        sizing=sizing,
+        cost=cost,
+        cost_by_plant=by_plant,
+        classifications=tuple(c for c in u.classifications if c.plant in in_env_codes),
+        plants=tuple(in_env),
+        image=odoo.image,
+        digest=odoo.digest,
+        series=odoo.series,
+        edition=odoo.edition.value,
+        services=services,
+        input_hash=input_hash,
+    )
+
+
+def _plan_unit(
+    fleet: Fleet,
+    u: _Unit,
+    memo: PlanMemo | None,
+    deployments: list[Deployment],
+    warnings: list[Problem],
+    problems: list[Problem],
+) -> None:
+    """Size, price and build the unit's deployment in each of its environments."""
+    fleet_digest = fleet.source.fleet_source.digest
+    env_names = sorted(
+        {e.name for p in u.members for e in p.environments},
+        key=lambda n: fleet.environment(n).order,
+    )
+    for env_name in env_names:
+        env = fleet.environment(env_name)
+        in_env = [p for p in u.members if env in p.environments]
+        input_hash = _hash_text(
+            fleet_digest,
+            f"{u.name}/{env_name}",
+            *(
+                f"{p.code}:{fleet.source.plant_sources[p.code].digest}:{_overrides_text(p)}"
+                for p in in_env
+            ),
+        )
+        found = memo.sizings.get(input_hash) if memo is not None else None
+        if found is None:
+            try:
+                sizing = size_unit(_inputs(fleet, u.tier, in_env, env, len(in_env), u.pattern))
+            except InfeasibleSizing as exc:
+                loc = fleet.source.locate_plant(in_env[0].code, "users", "peak_concurrent")
+                problems.append(_problem(loc, f"{env_name}: {exc}"))
+                continue
+            found = (sizing, _price(fleet, u, env, sizing))
+            if memo is not None:
+                memo.sizings[input_hash] = found
+                memo.new.add(input_hash)
+        if memo is not None:
+            memo.used.add(input_hash)
+        sizing, services = found
+        warnings.extend(_sizing_warnings(fleet, u, env, in_env, sizing))
+        deployments.append(_deployment(fleet, u, env, in_env, sizing, services, input_hash))
+
+
+def build_plan(fleet: Fleet, only: Sequence[str] = (), memo: PlanMemo | None = None) -> Plan:
+    """Classify, place and size every plant × environment (or only the plants named).
+
+    With ``memo``, classifications and unit sizing whose inputs are unchanged are taken
+    from it (and what is computed is added): the same plan, less work."""
+    fleet.check_selection(only)
+    classes = _classify(fleet, memo)
+    problems: list[Problem] = []
+    placed = _check_placement(fleet, classes, problems)
+    units = _group_units(fleet, classes, placed, problems)
     if problems:
         raise SpecError(sorted(problems))
 
-    odoo = fleet.spec.odoo
-    pricing = fleet.spec.pricing
-    fleet_digest = fleet.source.fleet_source.digest
     deployments: list[Deployment] = []
     warnings: list[Problem] = []
     wanted = set(only)
@@ -337,97 +603,16 @@ def build_plan(fleet: Fleet, only: Sequence[str] = ()) -> Plan:
         members.sort(key=lambda p: p.code)
         cls = tuple(classes[p.code] for p in members)
         tier_name = min((c.tier for c in cls), key=lambda t: fleet.tier(t).rank)
-        tier = fleet.tier(tier_name)
-        pattern = cls[0].pattern
-        cl = placed[members[0].code]
-        env_names = sorted(
-            {e.name for p in members for e in p.environments},
-            key=lambda n: fleet.environment(n).order,
+        u = _Unit(
+            unit,
+            members,
+            cls,
+            tier_name,
+            fleet.tier(tier_name),
+            cls[0].pattern,
+            placed[members[0].code],
         )
-        for env_name in env_names:
-            env = fleet.environment(env_name)
-            in_env = [p for p in members if env in p.environments]
-            try:
-                sizing = size_unit(_inputs(fleet, tier, in_env, env, len(in_env), pattern))
-            except InfeasibleSizing as exc:
-                loc = fleet.source.locate_plant(in_env[0].code, "users", "peak_concurrent")
-                problems.append(_problem(loc, f"{env_name}: {exc}"))
-                continue
-            for warning in sizing.warnings:
-                warnings.append(
-                    Problem(
-                        *_where(fleet.source.locate_fleet("tiers", tier_name, "max_web_replicas")),
-                        f"{unit} {env_name}: {warning}",
-                        "move the plants to a tier with more web replicas, give the tier a "
-                        "resource profile with larger web pods"
-                        + (", or split the tenant group" if len(in_env) > 1 else ""),
-                        severity="warning",
-                    )
-                )
-            cluster_fee = (
-                pricing.dedicated_cluster_month
-                if pattern in DEDICATED_CLUSTER_PATTERNS and env.production and cl is not None
-                else 0.0
-            )
-            services = price_deployment(
-                fleet, sizing, cluster=cl, tier=tier, production=env.production
-            )
-            cost = Cost(
-                pricing.currency,
-                round(sum(sc.compute_month for sc in services), 2),
-                round(sum(sc.storage_month + sc.other_month for sc in services), 2),
-                round(cluster_fee, 2),
-                {sc.service: round(sc.total_month, 2) for sc in services},
-            )
-            total_users = sum(p.spec.users.peak_concurrent for p in in_env)
-            by_plant = {
-                p.code: cost.share(p.spec.users.peak_concurrent / total_users) for p in in_env
-            }
-            in_env_codes = {p.code for p in in_env}
-            tenants = tuple(
-                Tenant(
-                    plant=p.code,
-                    name=p.spec.name,
-                    database=p.code,
-                    host=_host(p.code, env, fleet.spec.organization.domain),
-                    users=p.spec.users.peak_concurrent,
-                    timezone=p.spec.timezone,
-                )
-                for p in in_env
-            )
-            namespace = f"{unit}-{env_name}"
-            dep = Deployment(
-                id=f"{cl.name if cl else 'vm'}/{namespace}",
-                unit=unit,
-                environment=env,
-                tier=tier_name,
-                pattern=pattern,
-                runtime=members[0].spec.runtime,
-                cluster=cl,
-                namespace=namespace,
-                tenants=tenants,
-                tier_spec=tier,
-                sizing=sizing,
-                cost=cost,
-                cost_by_plant=by_plant,
-                classifications=tuple(c for c in cls if c.plant in in_env_codes),
-                plants=tuple(in_env),
-                image=odoo.image,
-                digest=odoo.digest,
-                series=odoo.series,
-                edition=odoo.edition.value,
-                services=services,
-                input_hash=_hash_text(
-                    fleet_digest,
-                    f"{unit}/{env_name}",
-                    *(
-                        f"{p.code}:{fleet.source.plant_sources[p.code].digest}:"
-                        f"{sorted((k, repr(v)) for k, v in p.overrides.items())}"
-                        for p in in_env
-                    ),
-                ),
-            )
-            deployments.append(dep)
+        _plan_unit(fleet, u, memo, deployments, warnings, problems)
     if problems:
         raise SpecError(sorted(problems))
     return Plan(

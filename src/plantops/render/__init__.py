@@ -1,9 +1,6 @@
 """Rendering: deployments → files. Pure: returns text, never writes."""
 
-from plantops.render.context import RenderContext
-from plantops.render.core import RenderedFile, dump_yaml, standard_labels
-from plantops.render.preflight import check_renderable
-from plantops.render.tree import (
+from plantops.render.assemble import (
     RenderedDeployment,
     render_components,
     render_deployment,
@@ -12,12 +9,13 @@ from plantops.render.tree import (
     render_fleet_objects,
     render_kubernetes_objects,
 )
+from plantops.render.context import RenderContext
+from plantops.render.core import RenderedFile, dump_yaml, standard_labels
 
 __all__ = [
     "RenderContext",
     "RenderedDeployment",
     "RenderedFile",
-    "check_renderable",
     "dump_yaml",
     "render_components",
     "render_deployment",

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from plantops.sizing import connections as conn
-from plantops.sizing.volume import HOT_DAYS, estimate_volume
+from plantops.sizing.volume import HOT_DAYS, DataVolume, estimate_volume
 
 MIB = 1024 * 1024
 # Odoo deployment guide, "Memory size": ~150 MB per light request, ~1 GB per heavy one,
@@ -347,9 +347,22 @@ def _connections(
     )
 
 
-def size_unit(i: SizingInputs) -> Sizing:
-    """Size one Odoo instance (a plant, or a tenant group, in one environment)."""
-    notes: list[str] = []
+@dataclass(frozen=True)
+class _Web:
+    users: int
+    workers_needed: int
+    web_mem_mib: int
+    per_worker_mib: int
+    by_cpu: int
+    by_mem: int
+    replicas: int
+    workers: int
+    max_replicas: int
+
+
+def _web_workers(i: SizingInputs, notes: list[str], warnings: list[str]) -> _Web:
+    """Workers for the peak users, workers per pod (CPU and memory bound), web replicas
+    (capped at the tier's bound, with a warning), and the HPA's maximum."""
     users = max(1, math.ceil(i.peak_users * i.size_factor))
     workers_needed = max(i.min_workers, math.ceil(users / i.users_per_worker))
     notes.append(
@@ -368,7 +381,6 @@ def size_unit(i: SizingInputs) -> Sizing:
     )
     base = i.web_replicas if i.production else 1
     replicas = max(base, math.ceil(workers_needed / per_pod))
-    warnings: list[str] = []
     if i.max_web_replicas is not None and replicas > i.max_web_replicas:
         # The tier's bound is a contract (quota and cost on a shared cluster, the HPA's
         # ceiling): cap there, and say so on every plan until the plant moves to a tier or
@@ -391,6 +403,22 @@ def size_unit(i: SizingInputs) -> Sizing:
     if i.production and i.ha:
         max_replicas = max(replicas, i.max_web_replicas or 2 * replicas)
 
+    return _Web(
+        users,
+        workers_needed,
+        web_mem_mib,
+        per_worker_mib,
+        by_cpu,
+        by_mem,
+        replicas,
+        workers,
+        max_replicas,
+    )
+
+
+def _web_memory_limits(w: _Web, notes: list[str]) -> tuple[int, int]:
+    """Odoo's ``limit_memory_soft`` and ``limit_memory_hard`` (MiB) for a web worker."""
+    web_mem_mib, workers, per_worker_mib = w.web_mem_mib, w.workers, w.per_worker_mib
     # Odoo's memory limits are per worker, the container limit is for all of them: every
     # worker may reach the soft limit (it is recycled after its request) and one worker the
     # hard limit while the others sit at the average, without the pod being OOM-killed.
@@ -402,6 +430,11 @@ def size_unit(i: SizingInputs) -> Sizing:
         f"limit_memory_hard = min(2560, {usable} - {workers - 1} x {per_worker_mib}) = {hard} MiB"
     )
 
+    return soft, hard
+
+
+def _cron_limits(i: SizingInputs, notes: list[str]) -> tuple[int, int, int]:
+    """The cron container's memory and its process-wide soft and hard limits (MiB)."""
     cron_mem = round(i.cron_memory_gib * 1024)
     # The cron container runs Odoo threaded (workers = 0), where both limits apply to the
     # whole process, not to one worker: odoo/service/server.py ThreadedServer.process_limit
@@ -423,17 +456,22 @@ def size_unit(i: SizingInputs) -> Sizing:
         f"{cron_soft} MiB; limit_memory_hard = {cron_mem} MiB + {reserve} = {cron_hard} MiB"
     )
 
-    pools = _connections(i, workers, replicas, max_replicas, notes)
-    max_replicas = pools.max_replicas
+    return cron_mem, cron_soft, cron_hard
 
-    guaranteed = i.production and i.ha
-    web_cpu_m = _cpu_m(i.web_cpu)
-    web = Resources(
-        web_cpu_m if guaranteed else web_cpu_m // 2, web_cpu_m, web_mem_mib, web_mem_mib
-    )
-    cron_cpu_m = _cpu_m(i.cron_cpu)
-    cron = Resources(cron_cpu_m if guaranteed else cron_cpu_m // 2, cron_cpu_m, cron_mem, cron_mem)
 
+@dataclass(frozen=True)
+class _Postgres:
+    factor: float
+    volume: DataVolume
+    storage_gib: int
+    resources: Resources
+    instances: int
+    parameters: dict[str, str]
+
+
+def _postgres(i: SizingInputs, notes: list[str]) -> _Postgres:
+    """PostgreSQL: storage and memory from the data volume (the profile as the floor),
+    scaled for non-production environments, and its parameters."""
     pg_factor = 1.0 if i.production else max(0.25, i.size_factor)
     pg_cpu_m = _cpu_m(_scaled(i.postgres_cpu, pg_factor, 0.25))
     vol = estimate_volume(
@@ -478,16 +516,21 @@ def size_unit(i: SizingInputs) -> Sizing:
         "shared_buffers": f"{shared_buffers}MB",
         "work_mem": f"{work_mem}MB",
     }
-    pool_size = max(5, pools.budget // max(1, i.databases))
+    return _Postgres(pg_factor, vol, pg_storage, postgres, pg_instances, pg_params)
 
+
+def _redis(
+    i: SizingInputs, session_mib: int, guaranteed: bool, notes: list[str]
+) -> tuple[int, Resources, int, int]:
+    """Redis memory (sessions must fit maxmemory), resources, replicas and sentinels."""
     # Sessions must fit maxmemory (75 % of the container): volatile-lru would evict
     # logged-in users' sessions first.
-    by_sessions = math.ceil(vol.session_mib * 4 / 3)
+    by_sessions = math.ceil(session_mib * 4 / 3)
     redis_base = max(i.redis_memory_gib * 1024, by_sessions)
     redis_mem = max(64, round(redis_base * (1.0 if i.production else 0.5)))
     notes.append(
         f"redis memory = max(profile {round(i.redis_memory_gib * 1024)} MiB, {i.named_users} "
-        f"named users x 3 sessions x 4 KiB = {vol.session_mib} MiB / 75 % maxmemory = "
+        f"named users x 3 sessions x 4 KiB = {session_mib} MiB / 75 % maxmemory = "
         f"{by_sessions} MiB){' x 0.5' if not i.production else ''} = {redis_mem} MiB"
     )
     redis = Resources(100 if not guaranteed else 250, 250, redis_mem, redis_mem)
@@ -500,6 +543,72 @@ def size_unit(i: SizingInputs) -> Sizing:
             f"redis: tier asks {i.redis_replicas} replicas, none rendered "
             f"({'not an HA tier' if not i.ha else 'a VM runs one Redis'})"
         )
+    return redis_mem, redis, redis_replicas, sentinels
+
+
+def _peak_quota(
+    i: SizingInputs,
+    *,
+    steady: list[tuple[Resources, int]],
+    rollout: list[tuple[Resources, int]],
+    hook: list[tuple[Resources, int]],
+    pgbouncer_pod: Resources,
+    storage_gib: int,
+    pvcs: int,
+) -> Quota:
+    """The namespace's quota at its peak: every steady pod, plus the larger of a rollout's
+    surge pods and the database-initialisation hook Jobs (which run before the first surge
+    pod; render.kubernetes.odoo.render_db_init_jobs: one per database, a cron worker's
+    resources, Argo CD Sync hooks in the wave before Odoo's), rounded up to 100."""
+    steady, rollout = list(steady), list(rollout)
+    if i.pgbouncer:
+        steady.append((pgbouncer_pod, PGBOUNCER_INSTANCES))
+        rollout.append((pgbouncer_pod, 1))
+
+    def total(attr: str) -> int:
+        def add(pods: list[tuple[Resources, int]]) -> int:
+            return sum(int(getattr(r, attr)) * n for r, n in pods)
+
+        raw = add(steady) + max(add(rollout), add(hook))
+        return math.ceil(raw / 100) * 100
+
+    return Quota(
+        cpu_request_m=total("cpu_request_m"),
+        cpu_limit_m=total("cpu_limit_m"),
+        memory_request_mib=total("memory_request_mib"),
+        memory_limit_mib=total("memory_limit_mib"),
+        storage_gib=storage_gib,
+        pods=sum(n for _, n in steady) + max(sum(n for _, n in rollout), sum(n for _, n in hook)),
+        pvcs=pvcs,
+    )
+
+
+def size_unit(i: SizingInputs) -> Sizing:
+    """Size one Odoo instance (a plant, or a tenant group, in one environment)."""
+    notes: list[str] = []
+    warnings: list[str] = []
+    w = _web_workers(i, notes, warnings)
+    users, workers_needed, web_mem_mib = w.users, w.workers_needed, w.web_mem_mib
+    by_cpu, by_mem, replicas, workers = w.by_cpu, w.by_mem, w.replicas, w.workers
+    soft, hard = _web_memory_limits(w, notes)
+    cron_mem, cron_soft, cron_hard = _cron_limits(i, notes)
+
+    pools = _connections(i, workers, replicas, w.max_replicas, notes)
+    max_replicas = pools.max_replicas
+
+    guaranteed = i.production and i.ha
+    web_cpu_m = _cpu_m(i.web_cpu)
+    web = Resources(
+        web_cpu_m if guaranteed else web_cpu_m // 2, web_cpu_m, web_mem_mib, web_mem_mib
+    )
+    cron_cpu_m = _cpu_m(i.cron_cpu)
+    cron = Resources(cron_cpu_m if guaranteed else cron_cpu_m // 2, cron_cpu_m, cron_mem, cron_mem)
+
+    pg = _postgres(i, notes)
+    pg_factor, vol, pg_storage = pg.factor, pg.volume, pg.storage_gib
+    postgres, pg_instances, pg_params = pg.resources, pg.instances, pg.parameters
+    pool_size = max(5, pools.budget // max(1, i.databases))
+    redis_mem, redis, redis_replicas, sentinels = _redis(i, vol.session_mib, guaranteed, notes)
     filestore = max(5, math.ceil(i.filestore_gib * pg_factor))
 
     # --- quota: the namespace at its peak (docs/capacity.md; check.capacity verifies it
@@ -520,40 +629,21 @@ def size_unit(i: SizingInputs) -> Sizing:
     # A single web replica on a ReadWriteOnce filestore is replaced, not surged: a surge
     # pod on another node could not attach the volume (Multi-Attach).
     web_surge = 0 if (max_replicas == 1 and i.filestore_pvc) else 1
-    web_pod = _pod(web, init)
-    steady = [
-        (web_pod, max_replicas),
-        (_pod(cron, init), i.cron_replicas),
-        (_plus(postgres, backup_sidecar), pg_instances),
-        (_plus(redis, exporter), redis_pods),
-    ]
-    if sentinels:
-        steady.append((sentinel, sentinels))
-    rollout = [(web_pod, web_surge)]
-    if i.pgbouncer:
-        steady.append((pgbouncer_pod, PGBOUNCER_INSTANCES))
-        rollout.append((pgbouncer_pod, 1))
-    # The database-initialisation Jobs (render.kubernetes.odoo.render_db_init_jobs: one per
-    # database, a cron worker's resources) are Argo CD Sync hooks in the wave before Odoo's:
-    # all of them run at once, and done before the first surge pod (check.capacity).
-    hook = [(_pod(cron, init), max(1, i.databases))]
-
-    def total(attr: str) -> int:
-        def add(pods: list[tuple[Resources, int]]) -> int:
-            return sum(int(getattr(r, attr)) * n for r, n in pods)
-
-        raw = add(steady) + max(add(rollout), add(hook))
-        return math.ceil(raw / 100) * 100
-
-    quota = Quota(
-        cpu_request_m=total("cpu_request_m"),
-        cpu_limit_m=total("cpu_limit_m"),
-        memory_request_mib=total("memory_request_mib"),
-        memory_limit_mib=total("memory_limit_mib"),
+    quota = _peak_quota(
+        i,
+        steady=[
+            (_pod(web, init), max_replicas),
+            (_pod(cron, init), i.cron_replicas),
+            (_plus(postgres, backup_sidecar), pg_instances),
+            (_plus(redis, exporter), redis_pods),
+            *([(sentinel, sentinels)] if sentinels else []),
+        ],
+        rollout=[(_pod(web, init), web_surge)],
+        hook=[(_pod(cron, init), max(1, i.databases))],
+        pgbouncer_pod=pgbouncer_pod,
         storage_gib=pg_storage * pg_instances
         + (filestore if i.filestore_pvc else 0)
         + (redis_storage * redis_pods if redis_persistent else 0),
-        pods=sum(n for _, n in steady) + max(sum(n for _, n in rollout), sum(n for _, n in hook)),
         pvcs=pg_instances + int(i.filestore_pvc) + (redis_pods if redis_persistent else 0),
     )
     return Sizing(

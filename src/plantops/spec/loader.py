@@ -91,6 +91,20 @@ class Location:
     def __hash__(self) -> int:
         return hash((self.file, self.path))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its position resolved and without the source map it came from
+        (the plan memo stores classifications; a file's whole map is not theirs to keep)."""
+        return (_resolved_location, (self.file, self.key, self.path, self._position(), self._value))
+
+
+def _resolved_location(
+    file: str, key: Loc, path: str, pos: tuple[int, int], value: bool
+) -> Location:
+    loc = Location.__new__(Location)
+    loc.file, loc.key, loc.path, loc._pos, loc._value = file, key, path, pos, value
+    loc._source = None  # type: ignore[assignment]  # never read: the position is known
+    return loc
+
 
 @dataclass
 class SourceMap:

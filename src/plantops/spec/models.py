@@ -218,6 +218,13 @@ class TierSpec(Strict):
     resource_profile: Name
     backup: BackupObjectives
     slo: SloTargets
+    log_retention_days: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Days Loki keeps this tier's Odoo logs (plantops observe render);"
+        " default 31.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TierSpec:
@@ -429,8 +436,10 @@ class ObjectStorage(Strict):
     credentials_key: str | None = Field(
         default="plantops/object-storage",
         min_length=1,
-        description="Secret-store key holding ACCESS_KEY_ID and ACCESS_SECRET_KEY; "
-        "null to use the workload identity (IAM role) instead.",
+        description="Static keys (any value): each deployment reads its own key pair, "
+        "ACCESS_KEY_ID and ACCESS_SECRET_KEY, from <fleet>/<cluster>/<namespace>/"
+        "object-storage/backup (or /filestore) in the secret store, never one fleet-wide "
+        "pair; null to use the workload identity (IAM role) instead.",
     )
 
 
@@ -474,6 +483,15 @@ class IngressSettings(Strict):
     login_rate_burst: StrictInt = Field(default=20, gt=0)
 
 
+GpgKeyId = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9A-Fa-f]{16}$",
+        description="A long GnuPG key id: 16 hexadecimal digits (gpg --keyid-format=long).",
+    ),
+]
+
+
 class PlatformImages(Strict):
     redis: ImageRef = "docker.io/library/redis:7.4"
     redis_exporter: ImageRef = "docker.io/oliver006/redis_exporter:v1.67.0"
@@ -495,6 +513,13 @@ class PlatformSettings(Strict):
         "(default https://git.<domain>/<slug>/plantops-deploy.git).",
     )
     gitops_revision: str = Field(default="main", min_length=1)
+    gitops_signature_keys: list[GpgKeyId] = Field(
+        default_factory=list,
+        description="Long (16-hex) GnuPG key ids allowed to sign the rendered tree's commits; "
+        "when set, every AppProject lists them in signatureKeys and Argo CD refuses to sync "
+        "an unsigned commit or one signed by another key. The public keys must be imported "
+        "into Argo CD (argocd-gpg-keys-cm).",
+    )
     cnpg_namespace: Name = Field(default="cnpg-system", description="CloudNativePG operator.")
     monitoring_namespace: Name = Field(default="monitoring", description="Prometheus.")
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -505,6 +530,63 @@ class PlatformSettings(Strict):
         "(default s3://<slug>-plantops-backups).",
     )
     images: PlatformImages = Field(default_factory=PlatformImages)
+
+
+GateName = Literal[
+    "addons", "vulnerabilities", "policy", "rehearsal", "smoke", "approvals", "soak", "windows"
+]
+
+
+class ApprovalRule(Strict):
+    count: StrictInt = Field(default=0, ge=0, le=20, description="Approvals needed.")
+    roles: list[Name] = Field(
+        default_factory=list,
+        description="Roles that must each be among the approvers (the count includes them).",
+    )
+
+
+class ReleaseWindow(Strict):
+    """When a stage may be changed (plant local time); outside freezes and shift changes."""
+
+    name: Name
+    rrule: str = Field(description="Recurrence rule, e.g. FREQ=WEEKLY;BYDAY=SA")
+    at: HHMM = Field(description="Local start time of each recurrence.")
+    duration_hours: StrictFloat = Field(gt=0, le=24 * 7)
+
+    @field_validator("rrule")
+    @classmethod
+    def _rrule(cls, value: str) -> str:
+        check_rrule(value)
+        return value
+
+
+class StageRelease(Strict):
+    """The gates a release must pass to enter one stage (``releases.stages.<env>``)."""
+
+    gates: list[GateName] = Field(default_factory=list)
+    approvals: ApprovalRule = Field(default_factory=ApprovalRule)
+    approvals_by_tier: dict[Name, ApprovalRule] = Field(
+        default_factory=dict, description="Per-tier approval rules (override `approvals`)."
+    )
+    soak_hours: StrictFloat = Field(
+        default=0, ge=0, description="Time in the previous stage before this one."
+    )
+    wave_soak_hours: StrictFloat = Field(
+        default=0, ge=0, description="Time after the previous wave of this stage."
+    )
+    windows: list[ReleaseWindow] = Field(
+        default_factory=list, description="Allowed windows; empty: any time outside freezes."
+    )
+
+
+class ReleaseSettings(Strict):
+    stages: dict[Name, StageRelease] = Field(default_factory=dict)
+    shift_change_margin_minutes: StrictInt = Field(
+        default=30, ge=0, le=240, description="No promotion this close to a shift start or end."
+    )
+    vulns_policy: str | None = Field(
+        default=None, description="Vulnerability policy YAML, relative to the fleet repo."
+    )
 
 
 class FleetSpec(Strict):
@@ -522,6 +604,7 @@ class FleetSpec(Strict):
     pricing: Pricing
     defaults: Defaults
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
+    releases: ReleaseSettings = Field(default_factory=ReleaseSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -751,6 +834,13 @@ class PlantSpec(Strict):
     shifts: list[Shift] = Field(default_factory=list)
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
     overrides: list[Override] = Field(default_factory=list)
+    release_wave: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=99,
+        description="Promotion wave within a stage (0 = canary); default from the tier: "
+        "the least demanding tier first, the most demanding last.",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -16,16 +16,19 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantops.errors import InfrastructureError, UserError
+from plantops.store.events import event_order_lock, event_row
 from plantops.store.models import Backup, BackupObject, Verification
 
 DEFAULT_DB_URL = "sqlite:///.plantops/state.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# pg_advisory_xact_lock key held while migrating ("plantops" as an int64).
+MIGRATION_LOCK = 0x706C616E746F7073
 
 
 def default_db_url() -> str:
@@ -248,6 +251,17 @@ class Catalog:
             if origin:
                 b.origin = {**(b.origin or {}), **origin}
             b.status = "complete"
+            event_order_lock(s)
+            s.add(
+                event_row(
+                    "backup.taken",
+                    b.plant,
+                    backup_id,
+                    "",
+                    finished_at,
+                    {"env": b.env, "size_bytes": b.size_bytes, "format": b.format},
+                )
+            )
 
     def set_status(
         self, backup_id: str, status: str, *, error: str = "", finished_at: datetime | None = None
@@ -332,6 +346,24 @@ class Catalog:
                 error=error,
             )
             s.add(v)
+            b = s.get(Backup, backup_id)
+            if b is not None:
+                event_order_lock(s)
+                s.add(
+                    event_row(
+                        "backup.verified" if status == "passed" else "backup.verify-failed",
+                        b.plant,
+                        backup_id,
+                        "",
+                        finished_at,
+                        {
+                            "env": b.env,
+                            "status": status,
+                            "rto_seconds": rto_seconds,
+                            "rpo_seconds": rpo_seconds,
+                        },
+                    )
+                )
             s.flush()
             return int(v.id)
 
@@ -382,6 +414,10 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two servers starting against one PostgreSQL must not both create the
+                # tables: the second waits here, then finds the schema at head.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except SQLAlchemyError as exc:

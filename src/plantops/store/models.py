@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 BACKUP_STATUSES = ("running", "complete", "failed", "abandoned", "deleted")
@@ -107,3 +117,53 @@ class Verification(Base):
     backup: Mapped[Backup] = relationship(back_populates="verifications")
 
     __table_args__ = (Index("ix_verifications_backup", "backup_id", "started_at"),)
+
+
+class LedgerEntry(Base):
+    """One append-only entry of the release ledger (hash-chained per ``chain``).
+
+    ``hash`` is SHA-256 over ``prev_hash`` and the canonical JSON of the other fields
+    (``plantops.store.ledger.entry_hash``); ``(chain, seq)`` is unique, so two writers
+    can never both append entry *n*.
+    """
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    release_id: Mapped[str] = mapped_column(String(80), default="")
+    stage: Mapped[str] = mapped_column(String(64), default="")
+    actor: Mapped[str] = mapped_column(String(128), default="")
+    # ISO 8601 UTC text, not DateTime: the hash covers exactly these characters.
+    recorded_at: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        UniqueConstraint("chain", "seq", name="uq_ledger_chain_seq"),
+        Index("ix_ledger_release", "release_id", "stage", "kind"),
+    )
+
+
+class LedgerHead(Base):
+    """The newest entry of each chain: the row a writer locks (``SELECT … FOR UPDATE``)."""
+
+    __tablename__ = "ledger_heads"
+
+    chain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class PromotionClaim(Base):
+    """One (release, stage, plant) promotion: the primary key makes exactly one win."""
+
+    __tablename__ = "promotion_claims"
+
+    release_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(64), primary_key=True)
+    plant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)

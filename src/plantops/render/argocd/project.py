@@ -38,6 +38,7 @@ TENANT_KINDS: tuple[tuple[str, str], ...] = (
     ("apps", "StatefulSet"),
     ("autoscaling", "HorizontalPodAutoscaler"),
     ("barmancloud.cnpg.io", "ObjectStore"),
+    # The odoo --update Job of a migrating release (a PreSync hook, render/kubernetes/upgrade).
     ("batch", "Job"),
     ("cert-manager.io", "Certificate"),
     ("external-secrets.io", "ExternalSecret"),
@@ -47,6 +48,8 @@ TENANT_KINDS: tuple[tuple[str, str], ...] = (
     ("monitoring.coreos.com", "ServiceMonitor"),
     ("networking.k8s.io", "NetworkPolicy"),
     ("policy", "PodDisruptionBudget"),
+    # The pre-upgrade on-demand Backup a migrating release's PreSync hook takes.
+    ("postgresql.cnpg.io", "Backup"),
     ("postgresql.cnpg.io", "Cluster"),
     ("postgresql.cnpg.io", "Database"),
     ("postgresql.cnpg.io", "Pooler"),
@@ -103,6 +106,13 @@ def render_projects(deps: Sequence[Deployment], ctx: RenderContext) -> list[dict
         }
         if windows:
             spec["syncWindows"] = windows
+        if ctx.platform.gitops_signature_keys:
+            # Argo CD (controller/state.go, CompareAppState → verifyGnuPGSignature) refuses
+            # to sync a revision whose HEAD commit is unsigned, or signed by a key not in
+            # signatureKeys (compared as long key ids, util/gpg KeyID). Deprecated by
+            # sourceIntegrity but still honoured by every 3.x release.
+            keys = sorted({k.upper() for k in ctx.platform.gitops_signature_keys})
+            spec["signatureKeys"] = [{"keyID": k} for k in keys]
         out.append(
             {
                 "apiVersion": "argoproj.io/v1alpha1",

@@ -290,9 +290,15 @@ def _pod_template(
     spread = topology_spread(dep, component)
     if spread and not cron:
         spec["topologySpreadConstraints"] = spread
+    annotations = {"plantops.io/config-sha256": _config_checksum(dep, cron)}
+    if dep.release is not None:
+        # The release's configuration hash and id: a promotion re-rolls the pods even when
+        # the image digest is unchanged, and `kubectl describe` tells which release runs.
+        annotations["plantops.io/release"] = dep.release.release
+        annotations["plantops.io/release-config-sha256"] = dep.release.config
     return {
         "metadata": {
-            "annotations": {"plantops.io/config-sha256": _config_checksum(dep, cron)},
+            "annotations": annotations,
             "labels": standard_labels(dep, component),
         },
         "spec": dict(sorted(spec.items())),
@@ -304,6 +310,10 @@ def web_strategy(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
     surge pod may land on another node, where the volume cannot attach (Multi-Attach) and
     the rollout hangs; that one is replaced (a short outage, the only safe choice)."""
     if filestore_on_pvc(ctx) and not filestore_needs_rwx(dep):
+        return {"type": "Recreate"}
+    if dep.release is not None and dep.release.migrates:
+        # After a module update no pod of the old release may serve the migrated database
+        # next to the new ones (render.kubernetes.upgrade).
         return {"type": "Recreate"}
     return {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}, "type": "RollingUpdate"}
 

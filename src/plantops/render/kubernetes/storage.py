@@ -28,7 +28,7 @@ def filestore_on_pvc(ctx: RenderContext) -> bool:
 
 
 def filestore_needs_rwx(dep: Deployment) -> bool:
-    return dep.sizing.max_web_replicas > 1
+    return dep.filestore_needs_rwx
 
 
 def postgres_class(dep: Deployment, ctx: RenderContext) -> str:
@@ -37,7 +37,7 @@ def postgres_class(dep: Deployment, ctx: RenderContext) -> str:
 
 
 def filestore_class(dep: Deployment, ctx: RenderContext) -> str:
-    """The class of the filestore volume (the preflight check has made sure it exists).
+    """The class of the filestore volume (check.preflight has made sure it exists).
 
     The choice lives in plantops.sizing.cost, which prices the same volume."""
     assert dep.cluster is not None

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from plantops.errors import Problem
-from plantops.render.kubernetes.storage import filestore_needs_rwx
 from plantops.sizing.cost import rwx_class
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ def check_renderable(plan: Plan) -> list[Problem]:
         if storage.filestore != "pvc":
             continue
         fs = storage.filestore_storage_class
-        rwx = filestore_needs_rwx(dep)
+        rwx = dep.filestore_needs_rwx
         if fs and fs not in classes:
             problems.add(
                 _problem(

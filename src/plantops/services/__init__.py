@@ -17,54 +17,42 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import plantops as plantops_package
 from plantops import __version__
-from plantops.addons import AddonsReport, CheckOptions, addon_checksum, check_addons_paths
-from plantops.addons.inputs import load_package_list
 from plantops.check.capacity import CapacityFinding, check_capacity
-from plantops.check.policy import (
-    BASELINE,
-    PolicyConfig,
-    PolicyContext,
-    PolicyResult,
-    PolicySettings,
-    TierInfo,
-    UnitInfo,
-    evaluate_policies,
-    export_vap,
-    load_policy_config,
-    read_manifest_tree,
-)
-from plantops.check.policy.engine import SpecLocator
+from plantops.check.compose import validate_compose
+from plantops.check.preflight import check_renderable
 from plantops.check.schema import DEFAULT_KUBERNETES_VERSION, SchemaFinding, SchemaValidator
 from plantops.classify import Classification, classify_fleet
 from plantops.errors import GateFailed, Problem, SpecError, UserError
 from plantops.gitops import RenderMany, TreeSummary, UnitOfWork, write_tree
+from plantops.gitops.ci import PROVIDERS, CiOptions, Provider, generate_ci
 from plantops.model import Fleet, build_fleet
+from plantops.names import check_label
 from plantops.outputs import write_text_atomically
 from plantops.plan import Deployment, Plan, build_plan
 from plantops.plan.cost import WHAT_IF_TARGETS, cost_plan, with_override
-from plantops.release import (
-    GitSource,
-    build_lock_content,
-    git_source,
-    lock_id,
-    parse_image_ref,
-    render_lock,
-)
 from plantops.render import (
     RenderContext,
     RenderedFile,
-    check_renderable,
     render_deployment_full,
     render_fleet_objects,
 )
-from plantops.render.compose import validate_compose
 from plantops.render.core import dump_yaml, dump_yaml_documents
+from plantops.services.plancache import memo_scope, open_plan_memo, store_plan_memo
 from plantops.sizing.cost import FleetCost
 from plantops.spec import ParseCache, load_fleet
+
+# Addons, policy and release code is imported by the use cases that need it: `plan`
+# must not pay for manifestoo-core, the policy baseline or the release lock at start-up.
+if TYPE_CHECKING:
+    from plantops.addons import AddonsReport
+    from plantops.check.policy import PolicyContext, PolicyResult, PolicySettings, UnitInfo
+    from plantops.check.policy.engine import SpecLocator
+    from plantops.release import GitSource
+    from plantops.release.rollback import RollbackPlan
 
 
 @dataclass(frozen=True)
@@ -270,6 +258,22 @@ def renderer_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
+def pinned_plan(root: Path, plan: Plan, *, every_deployment: bool = True) -> Plan:
+    """``plan`` with the fleet's release pins (``releases/<plant>/<env>.yaml``) applied:
+    a pinned deployment renders the pinned image and its upgrade; the others are as
+    planned. The deployments' ``input_hash`` is left as planned (the fleet configuration
+    hash of a release must not depend on the pins); the writer's hash adds the pin."""
+    from plantops.release.pins import apply_pins, read_pins
+
+    pins = read_pins(root)
+    if not pins:
+        return plan
+    deployments = apply_pins(
+        plan.deployments, pins, fleet_dir=root, every_deployment=every_deployment
+    )
+    return dataclasses.replace(plan, deployments=deployments)
+
+
 @dataclass(frozen=True)
 class PlanResult:
     plan: Plan
@@ -290,9 +294,11 @@ def plan_fleet(
 ) -> PlanResult:
     """Load, validate, classify, size, render and write the deployment tree."""
     res = open_fleet(root, today=today, allow_expired=allow_expired)
-    plan = build_plan(res.fleet, plants)
+    memo, memo_at = open_plan_memo(root, memo_scope(renderer_fingerprint(), today))
+    plan = pinned_plan(root, build_plan(res.fleet, plants, memo), every_deployment=not plants)
     # Fleet-wide files (Argo CD projects) always reflect every plant, even in a --plant run.
-    full = build_plan(res.fleet) if plants else plan
+    full = pinned_plan(root, build_plan(res.fleet, (), memo)) if plants else plan
+    store_plan_memo(memo, memo_at)
     problems = check_renderable(full)
     if problems:
         raise SpecError(problems)
@@ -300,7 +306,8 @@ def plan_fleet(
     units = [
         UnitOfWork(
             id=d.id,
-            input_hash=f"{d.input_hash}+{renderer_fingerprint()}",
+            input_hash=f"{d.input_hash}+{renderer_fingerprint()}"
+            + (f"+{d.release.pin_digest}" if d.release else ""),
             plants=tuple(t.plant for t in d.tenants),
             render=lambda d=d: checker.render(d),  # type: ignore[misc]
         )
@@ -345,7 +352,9 @@ def cost_fleet(
     """The fleet's monthly cost; with ``what_if`` ("pattern=dedicated-namespace") also the
     cost after ``plant`` moved, as if that override were in force."""
     res = open_fleet(root, today=today)
-    plan = build_plan(res.fleet)
+    memo, memo_at = open_plan_memo(root, memo_scope(renderer_fingerprint(), today))
+    plan = build_plan(res.fleet, (), memo)
+    store_plan_memo(memo, memo_at)
     cost = cost_plan(plan)
     if what_if is None:
         return CostResult(cost, None, (*res.warnings, *plan.warnings))
@@ -395,6 +404,16 @@ def create_release(
 ) -> ReleaseResult:
     """Check the addons against the fleet's Odoo series and edition, then build the lock
     (nothing is written here; the CLI writes the file)."""
+    from plantops.addons import CheckOptions, addon_checksum, check_addons_paths
+    from plantops.addons.inputs import load_package_list
+    from plantops.release import (
+        build_lock_content,
+        git_source,
+        lock_id,
+        parse_image_ref,
+        render_lock,
+    )
+
     ref = parse_image_ref(image)
     res = open_fleet(root, today=today)
     odoo = res.fleet.spec.odoo
@@ -435,6 +454,8 @@ def policy_context(
     fleet: Fleet, settings: PolicySettings, units: Mapping[str, UnitInfo]
 ) -> PolicyContext:
     """What the baseline compares against, from the fleet spec and policies/settings.yaml."""
+    from plantops.check.policy import PolicyContext, TierInfo
+
     spec = fleet.spec
     registries = settings.registries or (spec.odoo.image.split("/", 1)[0],)
     ports = set(settings.open_egress_ports)
@@ -483,6 +504,14 @@ def _spec_locator(fleet: Fleet) -> SpecLocator:
 def check_target(target: Path, *, today: dt.date) -> PolicyResult:
     """``plantops check``: a fleet repository (rendered into a scratch tree, then checked)
     or a directory of manifests."""
+    from plantops.check.policy import (
+        PolicyConfig,
+        PolicyContext,
+        evaluate_policies,
+        load_policy_config,
+        read_manifest_tree,
+    )
+
     config = load_policy_config(target) if (target / "fleet.yaml").is_file() else PolicyConfig()
     if not (target / "fleet.yaml").is_file():
         if not target.exists():
@@ -513,6 +542,8 @@ def check_target(target: Path, *, today: dt.date) -> PolicyResult:
 
 def policy_export(root: Path, out: Path, *, today: dt.date) -> list[Path]:
     """``plantops policy export --format vap``: one file of policies and bindings."""
+    from plantops.check.policy import BASELINE, export_vap, load_policy_config
+
     if not out.is_dir():
         raise UserError(f"--out {out}: not a directory; create it first")
     config = load_policy_config(root)
@@ -521,3 +552,82 @@ def policy_export(root: Path, out: Path, *, today: dt.date) -> list[Path]:
     path = out / "validating-admission-policies.yaml"
     write_text_atomically(path, dump_yaml_documents(objects))
     return [path]
+
+
+# --- rollback (docs/releases.md) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    plan: RollbackPlan
+    written: Path | None
+
+
+def rollback(
+    root: Path,
+    *,
+    plant: str,
+    env: str,
+    to: str | None = None,
+    at: dt.datetime | None = None,
+    apply: bool = False,
+    today: dt.date,
+) -> RollbackResult:
+    """``plantops rollback``: the plan for one plant × environment; with ``apply`` the
+    previous (or ``to``) pin is written. Recording it in the ledger is promotion's."""
+    from plantops.release.pins import pin_path, read_pin
+    from plantops.release.rollback import apply_rollback, plan_rollback
+
+    check_label(plant, "--plant")
+    check_label(env, "--env")
+    res = open_fleet(root, today=today)
+    if plant not in {p.code for p in res.fleet.plants}:
+        raise UserError(f"--plant {plant}: not a plant of {root}")
+    deps = [d for d in build_plan(res.fleet, [plant]).for_plant(plant) if d.environment.name == env]
+    if not deps:
+        raise UserError(f"--env {env}: plant {plant} has no such environment")
+    current = read_pin(root, plant, env)
+    if current is None:
+        raise UserError(
+            f"{plant}/{env} has no release pin ({pin_path(root, plant, env)}): it runs the "
+            "fleet-wide image, there is no release to roll back"
+        )
+    when = at or dt.datetime.now(dt.UTC)
+    plan = plan_rollback(current, unit=deps[0].unit, fleet_dir=root, to=to, at=when)
+    written = apply_rollback(root, plan) if apply else None
+    return RollbackResult(plan, written)
+
+
+# --- CI generation (docs/releases.md) --------------------------------------------------
+
+
+def ci_generate(
+    root: Path,
+    *,
+    provider: Provider,
+    out: Path,
+    today: dt.date,
+    rendered: str = "rendered",
+    addons: Sequence[str] = ("addons",),
+    vulns_policy: str | None = None,
+    install: str = "plantops",
+    default_branch: str = "main",
+) -> Path:
+    """``plantops ci generate``: the pipeline for the fleet at ``root`` (its Odoo series and
+    edition go into the addons gate), written atomically to ``out``."""
+    if provider not in PROVIDERS:
+        raise UserError(f"--provider {provider}: use one of {', '.join(PROVIDERS)}")
+    res = open_fleet(root, today=today)
+    odoo = res.fleet.spec.odoo
+    options = CiOptions(
+        fleet=".",
+        rendered=rendered,
+        addons=tuple(addons),
+        series=odoo.series,
+        edition=odoo.edition.value,
+        install=install,
+        vulns_policy=vulns_policy,
+        default_branch=default_branch,
+    )
+    write_text_atomically(out, generate_ci(provider, options))
+    return out

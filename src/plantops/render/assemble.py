@@ -2,7 +2,9 @@
 
 Apply order (and Argo CD sync waves): namespace, quota, identities, secrets, config and
 network policy → data services (filestore, PostgreSQL, Redis) → database initialisation
-(a Sync-hook Job per database) → Odoo → monitoring → ingress.
+(a Sync-hook Job per database) → Odoo → monitoring → ingress. A pinned release that
+changes the image or updates modules adds its upgrade (``upgrade.yaml``: PreSync hooks,
+which Argo CD runs before all of these; render.kubernetes.upgrade).
 
 A Kubernetes deployment directory holds one multi-document YAML file per component
 (``namespace.yaml``, ``secrets.yaml``, … ``ingress.yaml``, see ``render_components``),
@@ -54,6 +56,7 @@ from plantops.render.kubernetes.traefik import (
     render_middlewares,
     render_tls_option,
 )
+from plantops.render.kubernetes.upgrade import render_upgrade_hooks
 from plantops.render.odoo_conf import render_odoo_conf
 
 if TYPE_CHECKING:
@@ -78,6 +81,7 @@ def render_components(dep: Deployment, ctx: RenderContext) -> dict[str, list[dic
         "filestore": render_filestore(dep, ctx),
         "postgresql": render_cloudnativepg(dep, ctx),
         "redis": render_redis(dep, ctx),
+        "upgrade": render_upgrade_hooks(dep, ctx),
         "db-init": render_db_init_jobs(dep, ctx),
         "odoo": [
             render_odoo_service(dep),

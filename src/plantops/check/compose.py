@@ -1,4 +1,4 @@
-"""Validate a compose document against the Compose specification's JSON Schema.
+"""Validate a rendered compose document against the Compose specification's JSON Schema.
 
 The schema ships with plantops (offline); it is compiled once per process by
 jsonschema-rs, the engine that checks Kubernetes objects too.
@@ -16,7 +16,7 @@ import jsonschema_rs
 
 @cache
 def _compiled() -> jsonschema_rs.Validator:
-    text = resources.files("plantops.render.compose").joinpath("schema/compose-spec.json")
+    text = resources.files("plantops.check.schema").joinpath("compose/compose-spec.json")
     schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
     # The spec declares draft 7 in $schema; formats are not asserted, as before.
     return jsonschema_rs.validator_for(schema, validate_formats=False)

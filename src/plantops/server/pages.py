@@ -1,0 +1,175 @@
+"""Server-rendered pages (Jinja2, autoescaped): fleet overview, plant, releases.
+
+Each page reads the same view functions as the API; forms post with the session's
+CSRF token. Assets are served from ``/static``: no CDN, pages work offline.
+"""
+
+from __future__ import annotations
+
+import time
+from math import ceil
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from plantops.server.api import run_plan
+from plantops.server.auth import (
+    Principal,
+    check_csrf_form,
+    csrf_token,
+    principal_or_none,
+    state_of,
+)
+from plantops.server.problems import ProblemError
+from plantops.server.state import utcnow
+from plantops.server.svg import bar_chart
+from plantops.server.views import (
+    backup_dict,
+    facets,
+    fleet_summary,
+    newest_verified,
+    plant_detail,
+    plant_rows,
+    snapshot_of,
+)
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _page(request: Request, name: str, who: Principal | None, **context: Any) -> HTMLResponse:
+    started = time.perf_counter()
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {
+            "who": who,
+            "csrf": csrf_token(request) if "session" in request.scope else "",
+            "oidc": state_of(request).settings.oidc is not None,
+            **context,
+        },
+    )
+    response.headers["Server-Timing"] = f"render;dur={(time.perf_counter() - started) * 1000:.1f}"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _signed_in(request: Request) -> Principal | None:
+    return principal_or_none(request)
+
+
+@router.get("/", response_class=HTMLResponse)
+def fleet_page(
+    request: Request,
+    q: Annotated[str, Query(max_length=200)] = "",
+    tier: Annotated[str, Query(max_length=64)] = "",
+    pattern: Annotated[str, Query(max_length=64)] = "",
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> Response:
+    who = _signed_in(request)
+    if who is None:
+        return _page(request, "signin.html", None)
+    snap = snapshot_of(request)
+    rows = plant_rows(snap, q=q, tier=tier, pattern=pattern)
+    size = state_of(request).settings.page_size
+    pages = max(1, ceil(len(rows) / size))
+    page = min(page, pages)
+    shown = rows[(page - 1) * size : page * size]
+    chart = bar_chart(
+        [(r["code"], r["monthly_cost"]) for r in sorted(shown, key=lambda r: -r["monthly_cost"])][
+            :20
+        ],
+        title=f"Monthly cost per plant ({snap.cost.currency}), this page's top 20",
+        unit=snap.cost.currency,
+    )
+    return _page(
+        request,
+        "fleet.html",
+        who,
+        rows=shown,
+        total=len(rows),
+        plants=len(snap.fleet.plants),
+        page=page,
+        pages=pages,
+        q=q,
+        tier=tier,
+        pattern=pattern,
+        facets=facets(snap),
+        environments=[e.name for e in snap.fleet.environments],
+        cost_total=fleet_summary(snap)["monthly_cost"],
+        currency=snap.cost.currency,
+        chart=chart,
+    )
+
+
+@router.get("/plants/{code}", response_class=HTMLResponse)
+def plant_page(request: Request, code: str, done: str = "") -> Response:
+    who = _signed_in(request)
+    if who is None:
+        return RedirectResponse("/", status_code=303)
+    detail = plant_detail(snapshot_of(request), code)
+    records = state_of(request).catalog.list_backups(plant=code)
+    now = utcnow()
+    ages = []
+    for env in detail["environments"]:
+        newest = newest_verified([b for b in records if b.env == env])
+        if newest is not None:
+            at = newest.finished_at or newest.started_at
+            ages.append((env, (now - at).total_seconds() / 3600))
+    chart = (
+        bar_chart(
+            ages,
+            title="Newest verified backup age (hours)",
+            unit="h",
+            limit=24.0,
+            limit_label="24 h",
+        )
+        if ages
+        else ""
+    )
+    return _page(
+        request,
+        "plant.html",
+        who,
+        plant=detail,
+        backups=[backup_dict(b) for b in records[:50]],
+        chart=chart,
+        may_plan=who.may("plan.write") and who.may_touch(code),
+        done=done[:200],
+    )
+
+
+@router.post("/plants/{code}/plan")
+async def plant_plan(request: Request, code: str) -> Response:
+    who = _signed_in(request)
+    if who is None:
+        raise ProblemError(401, "sign in first", slug="unauthorized")
+    form = dict(await request.form())
+    if who.via == "session":
+        check_csrf_form(request, form)
+    if not who.may("plan.write"):
+        raise ProblemError(403, f"role {who.role} may not plan.write", slug="forbidden")
+    summary = await run_in_threadpool(run_plan, request, who, [code])
+    return RedirectResponse(
+        f"/plants/{code}?done=planned: {summary['written']} file(s) written", status_code=303
+    )
+
+
+@router.get("/releases", response_class=HTMLResponse)
+def releases_page(request: Request) -> Response:
+    who = _signed_in(request)
+    if who is None:
+        return RedirectResponse("/", status_code=303)
+    events = state_of(request).store.events_after(0, limit=10_000)
+    events = [e for e in events if not e.plant or who.may_touch(e.plant)]
+    return _page(
+        request,
+        "releases.html",
+        who,
+        releases=[e for e in events if e.type.startswith("release.")],
+        events=list(reversed(events))[:200],
+    )

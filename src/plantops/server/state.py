@@ -1,0 +1,108 @@
+"""What one server process holds: its settings, the store and a cached fleet snapshot.
+
+The snapshot (``fleetview.fleet_snapshot``) is rebuilt when a file of the fleet
+repository changes (size or mtime), checked at most once per ``RECHECK_SECONDS``; the
+policy result likewise. Every process holds its own cache: nothing here is shared
+state, so any number of processes may serve one database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from plantops import services
+from plantops.services import fleetview
+from plantops.store import Catalog
+from plantops.store.catalog import make_engine
+from plantops.store.server import ServerStore, open_server_store
+
+RECHECK_SECONDS = 2.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    issuer: str
+    client_id: str
+    client_secret: str
+    role_claim: str = "plantops_role"
+    plants_claim: str = "plantops_plants"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    fleet: Path
+    db_url: str
+    out: Path
+    session_secret: str
+    oidc: OidcSettings | None = None
+    secure_cookies: bool = True
+    page_size: int = 50
+
+
+def fleet_fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """(path, size, mtime) of every YAML file of the fleet repository."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.endswith((".yaml", ".yml")):
+                st = Path(dirpath, name).stat()
+                found.append((str(Path(dirpath, name)), st.st_size, st.st_mtime_ns))
+    return tuple(sorted(found))
+
+
+@dataclass
+class Cached(Generic[T]):
+    """One value computed from the fleet repository, recomputed when it changes."""
+
+    root: Path
+    compute: Callable[[dt.date], T]
+    _value: T | None = None
+    _key: object = None
+    _checked: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, today: dt.date) -> T:
+        with self._lock:
+            now = time.monotonic()
+            if self._value is not None and now - self._checked < RECHECK_SECONDS:
+                return self._value
+            key = (today, fleet_fingerprint(self.root))
+            self._checked = now
+            if self._value is None or key != self._key:
+                self._value = self.compute(today)
+                self._key = key
+            return self._value
+
+
+class ServerState:
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.store: ServerStore = open_server_store(settings.db_url)
+        self.catalog = Catalog(make_engine(settings.db_url))
+        root = settings.fleet
+        self.snapshot: Cached[fleetview.FleetSnapshot] = Cached(
+            root, lambda today: fleetview.fleet_snapshot(root, today=today)
+        )
+        # typed by inference: the server names no check module (import contract)
+        self.policy = Cached(root, lambda today: services.check_target(root, today=today))
+
+    def close(self) -> None:
+        self.store.close()
+        self.catalog.close()
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def today() -> dt.date:
+    return utcnow().date()

@@ -1,0 +1,196 @@
+"""Read models the API and the pages share: a fleet snapshot as plain rows and dicts.
+
+Pure functions over what ``fleetview.fleet_snapshot`` returned; the rows of a snapshot
+are computed once and reused by every request until the fleet changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+
+from plantops.server.problems import ProblemError
+from plantops.server.state import ServerState, today
+from plantops.services import fleetview
+from plantops.store import BackupRecord
+
+_ROWS: dict[int, tuple[fleetview.FleetSnapshot, list[dict[str, Any]]]] = {}
+_SUMMARY: dict[tuple[str, int], tuple[fleetview.FleetSnapshot, dict[str, Any]]] = {}
+_ROWS_LOCK = threading.Lock()
+
+
+def snapshot_of(request: Request) -> fleetview.FleetSnapshot:
+    state: ServerState = request.app.state.plantops
+    return state.snapshot.get(today())
+
+
+def deployment_dict(d: Any) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "environment": d.environment.name,
+        "production": d.environment.production,
+        "tier": d.tier,
+        "pattern": d.pattern,
+        "runtime": d.runtime,
+        "cluster": d.cluster.name if d.cluster else None,
+        "namespace": d.namespace,
+        "plants": [t.plant for t in d.tenants],
+        "image": d.image,
+        "release": d.environment.target_revision or (d.digest[:19] if d.digest else d.image),
+        "dir": d.dir,
+    }
+
+
+def all_rows(snap: fleetview.FleetSnapshot) -> list[dict[str, Any]]:
+    key = id(snap)
+    with _ROWS_LOCK:
+        hit = _ROWS.get(key)
+        if hit is not None and hit[0] is snap:
+            return hit[1]
+    by_code = {c.plant: c for c in snap.plan.classifications}
+    rows: list[dict[str, Any]] = []
+    for p in snap.fleet.plants:
+        code = p.spec.code
+        c = by_code.get(code)
+        envs = {
+            d.environment.name: deployment_dict(d)["release"] for d in snap.plan.for_plant(code)
+        }
+        rows.append(
+            {
+                "code": code,
+                "name": p.spec.name,
+                "region": p.spec.region,
+                "timezone": p.spec.timezone,
+                "runtime": p.spec.runtime,
+                "tier": c.tier if c else "",
+                "pattern": c.pattern if c else "",
+                "environments": envs,
+                "monthly_cost": round(snap.cost.for_plant(code), 2),
+            }
+        )
+    rows.sort(key=lambda r: str(r["code"]))
+    with _ROWS_LOCK:
+        _ROWS.clear()  # one snapshot at a time is current
+        _ROWS[key] = (snap, rows)
+    return rows
+
+
+def fleet_summary(snap: fleetview.FleetSnapshot) -> dict[str, Any]:
+    """Totals of a snapshot, computed once per snapshot (32,000 cost lines at 1,000 plants)."""
+    key = ("summary", id(snap))
+    with _ROWS_LOCK:
+        hit = _SUMMARY.get(key)
+        if hit is not None and hit[0] is snap:
+            return hit[1]
+    spec = snap.fleet.spec
+    summary = {
+        "plants": len(snap.fleet.plants),
+        "deployments": len(snap.plan.deployments),
+        "environments": [e.name for e in snap.fleet.environments],
+        "series": spec.odoo.series,
+        "edition": spec.odoo.edition.value,
+        "currency": snap.cost.currency,
+        "monthly_cost": round(snap.cost.total_month, 2),
+        "warnings": [w.render() for w in snap.warnings],
+    }
+    with _ROWS_LOCK:
+        _SUMMARY.clear()
+        _SUMMARY[key] = (snap, summary)
+    return summary
+
+
+def plant_rows(
+    snap: fleetview.FleetSnapshot, *, q: str = "", tier: str = "", pattern: str = ""
+) -> list[dict[str, Any]]:
+    needle = q.strip().lower()
+    return [
+        r
+        for r in all_rows(snap)
+        if (not tier or r["tier"] == tier)
+        and (not pattern or r["pattern"] == pattern)
+        and (
+            not needle
+            or needle in r["code"].lower()
+            or needle in r["name"].lower()
+            or needle in r["region"].lower()
+        )
+    ]
+
+
+def facets(snap: fleetview.FleetSnapshot) -> dict[str, list[str]]:
+    rows = all_rows(snap)
+    return {
+        "tier": sorted({r["tier"] for r in rows}),
+        "pattern": sorted({r["pattern"] for r in rows}),
+    }
+
+
+def plant_detail(snap: fleetview.FleetSnapshot, code: str) -> dict[str, Any]:
+    plant = next((p for p in snap.fleet.plants if p.spec.code == code), None)
+    if plant is None:
+        raise ProblemError(404, f"unknown plant {code!r}; see /api/plants", slug="unknown-plant")
+    c = next((c for c in snap.plan.classifications if c.plant == code), None)
+    return {
+        "code": code,
+        "name": plant.spec.name,
+        "region": plant.spec.region,
+        "timezone": plant.spec.timezone,
+        "runtime": plant.spec.runtime,
+        "tier": c.tier if c else "",
+        "pattern": c.pattern if c else "",
+        "production_sync": c.production_sync if c else "",
+        "reasons": [
+            {
+                "rule": r.rule,
+                "decides": r.decides,
+                "message": r.message,
+                "score": r.score,
+                "locations": [f"{loc.file}:{loc.line} [{loc.path}]" for loc in r.locations],
+            }
+            for r in (c.reasons if c else ())
+        ],
+        "environments": [e.name for e in plant.environments],
+        "deployments": [deployment_dict(d) for d in snap.plan.for_plant(code)],
+        "monthly_cost": round(snap.cost.for_plant(code), 2),
+        "currency": snap.cost.currency,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def backup_dict(b: BackupRecord) -> dict[str, Any]:
+    last = b.last_verification
+    return {
+        "id": b.id,
+        "plant": b.plant,
+        "env": b.env,
+        "tier": b.tier,
+        "format": b.format,
+        "status": b.status,
+        "size_bytes": b.size_bytes,
+        "started_at": _iso(b.started_at),
+        "finished_at": _iso(b.finished_at),
+        "encrypted": b.key_id is not None,
+        "verified": b.verified,
+        "verification": None
+        if last is None
+        else {
+            "status": last.status,
+            "finished_at": _iso(last.finished_at),
+            "rto_seconds": last.rto_seconds,
+            "rto_objective_seconds": last.rto_objective_seconds,
+            "rpo_seconds": last.rpo_seconds,
+            "rpo_objective_seconds": last.rpo_objective_seconds,
+        },
+    }
+
+
+def newest_verified(backups: Sequence[BackupRecord]) -> BackupRecord | None:
+    done = [b for b in backups if b.status == "complete" and b.verified]
+    return max(done, key=lambda b: b.finished_at or b.started_at) if done else None

@@ -1,0 +1,343 @@
+"""Use cases behind ``plantops promote``, ``plantops release register|approve|status`` and
+``plantops ledger verify|export`` (docs/releases.md).
+
+They load the fleet (stage chain, tiers, plant calendars), prepare the evidence the gates
+read (scanner reports, ``plantops check``, the backup catalog's newest verified backup,
+the fleet's configuration hash) and call the release orchestrator. SQLAlchemy (through the
+ledger) is imported inside the functions: ``plantops plan`` must not pay for it at start-up.
+Nothing here prints or exits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from plantops.errors import UserError
+from plantops.services import check_target, fleet_config_hash, open_fleet
+
+if TYPE_CHECKING:
+    from plantops.release.gates import PolicySummary, VulnSummary
+    from plantops.release.promote import FleetView, PromotionResult, ReleaseStatus
+    from plantops.store.ledger import Entry
+    from plantops.store.ledger import Verification as LedgerVerification
+
+
+def parse_instant(value: str | None, option: str = "--now") -> dt.datetime:
+    """An ISO 8601 instant with its offset (``2026-12-05T10:00:00Z``); now when omitted."""
+    if value is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{option} {value}: expected ISO 8601, e.g. 2026-12-05T10:00:00Z") from None
+    if when.tzinfo is None:
+        raise UserError(f"{option} {value}: give the offset (Z or +01:00); plants span timezones")
+    return when
+
+
+def fleet_view(root: Path, *, today: dt.date) -> FleetView:
+    """The fleet as promotion sees it: the stage chain, each plant's tier, wave inputs,
+    timezone, shifts and freezes, and the releases settings of fleet.yaml."""
+    from plantops.classify import classify_fleet
+    from plantops.release.promote import FleetView, PlantInfo
+
+    res = open_fleet(root, today=today)
+    fleet = res.fleet
+    tiers = {c.plant: c.tier for c in classify_fleet(fleet, ())}
+    stages = tuple(e.name for e in sorted(fleet.environments, key=lambda e: e.order))
+    for name in fleet.spec.releases.stages:
+        if name not in stages:
+            raise UserError(
+                f"{root / 'fleet.yaml'}: releases.stages.{name}: not an environment "
+                f"(stages: {', '.join(stages)})"
+            )
+    for name, cfg in fleet.spec.releases.stages.items():
+        for tier in cfg.approvals_by_tier:
+            if tier not in fleet.spec.tiers:
+                raise UserError(
+                    f"{root / 'fleet.yaml'}: releases.stages.{name}.approvals_by_tier.{tier}: "
+                    f"not a tier (tiers: {', '.join(sorted(fleet.spec.tiers))})"
+                )
+    policy = fleet.spec.releases.vulns_policy
+    if policy is not None and (Path(policy).is_absolute() or ".." in Path(policy).parts):
+        raise UserError(
+            f"{root / 'fleet.yaml'}: releases.vulns_policy {policy}: give a path inside the "
+            "fleet repository"
+        )
+    plants = {
+        p.spec.code: PlantInfo(
+            code=p.spec.code,
+            tier=tiers[p.spec.code],
+            tier_rank=fleet.spec.tiers[tiers[p.spec.code]].rank,
+            timezone=p.spec.timezone,
+            environments=tuple(e.name for e in p.environments),
+            shifts=tuple(p.spec.shifts),
+            freezes=tuple(p.spec.freeze_windows),
+            release_wave=p.spec.release_wave,
+        )
+        for p in fleet.plants
+    }
+    return FleetView(
+        root=root,
+        stages=stages,
+        production={e.name: e.production for e in fleet.environments},
+        releases=fleet.spec.releases,
+        plants=plants,
+    )
+
+
+def register_release(
+    lock_file: Path, *, author: str, db: str | None, now: dt.datetime
+) -> Entry | None:
+    """Record a release and its author in the ledger (once)."""
+    from plantops.release import promote as release_promote
+    from plantops.release import read_lock
+    from plantops.store.ledger import open_ledger
+
+    lock = read_lock(lock_file)
+    ledger = open_ledger(db)
+    try:
+        return release_promote.register_release(ledger, lock, author, now)
+    finally:
+        ledger.close()
+
+
+def approve_release(
+    root: Path,
+    lock_file: Path,
+    *,
+    stage: str,
+    user: str,
+    role: str,
+    db: str | None,
+    now: dt.datetime,
+) -> Entry:
+    """``plantops release approve``: one approval in the ledger."""
+    from plantops.release import promote as release_promote
+    from plantops.release import read_lock
+    from plantops.store.ledger import open_ledger
+
+    lock = read_lock(lock_file)
+    view = fleet_view(root, today=now.date())
+    ledger = open_ledger(db)
+    try:
+        return release_promote.approve(
+            ledger, lock, view, stage=stage, user=user, role=role, now=now
+        )
+    finally:
+        ledger.close()
+
+
+def _vuln_summaries(
+    root: Path,
+    view: FleetView,
+    stage: str,
+    reports: Sequence[Path],
+    today: dt.date,
+) -> dict[tuple[str, str], VulnSummary]:
+    from plantops.release.gates import VulnSummary
+    from plantops.vulns import DEFAULT_POLICY, evaluate_gate, load_policy, read_report
+
+    policy_file = view.releases.vulns_policy
+    policy = load_policy(root / policy_file) if policy_file else DEFAULT_POLICY
+    read = [read_report(p) for p in reports]
+    rows = [v for r in read for v in r.vulnerabilities]
+    digest = hashlib.sha256()
+    for p in sorted(reports):
+        digest.update(p.read_bytes())
+    out: dict[tuple[str, str], VulnSummary] = {}
+    for tier in sorted({p.tier for p in view.plants.values()}):
+        result = evaluate_gate(
+            rows,
+            policy,
+            tier=tier,
+            env=stage,
+            today=today,
+            require=False,
+            reports=[r.file for r in read],
+        )
+        out[(tier, stage)] = VulnSummary(
+            result.ok,
+            tuple(f"{v.id} {v.package} {v.installed} ({v.severity})" for v in result.blocking),
+            "sha256:" + digest.hexdigest(),
+        )
+    return out
+
+
+def _policy_summaries(root: Path, today: dt.date) -> dict[str, PolicySummary]:
+    from plantops.release.gates import PolicySummary
+
+    result = check_target(root, today=today)
+    failing: dict[str, list[str]] = {}
+    for f in result.failing:
+        failing.setdefault(f.environment, []).append(f"{f.rule} {f.object_ref}: {f.message}")
+    digest = hashlib.sha256(
+        "\n".join(
+            sorted(f"{f.environment}|{f.rule}|{f.object_ref}" for f in result.findings)
+        ).encode()
+    ).hexdigest()
+    envs = {f.environment for f in result.findings} | set(failing)
+    return {
+        env: PolicySummary(env not in failing, tuple(failing.get(env, ())), "sha256:" + digest)
+        for env in envs
+    }
+
+
+def _latest_verified(db: str | None) -> Callable[[str, str], str | None]:
+    from plantops.store import open_catalog
+
+    catalog = open_catalog(db)
+
+    def latest(plant: str, env: str) -> str | None:
+        for b in catalog.list_backups(plant=plant, env=env, statuses=("complete",)):
+            if b.verified:
+                return b.id
+        return None
+
+    return latest
+
+
+def promote_release(
+    root: Path,
+    lock_file: Path,
+    *,
+    to: str,
+    actor: str,
+    now: dt.datetime,
+    db: str | None = None,
+    wave: int | None = None,
+    plants: Sequence[str] = (),
+    dry_run: bool = False,
+    vulns: Sequence[Path] = (),
+    rehearsals: Sequence[Path] = (),
+    smoke: Sequence[Path] = (),
+    break_glass: tuple[str, Sequence[str]] | None = None,
+) -> PromotionResult:
+    """``plantops promote``: gates per plant of the stage's wave, then pins + ledger.
+
+    ``break_glass`` is (reason, approvers): failed gates are overridden and the override is
+    recorded as its own ledger entry."""
+    from plantops.plan import build_plan
+    from plantops.release import promote as release_promote
+    from plantops.release import read_lock
+    from plantops.store.ledger import open_ledger
+
+    lock = read_lock(lock_file)
+    today = now.date()
+    view = fleet_view(root, today=today)
+    view.check_stage(to)
+    gates = set(view.stage_config(to).gates)
+    res = open_fleet(root, today=today)
+    inputs = release_promote.GateInputs(
+        vulns=_vuln_summaries(root, view, to, vulns, today)
+        if "vulnerabilities" in gates and vulns
+        else None,
+        policy=_policy_summaries(root, today) if "policy" in gates else None,
+        rehearsal_files=tuple(rehearsals),
+        smoke_files=tuple(smoke),
+        config_hash_now=fleet_config_hash(build_plan(res.fleet)) if "addons" in gates else None,
+        latest_verified_backup=_latest_verified(db)
+        if "rehearsal" in gates
+        else (lambda p, e: None),
+    )
+    ledger = open_ledger(db)
+    try:
+        return release_promote.promote(
+            ledger,
+            lock,
+            view,
+            stage=to,
+            actor=actor,
+            now=now,
+            inputs=inputs,
+            wave=wave,
+            only=plants,
+            dry_run=dry_run,
+            break_glass=release_promote.BreakGlass(break_glass[0], tuple(break_glass[1]))
+            if break_glass is not None
+            else None,
+        )
+    finally:
+        ledger.close()
+
+
+def release_status(
+    root: Path, lock_file: Path, *, db: str | None, now: dt.datetime
+) -> ReleaseStatus:
+    """``plantops release status``: stages × waves × gates from the ledger."""
+    from plantops.release import promote as release_promote
+    from plantops.release import read_lock
+    from plantops.store.ledger import open_ledger
+
+    lock = read_lock(lock_file)
+    view = fleet_view(root, today=now.date())
+    ledger = open_ledger(db)
+    try:
+        return release_promote.status(ledger, lock, view, now=now)
+    finally:
+        ledger.close()
+
+
+def ledger_verify(db: str | None) -> LedgerVerification:
+    from plantops.store.ledger import open_ledger
+
+    ledger = open_ledger(db)
+    try:
+        return ledger.verify()
+    finally:
+        ledger.close()
+
+
+def ledger_export(db: str | None, fmt: str) -> Iterator[str]:
+    """The ledger as JSON or CSV text chunks (streamed: 100,000 entries are fine)."""
+    if fmt not in ("json", "csv"):
+        raise UserError(f"--format {fmt}: expected json or csv")
+    from plantops.store.ledger import open_ledger
+
+    ledger = open_ledger(db)
+    try:
+        yield from ledger.export(fmt)
+    finally:
+        ledger.close()
+
+
+def record_rollback(
+    *,
+    plant: str,
+    env: str,
+    from_release: str,
+    to_release: str | None,
+    actor: str,
+    reason: str,
+    database_action: str,
+    db: str | None,
+    now: dt.datetime,
+) -> Entry:
+    """A ``rollback`` ledger entry (for ``plantops rollback --apply`` to call once the pin
+    is written): which deployment went from which release to which, by whom, why, and
+    the database decision of the rollback plan."""
+    from plantops.store.ledger import NewEntry, open_ledger
+
+    if not reason.strip():
+        raise UserError("a rollback needs a reason")
+    ledger = open_ledger(db)
+    try:
+        entry = NewEntry(
+            "rollback",
+            release_id=from_release,
+            stage=env,
+            actor=actor,
+            payload={
+                "plant": plant,
+                "to_release": to_release,
+                "reason": reason,
+                "database": database_action,
+            },
+        )
+        return ledger.append([entry], now=now)[0]
+    finally:
+        ledger.close()

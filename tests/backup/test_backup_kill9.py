@@ -13,7 +13,11 @@ kill:
   database, no ``plantops_restore_*`` role, nothing in the temporary folder, no ledger
   entry, no ``*.partial`` object, no ``running`` catalog row;
 * with ``restore --force``, the database and filestore being replaced are never lost:
-  after the kill and the cleanup, the old or the new copy is in place.
+  after the kill and the cleanup, both old copies or both new copies are in place, never
+  a mix (the old pair carries a marker table and a marker file to tell them apart), and
+  kills before the swap's commit point give the old pair, kills after it the new;
+* a restore into a new name is all or nothing: the database and the filestore both
+  exist and are whole, or neither does.
 """
 
 from __future__ import annotations
@@ -115,7 +119,9 @@ def _install_steps(on_step: Callable[[str], None]) -> None:
             finally:
                 depth -= 1
             if depth == 0:
-                on_step(label)
+                # A ledger step names its kind: "scratch.record swap", "scratch.forget dir".
+                kind = getattr(result if name == "record" else args[0], "kind", "")
+                on_step(f"{label} {kind}" if name in ("record", "forget") else label)
             return result
 
         setattr(owner, name, wrapped)
@@ -336,16 +342,19 @@ def _backup(world: World, db: OdooDb, fmt: str) -> str:
 
 
 def _every_kill(
-    world: World, args: Callable[[int], list[str]], after_each: Callable[[], None]
-) -> int:
-    """Kill the command after each of its steps; return how many steps it has."""
+    world: World,
+    args: Callable[[int], list[str]],
+    after_each: Callable[[int, list[str]], None],
+) -> list[str]:
+    """Kill the command after each of its steps; return the steps of the whole run.
+    ``after_each(k, steps taken)`` checks the world after the cleanup (k=0: no kill)."""
     outcome, steps = _run_child(world, args(0), None)
     assert outcome == "exit 0", (outcome, (world.root / "child.log").read_text())
     assert len(steps) >= 5, steps
 
     _reclaim(world)
     assert _leftovers(world) == [], "a run that completed left something"
-    after_each()
+    after_each(0, steps)
     for k in range(1, len(steps) + 1):
         outcome, taken = _run_child(world, args(k), k)
         assert outcome == "killed", (k, steps, taken)
@@ -353,8 +362,12 @@ def _every_kill(
         _reclaim(world)
         left = _leftovers(world)
         assert left == [], f"killed after step {k} ({taken[-1]}): {left}"
-        after_each()
-    return len(steps)
+        after_each(k, taken)
+    return steps
+
+
+def _nothing(_k: int, _taken: list[str]) -> None:
+    pass
 
 
 @pytest.mark.parametrize("fmt", ["odoo-zip", "native", "dump"])
@@ -383,7 +396,10 @@ def test_kill_9_at_every_step_of_backup_run(
             fmt,
         ]
 
-    _every_kill(world, args, lambda: None)
+    steps = _every_kill(world, args, _nothing)
+    assert any(s.startswith("spawn pg_dump") for s in steps), steps
+    assert any(s.startswith("first bytes of") for s in steps), steps
+    assert "catalog.complete_backup" in steps, steps
 
 
 @pytest.mark.parametrize("fmt", ["odoo-zip", "native"])
@@ -393,7 +409,8 @@ def test_kill_9_at_every_step_of_backup_verify(
     world = _world(pg_cluster, tmp_path)
     bid = _backup(world, source, fmt)
     args = ["backup", "verify", bid, "--server", pg_cluster.url(), "--state-db", world.state]
-    _every_kill(world, lambda _k: args, lambda: None)
+    steps = _every_kill(world, lambda _k: args, _nothing)
+    assert "pg.create_database" in steps and "catalog.add_verification" in steps, steps
 
 
 @pytest.mark.parametrize("force", [False, True], ids=["new", "force"])
@@ -426,21 +443,59 @@ def test_kill_9_at_every_step_of_backup_restore(
             *extra,
         ]
 
-    def replaced_target_survives() -> None:
-        if not force:
-            return
-        # What --force replaces is never lost: the old or the new copy is in place, whole.
-        assert pg_cluster.database_exists(target)
-        with pg_cluster.connect(target) as conn:
+    seen: set[str] = set()
+
+    def state(db: str, fs: Path) -> str:
+        """ "old" (the marked pair), "new" (a restored pair), "absent" (neither)."""
+        if not pg_cluster.database_exists(db):
+            assert not fs.exists(), f"filestore {fs} without its database"
+            return "absent"
+        assert fs.is_dir(), f"database {db} without its filestore"
+        with pg_cluster.connect(db) as conn:
             n = conn.execute("SELECT count(*) FROM ir_attachment").fetchone()
-        assert n is not None and n[0] == 6
-        assert len([p for p in filestore.rglob("*") if p.is_file()]) == 6
+            marked = conn.execute("SELECT to_regclass('public.kill9_marker')").fetchone()
+        files = [p for p in fs.rglob("*") if p.is_file() and p.name != "kill9-marker"]
+        assert n is not None and n[0] == 6 and len(files) == 6, (db, n, files)
+        db_old = marked is not None and marked[0] is not None
+        fs_old = (fs / "kill9-marker").exists()
+        assert db_old == fs_old, f"a mix: database {'old' if db_old else 'new'}, filestore not"
+        return "old" if db_old else "new"
+
+    def mark() -> None:
+        with pg_cluster.connect(target) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS kill9_marker (x int)")
+        (filestore / "kill9-marker").write_text("the copy being replaced\n")
+
+    def check(k: int, taken: list[str]) -> None:
+        # The swap commits when its ledger entry is forgotten: before that a kill rolls
+        # the restore back, after it the restored pair stays.
+        committed = "scratch.forget swap" in taken if k else True
+        if not force:
+            # All or nothing: a killed restore into a new name leaves nothing of it.
+            got = state(f"{target}{k}", filestore.with_name(f"{target}{k}"))
+            assert got == ("new" if committed else "absent"), (k, taken[-1:], got)
+            seen.add(got)
+            return
+        # What --force replaces is never lost: the old pair, or the new one once the
+        # swap committed, never a mix, never nothing.
+        got = state(target, filestore)
+        assert got == ("new" if committed else "old"), (k, taken[-1:], got)
+        seen.add(got)
+        if got == "new":
+            mark()
 
     try:
         if force:  # something to replace, from the first run on
             code, out = _invoke(world, *args(0)[:-1])
             assert code == 0, out
-        _every_kill(world, args, replaced_target_survives)
+            mark()
+        steps = _every_kill(world, args, check)
+        assert seen == ({"old", "new"} if force else {"new", "absent"}), seen
+        swap = steps[steps.index("scratch.record swap") : steps.index("scratch.forget swap")]
+        assert "pg.rename_database" in swap, swap
+        if force:
+            # The kills fell between the renames of the swap, not only around it.
+            assert swap.count("os.rename") == 2 and "pg.move_database" in swap, swap
     finally:
         with pg_cluster.connect() as conn:
             rows = conn.execute(

@@ -199,6 +199,14 @@ def database_exists(admin: PgTarget, name: str) -> bool:
     return row is not None
 
 
+def database_oid(admin: PgTarget, name: str) -> int | None:
+    """The database's oid: it stays when the database is renamed, so it tells a copy
+    this run made from any other database that takes the name."""
+    with admin.connect() as conn:
+        row = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return None if row is None else int(row[0])
+
+
 def create_database(admin: PgTarget, name: str, owner: str | None = None) -> None:
     query = sql.SQL("CREATE DATABASE {} ENCODING 'unicode' TEMPLATE template0").format(
         sql.Identifier(name)

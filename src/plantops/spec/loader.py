@@ -370,8 +370,8 @@ HINTS = {
         "endpoint": "host:port, e.g. mes.plant.example:4840",
         "kubernetes_version": "a minor version such as 1.30",
         "domain": "a DNS domain such as erp.example.com",
-        "region": "a region name: lowercase letters, digits and '-', such as eu-central or"
-        " us-east-1 (one of the fleet's cluster regions)",
+        "region": "a region name: lowercase letters, digits and '-', 1-63 characters,"
+        " such as eu-central or us-east-1",
     },
 }
 
@@ -603,12 +603,21 @@ def _cross_checks(
             ):
                 add(at(src, "environments"), "a plant must run in the production environment")
         if fleet_regions and plant.region not in fleet_regions:
+            # A Kubernetes plant runs on a cluster of its region: a region no cluster is
+            # in is a typo or a missing cluster. A VM plant may stand alone in its region,
+            # but an unknown one is named all the same (it groups plants and tenants).
             close = difflib.get_close_matches(plant.region, sorted(fleet_regions), n=1)
             add(
                 at(src, "region"),
                 f"unknown region {plant.region!r}: no cluster of fleet.yaml is in it",
                 (f"did you mean {close[0]!r}? " if close else "")
-                + f"one of: {', '.join(sorted(fleet_regions))} (the clusters' regions)",
+                + f"one of: {', '.join(sorted(fleet_regions))} (the clusters' regions)"
+                + (
+                    "; a VM plant may be alone in its region: keep it if that is so"
+                    if plant.runtime == "vm"
+                    else ""
+                ),
+                "warning" if plant.runtime == "vm" else "error",
             )
         cl_name = plant.placement.cluster
         if plant.runtime == "vm":

@@ -38,7 +38,7 @@ Region = Annotated[
         pattern=DNS_LABEL,
         max_length=63,
         description="Region: lower-case letters, digits and '-' (eu-central, us-east-1);"
-        " a plant's region must be one of the fleet's cluster regions.",
+        " a Kubernetes plant's region must be one of the fleet's cluster regions.",
     ),
 ]
 HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
@@ -427,7 +427,7 @@ class ObjectStorage(Strict):
     endpoint_url: str | None = Field(
         default=None, pattern=r"^https?://[^\s]+$", description="For non-AWS S3 (MinIO, Ceph)."
     )
-    region: str | None = None
+    region: Region | None = None
     uri_style: Literal["host", "path"] | None = Field(
         default=None,
         description="S3 addressing: host (virtual-hosted) or path; by default host for AWS "

@@ -441,3 +441,61 @@ def test_format_is_the_output_and_the_old_archive_spelling_still_works(
     )
     assert code == 0 and {b["format"] for b in json.loads(out)} == {"dump", "native"}, out
     assert bid in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["backup", "list"],
+        ["backup", "prune", "--dry-run"],
+        ["backup", "cleanup"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_the_old_output_spelling_of_format_still_works_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """`--format json` (or `-f json`) is the output format; scripts written against the
+    old `--output json` keep working: the same JSON on stdout, a warning on stderr."""
+    monkeypatch.setenv("PLANTOPS_SCRATCH_LEDGER", str(tmp_path / "ledger"))
+    monkeypatch.delenv("PLANTOPS_RESTORE_DB_URL", raising=False)
+    state = ["--state-db", f"sqlite:///{tmp_path}/s.db"]
+    outputs = []
+    for spelling in (["--format", "json"], ["-f", "json"], ["--output", "json"]):
+        result = CliRunner().invoke(app, [*args, *state, *spelling])
+        assert result.exit_code == 0, result.output
+        outputs.append(json.loads(result.stdout))
+        warned = "--output json is deprecated here: use --format json" in result.stderr
+        assert warned == (spelling[0] == "--output"), result.stderr
+    assert outputs[0] == outputs[1] == outputs[2]
+    helped = CliRunner().invoke(app, [*args, "--help"], terminal_width=200).output
+    assert "--format" in helped and "--output" not in helped
+
+
+def test_backup_run_old_output_spelling_prints_json(odoo_db: OdooDb, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "backup",
+            "run",
+            "--db-url",
+            odoo_db.url,
+            "--filestore",
+            str(odoo_db.filestore),
+            "--store",
+            str(tmp_path / "store"),
+            "--state-db",
+            f"sqlite:///{tmp_path}/s.db",
+            "--plant",
+            "lyon",
+            "--env",
+            "prod",
+            "--archive-format",
+            "dump",
+            "--output",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["format"] == "dump"
+    assert "use --format json" in result.stderr

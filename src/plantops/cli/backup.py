@@ -62,11 +62,27 @@ ServerOpt = Annotated[
         help="PostgreSQL server to restore into, as a URL (default $PLANTOPS_RESTORE_DB_URL).",
     ),
 ]
-# `--format` is the output format everywhere in the CLI; `--output` is its old spelling,
-# still accepted.
-OutputOpt = Annotated[
-    OutputFormat, typer.Option("--format", "--output", help="Output: text or json.")
+# `--format`/`-f` is the output format in every command of the CLI, and `--output`/`-o`
+# a file to write (`schema`, `check`, `ledger export`). The backup commands once spelled
+# the output format `--output`: that spelling still works, hidden from the help, with a
+# warning naming `--format` (docs/backup.md, tests/backup/test_backup_cli.py).
+OutputOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output: text or json.")]
+OldOutputOpt = Annotated[
+    OutputFormat | None,
+    typer.Option("--output", hidden=True, help="Old spelling of --format (deprecated)."),
 ]
+
+
+def _output(chosen: OutputFormat, old: OutputFormat | None) -> OutputFormat:
+    """``--format``, or the deprecated ``--output`` spelling of it (with a warning)."""
+    if old is None:
+        return chosen
+    err.print(
+        f"warning: --output {old.value} is deprecated here: use --format {old.value}"
+        " (in plantops, --output names a file to write)",
+        markup=False,
+    )
+    return old
 
 
 class RunFormat(str, Enum):
@@ -127,14 +143,17 @@ def run_cmd(
         RunFormat,
         typer.Option(
             "--format",
-            "--output",
+            "-f",
             help="Output: text or json (odoo-zip, native, dump: deprecated spelling of"
             " --archive-format).",
         ),
     ] = RunFormat.text,
+    old_output: OldOutputOpt = None,
 ) -> None:
     """Take a backup (``--fleet/--plant/--env`` or ``--db-url/--filestore``)."""
-    output = OutputFormat.json if run_format is RunFormat.json else OutputFormat.text
+    output = _output(
+        OutputFormat.json if run_format is RunFormat.json else OutputFormat.text, old_output
+    )
     if run_format not in (RunFormat.text, RunFormat.json):
         err.print(
             f"warning: --format {run_format.value} is deprecated: the archive format is"
@@ -209,8 +228,10 @@ def import_cmd(
     ] = 2_000_000,
     state_db: StateDb = None,
     output: OutputOpt = OutputFormat.text,
+    old_output: OldOutputOpt = None,
 ) -> None:
     """Check an Odoo database-manager zip and catalogue it as a backup (exit 2 if refused)."""
+    output = _output(output, old_output)
 
     res = run_guarded(
         use.import_zip,
@@ -247,9 +268,11 @@ def list_cmd(
     plant: Annotated[str | None, typer.Option("--plant", help="Only this plant.")] = None,
     env: Annotated[str | None, typer.Option("--env", help="Only this stage.")] = None,
     output: OutputOpt = OutputFormat.text,
+    old_output: OldOutputOpt = None,
     state_db: StateDb = None,
 ) -> None:
     """List backups in the catalog, newest first."""
+    output = _output(output, old_output)
 
     backups = run_guarded(use.list_backups, plant, env, state_db)
     if output is OutputFormat.json:
@@ -304,8 +327,10 @@ def verify_cmd(
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Parallel pg_restore jobs.")] = 2,
     state_db: StateDb = None,
     output: OutputOpt = OutputFormat.text,
+    old_output: OldOutputOpt = None,
 ) -> None:
     """Restore a backup into scratch space and check it (exit 1 when it fails)."""
+    output = _output(output, old_output)
     if (backup_id is None) == (not due):
         raise fail(UserError("pass a backup ID or --due (not both)"))
 
@@ -378,6 +403,7 @@ def cleanup_cmd(
     server: ServerOpt = None,
     state_db: StateDb = None,
     output: OutputOpt = OutputFormat.text,
+    old_output: OldOutputOpt = None,
 ) -> None:
     """Reclaim what killed backup, verify and restore runs left behind.
 
@@ -388,6 +414,7 @@ def cleanup_cmd(
     marked abandoned in the state database and their objects deleted. Exit 1 when some
     remain.
     """
+    output = _output(output, old_output)
 
     done = run_guarded(use.cleanup, server, state_db)
     if output is OutputFormat.json:
@@ -408,8 +435,10 @@ def prune_cmd(
     env: Annotated[str | None, typer.Option("--env", help="Only this stage.")] = None,
     state_db: StateDb = None,
     output: OutputOpt = OutputFormat.text,
+    old_output: OldOutputOpt = None,
 ) -> None:
     """Delete backups beyond the tier's grandfather-father-son retention."""
+    output = _output(output, old_output)
 
     res = run_guarded(use.prune, dry_run=dry_run, plant=plant, env=env, state_db=state_db)
     if output is OutputFormat.json:
@@ -550,8 +579,10 @@ def pitr_info_cmd(
     stanza: StanzaOpt = None,
     run_as: RunAsOpt = "postgres",
     output: OutputOpt = OutputFormat.text,
+    old_output: OldOutputOpt = None,
 ) -> None:
     """List the stanza's backups (the earliest point you can recover to is the oldest's end)."""
+    output = _output(output, old_output)
     backups = run_guarded(use.pitr_info, config, stanza, run_as)
     rows = use.pitr_info_as_dicts(backups)
     if output is OutputFormat.json:

@@ -526,7 +526,7 @@ def pitr_restore(
     return br.stanza
 
 
-# Results as data for ``--output json`` (the text forms are the CLI's).
+# Results as data for ``--format json`` (the text forms are the CLI's).
 
 
 def record_as_dict(b: BackupRecord) -> dict[str, Any]:

@@ -59,7 +59,10 @@ def test_migrating_release_needs_a_restore(fleet: Path) -> None:
     assert (fleet / "releases/monterrey-assembly/prod.yaml").read_text() == before
 
 
-def test_apply_then_nothing_left(fleet: Path) -> None:
+def test_apply_then_nothing_left(fleet: Path, tmp_path: Path) -> None:
+    from plantops.store.ledger import open_ledger
+
+    db = f"sqlite:///{tmp_path / 'state.db'}"
     code, output = _run(
         "--fleet",
         str(fleet),
@@ -68,11 +71,31 @@ def test_apply_then_nothing_left(fleet: Path) -> None:
         "--env",
         "prod",
         "--apply",
+        "--as",
+        "rita",
+        "--reason",
+        "MRP totals wrong",
+        "--db",
+        db,
         "--at",
         "2026-12-01T08:00:00Z",
     )
     assert code == 0, output
     assert "database: RESTORE" in output and "wrote" in output
+    assert "recorded in the ledger" in output
+    ledger = open_ledger(db)
+    try:
+        (entry,) = ledger.entries(kinds=("rollback",))
+        assert ledger.verify().ok
+    finally:
+        ledger.close()
+    assert entry.actor == "rita" and entry.release_id == PROD[1].release
+    assert entry.payload == {
+        "plant": "monterrey-assembly",
+        "to_release": PROD[0].release,
+        "reason": "MRP totals wrong",
+        "database": "restore",
+    }
     pin = read_pin(fleet, "monterrey-assembly", "prod")
     assert pin is not None
     assert pin.current.release == PROD[0].release
@@ -159,3 +182,28 @@ def test_stale_plan_is_not_applied(fleet: Path) -> None:
     write_pin(fleet, moved, replaces=current)
     with pytest.raises(PinConflict):
         apply_rollback(fleet, plan)
+
+
+def test_apply_needs_who_and_why(fleet: Path) -> None:
+    before = (fleet / "releases/monterrey-assembly/prod.yaml").read_text()
+    args = ("--fleet", str(fleet), "--plant", "monterrey-assembly", "--env", "prod", "--apply")
+    code, output = _run(*args)
+    assert code == 2 and "--as WHO and --reason WHY" in output
+    code, output = _run(*args, "--as", "rita", "--reason", "  ")
+    assert code == 2
+    assert (fleet / "releases/monterrey-assembly/prod.yaml").read_text() == before
+
+
+def test_no_record_no_rollback(fleet: Path, tmp_path: Path) -> None:
+    """The ledger refuses the entry (its database file is not a database): the pin is
+    put back, byte for byte."""
+    before = (fleet / "releases/monterrey-assembly/prod.yaml").read_text()
+    missing = tmp_path / "state.db"
+    missing.write_bytes(b"not a database" * 100)
+    code, output = _run(
+        "--fleet", str(fleet), "--plant", "monterrey-assembly", "--env", "prod", "--apply",
+        "--as", "rita", "--reason", "bad MRP", "--db", f"sqlite:///{missing}",
+    )  # fmt: skip
+    assert code != 0, output
+    assert "Traceback" not in output
+    assert (fleet / "releases/monterrey-assembly/prod.yaml").read_text() == before

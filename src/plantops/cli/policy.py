@@ -16,6 +16,7 @@ import typer
 
 from plantops import services
 from plantops.check.policy import FORMATTERS
+from plantops.check.policy.kyverno import DEFAULT_EXCEPTION_NAMESPACE
 from plantops.errors import EXIT_FINDINGS
 from plantops.outputs import check_writable_target, write_text_atomically
 
@@ -29,6 +30,7 @@ class CheckFormat(str, Enum):
 
 class ExportFormat(str, Enum):
     vap = "vap"
+    kyverno = "kyverno"
 
 
 def check(
@@ -73,13 +75,37 @@ def export(
     fleet: Annotated[Path, typer.Argument(help="The fleet repository.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the policies into.")],
     output_format: Annotated[
-        ExportFormat, typer.Option("--format", help="vap: ValidatingAdmissionPolicy + bindings.")
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="vap: ValidatingAdmissionPolicy + bindings; kyverno: Kyverno "
+            "ValidatingPolicy + PolicyException (policies.kyverno.io/v1, Kyverno >= 1.19).",
+        ),
     ] = ExportFormat.vap,
+    exception_namespace: Annotated[
+        str,
+        typer.Option(
+            "--exception-namespace",
+            help="kyverno: the namespace Kyverno reads PolicyExceptions from "
+            "(its --exceptionNamespace flag).",
+        ),
+    ] = DEFAULT_EXCEPTION_NAMESPACE,
+    today: Annotated[
+        str | None, typer.Option("--today", help="Date for exception expiry (YYYY-MM-DD).")
+    ] = None,
 ) -> None:
-    """Export every CEL-expressible rule as ValidatingAdmissionPolicy + binding."""
+    """Export every CEL-expressible rule for admission: Kubernetes ValidatingAdmissionPolicy
+    + binding, or Kyverno ValidatingPolicy with the fleet's exceptions as PolicyExceptions."""
     from plantops.cli.console import out, run_guarded
 
-    paths = run_guarded(services.policy_export, fleet, out_dir, today=dt.date.today())
+    paths = run_guarded(
+        services.policy_export,
+        fleet,
+        out_dir,
+        today=dt.date.fromisoformat(today) if today else dt.date.today(),
+        export_format=output_format.value,
+        exception_namespace=exception_namespace,
+    )
     for p in paths:
         out.print(f"wrote {p}", markup=False)
 

@@ -45,7 +45,20 @@ def rollback(
     at: Annotated[
         str | None, typer.Option("--at", help="Time of the rollback (ISO 8601; default now).")
     ] = None,
-    apply: Annotated[bool, typer.Option("--apply", help="Write the rollback pin.")] = False,
+    apply: Annotated[
+        bool,
+        typer.Option("--apply", help="Write the rollback pin and record it in the ledger."),
+    ] = False,
+    actor: Annotated[
+        str | None, typer.Option("--as", help="Who rolls back (recorded; with --apply).")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (recorded; with --apply).")
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="State database URL holding the ledger (default PLANTOPS_DB)."),
+    ] = None,
     fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
 ) -> None:
     """Plan a rollback to the previous (or --to) release: the pin to write and whether the
@@ -61,6 +74,9 @@ def rollback(
         to=to,
         at=when,
         apply=apply,
+        actor=actor,
+        reason=reason,
+        db=db,
         today=dt.datetime.now(dt.UTC).date(),
     )
     plan = result.plan
@@ -79,6 +95,7 @@ def rollback(
     ]
     if result.written:
         lines.append(f"wrote {result.written} (commit and push it; Argo CD applies it)")
+        lines.append("recorded in the ledger (plantops ledger export)")
     out.print("\n".join(lines), markup=False, soft_wrap=True)
 
 

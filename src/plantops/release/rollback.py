@@ -13,7 +13,7 @@ The decision follows what the releases rolled back over did to the database:
 The rollback pin itself never updates modules (``pins.rollback_pin`` clears them). A
 plan is pure data; :func:`apply_rollback` writes the pin (compare-and-swap) and is what
 ``plantops rollback --apply`` and promotion's own code call — recording it in the ledger
-is the caller's. Nothing prints.
+is the caller's (``services.rollback``). Nothing prints.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def plan_rollback(
     fleet = shown_fleet or str(fleet_dir)
     plant, env = current.plant, current.environment
     quoted = " ".join(shlex.quote(x) for x in ("--fleet", fleet, "--plant", plant, "--env", env))
-    apply = f"plantops rollback {quoted} --to {target.release} --apply"
+    apply = f"plantops rollback {quoted} --to {target.release} --apply --as YOU --reason 'WHY'"
     rel_pin = pin_path(Path(), plant, env).as_posix().removeprefix("./")
     commit = (
         f"git -C {shlex.quote(fleet)} add {rel_pin} && git -C {shlex.quote(fleet)} commit -m "

@@ -540,16 +540,38 @@ def check_target(target: Path, *, today: dt.date) -> PolicyResult:
     )
 
 
-def policy_export(root: Path, out: Path, *, today: dt.date) -> list[Path]:
-    """``plantops policy export --format vap``: one file of policies and bindings."""
+def policy_export(
+    root: Path,
+    out: Path,
+    *,
+    today: dt.date,
+    export_format: str = "vap",
+    exception_namespace: str | None = None,
+) -> list[Path]:
+    """``plantops policy export``: one file of admission objects. ``vap``: Kubernetes
+    ValidatingAdmissionPolicies and bindings; ``kyverno``: Kyverno ValidatingPolicies and
+    the exceptions in force today as PolicyExceptions in ``exception_namespace``."""
     from plantops.check.policy import BASELINE, export_vap, load_policy_config
+    from plantops.check.policy.kyverno import DEFAULT_EXCEPTION_NAMESPACE, export_kyverno
 
     if not out.is_dir():
         raise UserError(f"--out {out}: not a directory; create it first")
     config = load_policy_config(root)
     res = open_fleet(root, today=today)
-    objects = export_vap(BASELINE, config.rules, policy_context(res.fleet, config.settings, {}))
-    path = out / "validating-admission-policies.yaml"
+    ctx = policy_context(res.fleet, config.settings, {})
+    if export_format == "kyverno":
+        objects = export_kyverno(
+            BASELINE,
+            config.rules,
+            config.exceptions,
+            ctx,
+            today=today,
+            namespace=exception_namespace or DEFAULT_EXCEPTION_NAMESPACE,
+        )
+        path = out / "kyverno-policies.yaml"
+    else:
+        objects = export_vap(BASELINE, config.rules, ctx)
+        path = out / "validating-admission-policies.yaml"
     write_text_atomically(path, dump_yaml_documents(objects))
     return [path]
 
@@ -571,15 +593,25 @@ def rollback(
     to: str | None = None,
     at: dt.datetime | None = None,
     apply: bool = False,
+    actor: str | None = None,
+    reason: str | None = None,
+    db: str | None = None,
     today: dt.date,
 ) -> RollbackResult:
     """``plantops rollback``: the plan for one plant × environment; with ``apply`` the
-    previous (or ``to``) pin is written. Recording it in the ledger is promotion's."""
+    previous (or ``to``) pin is written and a ``rollback`` entry (who, why, from which
+    release to which, the database decision) appended to the release ledger at ``db``.
+    The pin is written first (compare-and-swap); if the ledger refuses the entry, the
+    pin is put back, so a rollback is never applied without its record."""
     from plantops.release.pins import pin_path, read_pin
     from plantops.release.rollback import apply_rollback, plan_rollback
 
     check_label(plant, "--plant")
     check_label(env, "--env")
+    if apply and not (actor and actor.strip() and reason and reason.strip()):
+        raise UserError(
+            "--apply needs --as WHO and --reason WHY: the rollback is recorded in the ledger"
+        )
     res = open_fleet(root, today=today)
     if plant not in {p.code for p in res.fleet.plants}:
         raise UserError(f"--plant {plant}: not a plant of {root}")
@@ -594,7 +626,30 @@ def rollback(
         )
     when = at or dt.datetime.now(dt.UTC)
     plan = plan_rollback(current, unit=deps[0].unit, fleet_dir=root, to=to, at=when)
-    written = apply_rollback(root, plan) if apply else None
+    if not apply:
+        return RollbackResult(plan, None)
+    from plantops.release.pins import write_pin
+    from plantops.services.release import record_rollback
+
+    assert actor is not None and reason is not None
+    written = apply_rollback(root, plan)
+    try:
+        record_rollback(
+            plant=plant,
+            env=env,
+            from_release=plan.current.release,
+            to_release=plan.target.release,
+            actor=actor.strip(),
+            reason=reason.strip(),
+            database_action=plan.database,
+            db=db,
+            now=when,
+        )
+    except BaseException:
+        # No record, no rollback: the pin goes back to what it was (compare-and-swap
+        # against the pin just written, so a concurrent change is not clobbered).
+        write_pin(root, plan.replaces, replaces=plan.pin)
+        raise
     return RollbackResult(plan, written)
 
 

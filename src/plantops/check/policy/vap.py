@@ -11,6 +11,7 @@ Pure.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from plantops.check.policy.cel import VapProgram
@@ -55,7 +56,7 @@ def program_of(rule: Rule, ctx: PolicyContext) -> VapProgram | None:
     return VapProgram(variables, match, [(rule.cel(ctx), "")])
 
 
-def _resource_rules(kinds: Sequence[str]) -> list[dict[str, Any]]:
+def resource_rules(kinds: Sequence[str]) -> list[dict[str, Any]]:
     if not kinds:
         return [
             {
@@ -80,13 +81,10 @@ def _resource_rules(kinds: Sequence[str]) -> list[dict[str, Any]]:
     ]
 
 
-def _policy(
-    name: str, kinds: Sequence[str], program: VapProgram, severity: Severity, message: str
-) -> list[dict[str, Any]]:
-    spec: dict[str, Any] = {
-        "failurePolicy": "Fail",
-        "matchConstraints": {"resourceRules": _resource_rules(kinds)},
-    }
+def spec_parts(program: VapProgram, message: str) -> dict[str, Any]:
+    """``matchConditions``, ``variables`` and ``validations`` as a VAP spec writes them
+    (a Kyverno ValidatingPolicy spec has the same three fields)."""
+    spec: dict[str, Any] = {}
     if program.match_conditions:
         spec["matchConditions"] = [
             {"name": f"applies-{i}", "expression": e}
@@ -103,6 +101,26 @@ def _policy(
         }
         for e, m in program.validations
     ]
+    return spec
+
+
+# Only what plantops renders (and the pods of its workloads, which inherit the template
+# labels): the operators' own pods (CloudNativePG instances, PgBouncer) come from their
+# images and are not the renderer's to fix.
+def managed_selector() -> dict[str, Any]:
+    """A fresh label selector for what plantops manages (fresh: YAML dumpers alias
+    shared objects)."""
+    return {"matchLabels": {"app.kubernetes.io/managed-by": "plantops"}}
+
+
+def _policy(
+    name: str, kinds: Sequence[str], program: VapProgram, severity: Severity, message: str
+) -> list[dict[str, Any]]:
+    spec: dict[str, Any] = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": resource_rules(kinds)},
+        **spec_parts(program, message),
+    }
     actions = ["Deny"] if severity >= Severity.HIGH else ["Warn", "Audit"]
     meta = {"name": name, "labels": dict(LABELS) | {"plantops.io/severity": severity.label}}
     return [
@@ -119,25 +137,37 @@ def _policy(
             "spec": {
                 "policyName": name,
                 "validationActions": actions,
-                # Only what plantops renders (and the pods of its workloads, which inherit
-                # the template labels): the operators' own pods (CloudNativePG instances,
-                # PgBouncer) come from their images and are not the renderer's to fix.
                 "matchResources": {
-                    "namespaceSelector": {
-                        "matchLabels": {"app.kubernetes.io/managed-by": "plantops"}
-                    },
-                    "objectSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "plantops"}},
+                    "namespaceSelector": managed_selector(),
+                    "objectSelector": managed_selector(),
                 },
             },
         },
     ]
 
 
-def export_vap(
+@dataclass(frozen=True)
+class AdmissionRule:
+    """One rule as it runs at admission, whatever the admission controller."""
+
+    name: str
+    """``plantops-<rule id>`` (``plantops-user-<id>`` for the fleet's rules)."""
+    rule_id: str
+    kinds: Sequence[str]
+    program: VapProgram
+    severity: Severity
+    message: str
+
+    @property
+    def actions(self) -> list[str]:
+        return ["Deny"] if self.severity >= Severity.HIGH else ["Warn", "Audit"]
+
+
+def admission_rules(
     rules: Sequence[Rule], user_rules: Sequence[UserRule], ctx: PolicyContext
-) -> list[dict[str, Any]]:
-    """Policies and bindings, sorted by name, for every rule expressible in CEL."""
-    out: list[dict[str, Any]] = []
+) -> list[AdmissionRule]:
+    """Every rule expressible in CEL per object, sorted by name (built-in first)."""
+    out: list[AdmissionRule] = []
     for rule in sorted(rules, key=lambda r: r.id):
         program = program_of(rule, ctx)
         if program is None:
@@ -145,15 +175,17 @@ def export_vap(
         kinds = sorted(rule.kinds)
         if any(k not in RESOURCES for k in kinds):
             continue
-        out += _policy(
-            f"plantops-{rule.id.lower()}",
-            kinds,
-            program,
-            rule.severity,
-            f"{rule.id} {rule.title}: {rule.remediation}",
+        out.append(
+            AdmissionRule(
+                f"plantops-{rule.id.lower()}",
+                rule.id,
+                kinds,
+                program,
+                rule.severity,
+                f"{rule.id} {rule.title}: {rule.remediation}",
+            )
         )
     for u in sorted(user_rules, key=lambda r: r.id):
-        kinds = sorted(k for k in u.kinds if k in RESOURCES)
         program = VapProgram(
             u.program.variables,
             [
@@ -162,9 +194,26 @@ def export_vap(
             ],
             u.program.validations,
         )
-        out += _policy(
-            f"plantops-user-{u.id.lower()}", kinds, program, u.severity, u.message or u.id
+        out.append(
+            AdmissionRule(
+                f"plantops-user-{u.id.lower()}",
+                u.id,
+                sorted(k for k in u.kinds if k in RESOURCES),
+                program,
+                u.severity,
+                u.message or u.id,
+            )
         )
+    return out
+
+
+def export_vap(
+    rules: Sequence[Rule], user_rules: Sequence[UserRule], ctx: PolicyContext
+) -> list[dict[str, Any]]:
+    """Policies and bindings, sorted by name, for every rule expressible in CEL."""
+    out: list[dict[str, Any]] = []
+    for a in admission_rules(rules, user_rules, ctx):
+        out += _policy(a.name, a.kinds, a.program, a.severity, a.message)
     return out
 
 
@@ -172,4 +221,14 @@ def _label_condition(key: str, value: str) -> str:
     return f"has(object.metadata.labels) && {key!r} in object.metadata.labels && object.metadata.labels[{key!r}] == {value!r}"
 
 
-__all__ = ["RESOURCES", "export_vap", "program_of"]
+__all__ = [
+    "LABELS",
+    "RESOURCES",
+    "AdmissionRule",
+    "admission_rules",
+    "export_vap",
+    "managed_selector",
+    "program_of",
+    "resource_rules",
+    "spec_parts",
+]

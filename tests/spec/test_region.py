@@ -101,3 +101,9 @@ def test_a_vm_plant_alone_in_its_region_is_named_not_refused(tmp_path: Path) -> 
     [warning] = [p.render() for p in loaded.warnings]
     assert warning.startswith("plants/beta.yaml:5:9: warning [region]: unknown region 'sa-east'")
     assert "a VM plant may be alone in its region" in warning
+
+
+def test_a_huge_value_is_quoted_short(tmp_path: Path) -> None:
+    [problem] = _problems(_fleet(tmp_path, "x" * 5000))
+    assert problem.startswith("plants/beta.yaml:5:9: error [region]: 'xxx"), problem
+    assert "(5000 characters)" in problem and len(problem) < 300, problem

@@ -396,15 +396,24 @@ def _problem(
         hint = f"add {last}: under {format_path(loc[:-1]) or 'the top level'}"
     elif kind == "string_pattern_mismatch":
         hint = HINTS[kind].get(str(last), "")
-        message = f"{err['input']!r} is not valid here"
+        message = f"{_shown(err['input'])} is not valid here"
     elif kind == "value_error":
         message = message.removeprefix("Value error, ")
     elif kind in ("literal_error", "enum"):
-        message = f"{err['input']!r} is not allowed: {message[0].lower()}{message[1:]}"
+        message = f"{_shown(err['input'])} is not allowed: {message[0].lower()}{message[1:]}"
     elif not isinstance(err["input"], dict | list):
-        message = f"{err['input']!r}: {message[0].lower()}{message[1:]}"
+        message = f"{_shown(err['input'])}: {message[0].lower()}{message[1:]}"
     _ = data
     return Problem(where.file, where.line, where.column, where.path, message, hint)
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """A value as the message quotes it: a 10,000-character string is not echoed whole."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[: limit - 1]}…{size}"
 
 
 def validate_model(

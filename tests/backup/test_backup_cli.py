@@ -50,7 +50,7 @@ def _run_backup(db: OdooDb, tmp_path: Path, *extra: str) -> str:
         "prod",
         "--tier",
         "critical",
-        "--output",
+        "--format",
         "json",
         *extra,
     )
@@ -61,7 +61,7 @@ def _run_backup(db: OdooDb, tmp_path: Path, *extra: str) -> str:
 def test_cli_run_list_verify_restore_neutralize(odoo_db: OdooDb, tmp_path: Path) -> None:
     state = f"sqlite:///{tmp_path}/s.db"
     server = odoo_db.cluster.url()
-    bid = _run_backup(odoo_db, tmp_path, "--format", "dump")
+    bid = _run_backup(odoo_db, tmp_path, "--archive-format", "dump")
 
     code, out = _invoke(
         "backup", "list", "--plant", "lyon", "--format", "json", "--state-db", state
@@ -146,7 +146,7 @@ def test_cli_run_list_verify_restore_neutralize(odoo_db: OdooDb, tmp_path: Path)
 
 def test_corrupted_archive_fails_verification_and_restore(odoo_db: OdooDb, tmp_path: Path) -> None:
     state = f"sqlite:///{tmp_path}/s.db"
-    bid = _run_backup(odoo_db, tmp_path, "--format", "odoo-zip")
+    bid = _run_backup(odoo_db, tmp_path, "--archive-format", "odoo-zip")
     (zip_path,) = (tmp_path / "store").rglob("backup.zip.age")
     data = bytearray(zip_path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -199,7 +199,7 @@ def test_bad_input_exit_codes(odoo_db: OdooDb, tmp_path: Path) -> None:
 
 
 def test_age_cli_decrypts_a_plantops_object(odoo_db: OdooDb, tmp_path: Path, age_key: Path) -> None:
-    bid = _run_backup(odoo_db, tmp_path, "--format", "odoo-zip", "--key", str(age_key))
+    bid = _run_backup(odoo_db, tmp_path, "--archive-format", "odoo-zip", "--key", str(age_key))
     (enc,) = (tmp_path / "store").rglob("backup.zip.age")
     out = tmp_path / "plain.zip"
     subprocess.run(["age", "-d", "-i", str(age_key), "-o", str(out), str(enc)], check=True)
@@ -213,13 +213,13 @@ def test_age_cli_decrypts_a_plantops_object(odoo_db: OdooDb, tmp_path: Path, age
 
 def test_prune_dry_run_and_apply(odoo_db: OdooDb, tmp_path: Path) -> None:
     state = f"sqlite:///{tmp_path}/s.db"
-    ids = [_run_backup(odoo_db, tmp_path, "--format", "dump") for _ in range(3)]
+    ids = [_run_backup(odoo_db, tmp_path, "--archive-format", "dump") for _ in range(3)]
     # Verify the oldest: it is then the newest *verified* backup and must survive.
     code, out = _invoke(
         "backup", "verify", ids[0], "--server", odoo_db.cluster.url(), "--state-db", state
     )
     assert code == 0, out
-    code, out = _invoke("backup", "prune", "--dry-run", "--output", "json", "--state-db", state)
+    code, out = _invoke("backup", "prune", "--dry-run", "--format", "json", "--state-db", state)
     assert code == 0, out
     plan = {d["id"]: d for d in json.loads(out)["decisions"]}
     assert plan[ids[2]]["keep"] and "newest backup" in plan[ids[2]]["reasons"]
@@ -237,8 +237,8 @@ def test_prune_dry_run_and_apply(odoo_db: OdooDb, tmp_path: Path) -> None:
 
 def test_verify_due_follows_tier_policy(odoo_db: OdooDb, tmp_path: Path) -> None:
     state = f"sqlite:///{tmp_path}/s.db"
-    a = _run_backup(odoo_db, tmp_path, "--format", "dump")
-    b = _run_backup(odoo_db, tmp_path, "--format", "dump")
+    a = _run_backup(odoo_db, tmp_path, "--archive-format", "dump")
+    b = _run_backup(odoo_db, tmp_path, "--archive-format", "dump")
     code, out = _invoke(
         "backup",
         "verify",
@@ -247,7 +247,7 @@ def test_verify_due_follows_tier_policy(odoo_db: OdooDb, tmp_path: Path) -> None
         odoo_db.cluster.url(),
         "--state-db",
         state,
-        "--output",
+        "--format",
         "json",
     )
     assert code == 0, out
@@ -338,13 +338,13 @@ def test_fleet_mode_takes_tier_from_fleet_and_url_from_env(
     ]
     objectives = dep.tier_spec.backup
     state = f"sqlite:///{tmp_path}/s.db"
-    common = ["--store", str(tmp_path / "store"), "--state-db", state, "--format", "dump"]
+    common = ["--store", str(tmp_path / "store"), "--state-db", state, "--archive-format", "dump"]
     args = ["backup", "run", "--fleet", str(example), "--plant", plant, "--env", "prod"]
     code, out = _invoke(*args, *common)
     assert code == 2 and deployment_db_env(plant, "prod") in out
     monkeypatch.setenv(deployment_db_env(plant, "prod"), odoo_db.url)
     fs = ["--filestore", str(odoo_db.filestore)]
-    code, out = _invoke(*args, *fs, *common, "--output", "json")
+    code, out = _invoke(*args, *fs, *common, "--format", "json")
     assert code == 0, out
     rec = json.loads(out)
     assert (rec["plant"], rec["env"], rec["tier"]) == (plant, "prod", dep.tier)
@@ -360,14 +360,14 @@ def test_fleet_mode_takes_tier_from_fleet_and_url_from_env(
         odoo_db.cluster.url(),
         "--state-db",
         state,
-        "--output",
+        "--format",
         "json",
     )
     assert code == 0, out
     assert json.loads(out)[0]["rto_objective_seconds"] == objectives.rto_minutes * 60
 
     # --tier is an explicit override of the classification, checked against the fleet.
-    code, out = _invoke(*args, *fs, *common, "--tier", "pilot", "--output", "json")
+    code, out = _invoke(*args, *fs, *common, "--tier", "pilot", "--format", "json")
     assert code == 0, out
     assert json.loads(out)["tier"] == "pilot"
     code, out = _invoke(*args, *fs, *common, "--tier", "platinum")
@@ -396,3 +396,106 @@ def test_fleet_targets_follow_the_plan() -> None:
             )
             assert t.policy.rpo_minutes == dep.tier_spec.backup.rpo_minutes
             assert t.tier_reason
+
+
+def test_format_is_the_output_and_the_old_archive_spelling_still_works(
+    odoo_db: OdooDb, tmp_path: Path
+) -> None:
+    """`--format` is text|json as everywhere in the CLI; `--format dump` (the archive
+    format's old spelling) still works, with a deprecation warning naming the new one."""
+    from plantops.store import open_catalog
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "backup",
+            "run",
+            "--db-url",
+            odoo_db.url,
+            "--filestore",
+            str(odoo_db.filestore),
+            "--store",
+            str(tmp_path / "store"),
+            "--state-db",
+            f"sqlite:///{tmp_path}/s.db",
+            "--plant",
+            "lyon",
+            "--env",
+            "prod",
+            "--format",
+            "dump",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "--format dump is deprecated" in result.output
+    assert "--archive-format dump" in result.output
+    cat = open_catalog(f"sqlite:///{tmp_path}/s.db")
+    try:
+        (rec,) = cat.list_backups()
+        assert rec.format == "dump"
+    finally:
+        cat.close()
+    bid = _run_backup(odoo_db, tmp_path, "--archive-format", "native")
+    code, out = _invoke(
+        "backup", "list", "--format", "json", "--state-db", f"sqlite:///{tmp_path}/s.db"
+    )
+    assert code == 0 and {b["format"] for b in json.loads(out)} == {"dump", "native"}, out
+    assert bid in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["backup", "list"],
+        ["backup", "prune", "--dry-run"],
+        ["backup", "cleanup"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_the_old_output_spelling_of_format_still_works_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """`--format json` (or `-f json`) is the output format; scripts written against the
+    old `--output json` keep working: the same JSON on stdout, a warning on stderr."""
+    monkeypatch.setenv("PLANTOPS_SCRATCH_LEDGER", str(tmp_path / "ledger"))
+    monkeypatch.delenv("PLANTOPS_RESTORE_DB_URL", raising=False)
+    state = ["--state-db", f"sqlite:///{tmp_path}/s.db"]
+    outputs = []
+    for spelling in (["--format", "json"], ["-f", "json"], ["--output", "json"]):
+        result = CliRunner().invoke(app, [*args, *state, *spelling])
+        assert result.exit_code == 0, result.output
+        outputs.append(json.loads(result.stdout))
+        warned = "--output json is deprecated here: use --format json" in result.stderr
+        assert warned == (spelling[0] == "--output"), result.stderr
+    assert outputs[0] == outputs[1] == outputs[2]
+    helped = CliRunner().invoke(app, [*args, "--help"], terminal_width=200).output
+    assert "--format" in helped and "--output" not in helped
+
+
+def test_backup_run_old_output_spelling_prints_json(odoo_db: OdooDb, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "backup",
+            "run",
+            "--db-url",
+            odoo_db.url,
+            "--filestore",
+            str(odoo_db.filestore),
+            "--store",
+            str(tmp_path / "store"),
+            "--state-db",
+            f"sqlite:///{tmp_path}/s.db",
+            "--plant",
+            "lyon",
+            "--env",
+            "prod",
+            "--archive-format",
+            "dump",
+            "--output",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["format"] == "dump"
+    assert "use --format json" in result.stderr

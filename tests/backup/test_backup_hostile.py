@@ -656,7 +656,7 @@ def _run(db_url: str, tmp_path: Path, *extra: str) -> tuple[int, str]:
     return _cli(
         "backup", "run", "--db-url", db_url, "--plant", "lyon", "--env", "prod",
         "--store", str(tmp_path / "store"), "--state-db", f"sqlite:///{tmp_path}/s.db",
-        "--output", "json", *extra,
+        "--format", "json", *extra,
     )  # fmt: skip
 
 
@@ -699,7 +699,7 @@ def test_real_backup_of_a_hostile_filestore(
     (fs / "zz" / "out").symlink_to(outside)
     os.mkfifo(fs / "zz" / "fifo")
     (fs / "zz" / "loop").symlink_to("loop")
-    code, out = _run(odoo_db.url, tmp_path, "--filestore", str(fs), "--format", fmt)
+    code, out = _run(odoo_db.url, tmp_path, "--filestore", str(fs), "--archive-format", fmt)
     assert code == 0, out
     payload = out[out.index("{") :]
     rec = json.loads(payload[: payload.rindex("}") + 1])

@@ -83,7 +83,7 @@ def test_import_list_verify_restore(
     key = ["--key", str(age_key)] if encrypted else []
     code, out = _invoke(
         "backup", "import", str(odoo_zip), "--store", str(tmp_path / "store"),
-        "--plant", "lyon", "--env", "prod", "--state-db", state, "--output", "json", *key,
+        "--plant", "lyon", "--env", "prod", "--state-db", state, "--format", "json", *key,
     )  # fmt: skip
     assert code == 0, out
     imported = json.loads(out)
@@ -169,7 +169,7 @@ def test_fleet_mode_checks_the_odoo_series(
     code, out = _invoke("backup", "import", str(old), *fleet, *common)
     assert code == 2
     assert "Odoo 16.0 but lyon-meddev/prod runs Odoo 17.0" in out and "upgrade" in out
-    code, out = _invoke("backup", "import", str(odoo_zip), *fleet, *common, "--output", "json")
+    code, out = _invoke("backup", "import", str(odoo_zip), *fleet, *common, "--format", "json")
     assert code == 0, out
     rec = json.loads(out)
     assert rec["plant"] == "lyon-meddev" and rec["tier"] == rec["policy"]["tier"] != "adhoc"

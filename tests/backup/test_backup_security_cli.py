@@ -64,7 +64,7 @@ def test_backup_cleanup_reclaims_a_killed_runs_database_and_role(
     assert code_ == 1 and "x_restoring_dead01: left: no server" in out
     # Its private directory (holding the role's password file) went at once.
     assert "/plantops-restore-" in out and ": removed" in out
-    code_, out = _invoke("backup", "cleanup", "--server", pg_cluster.url(), "--output", "json")
+    code_, out = _invoke("backup", "cleanup", "--server", pg_cluster.url(), "--format", "json")
     assert code_ == 0, out
     got = {(d["kind"], d["name"], d["reclaimed"]) for d in json.loads(out)}
     assert got == {("database", "x_restoring_dead01", True), ("role", role, True)}
@@ -92,7 +92,7 @@ def test_verify_prints_the_checks_that_did_not_run(
         store,
         "--state-db",
         state,
-        "--output",
+        "--format",
         "json",
     )
     assert code == 0, out

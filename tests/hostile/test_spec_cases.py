@@ -57,11 +57,7 @@ FLEET_FIELDS = [
 # (field, value) pairs that are valid input: the fleet stays valid. Everything else must
 # be a located error — a wrong value read as something else is the "silent wrong answer".
 ACCEPTED = {
-    # free text: a region no cluster serves places the plant on a VM (see classify)
-    (("region",), "long"),
-    (("region",), "bad-date"),
-    (("region",), "traversal"),
-    (("region",), "nul"),
+    # (a region is no longer free text: one rule, and a cluster must be in it)
     (("organization", "slug"), "bad-date"),  # quoted by the dump: the text "2027-02-30"
     (("defaults", "secret_store", "name"), "bad-date"),
     (("tiers", "critical", "rank"), "huge-int"),

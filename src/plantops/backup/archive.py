@@ -587,6 +587,37 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_started(pid: int) -> datetime | None:
+    """When process ``pid`` started (Linux ``/proc``; None where that is unknown).
+
+    Field 22 of ``/proc/<pid>/stat`` is the start in clock ticks after boot, ``btime``
+    in ``/proc/stat`` the boot time (proc(5)). The command name (field 2) may hold
+    spaces and parentheses: the fields are counted after its closing ``)``."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        ticks = int(stat_line.rsplit(")", 1)[1].split()[19])
+        hz = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return datetime.fromtimestamp(boot + ticks / hz, UTC)
+
+
+def run_alive(pid: int, started_at: datetime) -> bool:
+    """The process that began a run at ``started_at`` is still running: ``pid`` is alive
+    and is not a later process that got the same pid once the run's died (the start is
+    compared with 2 s of slack for ``btime``'s whole seconds)."""
+    if not pid_alive(pid):
+        return False
+    began = process_started(pid)
+    when = started_at if started_at.tzinfo is not None else started_at.replace(tzinfo=UTC)
+    return began is None or (began - when).total_seconds() <= 2.0
+
+
 def reap_abandoned(
     catalog: Catalog,
     open_store: Callable[[str], ObjectStore],
@@ -605,7 +636,7 @@ def reap_abandoned(
     for b in catalog.list_backups(statuses=["running", "failed"]):
         if b.status == "running":
             if b.host == host:
-                dead = not pid_alive(b.pid)
+                dead = not run_alive(b.pid, b.started_at)
             else:
                 dead = (now - b.started_at).total_seconds() > stale_after_hours * 3600
             if not dead:

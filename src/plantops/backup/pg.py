@@ -199,6 +199,14 @@ def database_exists(admin: PgTarget, name: str) -> bool:
     return row is not None
 
 
+def database_oid(admin: PgTarget, name: str) -> int | None:
+    """The database's oid: it stays when the database is renamed, so it tells a copy
+    this run made from any other database that takes the name."""
+    with admin.connect() as conn:
+        row = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return None if row is None else int(row[0])
+
+
 def create_database(admin: PgTarget, name: str, owner: str | None = None) -> None:
     query = sql.SQL("CREATE DATABASE {} ENCODING 'unicode' TEMPLATE template0").format(
         sql.Identifier(name)
@@ -290,6 +298,28 @@ def rename_database(admin: PgTarget, old: str, new: str) -> None:
                 sql.Identifier(old), sql.Identifier(new)
             )
         )
+
+
+def move_database(admin: PgTarget, old: str, new: str, attempts: int = 5) -> None:
+    """Rename a database that may be in use: its sessions are ended first (as ``DROP
+    DATABASE … WITH (FORCE)`` would), retried while new ones keep arriving."""
+    for attempt in range(attempts):
+        with admin.connect() as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (old,),
+            )
+            try:
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(old), sql.Identifier(new)
+                    )
+                )
+                return
+            except psycopg.errors.ObjectInUse:
+                if attempt == attempts - 1:
+                    raise
 
 
 def admin_target(target: PgTarget) -> PgTarget:

@@ -46,10 +46,12 @@ from plantops.backup.pg import (
     create_restore_role,
     current_user,
     database_exists,
+    database_oid,
     drop_database,
     drop_role,
     find_pg_tool,
     hand_over,
+    move_database,
     rename_database,
     tool_error,
 )
@@ -690,6 +692,7 @@ class ScratchDatabase:
         self.admin = admin_target(server)
         self.name = name
         self.role = f"plantops_restore_{secrets.token_hex(6)}"
+        self._renamed = False
         where = scratch.server_params(server.params)
         # Recorded before they exist: a crash at any point leaves an entry to reclaim.
         self._role_entry = scratch.record("role", self.role, where)
@@ -712,6 +715,15 @@ class ScratchDatabase:
     def release(self, owner: str | None, new_name: str | None = None) -> None:
         """Hand the database to ``owner`` (default: the admin's own role), drop the role,
         and optionally rename the database; the ledger forgets it."""
+        self.hand_over_to(owner)
+        if new_name is not None:
+            self.rename_into(new_name)
+        else:
+            scratch.forget(self._db_entry)
+
+    def hand_over_to(self, owner: str | None) -> None:
+        """Give the database to ``owner`` (default: the admin's own role) and drop the
+        role; the database keeps its scratch name and its ledger entry."""
         admin_user, admin_super = current_user(self.admin)
         to = owner or admin_user
         db = self.server.with_db(self.name)
@@ -720,14 +732,19 @@ class ScratchDatabase:
         hand_over(db, self.role, to)
         drop_role(self.admin, self.role)
         scratch.forget(self._role_entry)
-        if new_name is not None:
-            rename_database(self.admin, self.name, new_name)
-        scratch.forget(self._db_entry)
         scratch.remove_dir(self._dir, self._dir_entry)
+
+    def rename_into(self, new_name: str) -> None:
+        """Give the handed-over database its final name; the ledger forgets it (the
+        caller's swap entry covers it from here)."""
+        rename_database(self.admin, self.name, new_name)
+        self._renamed = True  # `drop` must never reach the name it now holds
+        scratch.forget(self._db_entry)
 
     def drop(self) -> None:
         with contextlib.suppress(Exception):
-            drop_database(self.admin, self.name)
+            if not self._renamed:
+                drop_database(self.admin, self.name)
             scratch.forget(self._db_entry)
         with contextlib.suppress(Exception):
             drop_role(self.admin, self.role)
@@ -755,21 +772,56 @@ def _refuse_definer_functions(db: PgTarget, role: str, to: str) -> None:
 
 def reclaim_leftovers(server: PgTarget | None) -> list[scratch.Reclaimed]:
     """Reclaim what dead runs left (``backup.scratch``). Databases and roles are dropped
-    only on the server they were made on, when ``server`` is that server."""
+    only on the server they were made on, when ``server`` is that server; a restore's
+    swap into place that a kill interrupted is rolled back there."""
 
-    def drop(kind: str, name: str, where: dict[str, str]) -> None:
+    def admin_for(where: dict[str, str]) -> PgTarget:
         assert server is not None
         mine = scratch.server_params(server.params)
         same = all(where.get(k) == mine.get(k) for k in ("host", "hostaddr", "port", "service"))
         if not same:
             raise DatabaseError(f"made on another server ({where.get('host')}:{where.get('port')})")
-        admin = admin_target(server)
-        if kind == "database":
-            drop_database(admin, name)
-        elif kind == "role":
-            drop_role(admin, name)
+        return admin_target(server)
 
-    return scratch.reclaim(drop if server is not None else None)
+    def drop(entry: scratch.Entry) -> str:
+        admin = admin_for(entry.server)
+        if entry.kind == "database":
+            drop_database(admin, entry.name)
+        elif entry.kind == "role":
+            drop_role(admin, entry.name)
+        elif entry.kind == "database-aside" and "_old_" in entry.name:
+            # The database a finished `restore --force` replaced.
+            drop_database(admin, entry.name)
+            return f"replaced {entry.restore_to}"
+        else:
+            raise DatabaseError(f"unknown ledger entry kind {entry.kind!r}")
+        return ""
+
+    def roll_back(swap: scratch.Entry, asides: list[scratch.Entry]) -> str:
+        return _roll_back_swap(admin_for(swap.server), swap, asides)
+
+    return scratch.reclaim(drop if server is not None else None, roll_back)
+
+
+def _roll_back_swap(admin: PgTarget, swap: scratch.Entry, asides: list[scratch.Entry]) -> str:
+    """Undo a restore's swap into place (``backup.scratch``): the new database and
+    filestore, recognised by the oid and inode recorded before the swap, are removed
+    where they took a name; the old ones are moved back. Both end old, or (when the swap
+    had finished) the caller never gets here."""
+    to_db = swap.name
+    db_aside = next((a.name for a in asides if a.kind == "database-aside"), None)
+    fs_aside = next((Path(a.name) for a in asides if a.kind == "dir-aside"), None)
+    done: list[str] = []
+    new_oid = swap.extra.get("new_oid", "")
+    if new_oid and database_oid(admin, to_db) == int(new_oid):
+        drop_database(admin, to_db)
+        done.append(f"dropped the unfinished {to_db}")
+    if db_aside and database_exists(admin, db_aside) and not database_exists(admin, to_db):
+        rename_database(admin, db_aside, to_db)
+        done.append(f"put back {to_db}")
+    if swap.restore_to:
+        done += scratch.put_back_tree(fs_aside, Path(swap.restore_to), swap.extra.get("new_fs", ""))
+    return "rolled back: " + "; ".join(done) if done else "rolled back: nothing had moved"
 
 
 def restore_backup(
@@ -806,6 +858,8 @@ def restore_backup(
     fs_entry: scratch.Entry | None = None
     done: list[str] = []
     files = 0
+    swap: scratch.Entry | None = None
+    asides: list[scratch.Entry] = []
     db = ScratchDatabase(server, tmp_db)
     try:
         if filestore is not None:
@@ -815,29 +869,67 @@ def restore_backup(
         files = restore_all(reader, db.target, tmp_fs, jobs=jobs, spool_dir=spool_dir).files
         if neutralize_copy:
             done = neutralize(db.target)
-        # Everything is in: swap into place.
+        db.hand_over_to(owner)  # may refuse: nothing of the user's has moved yet
+        # Everything is in: swap into place as one unit (``backup.scratch``). The swap is
+        # recorded with the new copies' identities, each old copy is recorded before it
+        # moves aside, and the old copies go only once both new ones hold their names:
+        # a kill anywhere in between is rolled back by the next run or `backup cleanup`.
+        where = scratch.server_params(server.params)
+        group = uuid.uuid4().hex
+        swap = scratch.record(
+            "swap",
+            to_db,
+            where,
+            restore_to=str(filestore) if filestore is not None else "",
+            extra={
+                "group": group,
+                "new_oid": str(database_oid(admin, tmp_db) or ""),
+                "new_fs": scratch.dir_identity(tmp_fs) if tmp_fs is not None else "",
+            },
+        )
         if exists:
-            drop_database(admin, to_db)
-        db.release(owner, new_name=to_db)
+            aside = _short(to_db, f"_old_{uuid.uuid4().hex[:8]}")
+            asides.append(
+                scratch.record(
+                    "database-aside", aside, where, restore_to=to_db, extra={"group": group}
+                )
+            )
+            move_database(admin, to_db, aside)
+        if filestore is not None and (filestore.exists() or filestore.is_symlink()):
+            old = filestore.with_name(f".{filestore.name}.old-{uuid.uuid4().hex[:8]}")
+            asides.append(
+                scratch.record(
+                    "dir-aside", str(old), restore_to=str(filestore), extra={"group": group}
+                )
+            )
+            filestore.rename(old)
+        db.rename_into(to_db)
         if filestore is not None and tmp_fs is not None:
-            old: Path | None = None
-            if filestore.exists():
-                old = filestore.with_name(f".{filestore.name}.old-{uuid.uuid4().hex[:8]}")
-                old_entry = scratch.record("dir", str(old))
-                filestore.rename(old)
             tmp_fs.rename(filestore)
             assert fs_entry is not None
             scratch.forget(fs_entry)
-            tmp_fs = None
-            if old is not None:
-                scratch.remove_dir(old, old_entry)
+            tmp_fs = fs_entry = None
+        scratch.forget(swap)  # the commit point: from here the new copies stay
+        swap = None
     except BaseException:
+        if swap is not None:
+            with contextlib.suppress(Exception):  # else the ledger rolls it back later
+                _roll_back_swap(admin, swap, asides)
+                for entry in (*asides, swap):
+                    scratch.forget(entry)
         db.drop()
         if tmp_fs is not None:
             shutil.rmtree(tmp_fs, ignore_errors=True)
         if fs_entry is not None:
             scratch.forget(fs_entry)
         raise
+    for entry in asides:  # the replaced copies; what fails here the ledger reclaims later
+        with contextlib.suppress(Exception):
+            if entry.kind == "database-aside":
+                drop_database(admin, entry.name)
+            else:
+                shutil.rmtree(entry.name)
+            scratch.forget(entry)
     return RestoreResult(
         reader.record.id,
         to_db,

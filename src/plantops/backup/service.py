@@ -13,8 +13,14 @@ from plantops.backup.archive import Clock, reap_abandoned, utcnow
 from plantops.backup.crypto import KeyProvider
 from plantops.backup.pg import PgTarget
 from plantops.backup.policy import BackupPolicy, recorded_policy
-from plantops.backup.restore import BackupReader, RestoreResult, restore_backup
+from plantops.backup.restore import (
+    BackupReader,
+    RestoreResult,
+    reclaim_leftovers,
+    restore_backup,
+)
 from plantops.backup.retention import RetentionDecision, plan_retention
+from plantops.backup.scratch import Reclaimed
 from plantops.backup.stores import ObjectStore, open_store
 from plantops.backup.verify import VerificationResult, due_for_verification, verify_backup
 from plantops.store import BackupRecord, Catalog
@@ -32,6 +38,23 @@ class PruneResult:
     decisions: list[RetentionDecision]
     deleted: list[str]
     dry_run: bool
+
+
+def cleanup(
+    server: PgTarget | None,
+    catalog: Catalog | None,
+    *,
+    store_of: Callable[[str], ObjectStore] = open_store,
+) -> list[Reclaimed]:
+    """Reclaim what dead runs left: scratch resources (``backup.scratch``), then backups
+    whose process died (their objects deleted, the row marked abandoned)."""
+    done = reclaim_leftovers(server)
+    if catalog is not None:
+        done += [
+            Reclaimed("backup", backup_id, True, "run died: objects deleted")
+            for backup_id in reap_abandoned(catalog, store_of)
+        ]
+    return done
 
 
 def prune(

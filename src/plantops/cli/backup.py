@@ -62,7 +62,38 @@ ServerOpt = Annotated[
         help="PostgreSQL server to restore into, as a URL (default $PLANTOPS_RESTORE_DB_URL).",
     ),
 ]
-OutputOpt = Annotated[OutputFormat, typer.Option("--output", help="Output: text or json.")]
+# `--format`/`-f` is the output format in every command of the CLI, and `--output`/`-o`
+# a file to write (`schema`, `check`, `ledger export`). The backup commands once spelled
+# the output format `--output`: that spelling still works, hidden from the help, with a
+# warning naming `--format` (docs/backup.md, tests/backup/test_backup_cli.py).
+OutputOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output: text or json.")]
+OldOutputOpt = Annotated[
+    OutputFormat | None,
+    typer.Option("--output", hidden=True, help="Old spelling of --format (deprecated)."),
+]
+
+
+def _output(chosen: OutputFormat, old: OutputFormat | None) -> OutputFormat:
+    """``--format``, or the deprecated ``--output`` spelling of it (with a warning)."""
+    if old is None:
+        return chosen
+    err.print(
+        f"warning: --output {old.value} is deprecated here: use --format {old.value}"
+        " (in plantops, --output names a file to write)",
+        markup=False,
+    )
+    return old
+
+
+class RunFormat(str, Enum):
+    """``backup run --format``: the output format; the archive formats are the option's
+    old meaning (now ``--archive-format``), accepted with a deprecation warning."""
+
+    text = "text"
+    json = "json"
+    odoo_zip = "odoo-zip"
+    native = "native"
+    dump = "dump"
 
 
 def _size(n: int) -> str:
@@ -86,7 +117,9 @@ def run_cmd(
     store: Annotated[str | None, typer.Option("--store", help="Store URL or path.")] = None,
     fmt: Annotated[
         ArchiveFormat,
-        typer.Option("--format", help="Archive format: odoo-zip (Odoo's own), native or dump."),
+        typer.Option(
+            "--archive-format", help="Archive format: odoo-zip (Odoo's own), native or dump."
+        ),
     ] = ArchiveFormat.odoo_zip,
     key: KeyOpt = None,
     tier: Annotated[
@@ -106,9 +139,28 @@ def run_cmd(
         ),
     ] = False,
     state_db: StateDb = None,
-    output: OutputOpt = OutputFormat.text,
+    run_format: Annotated[
+        RunFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output: text or json (odoo-zip, native, dump: deprecated spelling of"
+            " --archive-format).",
+        ),
+    ] = RunFormat.text,
+    old_output: OldOutputOpt = None,
 ) -> None:
     """Take a backup (``--fleet/--plant/--env`` or ``--db-url/--filestore``)."""
+    output = _output(
+        OutputFormat.json if run_format is RunFormat.json else OutputFormat.text, old_output
+    )
+    if run_format not in (RunFormat.text, RunFormat.json):
+        err.print(
+            f"warning: --format {run_format.value} is deprecated: the archive format is"
+            f" --archive-format {run_format.value} (--format is text or json)",
+            markup=False,
+        )
+        fmt = ArchiveFormat(run_format.value)
 
     rec = run_guarded(
         use.take_backup,
@@ -145,7 +197,7 @@ def run_cmd(
         for item in skipped[:50]:
             err.print(f"  skipped {item['path']}: {item['reason']}", markup=False)
         if len(skipped) > 50:
-            err.print(f"  … and {len(skipped) - 50} more (see --output json)", markup=False)
+            err.print(f"  … and {len(skipped) - 50} more (see --format json)", markup=False)
 
 
 @backup_app.command("import")
@@ -176,8 +228,10 @@ def import_cmd(
     ] = 2_000_000,
     state_db: StateDb = None,
     output: OutputOpt = OutputFormat.text,
+    old_output: OldOutputOpt = None,
 ) -> None:
     """Check an Odoo database-manager zip and catalogue it as a backup (exit 2 if refused)."""
+    output = _output(output, old_output)
 
     res = run_guarded(
         use.import_zip,
@@ -213,12 +267,12 @@ def import_cmd(
 def list_cmd(
     plant: Annotated[str | None, typer.Option("--plant", help="Only this plant.")] = None,
     env: Annotated[str | None, typer.Option("--env", help="Only this stage.")] = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--format", "--output", help="Output: text or json.")
-    ] = OutputFormat.text,
+    output: OutputOpt = OutputFormat.text,
+    old_output: OldOutputOpt = None,
     state_db: StateDb = None,
 ) -> None:
     """List backups in the catalog, newest first."""
+    output = _output(output, old_output)
 
     backups = run_guarded(use.list_backups, plant, env, state_db)
     if output is OutputFormat.json:
@@ -273,8 +327,10 @@ def verify_cmd(
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Parallel pg_restore jobs.")] = 2,
     state_db: StateDb = None,
     output: OutputOpt = OutputFormat.text,
+    old_output: OldOutputOpt = None,
 ) -> None:
     """Restore a backup into scratch space and check it (exit 1 when it fails)."""
+    output = _output(output, old_output)
     if (backup_id is None) == (not due):
         raise fail(UserError("pass a backup ID or --due (not both)"))
 
@@ -345,17 +401,22 @@ def restore_cmd(
 @backup_app.command("cleanup")
 def cleanup_cmd(
     server: ServerOpt = None,
+    state_db: StateDb = None,
     output: OutputOpt = OutputFormat.text,
+    old_output: OldOutputOpt = None,
 ) -> None:
     """Reclaim what killed backup, verify and restore runs left behind.
 
     Spool directories (plantops-dump-*, plantops-restore-*, plantops-verify-fs-*),
     scratch databases, half-built restores and restore roles: every one is recorded
     before it is made; those of runs that are no longer alive are removed. Databases
-    and roles need --server (or $PLANTOPS_RESTORE_DB_URL). Exit 1 when some remain.
+    and roles need --server (or $PLANTOPS_RESTORE_DB_URL). Backups whose run died are
+    marked abandoned in the state database and their objects deleted. Exit 1 when some
+    remain.
     """
+    output = _output(output, old_output)
 
-    done = run_guarded(use.cleanup, server)
+    done = run_guarded(use.cleanup, server, state_db)
     if output is OutputFormat.json:
         out.print_json(json.dumps(use.reclaimed_as_dicts(done)))
     elif not done:
@@ -374,8 +435,10 @@ def prune_cmd(
     env: Annotated[str | None, typer.Option("--env", help="Only this stage.")] = None,
     state_db: StateDb = None,
     output: OutputOpt = OutputFormat.text,
+    old_output: OldOutputOpt = None,
 ) -> None:
     """Delete backups beyond the tier's grandfather-father-son retention."""
+    output = _output(output, old_output)
 
     res = run_guarded(use.prune, dry_run=dry_run, plant=plant, env=env, state_db=state_db)
     if output is OutputFormat.json:
@@ -515,11 +578,11 @@ def pitr_info_cmd(
     config: ConfigOpt,
     stanza: StanzaOpt = None,
     run_as: RunAsOpt = "postgres",
-    output: Annotated[
-        OutputFormat, typer.Option("--format", "--output", help="Output: text or json.")
-    ] = OutputFormat.text,
+    output: OutputOpt = OutputFormat.text,
+    old_output: OldOutputOpt = None,
 ) -> None:
     """List the stanza's backups (the earliest point you can recover to is the oldest's end)."""
+    output = _output(output, old_output)
     backups = run_guarded(use.pitr_info, config, stanza, run_as)
     rows = use.pitr_info_as_dicts(backups)
     if output is OutputFormat.json:

@@ -371,12 +371,29 @@ def restore_backup(
         )
 
 
-def cleanup(server: str | None, environ: Mapping[str, str] = os.environ) -> list[Reclaimed]:
-    """``backup cleanup``: spool directories always; databases and roles with a server."""
-    from plantops.backup.restore import reclaim_leftovers
+def has_catalog(url: str | None, environ: Mapping[str, str] = os.environ) -> bool:
+    """A state database to clean: one named (``--state-db``, ``$PLANTOPS_DB``), or the
+    default one if it exists (cleanup never creates one)."""
+    from plantops.store.catalog import DEFAULT_DB_URL
+
+    if url or environ.get("PLANTOPS_DB"):
+        return True
+    return Path(DEFAULT_DB_URL.removeprefix("sqlite:///")).is_file()
+
+
+def cleanup(
+    server: str | None, state_db: str | None = None, environ: Mapping[str, str] = os.environ
+) -> list[Reclaimed]:
+    """``backup cleanup``: spool directories always; databases and roles (and databases
+    a killed ``restore --force`` moved aside) with a server; backups whose run died, in
+    the state database when there is one."""
+    from plantops.backup import service
 
     target = restore_server(server, environ) if server or environ.get(RESTORE_SERVER_ENV) else None
-    return reclaim_leftovers(target)
+    if not has_catalog(state_db, environ):
+        return service.cleanup(target, None)
+    with _catalog(state_db) as catalog:
+        return service.cleanup(target, catalog)
 
 
 def prune(
@@ -509,7 +526,7 @@ def pitr_restore(
     return br.stanza
 
 
-# Results as data for ``--output json`` (the text forms are the CLI's).
+# Results as data for ``--format json`` (the text forms are the CLI's).
 
 
 def record_as_dict(b: BackupRecord) -> dict[str, Any]:

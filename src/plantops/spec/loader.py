@@ -370,6 +370,8 @@ HINTS = {
         "endpoint": "host:port, e.g. mes.plant.example:4840",
         "kubernetes_version": "a minor version such as 1.30",
         "domain": "a DNS domain such as erp.example.com",
+        "region": "a region name: lowercase letters, digits and '-', 1-63 characters,"
+        " such as eu-central or us-east-1",
     },
 }
 
@@ -394,15 +396,24 @@ def _problem(
         hint = f"add {last}: under {format_path(loc[:-1]) or 'the top level'}"
     elif kind == "string_pattern_mismatch":
         hint = HINTS[kind].get(str(last), "")
-        message = f"{err['input']!r} is not valid here"
+        message = f"{_shown(err['input'])} is not valid here"
     elif kind == "value_error":
         message = message.removeprefix("Value error, ")
     elif kind in ("literal_error", "enum"):
-        message = f"{err['input']!r} is not allowed: {message[0].lower()}{message[1:]}"
+        message = f"{_shown(err['input'])} is not allowed: {message[0].lower()}{message[1:]}"
     elif not isinstance(err["input"], dict | list):
-        message = f"{err['input']!r}: {message[0].lower()}{message[1:]}"
+        message = f"{_shown(err['input'])}: {message[0].lower()}{message[1:]}"
     _ = data
     return Problem(where.file, where.line, where.column, where.path, message, hint)
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """A value as the message quotes it: a 10,000-character string is not echoed whole."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[: limit - 1]}…{size}"
 
 
 def validate_model(
@@ -575,6 +586,7 @@ def _cross_checks(
     # plants
     codes: dict[str, Location] = {}
     plant_codes = {p.code for p, _, _ in plants}
+    fleet_regions = {c.region for c in fleet.clusters}
     for plant, src, path in plants:
         if path.stem != plant.code:
             add(
@@ -599,6 +611,23 @@ def _cross_checks(
                 fleet.environments[seen[e]].production for e in plant.environments if e in seen
             ):
                 add(at(src, "environments"), "a plant must run in the production environment")
+        if fleet_regions and plant.region not in fleet_regions:
+            # A Kubernetes plant runs on a cluster of its region: a region no cluster is
+            # in is a typo or a missing cluster. A VM plant may stand alone in its region,
+            # but an unknown one is named all the same (it groups plants and tenants).
+            close = difflib.get_close_matches(plant.region, sorted(fleet_regions), n=1)
+            add(
+                at(src, "region"),
+                f"unknown region {plant.region!r}: no cluster of fleet.yaml is in it",
+                (f"did you mean {close[0]!r}? " if close else "")
+                + f"one of: {', '.join(sorted(fleet_regions))} (the clusters' regions)"
+                + (
+                    "; a VM plant may be alone in its region: keep it if that is so"
+                    if plant.runtime == "vm"
+                    else ""
+                ),
+                "warning" if plant.runtime == "vm" else "error",
+            )
         cl_name = plant.placement.cluster
         if plant.runtime == "vm":
             if cl_name is not None:

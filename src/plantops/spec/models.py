@@ -32,6 +32,17 @@ SERIES = ("16.0", "17.0", "18.0", "19.0")
 ENCRYPTED_TIERS = ("critical", "high")
 
 Name = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
+# Cloud and fleet regions alike are lower-case words joined by '-' (eu-central,
+# us-east-1, europe-west4, westeurope): a DNS label, as they end up in labels and names.
+Region = Annotated[
+    str,
+    Field(
+        pattern=DNS_LABEL,
+        max_length=63,
+        description="Region: lower-case letters, digits and '-' (eu-central, us-east-1);"
+        " a Kubernetes plant's region must be one of the fleet's cluster regions.",
+    ),
+]
 HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 Percent = Annotated[StrictFloat, Field(gt=0, lt=100)]
 
@@ -161,7 +172,7 @@ class StorageClass(Strict):
 
 class ClusterSpec(Strict):
     name: Name
-    region: str = Field(min_length=1)
+    region: Region
     kind: ClusterKind
     provider: Provider
     kubernetes_version: str = Field(pattern=r"^1\.(2[5-9]|3[0-9])$")
@@ -418,7 +429,7 @@ class ObjectStorage(Strict):
     endpoint_url: str | None = Field(
         default=None, pattern=r"^https?://[^\s]+$", description="For non-AWS S3 (MinIO, Ceph)."
     )
-    region: str | None = None
+    region: Region | None = None
     uri_style: Literal["host", "path"] | None = Field(
         default=None,
         description="S3 addressing: host (virtual-hosted) or path; by default host for AWS "
@@ -925,7 +936,7 @@ class PlantSpec(Strict):
     kind: Literal["Plant"]
     code: Name
     name: str = Field(min_length=1)
-    region: str = Field(min_length=1)
+    region: Region
     timezone: str
     runtime: Literal["kubernetes", "vm"] = "kubernetes"
     placement: Placement = Field(default_factory=Placement)

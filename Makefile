@@ -25,6 +25,8 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/plantops plan $(EXAMPLE) --out $(OUT)
 	@echo
+	$(BIN)/plantops release waves --fleet $(EXAMPLE)
+	@echo
 	@echo "plantops is installed as $(CURDIR)/$(BIN)/plantops; to run it as \`plantops\`:"
 	@echo '  export PATH="$(CURDIR)/$(BIN):$$PATH"    (or: source $(BIN)/activate)'
 

@@ -1,4 +1,4 @@
-"""A copy of the example fleet with a ``releases`` section, and helpers to make locks,
+"""A copy of the example fleet (with its ``releases`` section), and helpers to make locks,
 probe runs and rehearsal results for it."""
 
 from __future__ import annotations
@@ -14,37 +14,21 @@ from tests.conftest import EXAMPLE
 DIGEST = "sha256:" + "cd" * 32
 IMAGE = f"registry.acme.example/odoo/odoo:17.0@{DIGEST}"
 
-RELEASES = """
-releases:
-  shift_change_margin_minutes: 30
-  stages:
-    dev:
-      gates: [addons]
-    test:
-      gates: [addons, smoke, soak]
-      soak_hours: 2
-    staging:
-      gates: [addons, vulnerabilities, smoke, approvals, soak]
-      approvals: {count: 1, roles: [qa]}
-      soak_hours: 24
-    prod:
-      gates: [addons, vulnerabilities, rehearsal, smoke, approvals, soak, windows]
-      approvals: {count: 2, roles: [plant-manager, release-manager]}
-      approvals_by_tier:
-        pilot: {count: 1, roles: [release-manager]}
-      soak_hours: 48
-      wave_soak_hours: 4
-      windows:
-        - {name: weekend, rrule: "FREQ=WEEKLY;BYDAY=SA,SU", at: "00:00", duration_hours: 24}
-"""
 
-
-def release_fleet(tmp: Path, extra: str = RELEASES) -> Path:
-    """The example fleet under ``tmp/fleet`` with the releases section appended."""
+def release_fleet(tmp: Path, section: str | None = None) -> Path:
+    """The example fleet (which has a ``releases:`` section) under ``tmp/fleet``; with
+    ``section``, that text replaces the example's ``releases:`` section."""
     root = tmp / "fleet"
     shutil.copytree(EXAMPLE, root)
-    with (root / "fleet.yaml").open("a", encoding="utf-8") as fh:
-        fh.write(extra)
+    if section is not None:
+        path = root / "fleet.yaml"
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        start = lines.index("releases:\n")
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i][:1] not in (" ", "#", "\n")),
+            len(lines),
+        )
+        path.write_text("".join(lines[:start] + lines[end:]) + section, encoding="utf-8")
     return root
 
 

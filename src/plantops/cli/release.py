@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -181,6 +182,52 @@ def status(
                 gates or ("-" if w.state == "done" else "after earlier waves"),
             )
     out.print(table)
+
+
+class WavesFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@release_app.command("waves")
+def waves(
+    fleet: Annotated[Path, typer.Option("--fleet", help="Fleet repository (fleet.yaml).")],
+    fmt: Annotated[
+        WavesFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = WavesFormat.text,
+) -> None:
+    """The rollout plan every release follows: each stage's gates, approvals and soak,
+    and which plants go in which wave (no release or ledger needed)."""
+    import json
+
+    from plantops.cli.console import out, run_guarded
+
+    plan = run_guarded(release_services.release_waves, fleet, today=dt.date.today())
+    if fmt is WavesFormat.json:
+        doc = {"stages": [s.as_dict() for s in plan]}
+        out.print(json.dumps(doc, indent=2, sort_keys=True), markup=False)
+        return
+    out.print(f"Rollout of {fleet}: stage by stage, wave by wave", markup=False, soft_wrap=True)
+    for st in plan:
+        cfg = st.config
+        gates = [", ".join(cfg.gates) or "no gates"]
+        if cfg.approvals.count:
+            roles = f" incl. {', '.join(cfg.approvals.roles)}" if cfg.approvals.roles else ""
+            gates.append(f"{cfg.approvals.count} approval(s){roles}")
+        for tier, rule in sorted(cfg.approvals_by_tier.items()):
+            gates.append(f"{tier} tier: {rule.count} approval(s)")
+        if cfg.soak_hours:
+            gates.append(f"soak {cfg.soak_hours:g} h")
+        if cfg.wave_soak_hours:
+            gates.append(f"{cfg.wave_soak_hours:g} h between waves")
+        if cfg.windows:
+            gates.append(f"windows {', '.join(w.name for w in cfg.windows)}")
+        label = st.stage + (" (production)" if st.production else "")
+        out.print(f"\n{label}: {'; '.join(gates)}", markup=False, soft_wrap=True)
+        for w, plants in st.waves.items():
+            out.print(f"  wave {w}: {', '.join(plants)}", markup=False, soft_wrap=True)
+        if not st.waves:
+            out.print("  (no plant runs this stage)", markup=False)
 
 
 @release_app.command("verify")

@@ -820,3 +820,44 @@ __all__ = [
     "release_entry",
     "status",
 ]
+
+
+@dataclass(frozen=True)
+class StageRollout:
+    """One stage of the fleet's rollout plan: its gates and its waves (no ledger)."""
+
+    stage: str
+    production: bool
+    config: StageRelease
+    waves: Mapping[int, tuple[str, ...]]
+
+    def as_dict(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "stage": self.stage,
+            "production": self.production,
+            "gates": list(cfg.gates),
+            "approvals": cfg.approvals.model_dump(),
+            "approvals_by_tier": {
+                t: a.model_dump() for t, a in sorted(cfg.approvals_by_tier.items())
+            },
+            "soak_hours": cfg.soak_hours,
+            "wave_soak_hours": cfg.wave_soak_hours,
+            "windows": [w.name for w in cfg.windows],
+            "waves": [{"wave": w, "plants": list(ps)} for w, ps in self.waves.items()],
+        }
+
+
+def rollout(fleet: FleetView) -> tuple[StageRollout, ...]:
+    """The promotion chain as the fleet defines it: every stage's gates and which plants
+    go in which wave (``release_wave`` in a plant file, else by tier: the least demanding
+    tier first). What any release will go through, before one exists."""
+    return tuple(
+        StageRollout(
+            stage,
+            fleet.production.get(stage, False),
+            fleet.stage_config(stage),
+            fleet.waves(stage),
+        )
+        for stage in fleet.stages
+    )

@@ -21,7 +21,7 @@ from plantops.services import check_target, fleet_config_hash, open_fleet
 
 if TYPE_CHECKING:
     from plantops.release.gates import PolicySummary, VulnSummary
-    from plantops.release.promote import FleetView, PromotionResult, ReleaseStatus
+    from plantops.release.promote import FleetView, PromotionResult, ReleaseStatus, StageRollout
     from plantops.store.ledger import Entry
     from plantops.store.ledger import Verification as LedgerVerification
 
@@ -263,6 +263,13 @@ def promote_release(
         )
     finally:
         ledger.close()
+
+
+def release_waves(root: Path, *, today: dt.date) -> tuple[StageRollout, ...]:
+    """``plantops release waves``: the fleet's rollout plan (stages, gates, waves)."""
+    from plantops.release import promote as release_promote
+
+    return release_promote.rollout(fleet_view(root, today=today))
 
 
 def release_status(

@@ -245,6 +245,14 @@ def metrics_serve(
     port: Annotated[
         int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
     ] = 9464,
+    policy_refresh: Annotated[
+        float,
+        typer.Option(
+            "--policy-refresh",
+            min=0,
+            help="Seconds between policy evaluations (findings, exceptions); 0: none.",
+        ),
+    ] = 900.0,
     today: TodayOpt = None,
 ) -> None:
     """Serve /metrics until interrupted."""
@@ -256,6 +264,7 @@ def metrics_serve(
         probe_results=probe_results,
         state_db=state_db,
         today=_today(today),
+        policy_refresh_s=policy_refresh,
     )
     server, _thread = run_guarded(serve, registry, host=host, port=port)
     err.print(f"serving http://{host}:{server.server_port}/metrics")

@@ -8,7 +8,12 @@
   and newest verified backup age, the last verification's result and measured RPO/RTO,
   with the tier's objectives beside them;
 * business events from the plant calendars (``events``): shifts, MRP runs, month-end
-  close, shutdowns — active now, last and next start.
+  close, shutdowns — active now, last and next start;
+* policy: the findings in force per deployment and rule, how many of them fail the
+  stage's threshold (the ones ``plan``'s gate and ``check`` refuse), and when each
+  exception expires — from the newest evaluation (the services layer re-runs it);
+* gate states per plant and stage from the release ledger: the release promoted last,
+  when, each gate's result in that promotion, and whether it was a break-glass.
 
 Every source is read at scrape time through a callable, so a catalog or file that cannot
 be read yields ``plantops_source_up{source} 0`` instead of a failed scrape.
@@ -72,7 +77,47 @@ class Sources:
     deployments: Sequence[Deployment] = ()
     backups: Callable[[], Sequence[BackupRecord]] | None = None  # the catalog, read per scrape
     plants: Sequence[Plant] = ()  # calendars for the business-event series
+    policy: Callable[[], PolicyFacts] | None = None  # newest evaluation (cheap to call)
+    promotions: Callable[[], Sequence[PromotionRow]] | None = None  # the ledger, per scrape
     clock: Callable[[], dt.datetime] = field(default=_utcnow)
+
+
+@dataclass(frozen=True)
+class PolicyRow:
+    """One policy finding in force (no unexpired exception covers it)."""
+
+    plant: str
+    environment: str
+    rule: str
+    severity: str
+    failing: bool  # at or above the stage's threshold
+
+
+@dataclass(frozen=True)
+class ExceptionRow:
+    rule: str
+    where: str  # plant/environment/object the exception names ("*" for any)
+    owner: str
+    expires: dt.date
+
+
+@dataclass(frozen=True)
+class PolicyFacts:
+    evaluated_at: dt.datetime
+    findings: tuple[PolicyRow, ...]
+    exceptions: tuple[ExceptionRow, ...]
+
+
+@dataclass(frozen=True)
+class PromotionRow:
+    """The newest promotion of one plant into one stage (from the release ledger)."""
+
+    plant: str
+    environment: str
+    release: str
+    promoted_at: dt.datetime
+    gates: tuple[tuple[str, bool], ...]
+    break_glass: bool
 
 
 DEP_LABELS = ["plant", "environment", "tier"]
@@ -209,7 +254,89 @@ class PlantopsCollector(Collector):
                 yield from _backup_families(backup_facts(src.deployments, records, now))
         if src.plants:
             yield from _event_families(src.plants, now)
+        if src.policy is not None:
+            try:
+                facts = src.policy()
+            except PlantopsError:
+                up.add_metric(["policy"], 0)
+            else:
+                up.add_metric(["policy"], 1)
+                yield from self._policy_families(facts)
+        if src.promotions is not None:
+            try:
+                promotions = src.promotions()
+            except PlantopsError:
+                up.add_metric(["release_ledger"], 0)
+            else:
+                up.add_metric(["release_ledger"], 1)
+                yield from _promotion_families(promotions)
         yield up
+
+    def _policy_families(self, facts: PolicyFacts) -> Iterator[Metric]:
+        findings = GaugeMetricFamily(
+            "plantops_policy_findings",
+            "Policy findings in force (no unexpired exception) per deployment, rule, severity.",
+            labels=["plant", "environment", "rule", "severity"],
+        )
+        failing = GaugeMetricFamily(
+            "plantops_policy_failing",
+            "Findings at or above the stage's threshold: what plan and check refuse "
+            "(0 for every planned deployment without one).",
+            labels=DEP_LABELS,
+        )
+        expiry = GaugeMetricFamily(
+            "plantops_policy_exception_expiry_timestamp_seconds",
+            "Unix time (UTC midnight after its last valid day) an exception stops applying.",
+            labels=["rule", "where", "owner"],
+        )
+        evaluated = GaugeMetricFamily(
+            "plantops_policy_evaluated_timestamp_seconds", "Unix time of the newest evaluation."
+        )
+        counts: dict[tuple[str, str, str, str], int] = {}
+        fails: dict[tuple[str, str], int] = {}
+        for f in facts.findings:
+            key = (f.plant, f.environment, f.rule, f.severity)
+            counts[key] = counts.get(key, 0) + 1
+            if f.failing:
+                fails[(f.plant, f.environment)] = fails.get((f.plant, f.environment), 0) + 1
+        for key, n in sorted(counts.items()):
+            findings.add_metric(list(key), n)
+        tiers = {(r.plant, r.environment): r.tier for r in self.releases}
+        for (plant, env), tier in sorted(tiers.items()):
+            failing.add_metric([plant, env, tier], fails.pop((plant, env), 0))
+        for (plant, env), n in sorted(fails.items()):  # findings on objects of no deployment
+            failing.add_metric([plant, env, ""], n)
+        for e in facts.exceptions:
+            end = dt.datetime.combine(e.expires + dt.timedelta(days=1), dt.time(), dt.UTC)
+            expiry.add_metric([e.rule, e.where, e.owner], end.timestamp())
+        evaluated.add_metric([], facts.evaluated_at.timestamp())
+        yield from (findings, failing, expiry, evaluated)
+
+
+def _promotion_families(rows: Sequence[PromotionRow]) -> Iterator[Metric]:
+    labels = ["plant", "environment", "release"]
+    promoted = GaugeMetricFamily(
+        "plantops_release_promoted_timestamp_seconds",
+        "Unix time of the newest promotion of the plant into the stage, by release.",
+        labels=labels,
+    )
+    gate = GaugeMetricFamily(
+        "plantops_release_gate_passed",
+        "1 when the gate passed in that promotion, 0 when it was overridden (break-glass).",
+        labels=[*labels, "gate"],
+    )
+    glass = GaugeMetricFamily(
+        "plantops_release_break_glass",
+        "1 when the newest promotion of the plant into the stage was a break-glass.",
+        labels=labels,
+    )
+    for r in rows:
+        values = [r.plant, r.environment, r.release]
+        promoted.add_metric(values, r.promoted_at.timestamp())
+        glass.add_metric(values, 1 if r.break_glass else 0)
+        for name, ok in r.gates:
+            gate.add_metric([*values, name], 1 if ok else 0)
+    yield from (promoted, gate, glass)
 
 
 def _event_families(plants: Sequence[Plant], now: dt.datetime) -> Iterator[Metric]:
@@ -254,4 +381,15 @@ def serve(
     return start_http_server(port, addr=host, registry=registry)
 
 
-__all__ = ["PlantopsCollector", "ReleaseRow", "Sources", "registry_for", "release_rows", "serve"]
+__all__ = [
+    "ExceptionRow",
+    "PlantopsCollector",
+    "PolicyFacts",
+    "PolicyRow",
+    "PromotionRow",
+    "ReleaseRow",
+    "Sources",
+    "registry_for",
+    "release_rows",
+    "serve",
+]

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plantops.errors import InfrastructureError, UserError
-from plantops.observe.exporter import Sources, registry_for, release_rows
+from plantops.errors import InfrastructureError, PlantopsError, UserError
+from plantops.observe.exporter import (
+    ExceptionRow,
+    PolicyFacts,
+    PolicyRow,
+    PromotionRow,
+    Sources,
+    registry_for,
+    release_rows,
+)
 from plantops.observe.slo import RANGES, record_name
 from plantops.observe.sloreport import (
     Measurement,
@@ -42,25 +51,142 @@ def planned(fleet: Path, today: dt.date) -> tuple[Deployment, ...]:
     return build_plan(open_fleet(fleet, today=today).fleet).deployments
 
 
+def policy_facts(
+    fleet: Path, *, today: dt.date, now: dt.datetime, deployments: Sequence[Deployment] = ()
+) -> PolicyFacts:
+    """The fleet's policy findings in force and its exceptions in force, as ``plantops
+    check`` evaluates them (the baseline, ``policies/*.yaml``, thresholds per stage). A
+    finding on a shared deployment counts for each of its tenant plants (``deployments``
+    names them; the policy engine knows only the deployment's unit)."""
+    from plantops.check.policy import load_policy_config
+    from plantops.services import check_target
+
+    result = check_target(fleet, today=today)
+    failing = set(result.failing)
+    tenants = {(d.unit, d.environment.name): [t.plant for t in d.tenants] for d in deployments}
+    rows = tuple(
+        PolicyRow(plant, f.environment, f.rule, f.severity.label, f in failing)
+        for f in result.findings
+        for plant in tenants.get((f.plant, f.environment)) or [f.plant]
+    )
+    exceptions = tuple(
+        ExceptionRow(
+            e.rule,
+            f"{e.plant or '*'}/{e.environment or '*'}/{e.object or '*'}",
+            e.owner,
+            e.expires,
+        )
+        for e in load_policy_config(fleet).exceptions
+        if e.expires >= today
+    )
+    return PolicyFacts(now, rows, exceptions)
+
+
+class Periodic:
+    """A value computed now and again every ``interval`` seconds in a daemon thread, so a
+    scrape reads the newest one and never waits for (or fails on) a slow evaluation. A
+    failed refresh keeps the last value and makes :meth:`__call__` raise until one
+    succeeds (the exporter's ``plantops_source_up`` goes to 0)."""
+
+    def __init__(self, compute: Callable[[], PolicyFacts], interval: float) -> None:
+        self._compute = compute
+        self._value = compute()  # a bad policy file stops the exporter at start-up (exit 2)
+        self._error: PlantopsError | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="policy-refresh", daemon=True)
+        self._interval = interval
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                value = self._compute()
+            except PlantopsError as exc:
+                self._error = exc
+            else:
+                self._value, self._error = value, None
+
+    def __call__(self) -> PolicyFacts:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def promotion_rows(entries: Sequence[Any]) -> tuple[PromotionRow, ...]:
+    """The newest promotion entry per plant and stage (ledger order is recording order)."""
+    newest: dict[tuple[str, str], PromotionRow] = {}
+    for e in entries:
+        if e.kind != "promotion":
+            continue
+        gates = e.payload.get("gates", {})
+        for plant in e.payload.get("plants", []):
+            newest[(str(plant), e.stage)] = PromotionRow(
+                str(plant),
+                e.stage,
+                e.release_id,
+                dt.datetime.fromisoformat(e.recorded_at),
+                tuple((str(g.get("gate")), bool(g.get("ok"))) for g in gates.get(plant, [])),
+                bool(e.payload.get("break_glass")),
+            )
+    return tuple(newest[k] for k in sorted(newest))
+
+
 def exporter_registry(
-    fleet: Path, *, probe_results: Path | None, state_db: str | None, today: dt.date
+    fleet: Path,
+    *,
+    probe_results: Path | None,
+    state_db: str | None,
+    today: dt.date,
+    policy_refresh_s: float = 900.0,
 ) -> CollectorRegistry:
-    """The exporter's registry: plan, probe results, the backup catalog (when
-    ``state_db`` is given) and the plant calendars, each read at scrape time."""
+    """The exporter's registry: plan, probe results, the backup catalog and the release
+    ledger (when ``state_db`` is given), the plant calendars and the policy findings, each
+    read at scrape time (the policy evaluation is refreshed every ``policy_refresh_s``)."""
     deps = planned(fleet, today)
     plants = list({p.code: p for d in deps for p in d.plants}.values())
     backups = None
+    promotions = None
     if state_db is not None:
         from plantops.store import open_catalog
+        from plantops.store.ledger import open_ledger
 
         catalog = open_catalog(state_db)  # opened (and migrated) once; read per scrape
+        ledger = open_ledger(state_db)
 
         def read() -> Sequence[BackupRecord]:
             return catalog.list_backups(statuses=["complete"])
 
-        backups = read
+        def read_promotions() -> Sequence[PromotionRow]:
+            from sqlalchemy.exc import SQLAlchemyError
+
+            try:
+                return promotion_rows(ledger.entries(kinds=("promotion",)))
+            except SQLAlchemyError as exc:
+                raise InfrastructureError(f"release ledger: {exc.__class__.__name__}") from exc
+
+        backups, promotions = read, read_promotions
+
+    started = dt.datetime.now(dt.UTC).date()
+
+    def evaluate() -> PolicyFacts:
+        # The day moves on while the exporter runs: exceptions expire at their date.
+        now = dt.datetime.now(dt.UTC)
+        return policy_facts(fleet, today=today + (now.date() - started), now=now, deployments=deps)
+
+    policy = Periodic(evaluate, policy_refresh_s) if policy_refresh_s > 0 else None
     return registry_for(
-        release_rows(deps), probe_results, Sources(deployments=deps, backups=backups, plants=plants)
+        release_rows(deps),
+        probe_results,
+        Sources(
+            deployments=deps,
+            backups=backups,
+            plants=plants,
+            policy=policy,
+            promotions=promotions,
+        ),
     )
 
 

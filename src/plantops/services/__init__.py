@@ -637,7 +637,14 @@ def policy_context(
                 ports.add(int(integ.endpoint.rsplit(":", 1)[1]))
     if spec.defaults.smtp_relay:
         ports.add(int(spec.defaults.smtp_relay.rsplit(":", 1)[1]))
+    from plantops.check.policy.baseline import image_repository
+
+    image_fields = {image_repository(spec.odoo.image): "fleet.odoo.image"}
+    for name in ("redis", "redis_exporter", "postgres", "traefik"):
+        image = str(getattr(spec.platform.images, name))
+        image_fields.setdefault(image_repository(image), f"fleet.platform.images.{name}")
     return PolicyContext(
+        image_fields=image_fields,
         registries=registries,
         storage_classes=tuple(sorted({s.name for c in spec.clusters for s in c.storage_classes})),
         tiers={

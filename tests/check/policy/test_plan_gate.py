@@ -257,3 +257,19 @@ def test_the_gate_runs_for_fleets_with_a_policies_folder(tmp_path: Path) -> None
     assert {f.rule for f in found} == {"PO-IMG-001"}
     assert {f.kind for f in found} == {"StatefulSet"}
     assert all("redis:7.4'" in f.message for f in found)
+
+
+def test_a_platform_image_finding_points_at_its_own_spec_line(tmp_path: Path) -> None:
+    root = fleet_copy(tmp_path)
+    fleet_yaml = root / "fleet.yaml"
+    lines = fleet_yaml.read_text(encoding="utf-8").splitlines(keepends=True)
+    (n,) = [i for i, line in enumerate(lines) if line.lstrip().startswith("redis: docker.io")]
+    lines[n] = "    redis: docker.io/library/redis:7.4\n"  # a tag, no digest
+    fleet_yaml.write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(services.RenderGateFailed) as caught:
+        services.plan_fleet(root, tmp_path / "out", today=TODAY)
+    found = [f for f in caught.value.policy if f.rule == "PO-IMG-001"]
+    assert found and {f.kind for f in found} == {"StatefulSet"}
+    # the redis line of fleet.yaml (platform.images.redis), not odoo.digest
+    assert {f.spec_location for f in found} == {f"fleet.yaml:{n + 1}:5"}
+    assert all("redis:7.4" in f.message for f in found)

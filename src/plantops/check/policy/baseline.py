@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from plantops.check.capacity import (
@@ -68,6 +68,29 @@ def _registry(doc: Document, ctx: PolicyContext) -> Iterator[Violation]:
         image = str(c.get("image", ""))
         if not any(image.startswith(f"{r}/") for r in ctx.registries):
             yield f"{path}.image", f"image {image!r} is not from an allowed registry"
+
+
+def image_repository(image: str) -> str:
+    """``registry/name`` of an image reference, without its tag or digest."""
+    name = image.split("@", 1)[0]
+    slash, colon = name.rfind("/"), name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
+def _image_spec_field(odoo_field: str) -> Callable[[Document, str, PolicyContext], str]:
+    """The spec field of the image at a finding's path: a platform image's own field
+    (``fleet.platform.images.redis``), else ``odoo_field``."""
+
+    def at(doc: Document, path: str, ctx: PolicyContext) -> str:
+        for base, c in containers(doc.obj):
+            if path.startswith(base + "."):
+                found = ctx.image_fields.get(image_repository(str(c.get("image", ""))), "")
+                if found and found != "fleet.odoo.image":
+                    return found
+                return odoo_field if found else ""
+        return ""
+
+    return at
 
 
 # --- workload hardening ---------------------------------------------------------------
@@ -856,6 +879,7 @@ BASELINE: tuple[Rule, ...] = (
         _digest,
         cel=lambda ctx: f"{_C}.all(c, c.image.contains('@sha256:'))",
         spec_field="fleet.odoo.digest",
+        spec_field_at=_image_spec_field("fleet.odoo.digest"),
     ),
     Rule(
         "PO-IMG-002",
@@ -866,6 +890,7 @@ BASELINE: tuple[Rule, ...] = (
         _registry,
         cel=lambda ctx: f"{_C}.all(c, {_lit(list(ctx.registries))}.exists(r, c.image.startsWith(r + '/')))",
         spec_field="fleet.odoo.image",
+        spec_field_at=_image_spec_field("fleet.odoo.image"),
     ),
     Rule(
         "PO-POD-001",

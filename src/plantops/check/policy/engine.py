@@ -196,7 +196,9 @@ def evaluate_policies(
             environment=env,
             line=doc.line,
             spec_location=spec_location(
-                plant, doc.labels.get("plantops.io/tier") or ctx.unit(doc).tier, rule.spec_field
+                plant,
+                doc.labels.get("plantops.io/tier") or ctx.unit(doc).tier,
+                (rule.spec_field_at and rule.spec_field_at(doc, path, ctx)) or rule.spec_field,
             )
             if spec_location and plant
             else "",

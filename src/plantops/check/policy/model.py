@@ -151,6 +151,9 @@ class PolicyContext:
     dev_environments: tuple[str, ...] = ("dev",)
     open_egress_ports: tuple[int, ...] = (53, 443, 587, 6443)
     ingress_controllers: tuple[str, ...] = ("traefik",)
+    image_fields: Mapping[str, str] = field(default_factory=dict)
+    """Image repository (no tag or digest) → the fleet spec field that names it
+    (``odoo.image``, ``platform.images.redis``…), for the image rules' spec location."""
 
     def unit(self, doc: Document) -> UnitInfo:
         return self.units.get(doc.unit, UnitInfo())
@@ -190,6 +193,9 @@ class Rule:
     """A VAP matchCondition: the rule applies only where this is true."""
     spec_field: str = ""
     """Where in the fleet spec the cause lives: ``plant``, ``tier.<field>``, ``fleet.<path>``."""
+    spec_field_at: Callable[[Document, str, PolicyContext], str] | None = None
+    """The same, per finding (its object and JSON path), where one rule has several
+    causes; ``""`` falls back to ``spec_field``."""
     source: str = "builtin"
 
 

@@ -25,9 +25,12 @@ class Rendered:
     files: dict[str, str]
 
 
-def render_fleet(root: Path) -> Rendered:
+def render_fleet(root: Path, *, pinned: bool = False) -> Rendered:
+    """Every deployment rendered in memory; ``pinned``: with the fleet's release pins."""
     res = services.open_fleet(root, today=TODAY)
     plan = build_plan(res.fleet)
+    if pinned:
+        plan = services.pinned_plan(root, plan)
     ctx = RenderContext.from_fleet(res.fleet.spec)
     objects, compose, files = [], [], {}
     for dep in plan.deployments:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from plantops.render.compose.systemd import backup_calendar, render_systemd_units
+from plantops.render.compose.upgrade import SERVICE as UPGRADE_SERVICE
+from plantops.render.compose.upgrade import render_vm_upgrade
 from plantops.render.core import dump_yaml
 from plantops.render.dbinit import db_init_command
 from plantops.render.kubernetes.cloudnativepg import ODOO_EXTENSIONS, archive_timeout_seconds
@@ -463,6 +465,10 @@ def render_traefik_dynamic(dep: Deployment, ctx: RenderContext) -> dict[str, Any
 def render_vm_files(dep: Deployment, ctx: RenderContext) -> tuple[dict[str, Any], dict[str, str]]:
     """The compose document and every file of the VM directory (relative name → text)."""
     compose = render_compose(dep, ctx)
+    upgrade = render_vm_upgrade(dep, compose["services"]["odoo-init"], stanza(dep))
+    if upgrade is not None and upgrade.service:
+        compose["services"][UPGRADE_SERVICE] = upgrade.service
+        compose["services"] = dict(sorted(compose["services"].items()))
     files = {
         "compose.yaml": dump_yaml(compose),
         "initdb/10-odoo-roles.sh": _init_script(dep),
@@ -470,6 +476,8 @@ def render_vm_files(dep: Deployment, ctx: RenderContext) -> tuple[dict[str, Any]
         "redis.conf": redis_conf(dep),
         "traefik/dynamic.yaml": dump_yaml(render_traefik_dynamic(dep, ctx)),
     }
+    if upgrade is not None:
+        files["upgrade.sh"] = upgrade.script
     for unit, text in render_systemd_units(dep, stanza(dep)).items():
         files[f"systemd/{unit}"] = text
     return compose, files

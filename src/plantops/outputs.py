@@ -27,6 +27,20 @@ def check_writable_target(path: Path) -> None:
         raise UserError(f"{path} exists and is not a regular file")
 
 
+def check_output_dir(path: Path, option: str = "--out") -> None:
+    """``option`` names a directory to write into: an existing one, or a new one whose
+    nearest existing ancestor is a folder (it is created with its parents)."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path} exists and is not a directory; name a directory")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(
+                    f"{option} {path}: {parent} is a file, not a folder; choose another path"
+                )
+            return
+
+
 def write_text_atomically(path: Path, text: str, *, overwrite: bool = True) -> bool:
     """Write ``text`` to ``path`` through a temporary file and a rename (a reader sees the
     old file or the new one, never half of one). Returns False, writing nothing, when the

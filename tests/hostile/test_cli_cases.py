@@ -84,6 +84,56 @@ CASES: dict[str, tuple[list[str], set[int], str, list[str]]] = {
     "vm-fifo": (["validate-manifests", "fifo"], {2}, "fifo", []),
     "no-args": ([], {0, 2}, "Usage", []),
     "unknown-command": (["frobnicate"], {2}, "frobnicate", []),
+    # every command that writes a directory or file: a file, a file's child, a pipe
+    "observe-out-file": (["observe", "render", "fleet", "--out", "file"], {2}, "file", []),
+    "observe-out-under-file": (
+        ["observe", "render", "fleet", "--out", "file/sub"],
+        {2},
+        "file",
+        [],
+    ),
+    "observe-out-fifo": (["observe", "render", "fleet", "--out", "fifo"], {2}, "fifo", []),
+    "observe-out-dev-null": (
+        ["observe", "render", "fleet", "--out", "/dev/null"],
+        {2},
+        "/dev/null",
+        [],
+    ),
+    "observe-ok-new": (["observe", "render", "fleet", "--out", "new/obs"], {0}, "written", ["new"]),
+    "policy-export-out-file": (["policy", "export", "fleet", "--out", "file"], {2}, "file", []),
+    "policy-export-out-fifo": (["policy", "export", "fleet", "--out", "fifo"], {2}, "fifo", []),
+    "check-output-under-file": (
+        ["check", "fleet", "-o", "file/r.json", "-f", "json"],
+        {2},
+        "file",
+        [],
+    ),
+    "check-output-onto-dir": (["check", "fleet", "-o", "empty", "-f", "json"], {2}, "empty", []),
+    "ci-out-onto-dir": (
+        ["ci", "generate", "--fleet", "fleet", "--provider", "github", "--out", "empty"],
+        {2},
+        "empty",
+        [],
+    ),
+    "ci-out-under-file": (
+        ["ci", "generate", "--fleet", "fleet", "--provider", "github", "--out", "file/ci.yml"],
+        {2},
+        "file",
+        [],
+    ),
+    "ci-bad-provider": (
+        ["ci", "generate", "--fleet", "fleet", "--provider", "jenkins", "--out", "ci.yml"],
+        {2},
+        "jenkins",
+        [],
+    ),
+    "waves-fleet-fifo": (["release", "waves", "--fleet", "fifo"], {2}, "fifo", []),
+    "ledger-export-under-file": (
+        ["ledger", "export", "--db", "sqlite:///s.db", "-o", "file/x.jsonl"],
+        {2},
+        "file",
+        ["s.db", ".plantops"],
+    ),
 }
 
 

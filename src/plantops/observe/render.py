@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from plantops.errors import UserError
 from plantops.observe.alerting import AlertingSettings, alertmanager_config
 from plantops.observe.blackbox import blackbox_modules, render_blackbox_probes
 from plantops.observe.logs import fluent_bit_config, loki_limits
 from plantops.observe.slo import go_float, slo_rule_groups, traefik_buckets
-from plantops.outputs import write_text_atomically
+from plantops.outputs import check_output_dir, write_text_atomically
 from plantops.render.core import dump_yaml, dump_yaml_documents, k8s_object
 from plantops.render.kubernetes.common import name
 
@@ -109,10 +110,14 @@ class ObserveRender:
 
 def write_observe_files(files: dict[str, str], out: Path) -> ObserveRender:
     """Write changed files only, each atomically."""
+    check_output_dir(out)
     written, unchanged = [], []
     for rel, text in sorted(files.items()):
         path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file where a folder goes, a read-only tree…
+            raise UserError(f"--out {out}: cannot create {path.parent}: {e.strerror}") from None
         if path.is_file() and path.read_text(encoding="utf-8") == text:
             unchanged.append(rel)
             continue

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plantops.errors import UserError
+from plantops.outputs import check_output_dir
 
 if TYPE_CHECKING:
     from plantops.backup.fleet import BackupTarget
@@ -124,8 +125,7 @@ def check_restore_filestore(path: Path) -> None:
 
 def check_out_dir(path: Path) -> None:
     """``--out`` is a directory: an existing one, or a new one in an existing folder."""
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--out {path} exists and is not a directory; name a directory")
+    check_output_dir(path)
     parent = path.absolute().parent
     if not path.exists() and not parent.is_dir():
         raise UserError(f"--out {path}: folder {parent} does not exist; create it first")

@@ -226,3 +226,55 @@ def test_matrix_page_shows_cells_and_approves_by_form(server: Server) -> None:
         )
     nav = server.client.get("/ledger", headers=h).text
     assert 'href="/promotions"' in nav and 'href="/ledger"' in nav and 'data-ok="true"' in nav
+
+
+def wave(state: str, verdicts: list[bool]) -> dict[str, Any]:
+    return {
+        "wave": 1,
+        "state": state,
+        "plants": ["a", "b"],
+        "promoted": {"a": "2026-12-01T00:00:00+00:00"} if state != "pending" else {},
+        "gates": [
+            {
+                "plant": "b",
+                "ok": ok,
+                "next_allowed": None,
+                "gates": [{"gate": "soak", "ok": ok, "reasons": [] if ok else ["2 h left"]}],
+            }
+            for ok in verdicts
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("state", "verdicts", "cell"),
+    [
+        ("done", [], "promoted"),
+        ("partial", [True], "partial"),
+        ("pending", [False], "blocked"),
+        ("pending", [True], "ready"),
+        ("pending", [], "pending"),
+    ],
+)
+def test_wave_cells(state: str, verdicts: list[bool], cell: str) -> None:
+    from plantops.server.matrix import stage_state, wave_cell
+
+    got = wave_cell(wave(state, verdicts))
+    assert got["state"] == cell and stage_state([got]) == cell
+    if cell == "blocked":
+        assert got["verdicts"][0]["failed"] == [{"gate": "soak", "reasons": ["2 h left"]}]
+
+
+def test_the_author_gets_no_approve_form() -> None:
+    from plantops.server.matrix import release_row
+
+    status = {
+        "release": "sha256:" + "a" * 64,
+        "author": "alice",
+        "approvals": {"prod": [{"user": "bob", "role": "release-manager", "seq": 2}]},
+        "stages": [{"stage": "prod", "gates": ["approvals"], "waves": [wave("pending", [])]}],
+    }
+    assert not release_row(status, approver="alice")["stages"][0]["may_approve"]
+    assert not release_row(status, approver="bob")["stages"][0]["may_approve"]  # approved
+    assert release_row(status, approver="carol")["stages"][0]["may_approve"]
+    assert not release_row(status, approver=None)["stages"][0]["may_approve"]

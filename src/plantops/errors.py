@@ -5,7 +5,9 @@ codes and prints them. Nothing here prints.
 
     PlantopsError
     ├── UserError            bad input or usage (exit 2)
-    │   └── SpecError        one or more located problems in a fleet spec (exit 2)
+    │   ├── SpecError        one or more located problems in a fleet spec (exit 2)
+    │   ├── NotPermitted     this person may not do this, whatever the input (exit 2)
+    │   └── NotFound         what was named does not exist (exit 2)
     ├── GateFailed           a check, gate or verification said no (exit 1)
     └── InfrastructureError  the world failed us: database, storage, cluster (exit 3)
         ├── TransientError   worth retrying after ``delay`` seconds
@@ -76,6 +78,15 @@ class SpecError(UserError):
 
     def __str__(self) -> str:
         return self.summary()
+
+
+class NotPermitted(UserError):
+    """Well-formed, but this person may not do it: separation of duties (the author of a
+    release approving it). The server answers 403."""
+
+
+class NotFound(UserError):
+    """What the user named (a release, a plant) does not exist. The server answers 404."""
 
 
 class GateFailed(PlantopsError):

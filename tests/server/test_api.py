@@ -126,7 +126,9 @@ def test_openapi_lists_the_routes(server: Server) -> None:
     doc = server.client.get("/openapi.json").json()
     for path in ("/api/fleet", "/api/plants", "/api/plants/{code}", "/api/plan", "/api/cost",
                  "/api/policy", "/api/backups", "/api/releases", "/api/events", "/events",
-                 "/api/tokens"):  # fmt: skip
+                 "/api/tokens", "/api/releases/{release_id}",
+                 "/api/releases/{release_id}/approvals", "/api/ledger",
+                 "/api/ledger/verify"):  # fmt: skip
         assert path in doc["paths"], path
 
 

@@ -119,3 +119,98 @@ def test_sign_in_browse_and_plan(tmp_path: Path, provider: str) -> None:
     assert not external, external
     assert "browser-test-secret" not in proc.log.read_text()
     assert (tmp_path / "fleet.png").stat().st_size > 0
+
+
+@pytest.fixture
+def rm_provider() -> Iterator[str]:
+    users = [
+        User(
+            sub="rm@acme.example",
+            claims={"email": "rm@acme.example", "plantops_role": "release-manager"},
+        )
+    ]
+    with run_server_in_thread(user_claims=users) as srv:
+        yield f"http://localhost:{srv.server_port}"
+
+
+def registered_release(tmp_path: Path, db_url: str) -> str:
+    """A release of the example fleet by alice, its lock where ``serve`` looks by default
+    (``.plantops/locks`` under the server's working directory)."""
+    import datetime as dt
+
+    from plantops import services
+    from plantops.services import release as release_services
+    from tests.addons.test_addons import addon
+    from tests.release.fleet import IMAGE
+
+    addons = tmp_path / "addons"
+    addon(addons, "acme_mrp", depends=["mrp"])
+    now = dt.datetime.now(dt.UTC)
+    made = services.create_release(
+        EXAMPLE, image=IMAGE, addons_paths=[addons], packages=None, today=now.date()
+    )
+    lock = release_services.save_release_lock(tmp_path / ".plantops" / "locks", made.id, made.text)
+    assert release_services.register_release(lock, author="alice", db=db_url, now=now)
+    return made.id
+
+
+def test_matrix_approve_and_ledger(tmp_path: Path, rm_provider: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    db_url = f"sqlite:///{tmp_path}/state.db"
+    release = registered_release(tmp_path, db_url)
+    env = {
+        "PLANTOPS_OIDC_ISSUER": rm_provider,
+        "PLANTOPS_OIDC_CLIENT_ID": "plantops-browser",
+        "PLANTOPS_OIDC_CLIENT_SECRET": "browser-test-secret",
+        "PLANTOPS_SESSION_SECRET": "y" * 32,
+    }
+    proc = start_serve(EXAMPLE, db_url, tmp_path, env=env, name="matrix")
+    base = proc.url.replace("127.0.0.1", "localhost")
+    console: list[str] = []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.on(
+                "console",
+                lambda m: console.append(f"{page.url}: {m.text}")
+                if m.type == "error" and page.url.startswith(base)
+                else None,
+            )
+            page.route(
+                "**/*",
+                lambda route: route.abort()
+                if (urlsplit(route.request.url).hostname or "") not in LOOPBACK
+                else route.continue_(),
+            )
+            page.goto(base + "/")
+            page.click("#signin")
+            page.click("button[value='rm@acme.example']")
+            page.wait_for_url(base + "/")
+            page.click("nav a[href='/promotions']")
+            row = page.locator(f"tr[data-release='{release}']")
+            staging = row.locator("td[data-stage='staging']")
+            assert "no approval yet" in staging.inner_text()
+            assert row.locator("td[data-stage='prod']").get_attribute("data-state") == "blocked"
+            page.screenshot(path=str(tmp_path / "matrix.png"), full_page=True)
+            staging.locator("input[name=comment]").fill("QA run 42 green")
+            staging.locator("form.approve button").click()
+            page.wait_for_url(base + "/promotions?*")
+            assert "approved staging" in page.inner_text("#done")
+            approved = page.locator(f"tr[data-release='{release}'] td[data-stage='staging']")
+            text = approved.locator(".approvals").inner_text()
+            assert "rm@acme.example" in text and "release-manager" in text
+            assert "QA run 42 green" in text
+            assert approved.locator("form.approve").count() == 0  # approved once
+            page.screenshot(path=str(tmp_path / "matrix-approved.png"), full_page=True)
+            page.click("nav a[href='/ledger']")
+            assert "verify: OK" in page.inner_text("#verify")
+            last = page.locator("#ledger tbody tr").last
+            assert "approval" in last.inner_text() and "rm@acme.example" in last.inner_text()
+            page.screenshot(path=str(tmp_path / "ledger.png"), full_page=True)
+            browser.close()
+    finally:
+        stop(proc)
+    assert not console, console
+    assert (tmp_path / "matrix-approved.png").stat().st_size > 0

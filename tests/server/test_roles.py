@@ -29,7 +29,12 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/tokens"): {"platform-engineer"},
     ("DELETE", "/api/tokens/{token_id}"): {"platform-engineer"},
     ("POST", "/plants/{code}/plan"): {"platform-engineer", "plant-it"},
+    ("POST", "/api/releases/{release_id}/approvals"): {"release-manager"},
+    ("POST", "/promotions/{release_id}/approvals"): {"release-manager"},
 }
+# Routes that need a release in the ledger first (made by the platform engineer, so the
+# release manager is not its author).
+NEEDS_RELEASE = {"/api/releases/{release_id}/approvals", "/promotions/{release_id}/approvals"}
 # Write routes that are not role-gated: sign-out only ends the caller's own session.
 UNGATED = {("POST", "/auth/logout")}
 
@@ -64,7 +69,33 @@ def write_routes(server: Server) -> set[tuple[str, str]]:
     return found
 
 
-def call(server: Server, method: str, path: str, role: str, plant: str = SCOPED) -> Any:
+def prepare(server: Server, path: str) -> str:
+    """A release in the ledger, authored by the platform engineer (for approval routes)."""
+    if path not in NEEDS_RELEASE:
+        return ""
+    r = server.client.post(
+        "/api/releases",
+        headers=server.as_role("platform-engineer"),
+        json={"image": IMAGE, "addons_paths": ["addons"]},
+    )
+    assert r.status_code == 201, r.text
+    release: str = r.json()["id"]
+    return release
+
+
+def ledger_entries(server: Server) -> int:
+    from plantops.store.ledger import open_ledger
+
+    led = open_ledger(server.settings.db_url)
+    try:
+        return sum(1 for _ in led.iter_entries())
+    finally:
+        led.close()
+
+
+def call(
+    server: Server, method: str, path: str, role: str, plant: str = SCOPED, release: str = ""
+) -> Any:
     h = server.as_role(role)
     c = server.client
     if path == "/api/plan":
@@ -80,6 +111,11 @@ def call(server: Server, method: str, path: str, role: str, plant: str = SCOPED)
         return c.delete(f"/api/tokens/{made.json()['id']}", headers=h)
     if path == "/plants/{code}/plan":
         return c.post(f"/plants/{plant}/plan", headers=h, data={}, follow_redirects=False)
+    if path == "/api/releases/{release_id}/approvals":
+        return c.post(f"/api/releases/{release}/approvals", headers=h, json={"stage": "prod"})
+    if path == "/promotions/{release_id}/approvals":
+        url = f"/promotions/{release}/approvals"
+        return c.post(url, headers=h, data={"stage": "prod"}, follow_redirects=False)
     raise AssertionError(f"no request for {method} {path}: add one to call()")
 
 
@@ -97,8 +133,10 @@ def test_every_write_route_is_in_the_matrix(server: Server) -> None:
 @pytest.mark.parametrize(("route", "role"), list(itertools.product(sorted(EXPECTED), ROLES)))
 def test_matrix(server: Server, route: tuple[str, str], role: str) -> None:
     method, path = route
+    release = prepare(server, path)
     before = server.client.get("/api/events", headers=server.as_role("auditor")).json()["items"]
-    r = call(server, method, path, role)
+    entries = ledger_entries(server)
+    r = call(server, method, path, role, release=release)
     if role in EXPECTED[route]:
         assert r.status_code in (200, 201, 303), r.text
     else:
@@ -107,6 +145,7 @@ def test_matrix(server: Server, route: tuple[str, str], role: str) -> None:
         after = server.client.get("/api/events", headers=server.as_role("auditor")).json()
         if path != "/api/tokens/{token_id}":  # that case made a token to revoke first
             assert after["items"] == before, "a refused write recorded something"
+        assert ledger_entries(server) == entries, "a refused write touched the ledger"
 
 
 @pytest.mark.parametrize("route", [("POST", "/api/plan"), ("POST", "/plants/{code}/plan")])

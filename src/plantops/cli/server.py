@@ -41,6 +41,14 @@ def serve(
         Path | None,
         typer.Option("--out", help="Tree `POST /api/plan` writes (default: out/<fleet name>)."),
     ] = None,
+    locks: Annotated[
+        Path,
+        typer.Option(
+            "--locks",
+            help="Directory of release locks (`*.lock`): `POST /api/releases` writes there; "
+            "status, approvals and the promotion matrix find a release's lock there by id.",
+        ),
+    ] = Path(".plantops/locks"),
     insecure_cookies: Annotated[
         bool,
         typer.Option(
@@ -83,6 +91,7 @@ def serve(
         session_secret=os.environ.get("PLANTOPS_SESSION_SECRET") or secrets.token_urlsafe(32),
         oidc=oidc,
         secure_cookies=not insecure_cookies,
+        locks=locks,
     )
     app = run_guarded(create_app, settings)
     err.print(f"plantops serving {fleet} on http://{host}:{port} (API: /openapi.json)")

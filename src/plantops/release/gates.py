@@ -66,6 +66,7 @@ class Approval:
     user: str
     role: str
     seq: int
+    comment: str = ""
 
 
 @dataclass(frozen=True)

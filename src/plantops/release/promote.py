@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plantops.errors import UserError, display_path
+from plantops.errors import NotPermitted, UserError, display_path
 from plantops.inputs import Limits, json_value, read_text
 from plantops.release.gates import (
     PROBE_SCHEMA,
@@ -215,7 +215,12 @@ def history_of(entries: Sequence[Entry]) -> ReleaseHistory:
                 promoted.setdefault(e.stage, {}).setdefault(str(plant), _when(e))
         elif e.kind == "approval":
             approvals.setdefault(e.stage, []).append(
-                Approval(str(e.payload.get("user")), str(e.payload.get("role")), e.seq)
+                Approval(
+                    str(e.payload.get("user")),
+                    str(e.payload.get("role")),
+                    e.seq,
+                    str(e.payload.get("comment", "")),
+                )
             )
     return ReleaseHistory(author, addons, promoted, {s: tuple(a) for s, a in approvals.items()})
 
@@ -272,8 +277,10 @@ def approve(
     user: str,
     role: str,
     now: dt.datetime,
+    comment: str = "",
 ) -> Entry:
-    """Record one approval of ``lock`` for ``stage`` (the author cannot approve)."""
+    """Record one approval of ``lock`` for ``stage`` (the author cannot approve); a
+    ``comment`` joins the entry's payload when given."""
     fleet.check_stage(stage, "--stage")
     if not user.strip() or not role.strip():
         raise UserError("--as USER and --role ROLE are required")
@@ -293,7 +300,7 @@ def approve(
         hist = history_of(view.entries(release_id=lock.id))
         _require_registered(hist, lock)
         if user == hist.author:
-            raise UserError(f"--as {user}: the author of a release cannot approve it")
+            raise NotPermitted(f"--as {user}: the author of a release cannot approve it")
         for a in hist.approvals.get(stage, ()):
             if a.user == user and a.role == role:
                 raise UserError(f"{user} approved {stage} as {role} already (ledger entry {a.seq})")
@@ -303,7 +310,7 @@ def approve(
         release_id=lock.id,
         stage=stage,
         actor=user,
-        payload={"user": user, "role": role},
+        payload={"user": user, "role": role, **({"comment": comment} if comment else {})},
     )
     return ledger.append([entry], now=now, guard=guard)[0]
 
@@ -744,7 +751,9 @@ class ReleaseStatus:
             "release": self.release,
             "author": self.author,
             "approvals": {
-                s: [{"user": a.user, "role": a.role, "seq": a.seq} for a in ap]
+                s: [
+                    {"user": a.user, "role": a.role, "seq": a.seq, "comment": a.comment} for a in ap
+                ]
                 for s, ap in sorted(self.approvals.items())
             },
             "stages": [s.as_dict() for s in self.stages],

@@ -22,6 +22,7 @@ from plantops.server.views import (
     plant_rows,
     snapshot_of,
 )
+from plantops.services import release as release_services
 from plantops.store.server import ROLES, TokenRecord
 
 router = APIRouter(prefix="/api")
@@ -247,8 +248,9 @@ def post_release(
     body: ReleaseRequest,
     who: Annotated[Principal, Depends(require("release.create"))],
 ) -> dict[str, Any]:
-    """Build a release lock (``plantops release create``); addon paths are inside the
-    fleet repository."""
+    """Build a release lock (``plantops release create --as``): addon paths are inside the
+    fleet repository; the lock is kept in the locks directory and the release is recorded
+    in the ledger with the caller as its author (who then cannot approve it)."""
     state = state_of(request)
     root = state.settings.fleet.resolve()
     paths = []
@@ -269,6 +271,10 @@ def post_release(
             slug="gate-failed",
             findings=[f"{f.code}: {f.message}" for f in result.addons.errors][:50],
         )
+    lock = release_services.save_release_lock(state.settings.locks_dir, result.id, result.text)
+    entry = release_services.register_release(
+        lock, author=who.subject, db=state.settings.db_url, now=utcnow()
+    )
     state.store.append_event(
         "release.created",
         subject=result.id,
@@ -276,7 +282,12 @@ def post_release(
         data={"image": body.image},
         now=utcnow(),
     )
-    return {"id": result.id, "lock": result.text}
+    return {
+        "id": result.id,
+        "lock": result.text,
+        "author": who.subject,
+        "ledger_seq": entry.seq if entry is not None else None,
+    }
 
 
 def token_dict(t: TokenRecord) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from plantops import __version__
-from plantops.server import api, events, oidc, pages, problems
+from plantops.server import api, events, ledger, oidc, pages, problems
 from plantops.server.state import ServerSettings, ServerState
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -65,6 +65,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         https_only=settings.secure_cookies,
     )
     app.include_router(api.router)
+    app.include_router(ledger.router)
     app.include_router(events.router)
     app.include_router(oidc.router)
     app.include_router(pages.router)

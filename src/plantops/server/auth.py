@@ -30,6 +30,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "read.audit": frozenset({"platform-engineer", "auditor"}),
     "plan.write": frozenset({"platform-engineer", "plant-it"}),
     "release.create": frozenset({"platform-engineer", "release-manager"}),
+    # The approver's role goes into the ledger, and fleet.yaml's approval rules name the
+    # roles that count (releases.stages.*.approvals.roles); release-manager is the one
+    # server role those rules know. The release's author is refused by the ledger guard.
+    "release.approve": frozenset({"release-manager"}),
     "token.admin": frozenset({"platform-engineer"}),
 }
 PLANT_SCOPED = frozenset({"plant-it"})

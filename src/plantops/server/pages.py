@@ -1,4 +1,5 @@
-"""Server-rendered pages (Jinja2, autoescaped): fleet overview, plant, releases.
+"""Server-rendered pages (Jinja2, autoescaped): fleet overview, plant, releases, the
+promotion matrix and the ledger browser.
 
 Each page reads the same view functions as the API; forms post with the session's
 CSRF token. Assets are served from ``/static``: no CDN, pages work offline.
@@ -16,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from plantops.server import ledger
 from plantops.server.api import run_plan
 from plantops.server.auth import (
     Principal,
@@ -24,6 +26,7 @@ from plantops.server.auth import (
     principal_or_none,
     state_of,
 )
+from plantops.server.matrix import CELL_STATES, stage_names
 from plantops.server.problems import ProblemError
 from plantops.server.state import utcnow
 from plantops.server.svg import bar_chart
@@ -172,4 +175,72 @@ def releases_page(request: Request) -> Response:
         who,
         releases=[e for e in events if e.type.startswith("release.")],
         events=list(reversed(events))[:200],
+    )
+
+
+@router.get("/promotions", response_class=HTMLResponse)
+def promotions_page(request: Request, done: str = "") -> Response:
+    """Releases × stages × waves: promoted, partial, blocked (with the failed gates),
+    ready or pending; the approvals per stage and an Approve form for who may."""
+    who = _signed_in(request)
+    if who is None:
+        return RedirectResponse("/", status_code=303)
+    rows, missing = ledger.matrix_rows(state_of(request), who)
+    return _page(
+        request,
+        "promotions.html",
+        who,
+        rows=rows,
+        stages=stage_names(rows),
+        missing=missing,
+        states=CELL_STATES,
+        done=done[:200],
+    )
+
+
+def _form_text(form: dict[str, Any], name: str) -> str:
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+@router.post("/promotions/{release_id}/approvals")
+async def approve_form(request: Request, release_id: str) -> Response:
+    """The matrix's Approve button: ``POST /api/releases/{id}/approvals`` from a form."""
+    who = _signed_in(request)
+    if who is None:
+        raise ProblemError(401, "sign in first", slug="unauthorized")
+    form = dict(await request.form())
+    if who.via == "session":
+        check_csrf_form(request, form)
+    if not who.may("release.approve"):
+        raise ProblemError(403, f"role {who.role} may not release.approve", slug="forbidden")
+    stage = _form_text(form, "stage")
+    if not stage or len(stage) > 64:
+        raise ProblemError(422, "the form needs a stage (1 to 64 characters)", slug="bad-input")
+    body = ledger.ApprovalRequest(stage=stage, comment=_form_text(form, "comment")[:2000])
+    entry = await run_in_threadpool(ledger.approve, state_of(request), who, release_id, body)
+    return RedirectResponse(
+        f"/promotions?done=approved {entry.stage} (ledger entry {entry.seq})", status_code=303
+    )
+
+
+@router.get("/ledger", response_class=HTMLResponse)
+def ledger_page(
+    request: Request,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response:
+    """The ledger, page by page, under the live ``ledger verify`` result."""
+    who = _signed_in(request)
+    if who is None:
+        return RedirectResponse("/", status_code=303)
+    state = state_of(request)
+    return _page(
+        request,
+        "ledger.html",
+        who,
+        verify=ledger.verify(state),
+        page=ledger.ledger_page(state, after, limit),
+        after=after,
+        limit=limit,
     )

@@ -16,7 +16,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from plantops.errors import GateFailed, InfrastructureError, PlantopsError, SpecError, UserError
+from plantops.errors import (
+    GateFailed,
+    InfrastructureError,
+    NotFound,
+    NotPermitted,
+    PlantopsError,
+    SpecError,
+    UserError,
+)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://plantops.dev/problems/"
@@ -83,6 +91,10 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, PlantopsError)
         if isinstance(exc, SpecError):
             return problem(request, 422, str(exc), slug="spec-error")
+        if isinstance(exc, NotPermitted):
+            return problem(request, 403, str(exc), slug="forbidden")
+        if isinstance(exc, NotFound):
+            return problem(request, 404, str(exc), slug="not-found")
         if isinstance(exc, UserError):
             return problem(request, 400, str(exc), slug="bad-input")
         if isinstance(exc, GateFailed):

@@ -45,6 +45,11 @@ class ServerSettings:
     oidc: OidcSettings | None = None
     secure_cookies: bool = True
     page_size: int = 50
+    locks: Path | None = None  # release locks (`--locks`); default: next to ``out``
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.locks if self.locks is not None else self.out.parent / "locks"
 
 
 def fleet_fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plantops.errors import UserError
+from plantops.errors import NotFound, UserError
 from plantops.services import check_target, fleet_config_hash, open_fleet
 
 if TYPE_CHECKING:
@@ -115,8 +116,10 @@ def approve_release(
     role: str,
     db: str | None,
     now: dt.datetime,
+    comment: str = "",
 ) -> Entry:
-    """``plantops release approve``: one approval in the ledger."""
+    """``plantops release approve`` (and the server's approvals): one approval in the
+    ledger; the release's author is refused (:class:`plantops.errors.NotPermitted`)."""
     from plantops.release import promote as release_promote
     from plantops.release import read_lock
     from plantops.store.ledger import open_ledger
@@ -126,7 +129,7 @@ def approve_release(
     ledger = open_ledger(db)
     try:
         return release_promote.approve(
-            ledger, lock, view, stage=stage, user=user, role=role, now=now
+            ledger, lock, view, stage=stage, user=user, role=role, now=now, comment=comment
         )
     finally:
         ledger.close()
@@ -276,15 +279,85 @@ def release_status(
     root: Path, lock_file: Path, *, db: str | None, now: dt.datetime
 ) -> ReleaseStatus:
     """``plantops release status``: stages × waves × gates from the ledger."""
+    return release_statuses(root, [lock_file], db=db, now=now)[0]
+
+
+def release_statuses(
+    root: Path, lock_files: Sequence[Path], *, db: str | None, now: dt.datetime
+) -> tuple[ReleaseStatus, ...]:
+    """``release status`` of several releases over one fleet view and one ledger (the
+    server's promotion matrix)."""
     from plantops.release import promote as release_promote
     from plantops.release import read_lock
     from plantops.store.ledger import open_ledger
 
-    lock = read_lock(lock_file)
+    locks = [read_lock(f) for f in lock_files]
     view = fleet_view(root, today=now.date())
     ledger = open_ledger(db)
     try:
-        return release_promote.status(ledger, lock, view, now=now)
+        return tuple(release_promote.status(ledger, lock, view, now=now) for lock in locks)
+    finally:
+        ledger.close()
+
+
+@dataclass(frozen=True)
+class LockIndex:
+    """The release locks of a directory by id; files that are no valid lock, with why."""
+
+    locks: Mapping[str, Path]
+    refused: tuple[str, ...] = ()
+
+    def find(self, release_id: str) -> Path:
+        """The lock of ``release_id`` (``sha256:<hex>`` or the bare hex)."""
+        wanted = release_id if release_id.startswith("sha256:") else f"sha256:{release_id}"
+        found = self.locks.get(wanted)
+        if found is None:
+            raise NotFound(f"release {release_id}: no lock for it among the release locks")
+        return found
+
+
+def release_locks(directory: Path) -> LockIndex:
+    """Every ``*.lock`` file of ``directory`` that is a valid release lock, by id."""
+    from plantops.release import LockError, read_lock
+
+    locks: dict[str, Path] = {}
+    refused: list[str] = []
+    for path in sorted(directory.glob("*.lock")) if directory.is_dir() else ():
+        try:
+            locks.setdefault(read_lock(path).id, path)
+        except LockError as exc:
+            refused.append(str(exc))
+    return LockIndex(locks, tuple(refused))
+
+
+def save_release_lock(directory: Path, lock_id: str, text: str) -> Path:
+    """Write a lock (the text ``create_release`` made) as ``<hex>.lock`` in ``directory``."""
+    from plantops.outputs import write_text_atomically
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{lock_id.removeprefix('sha256:')}.lock"
+    write_text_atomically(path, text)
+    return path
+
+
+def ledger_releases(db: str | None) -> list[Entry]:
+    """The ``release`` entries of the ledger (id, author, when), oldest first."""
+    from plantops.store.ledger import open_ledger
+
+    ledger = open_ledger(db)
+    try:
+        return ledger.entries(kinds=("release",))
+    finally:
+        ledger.close()
+
+
+def ledger_page(db: str | None, *, after: int, limit: int) -> tuple[list[Entry], int]:
+    """Ledger entries after sequence number ``after`` (at most ``limit``) and the count."""
+    from plantops.store.ledger import open_ledger
+
+    ledger = open_ledger(db)
+    try:
+        return ledger.page(after=after, limit=limit)
     finally:
         ledger.close()
 

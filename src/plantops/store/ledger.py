@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from plantops.errors import GateFailed, InfrastructureError, UserError
@@ -324,6 +324,21 @@ class Ledger:
     def claims(self, release_id: str, stage: str) -> dict[str, int]:
         with self._read() as conn:
             return LedgerView(conn, self.chain).claims(release_id, stage)
+
+    def page(self, *, after: int = 0, limit: int = 100) -> tuple[list[Entry], int]:
+        """Entries with ``seq > after`` (at most ``limit``, in order) and the entry count."""
+        with self._read() as conn:
+            q = (
+                select(*_COLUMNS)
+                .where(LedgerEntry.chain == self.chain, LedgerEntry.seq > after)
+                .order_by(LedgerEntry.seq)
+                .limit(limit)
+            )
+            rows = [_row_entry(r) for r in conn.execute(q)]
+            total = conn.execute(
+                select(func.count()).select_from(LedgerEntry).where(LedgerEntry.chain == self.chain)
+            ).scalar_one()
+        return rows, int(total)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

@@ -1,0 +1,130 @@
+"""Release status, approvals and the ledger over HTTP: each route calls the use case
+``plantops release status|approve`` and ``plantops ledger verify`` call
+(``plantops.services.release``), with the server's state database as the ledger and
+its ``--locks`` directory as where release locks are found by id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from plantops.server.auth import Principal, require, state_of
+from plantops.server.matrix import release_row
+from plantops.server.state import ServerState, utcnow
+from plantops.services import release as release_services
+from plantops.store.ledger import Entry
+
+router = APIRouter(prefix="/api")
+Reader = Annotated[Principal, Depends(require("read"))]
+Approver = Annotated[Principal, Depends(require("release.approve"))]
+MATRIX_RELEASES = 20  # newest releases on the promotion matrix
+
+
+class ApprovalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str = Field(min_length=1, max_length=64)
+    comment: str = Field(default="", max_length=2000)
+
+
+def lock_of(state: ServerState, release_id: str) -> Path:
+    """The lock file of a release, by id (404 when the locks directory has none)."""
+    return release_services.release_locks(state.settings.locks_dir).find(release_id)
+
+
+def status_of(state: ServerState, release_id: str) -> dict[str, Any]:
+    lock = lock_of(state, release_id)
+    s = state.settings
+    status = release_services.release_status(s.fleet, lock, db=s.db_url, now=utcnow())
+    return status.as_dict()
+
+
+def approve(state: ServerState, who: Principal, release_id: str, body: ApprovalRequest) -> Entry:
+    """One approval in the ledger, by the signed-in identity with its server role; the
+    ledger guard refuses the release's author (403). A ``release.approved`` event follows."""
+    s = state.settings
+    entry = release_services.approve_release(
+        s.fleet,
+        lock_of(state, release_id),
+        stage=body.stage,
+        user=who.subject,
+        role=who.role,
+        db=s.db_url,
+        now=utcnow(),
+        comment=body.comment,
+    )
+    state.store.append_event(
+        "release.approved",
+        subject=entry.release_id,
+        actor=who.subject,
+        data={"stage": entry.stage, "role": who.role, "ledger_seq": entry.seq},
+        now=utcnow(),
+    )
+    return entry
+
+
+def matrix_rows(state: ServerState, who: Principal) -> tuple[list[dict[str, Any]], list[str]]:
+    """The newest releases of the ledger as matrix rows, and releases whose lock is not
+    among the locks (named, so the page can say so)."""
+    s = state.settings
+    index = release_services.release_locks(s.locks_dir)
+    entries = release_services.ledger_releases(s.db_url)[::-1][:MATRIX_RELEASES]
+    shown = [e.release_id for e in entries if e.release_id in index.locks]
+    missing = [e.release_id for e in entries if e.release_id not in index.locks]
+    statuses = release_services.release_statuses(
+        s.fleet, [index.locks[r] for r in shown], db=s.db_url, now=utcnow()
+    )
+    approver = who.subject if who.may("release.approve") else None
+    return [release_row(st.as_dict(), approver=approver) for st in statuses], missing
+
+
+def ledger_page(state: ServerState, after: int, limit: int) -> dict[str, Any]:
+    entries, total = release_services.ledger_page(state.settings.db_url, after=after, limit=limit)
+    return {
+        "total": total,
+        "items": [e.as_dict() for e in entries],
+        "next_after": entries[-1].seq if entries else after,
+    }
+
+
+def verify(state: ServerState) -> dict[str, Any]:
+    result: dict[str, Any] = release_services.ledger_verify(state.settings.db_url).as_dict()
+    return result
+
+
+@router.get("/releases/{release_id}", tags=["releases"])
+def release_status(request: Request, release_id: str, who: Reader) -> dict[str, Any]:
+    """``plantops release status``: per stage and wave, the promotions, the gate results of
+    the next wave, and the approvals."""
+    return status_of(state_of(request), release_id)
+
+
+@router.post("/releases/{release_id}/approvals", tags=["releases"], status_code=201)
+def post_approval(
+    request: Request, release_id: str, body: ApprovalRequest, who: Approver
+) -> dict[str, Any]:
+    """``plantops release approve`` as the signed-in identity (not by the release's author)."""
+    entry = approve(state_of(request), who, release_id, body)
+    result: dict[str, Any] = entry.as_dict()
+    return result
+
+
+@router.get("/ledger", tags=["ledger"])
+def ledger(
+    request: Request,
+    who: Reader,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Ledger entries in sequence order, cursor-paged: pass ``next_after`` as ``after``."""
+    return ledger_page(state_of(request), after, limit)
+
+
+@router.get("/ledger/verify", tags=["ledger"])
+def ledger_verify(request: Request, who: Reader) -> dict[str, Any]:
+    """``plantops ledger verify`` now: ok, or the first entry that does not hold and why."""
+    return verify(state_of(request))

@@ -1,0 +1,280 @@
+"""Release status, approvals and the ledger through the server, over the release use
+cases the CLI calls: the approval carries the signed-in identity into the ledger, the
+release's author is refused (403), the ledger pages and ``verify`` runs live, and a
+ledger tampered in the database shows as broken on the API and the page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+from plantops.services import release as release_services
+from plantops.store.ledger import open_ledger
+from tests.addons.test_addons import addon
+from tests.release.fleet import IMAGE, release_fleet
+from tests.server.conftest import Server
+from tests.server.test_api import assert_problem
+
+
+@pytest.fixture
+def server_fleet(tmp_path: Path) -> Path:
+    fleet = release_fleet(tmp_path)
+    addon(fleet / "addons", "acme_mrp", depends=["mrp"])
+    return fleet
+
+
+def create(server: Server, role: str) -> dict[str, Any]:
+    r = server.client.post(
+        "/api/releases",
+        headers=server.as_role(role),
+        json={"image": IMAGE, "addons_paths": ["addons"]},
+    )
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def subject(server: Server, role: str) -> str:
+    token_id = server.tokens[role].split("_")[1]
+    return f"token:{token_id}"
+
+
+def approve(server: Server, release: str, role: str, stage: str, **extra: str) -> Any:
+    return server.client.post(
+        f"/api/releases/{release}/approvals",
+        headers=server.as_role(role),
+        json={"stage": stage, **extra},
+    )
+
+
+def ledger_kinds(server: Server) -> list[str]:
+    led = open_ledger(server.settings.db_url)
+    try:
+        return [e.kind for e in led.iter_entries()]
+    finally:
+        led.close()
+
+
+def test_create_records_the_author_and_keeps_the_lock(server: Server) -> None:
+    made = create(server, "platform-engineer")
+    assert made["author"] == subject(server, "platform-engineer") and made["ledger_seq"] == 1
+    index = release_services.release_locks(server.settings.locks_dir)
+    assert index.find(made["id"]).read_text(encoding="utf-8") == made["lock"]
+    # the same release again by its author: recorded once
+    assert create(server, "platform-engineer")["ledger_seq"] is None
+    assert ledger_kinds(server) == ["release"]
+
+
+def test_status_matches_the_use_case(server: Server) -> None:
+    made = create(server, "platform-engineer")
+    r = server.client.get(f"/api/releases/{made['id']}", headers=server.as_role("viewer"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    s = server.settings
+    lock = release_services.release_locks(s.locks_dir).find(made["id"])
+    now = dt.datetime.now(dt.UTC)
+    direct = release_services.release_status(s.fleet, lock, db=s.db_url, now=now).as_dict()
+    assert body["release"] == made["id"] and body["author"] == subject(server, "platform-engineer")
+    assert [st["stage"] for st in body["stages"]] == ["dev", "test", "staging", "prod"]
+    assert [st["gates"] for st in body["stages"]] == [st["gates"] for st in direct["stages"]]
+    assert [[w["plants"] for w in st["waves"]] for st in body["stages"]] == [
+        [w["plants"] for w in st["waves"]] for st in direct["stages"]
+    ]
+    # the bare hex works too; an unknown release is a 404 problem
+    hexid = made["id"].removeprefix("sha256:")
+    assert (
+        server.client.get(f"/api/releases/{hexid}", headers=server.as_role("viewer")).json()[
+            "release"
+        ]
+        == made["id"]
+    )
+    missing = server.client.get(
+        "/api/releases/sha256:" + "0" * 64, headers=server.as_role("viewer")
+    )
+    assert "no lock" in assert_problem(missing, 404)["detail"]
+
+
+def test_approval_carries_the_signed_in_identity(server: Server) -> None:
+    made = create(server, "platform-engineer")
+    r = approve(server, made["id"], "release-manager", "staging", comment="QA signed off")
+    assert r.status_code == 201, r.text
+    entry = r.json()
+    rm = subject(server, "release-manager")
+    assert entry["kind"] == "approval" and entry["actor"] == rm and entry["stage"] == "staging"
+    assert entry["payload"] == {"user": rm, "role": "release-manager", "comment": "QA signed off"}
+    status = server.client.get(f"/api/releases/{made['id']}", headers=server.as_role("auditor"))
+    assert status.json()["approvals"]["staging"] == [
+        {"user": rm, "role": "release-manager", "seq": entry["seq"], "comment": "QA signed off"}
+    ]
+    events = server.client.get("/api/events", headers=server.as_role("auditor")).json()["items"]
+    assert [e["type"] for e in events][-1] == "release.approved"
+    # twice by the same person: a clear 400, nothing recorded
+    again = approve(server, made["id"], "release-manager", "staging")
+    assert "already" in assert_problem(again, 400)["detail"]
+    assert ledger_kinds(server) == ["release", "approval"]
+
+
+def test_the_author_cannot_approve(server: Server) -> None:
+    made = create(server, "release-manager")
+    r = approve(server, made["id"], "release-manager", "prod")
+    body = assert_problem(r, 403)
+    assert "author of a release cannot approve it" in body["detail"]
+    assert ledger_kinds(server) == ["release"]
+    events = server.client.get("/api/events", headers=server.as_role("auditor")).json()["items"]
+    assert "release.approved" not in [e["type"] for e in events]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"stage": "moon"}, 400, "not a stage"),
+        ({"stage": ""}, 422, "stage"),
+        ({"stage": "prod", "extra": 1}, 422, "extra"),
+        ({"comment": "no stage"}, 422, "stage"),
+    ],
+)
+def test_bad_approvals_record_nothing(
+    server: Server, body: dict[str, Any], status: int, words: str
+) -> None:
+    made = create(server, "platform-engineer")
+    r = server.client.post(
+        f"/api/releases/{made['id']}/approvals",
+        headers=server.as_role("release-manager"),
+        json=body,
+    )
+    assert words in assert_problem(r, status)["detail"]
+    unknown = approve(server, "sha256:" + "1" * 64, "release-manager", "prod")
+    assert_problem(unknown, 404)
+    assert ledger_kinds(server) == ["release"]
+
+
+def test_ledger_pages_and_verifies(server: Server) -> None:
+    made = create(server, "platform-engineer")
+    assert approve(server, made["id"], "release-manager", "staging").status_code == 201
+    assert approve(server, made["id"], "release-manager", "prod").status_code == 201
+    h = server.as_role("viewer")
+    first = server.client.get("/api/ledger?limit=2", headers=h).json()
+    assert first["total"] == 3 and [e["seq"] for e in first["items"]] == [1, 2]
+    rest = server.client.get(f"/api/ledger?after={first['next_after']}", headers=h).json()
+    assert [e["kind"] for e in rest["items"]] == ["approval"] and rest["next_after"] == 3
+    assert rest["items"][0]["stage"] == "prod"
+    verify = server.client.get("/api/ledger/verify", headers=h).json()
+    assert verify["ok"] is True and verify["entries"] == 3 and verify["head_seq"] == 3
+    assert verify == release_services.ledger_verify(server.settings.db_url).as_dict()
+    assert_problem(server.client.get("/api/ledger?limit=0", headers=h), 422)
+    assert_problem(server.client.get("/api/ledger"), 401)
+
+
+def test_a_tampered_ledger_shows_broken(server: Server) -> None:
+    made = create(server, "platform-engineer")
+    assert approve(server, made["id"], "release-manager", "prod").status_code == 201
+    db_file = server.settings.db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(db_file) as conn:  # someone edits the approval in the database
+        conn.execute("UPDATE ledger_entries SET actor = 'mallory' WHERE seq = 2")
+    h = server.as_role("auditor")
+    verify = server.client.get("/api/ledger/verify", headers=h).json()
+    assert verify["ok"] is False and verify["first_bad_seq"] == 2
+    assert "edited" in verify["reason"]
+    page = server.client.get("/ledger", headers=h)
+    assert page.status_code == 200
+    assert 'data-ok="false"' in page.text and "BROKEN at entry 2" in page.text
+    assert '<tr data-seq="2" class="bad">' in page.text
+
+
+def test_matrix_page_shows_cells_and_approves_by_form(server: Server) -> None:
+    made = create(server, "platform-engineer")
+    s = server.settings
+    lock = release_services.release_locks(s.locks_dir).find(made["id"])
+    now = dt.datetime.now(dt.UTC)
+    for _ in range(6):  # every wave of dev (no soak between dev's waves)
+        result = release_services.promote_release(
+            s.fleet, lock, to="dev", actor="bob", now=now, db=s.db_url
+        )
+        if result.message:
+            break
+        assert result.promoted, result.as_dict()
+    h = server.as_role("release-manager")
+    page = server.client.get("/promotions", headers=h)
+    assert page.status_code == 200, page.text
+    assert f'data-release="{made["id"]}"' in page.text
+    assert 'data-stage="dev" data-state="promoted"' in page.text
+    # prod's first wave is evaluated: no approval yet, staging never had the release
+    prod = page.text.split('data-stage="prod"', 1)[1].split("</td>", 1)[0]
+    assert prod.startswith(' data-state="blocked"'), prod
+    assert "approvals ✗" in prod and "soak ✗" in prod and "no approval yet" in prod
+    assert page.text.count('class="approve"') == 2  # staging and prod ask for approvals
+    r = server.client.post(
+        f"/promotions/{made['id']}/approvals",
+        headers=h,
+        data={"stage": "prod", "comment": "go"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and "approved prod" in unquote(r.headers["location"])
+    after = server.client.get("/promotions", headers=h).text
+    assert subject(server, "release-manager") in after and "— go" in after
+    assert after.count('class="approve"') == 1  # approved prod already
+    # the author and the read-only roles see no Approve button
+    for role in ("platform-engineer", "auditor", "viewer", "plant-it"):
+        assert (
+            'class="approve"'
+            not in server.client.get("/promotions", headers=server.as_role(role)).text
+        )
+    nav = server.client.get("/ledger", headers=h).text
+    assert 'href="/promotions"' in nav and 'href="/ledger"' in nav and 'data-ok="true"' in nav
+
+
+def wave(state: str, verdicts: list[bool]) -> dict[str, Any]:
+    return {
+        "wave": 1,
+        "state": state,
+        "plants": ["a", "b"],
+        "promoted": {"a": "2026-12-01T00:00:00+00:00"} if state != "pending" else {},
+        "gates": [
+            {
+                "plant": "b",
+                "ok": ok,
+                "next_allowed": None,
+                "gates": [{"gate": "soak", "ok": ok, "reasons": [] if ok else ["2 h left"]}],
+            }
+            for ok in verdicts
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("state", "verdicts", "cell"),
+    [
+        ("done", [], "promoted"),
+        ("partial", [True], "partial"),
+        ("pending", [False], "blocked"),
+        ("pending", [True], "ready"),
+        ("pending", [], "pending"),
+    ],
+)
+def test_wave_cells(state: str, verdicts: list[bool], cell: str) -> None:
+    from plantops.server.matrix import stage_state, wave_cell
+
+    got = wave_cell(wave(state, verdicts))
+    assert got["state"] == cell and stage_state([got]) == cell
+    if cell == "blocked":
+        assert got["verdicts"][0]["failed"] == [{"gate": "soak", "reasons": ["2 h left"]}]
+
+
+def test_the_author_gets_no_approve_form() -> None:
+    from plantops.server.matrix import release_row
+
+    status = {
+        "release": "sha256:" + "a" * 64,
+        "author": "alice",
+        "approvals": {"prod": [{"user": "bob", "role": "release-manager", "seq": 2}]},
+        "stages": [{"stage": "prod", "gates": ["approvals"], "waves": [wave("pending", [])]}],
+    }
+    assert not release_row(status, approver="alice")["stages"][0]["may_approve"]
+    assert not release_row(status, approver="bob")["stages"][0]["may_approve"]  # approved
+    assert release_row(status, approver="carol")["stages"][0]["may_approve"]
+    assert not release_row(status, approver=None)["stages"][0]["may_approve"]

@@ -451,23 +451,26 @@ def shift_intervals(start: str, end: str, days: Sequence[str]) -> Iterator[tuple
             yield 0, finish - WEEK
 
 
-def _cross_checks(
-    fleet: FleetSpec,
-    fleet_src: SourceMap,
-    plants: list[tuple[PlantSpec, SourceMap, Path]],
-    today: dt.date,
-    allow_expired: bool,
-) -> list[Problem]:
-    out: list[Problem] = []
+class _Report:
+    """The problems of the cross-file checks, each at its source location."""
 
+    def __init__(self) -> None:
+        self.out: list[Problem] = []
+
+    @staticmethod
     def at(src: SourceMap, *loc: str | int) -> Location:
         return src.locate(loc, value=True)
 
-    def add(where: Location, message: str, hint: str = "", severity: str = "error") -> None:
-        out.append(
+    def add(self, where: Location, message: str, hint: str = "", severity: str = "error") -> None:
+        self.out.append(
             Problem(where.file, where.line, where.column, where.path, message, hint, severity)
         )
 
+
+def _check_environments(r: _Report, fleet: FleetSpec, fleet_src: SourceMap) -> dict[str, int]:
+    """Unique names, one promotion chain, exactly one production stage; returns the
+    index of each environment by name."""
+    at, add = r.at, r.add
     env_names = [e.name for e in fleet.environments]
     # environments: unique names and one promotion chain
     seen: dict[str, int] = {}
@@ -530,7 +533,13 @@ def _cross_checks(
                 "Odoo's deployment guide: never expose the database manager in production",
             )
 
-    # clusters
+    return seen
+
+
+def _check_clusters(r: _Report, fleet: FleetSpec, fleet_src: SourceMap) -> dict[str, int]:
+    """Unique cluster and node pool names, one default storage class; returns the index
+    of each cluster by name."""
+    at, add = r.at, r.add
     cluster_names: dict[str, int] = {}
     for i, cl in enumerate(fleet.clusters):
         if cl.name in cluster_names:
@@ -551,7 +560,12 @@ def _cross_checks(
                 f"(found {len(defaults)})",
             )
 
-    # tiers and profiles
+    return cluster_names
+
+
+def _check_tiers(r: _Report, fleet: FleetSpec, fleet_src: SourceMap) -> None:
+    """The four tiers, distinct ranks, known profiles, priced node pools that exist."""
+    at, add = r.at, r.add
     for name in ("critical", "high", "standard", "pilot"):
         if name not in fleet.tiers:
             add(
@@ -583,118 +597,185 @@ def _cross_checks(
             f"'<cluster>/<node pool>', one of: {', '.join(sorted(priced_pools))}",
         )
 
-    # plants
+
+def _check_plant_identity(
+    r: _Report, plant: PlantSpec, src: SourceMap, path: Path, codes: dict[str, Location]
+) -> None:
+    """File name matches the code; codes are unique across files."""
+    at, add = r.at, r.add
+    if path.stem != plant.code:
+        add(
+            at(src, "code"),
+            f"file name {path.name!r} does not match code {plant.code!r}",
+            f"rename the file to {plant.code}.yaml or change code: to {path.stem}",
+        )
+    if plant.code in codes:
+        first = codes[plant.code]
+        add(at(src, "code"), f"duplicate plant code {plant.code!r} (first defined at {first})")
+    else:
+        codes[plant.code] = at(src, "code")
+
+
+def _check_plant_environments(
+    r: _Report, fleet: FleetSpec, plant: PlantSpec, src: SourceMap, seen: dict[str, int]
+) -> None:
+    """Known environments, the production one among them."""
+    at, add = r.at, r.add
+    env_names = [e.name for e in fleet.environments]
+    if plant.environments is not None:
+        for i, env_name in enumerate(plant.environments):
+            if env_name not in seen:
+                add(
+                    at(src, "environments", i),
+                    f"unknown environment {env_name!r}",
+                    f"one of: {', '.join(env_names)}",
+                )
+        if not any(fleet.environments[seen[e]].production for e in plant.environments if e in seen):
+            add(at(src, "environments"), "a plant must run in the production environment")
+
+
+def _check_plant_region(
+    r: _Report, plant: PlantSpec, src: SourceMap, fleet_regions: set[str]
+) -> None:
+    """A region some cluster is in (a VM plant may stand alone: a warning)."""
+    at, add = r.at, r.add
+    if fleet_regions and plant.region not in fleet_regions:
+        # A Kubernetes plant runs on a cluster of its region: a region no cluster is
+        # in is a typo or a missing cluster. A VM plant may stand alone in its region,
+        # but an unknown one is named all the same (it groups plants and tenants).
+        close = difflib.get_close_matches(plant.region, sorted(fleet_regions), n=1)
+        add(
+            at(src, "region"),
+            f"unknown region {plant.region!r}: no cluster of fleet.yaml is in it",
+            (f"did you mean {close[0]!r}? " if close else "")
+            + f"one of: {', '.join(sorted(fleet_regions))} (the clusters' regions)"
+            + (
+                "; a VM plant may be alone in its region: keep it if that is so"
+                if plant.runtime == "vm"
+                else ""
+            ),
+            "warning" if plant.runtime == "vm" else "error",
+        )
+
+
+def _check_plant_placement(
+    r: _Report, fleet: FleetSpec, plant: PlantSpec, src: SourceMap, cluster_names: dict[str, int]
+) -> None:
+    """A known cluster in the plant's region, and none for a VM plant."""
+    at, add = r.at, r.add
+    cl_name = plant.placement.cluster
+    if plant.runtime == "vm":
+        if cl_name is not None:
+            add(
+                at(src, "placement", "cluster"),
+                "a plant with runtime: vm does not run on a Kubernetes cluster",
+                "remove placement.cluster or set runtime: kubernetes",
+            )
+    elif cl_name is not None and cl_name not in cluster_names:
+        add(
+            at(src, "placement", "cluster"),
+            f"unknown cluster {cl_name!r}",
+            f"one of: {', '.join(sorted(cluster_names)) or '(no clusters defined)'}",
+        )
+    elif cl_name is not None:
+        region = fleet.clusters[cluster_names[cl_name]].region
+        if region != plant.region:
+            add(
+                at(src, "placement", "cluster"),
+                f"cluster {cl_name!r} is in region {region!r}, the plant in {plant.region!r}",
+                "pick a cluster in the plant's region (data residency)",
+            )
+
+
+def _check_integrations(r: _Report, plant: PlantSpec, src: SourceMap) -> None:
+    """Outbound integrations have an endpoint; names are unique."""
+    at, add = r.at, r.add
+    for i, integ in enumerate(plant.profile.integrations):
+        if integ.direction != "inbound" and integ.endpoint is None:
+            add(
+                at(src, "profile", "integrations", i),
+                f"{integ.direction} integration {integ.name!r} has no endpoint",
+                "add endpoint: host:port so the network policy can allow exactly that",
+            )
+    names = [i.name for i in plant.profile.integrations]
+    for i, n in enumerate(names):
+        if names.index(n) != i:
+            add(at(src, "profile", "integrations", i, "name"), f"duplicate integration {n!r}")
+
+
+def _check_shifts(r: _Report, plant: PlantSpec, src: SourceMap) -> None:
+    """Shifts of one plant do not overlap (a shift may end on the next day)."""
+    at, add = r.at, r.add
+    # shifts must not overlap
+    intervals = [
+        (iv, i)
+        for i, sh in enumerate(plant.shifts)
+        for iv in shift_intervals(sh.start, sh.end, sh.days)
+    ]
+    intervals.sort()
+    reported: set[tuple[int, int]] = set()
+    for (a, i), (b, j) in itertools.pairwise(intervals):
+        if b[0] < a[1] and i != j and (i, j) not in reported:
+            reported.add((i, j))
+            si, sj = plant.shifts[i], plant.shifts[j]
+            add(
+                at(src, "shifts", max(i, j)),
+                f"shift {plant.shifts[max(i, j)].name!r} overlaps shift "
+                f"{plant.shifts[min(i, j)].name!r} ({si.start}-{si.end} vs {sj.start}-{sj.end})",
+                "shifts of one plant must not overlap; a shift may end on the next day",
+            )
+
+
+def _check_overrides(
+    r: _Report,
+    fleet: FleetSpec,
+    plant: PlantSpec,
+    src: SourceMap,
+    today: dt.date,
+    allow_expired: bool,
+) -> None:
+    """Overrides unexpired and valid for their target; freeze-window rules well formed."""
+    at, add = r.at, r.add
+    for i, ov in enumerate(plant.overrides):
+        where = at(src, "overrides", i)
+        if ov.expires < today:
+            add(
+                at(src, "overrides", i, "expires"),
+                f"override of {ov.target} expired on {ov.expires.isoformat()} (owner {ov.owner})",
+                "renew it with a new expiry and reason, or remove it",
+                "warning" if allow_expired else "error",
+            )
+        _check_override_value(ov.target, ov.value, fleet, where, add)
+    for i, fw in enumerate(plant.freeze_windows):
+        if fw.rrule is not None and "UNTIL" in fw.rrule and "COUNT" in fw.rrule:
+            add(at(src, "freeze_windows", i, "rrule"), "rrule may not hold both UNTIL and COUNT")
+
+
+def _cross_checks(
+    fleet: FleetSpec,
+    fleet_src: SourceMap,
+    plants: list[tuple[PlantSpec, SourceMap, Path]],
+    today: dt.date,
+    allow_expired: bool,
+) -> list[Problem]:
+    """What one file cannot say: references between fleet.yaml and the plant files,
+    orders and uniqueness, each problem at its line."""
+    r = _Report()
+    at, add = r.at, r.add
+    seen = _check_environments(r, fleet, fleet_src)
+    cluster_names = _check_clusters(r, fleet, fleet_src)
+    _check_tiers(r, fleet, fleet_src)
     codes: dict[str, Location] = {}
     plant_codes = {p.code for p, _, _ in plants}
     fleet_regions = {c.region for c in fleet.clusters}
     for plant, src, path in plants:
-        if path.stem != plant.code:
-            add(
-                at(src, "code"),
-                f"file name {path.name!r} does not match code {plant.code!r}",
-                f"rename the file to {plant.code}.yaml or change code: to {path.stem}",
-            )
-        if plant.code in codes:
-            first = codes[plant.code]
-            add(at(src, "code"), f"duplicate plant code {plant.code!r} (first defined at {first})")
-        else:
-            codes[plant.code] = at(src, "code")
-        if plant.environments is not None:
-            for i, env_name in enumerate(plant.environments):
-                if env_name not in seen:
-                    add(
-                        at(src, "environments", i),
-                        f"unknown environment {env_name!r}",
-                        f"one of: {', '.join(env_names)}",
-                    )
-            if not any(
-                fleet.environments[seen[e]].production for e in plant.environments if e in seen
-            ):
-                add(at(src, "environments"), "a plant must run in the production environment")
-        if fleet_regions and plant.region not in fleet_regions:
-            # A Kubernetes plant runs on a cluster of its region: a region no cluster is
-            # in is a typo or a missing cluster. A VM plant may stand alone in its region,
-            # but an unknown one is named all the same (it groups plants and tenants).
-            close = difflib.get_close_matches(plant.region, sorted(fleet_regions), n=1)
-            add(
-                at(src, "region"),
-                f"unknown region {plant.region!r}: no cluster of fleet.yaml is in it",
-                (f"did you mean {close[0]!r}? " if close else "")
-                + f"one of: {', '.join(sorted(fleet_regions))} (the clusters' regions)"
-                + (
-                    "; a VM plant may be alone in its region: keep it if that is so"
-                    if plant.runtime == "vm"
-                    else ""
-                ),
-                "warning" if plant.runtime == "vm" else "error",
-            )
-        cl_name = plant.placement.cluster
-        if plant.runtime == "vm":
-            if cl_name is not None:
-                add(
-                    at(src, "placement", "cluster"),
-                    "a plant with runtime: vm does not run on a Kubernetes cluster",
-                    "remove placement.cluster or set runtime: kubernetes",
-                )
-        elif cl_name is not None and cl_name not in cluster_names:
-            add(
-                at(src, "placement", "cluster"),
-                f"unknown cluster {cl_name!r}",
-                f"one of: {', '.join(sorted(cluster_names)) or '(no clusters defined)'}",
-            )
-        elif cl_name is not None:
-            region = fleet.clusters[cluster_names[cl_name]].region
-            if region != plant.region:
-                add(
-                    at(src, "placement", "cluster"),
-                    f"cluster {cl_name!r} is in region {region!r}, the plant in {plant.region!r}",
-                    "pick a cluster in the plant's region (data residency)",
-                )
-        for i, integ in enumerate(plant.profile.integrations):
-            if integ.direction != "inbound" and integ.endpoint is None:
-                add(
-                    at(src, "profile", "integrations", i),
-                    f"{integ.direction} integration {integ.name!r} has no endpoint",
-                    "add endpoint: host:port so the network policy can allow exactly that",
-                )
-        names = [i.name for i in plant.profile.integrations]
-        for i, n in enumerate(names):
-            if names.index(n) != i:
-                add(at(src, "profile", "integrations", i, "name"), f"duplicate integration {n!r}")
-        # shifts must not overlap
-        intervals = [
-            (iv, i)
-            for i, sh in enumerate(plant.shifts)
-            for iv in shift_intervals(sh.start, sh.end, sh.days)
-        ]
-        intervals.sort()
-        reported: set[tuple[int, int]] = set()
-        for (a, i), (b, j) in itertools.pairwise(intervals):
-            if b[0] < a[1] and i != j and (i, j) not in reported:
-                reported.add((i, j))
-                si, sj = plant.shifts[i], plant.shifts[j]
-                add(
-                    at(src, "shifts", max(i, j)),
-                    f"shift {plant.shifts[max(i, j)].name!r} overlaps shift "
-                    f"{plant.shifts[min(i, j)].name!r} ({si.start}-{si.end} vs {sj.start}-{sj.end})",
-                    "shifts of one plant must not overlap; a shift may end on the next day",
-                )
-        for i, ov in enumerate(plant.overrides):
-            where = at(src, "overrides", i)
-            if ov.expires < today:
-                add(
-                    at(src, "overrides", i, "expires"),
-                    f"override of {ov.target} expired on {ov.expires.isoformat()} (owner {ov.owner})",
-                    "renew it with a new expiry and reason, or remove it",
-                    "warning" if allow_expired else "error",
-                )
-            _check_override_value(ov.target, ov.value, fleet, where, add)
-        for i, fw in enumerate(plant.freeze_windows):
-            if fw.rrule is not None and "UNTIL" in fw.rrule and "COUNT" in fw.rrule:
-                add(
-                    at(src, "freeze_windows", i, "rrule"), "rrule may not hold both UNTIL and COUNT"
-                )
-
+        _check_plant_identity(r, plant, src, path, codes)
+        _check_plant_environments(r, fleet, plant, src, seen)
+        _check_plant_region(r, plant, src, fleet_regions)
+        _check_plant_placement(r, fleet, plant, src, cluster_names)
+        _check_integrations(r, plant, src)
+        _check_shifts(r, plant, src)
+        _check_overrides(r, fleet, plant, src, today, allow_expired)
     for i, cl in enumerate(fleet.clusters):
         for j, pool in enumerate(cl.node_pools):
             if pool.dedicated_to is not None and pool.dedicated_to not in plant_codes:
@@ -702,7 +783,7 @@ def _cross_checks(
                     at(fleet_src, "clusters", i, "node_pools", j, "dedicated_to"),
                     f"node pool is dedicated to unknown plant {pool.dedicated_to!r}",
                 )
-    return out
+    return r.out
 
 
 PATTERNS = (

@@ -296,7 +296,9 @@ def _tenant_owner_container(dep: Deployment) -> list[dict[str, Any]]:
         {"name": "PGAPPNAME", "value": "plantops-tenant-owner"},
         {"name": "PGCONNECT_TIMEOUT", "value": "10"},
         {"name": "PGHOST", "value": db_host(dep)},
-        _secret_env("PGPASSWORD", db_secret(dep, runtime_role(dep)), "password"),
+        # The password file the config init container wrote before this one runs
+        # (initContainers run in order): the same credentials as Odoo, from a file.
+        {"name": "PGPASSFILE", "value": PGPASSFILE},
         {"name": "PGPORT", "value": str(PG_PORT)},
         *PG_TLS_ENV,
         {"name": "PGUSER", "value": runtime_role(dep)},
@@ -310,7 +312,7 @@ def _tenant_owner_container(dep: Deployment) -> list[dict[str, Any]]:
             "name": "tenant-owner",
             "resources": dep.sizing.init.k8s(),
             "securityContext": container_security_context(),
-            "volumeMounts": [PG_CA_MOUNT],
+            "volumeMounts": [PG_CA_MOUNT, {"mountPath": RUN_DIR, "name": "run", "readOnly": True}],
         }
     ]
 

@@ -207,13 +207,17 @@ def _update(
 ) -> subprocess.CompletedProcess[str]:
     secret = tmp_path / "pw"
     secret.write_text("pw")
+    passfile = tmp_path / "pgpass"
     argv = [
-        a.replace("$$", "$").replace("/run/secrets/odoo_db_password", str(secret))
+        a.replace("$$", "$")
+        .replace("/run/secrets/odoo_db_password", str(secret))
+        .replace(svc["environment"]["PGPASSFILE"], str(passfile))
         for a in svc["entrypoint"]
     ]
     env = {
         **os.environ,
         **svc["environment"],
+        "PGPASSFILE": str(passfile),
         "PGHOST": "127.0.0.1",
         "PGPORT": str(pg.port),
         "PGSSLMODE": "disable",

@@ -58,6 +58,7 @@ KIND_COMPONENT = {
     "Middleware": "ingress",
     "TLSOption": "ingress",
     "Certificate": "ingress",
+    "Issuer": "redis",
     "IngressRoute": "ingress",
 }
 
@@ -114,6 +115,8 @@ def test_objects_are_grouped_by_the_component_that_renders_them(example: Rendere
             assert component == ("config" if name.endswith("odoo-conf") else "redis"), name
         elif kind == "Service":
             assert component == ("redis" if "redis" in name else "odoo"), name
+        elif kind == "Certificate" and "redis" in name:
+            assert component == "redis", name
         elif kind == "ServiceAccount" and name.endswith("-secret-store"):
             assert component == "secrets", name
         else:

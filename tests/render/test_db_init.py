@@ -446,7 +446,13 @@ def test_compose_uses_each_series_image_ids(example: Rendered) -> None:
 def _compose_entrypoint_as_run(service: dict[str, Any], secret: Path) -> list[str]:
     """The container's argv after Compose interpolation (``$$`` is a literal ``$``)."""
     argv = [a.replace("$$", "$") for a in service["entrypoint"]]
-    return [a.replace("/run/secrets/odoo_db_password", str(secret)) for a in argv]
+    passfile = str(secret.parent / "pgpass")
+    return [
+        a.replace("/run/secrets/odoo_db_password", str(secret)).replace(
+            "/run/odoo/pgpass", passfile
+        )
+        for a in argv
+    ]
 
 
 def test_compose_odoo_init_runs_once_on_the_vm_databases(
@@ -466,8 +472,11 @@ def test_compose_odoo_init_runs_once_on_the_vm_databases(
     argv = _compose_entrypoint_as_run(init, secret)
     log = tmp_path / "odoo.log"
     for _ in range(2):
-        run = _run(pg, argv, dict(init["environment"]), log)
+        env = {**init["environment"], "PGPASSFILE": str(tmp_path / "pgpass")}
+        run = _run(pg, argv, env, log, PGPASSWORD="")
         assert run.returncode == 0, run.stderr
+        # The password came from the 0600 password file the entrypoint wrote.
+        assert (tmp_path / "pgpass").stat().st_mode & 0o077 == 0
         assert "not IMMUTABLE" not in run.stderr  # the VM script altered it as superuser
     calls = _calls(log)
     assert len(calls) == len(dep.tenants)  # once per database, not again on the restart

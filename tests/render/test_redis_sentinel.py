@@ -38,7 +38,11 @@ def test_sentinel_state_needs_no_volume_of_its_own(example: Rendered) -> None:
         spec = sts["spec"]
         assert "volumeClaimTemplates" not in spec, path
         volumes = spec["template"]["spec"]["volumes"]
-        assert volumes == [{"emptyDir": {"sizeLimit": "16Mi"}, "name": "data"}], path
+        assert [v["name"] for v in volumes] == ["auth", "data"], path
+        assert volumes[1] == {"emptyDir": {"sizeLimit": "16Mi"}, "name": "data"}, path
+        # The password is a mounted file, not an environment variable.
+        assert volumes[0]["secret"]["items"] == [{"key": "password", "path": "password"}], path
+        assert "env" not in spec["template"]["spec"]["containers"][0], path
         script = spec["template"]["spec"]["containers"][0]["command"][2]
         assert "get-master-addr-by-name" in script, path
         assert "info replication" in script, path
@@ -99,6 +103,9 @@ def test_restarting_sentinel_monitors_the_failed_over_master(
     script = script.replace(f"-h {sts['metadata']['name']} ", f"-h {SENTINEL_HOST} ")
     script = script.replace(str(SENTINEL_PORT), str(sport)).replace(str(REDIS_PORT), str(port))
     script = script.replace("/data/", f"{tmp_path}/")
+    pwfile = tmp_path / "password"
+    pwfile.write_text(PASSWORD)
+    script = script.replace("/etc/redis/auth/password", str(pwfile))
     printing = script.replace("exec redis-sentinel", "cat")
 
     def chosen() -> str:
@@ -106,7 +113,6 @@ def test_restarting_sentinel_monitors_the_failed_over_master(
             ["sh", "-c", printing],
             capture_output=True,
             text=True,
-            env={**os.environ, "REDIS_PASSWORD": PASSWORD},
             check=True,
         )
         monitor = next(ln for ln in res.stdout.splitlines() if ln.startswith("sentinel monitor"))

@@ -81,7 +81,10 @@ def test_every_shared_odoo_pod_sets_the_tenant_session_role(example: Rendered) -
             assert init["resources"]["limits"]
             env = {e["name"]: e for e in init["env"]}
             odoo_env = {e["name"]: e for e in odoo["env"]}
-            assert env["PGPASSWORD"] == odoo_env["PGPASSWORD"]
+            assert env["PGPASSFILE"] == odoo_env["PGPASSFILE"]
+            assert "PGPASSWORD" not in env and "PGPASSWORD" not in odoo_env
+            mounts = {m["name"]: m for m in init["volumeMounts"]}
+            assert mounts["run"]["readOnly"] is True
             assert env["PGUSER"]["value"] == "odoo"
             assert init["command"][0] == "psql"
             text = " ".join(init["command"])

@@ -122,3 +122,20 @@ def db_init_script(conf: str) -> str:
 def db_init_command(conf: str, databases: Sequence[str]) -> list[str]:
     """argv of a container that runs :func:`db_init_script` for ``databases``."""
     return ["/bin/sh", "-c", db_init_script(conf), "db-init", *databases]
+
+
+PGPASSFILE = "/run/odoo/pgpass"
+
+
+def pgpass_script(password_file: str, passfile: str = PGPASSFILE) -> str:
+    """sh: a libpq password file (mode 0600) for any server, from a raw password file.
+
+    libpq ignores a password file that group or others may read (fe-connect.c
+    ``passwordFromFile``), hence the umask; ``:`` and ``\\`` in the password are escaped,
+    as the file's format asks. Odoo and psql then read it through ``$PGPASSFILE``, and the
+    password is in no environment that child processes (wkhtmltopdf, git) inherit.
+    """
+    return (
+        f"(umask 077 && sed -e 's/[\\\\:]/\\\\&/g' -e 's/^/*:*:*:*:/' {password_file}"
+        f" > {passfile})"
+    )

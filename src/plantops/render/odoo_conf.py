@@ -1,6 +1,6 @@
 """``odoo.conf`` for the web and cron processes — settings only, never a secret.
 
-Passwords reach Odoo through the environment (PGPASSWORD from an ExternalSecret);
+Passwords reach Odoo as files (the libpq password file ``$PGPASSFILE``, written at start);
 the master password is set by the entrypoint from its own secret.
 """
 
@@ -101,9 +101,9 @@ def render_odoo_conf(dep: Deployment, *, cron: bool = False) -> str:
         ("db_host", db_host(dep)),
         ("db_port", "5432"),
         ("db_user", login_role(dep)),
-        # Kubernetes: the server's identity is checked against CloudNativePG's CA
-        # ($PGSSLROOTCERT, render/kubernetes/odoo.py); VM: see docs/security.md.
-        ("db_sslmode", "verify-full" if dep.cluster is not None else "prefer"),
+        # The server's identity is checked against $PGSSLROOTCERT: CloudNativePG's CA on
+        # Kubernetes (render/kubernetes/odoo.py), the VM's internal CA (render/compose/tls.py).
+        ("db_sslmode", "verify-full"),
         ("db_maxconn", str(s.db_maxconn_cron if cron else s.db_maxconn)),
         *_gevent_pool(dep, cron=cron),
         ("http_enable", "False" if cron else "True"),
@@ -133,3 +133,30 @@ def render_odoo_conf(dep: Deployment, *, cron: bool = False) -> str:
         *(f"{k} = {v}" for k, v in options),
     ]
     return "\n".join(lines) + "\n"
+
+
+# Percent-encodes the whole password for the URL's userinfo (redis-py's parse_url
+# unquotes it); the Odoo image has Python, the shell has no such quoting.
+_QUOTE = (
+    "python3 -c 'import sys, urllib.parse as u; "
+    'print(u.quote(open(sys.argv[1]).read().rstrip("\\n"), safe=""))\''
+)
+
+
+def session_redis_url_script(password_file: str, host: str, port: int, ca_file: str) -> str:
+    """sh: export ``ODOO_SESSION_REDIS_URL``, a ``rediss://`` URL with the password.
+
+    session_redis reads its settings only from the environment and, given a URL, calls
+    ``redis.from_url(url)`` (camptocamp/odoo-cloud-platform session_redis/http.py
+    ``session_store``): the URL is the one way to hand it a CA, and it must carry the
+    password. redis-py passes the query's ``ssl_ca_certs`` and ``ssl_cert_reqs`` to its
+    SSL connection and parses ``ssl_check_hostname`` as a boolean (connection.py
+    ``parse_url``, ``URL_QUERY_ARGUMENT_PARSERS``). The value is built at start from the
+    mounted password file, so it is in Odoo's environment only, never in a manifest.
+    """
+    query = f"ssl_ca_certs={ca_file}&ssl_cert_reqs=required&ssl_check_hostname=true"
+    return (
+        f'pw="$({_QUOTE} {password_file})" && '
+        f'ODOO_SESSION_REDIS_URL="rediss://:$pw@{host}:{port}/0?{query}" && '
+        "export ODOO_SESSION_REDIS_URL && unset pw"
+    )

@@ -45,6 +45,8 @@ TENANT_KINDS: tuple[tuple[str, str], ...] = (
     # The odoo --update Job of a migrating release (a PreSync hook, render/kubernetes/upgrade).
     ("batch", "Job"),
     ("cert-manager.io", "Certificate"),
+    # The namespace's own CA for Redis TLS (render/kubernetes/redis.py).
+    ("cert-manager.io", "Issuer"),
     ("external-secrets.io", "ExternalSecret"),
     ("external-secrets.io", "SecretStore"),
     ("monitoring.coreos.com", "PodMonitor"),

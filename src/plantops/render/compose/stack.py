@@ -18,10 +18,23 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from plantops.render.compose.systemd import backup_calendar, render_systemd_units
+from plantops.render.compose.tls import (
+    HBA_FILE,
+    INTERNAL_CA,
+    PG_TLS_CERT,
+    PG_TLS_KEY,
+    PGBACKREST_INCLUDE,
+    PGBACKREST_SECRETS,
+    REDIS_TLS_CERT,
+    REDIS_TLS_KEY,
+    postgres_tls_settings,
+    render_pg_hba,
+    secret_path,
+)
 from plantops.render.compose.upgrade import SERVICE as UPGRADE_SERVICE
 from plantops.render.compose.upgrade import render_vm_upgrade
 from plantops.render.core import dump_yaml
-from plantops.render.dbinit import db_init_command
+from plantops.render.dbinit import PGPASSFILE, db_init_command, pgpass_script
 from plantops.render.kubernetes.cloudnativepg import ODOO_EXTENSIONS, archive_timeout_seconds
 from plantops.render.kubernetes.common import (
     GEVENT_PORT,
@@ -33,9 +46,17 @@ from plantops.render.kubernetes.common import (
     runtime_role,
 )
 from plantops.render.kubernetes.odoo import CONFIG_SCRIPT, HEALTH_PATH, image
-from plantops.render.kubernetes.redis import redis_conf, redis_persistence
+from plantops.render.kubernetes.redis import (
+    AUTH_CONF,
+    RUN_DIR,
+    RedisTls,
+    cli,
+    redis_auth_script,
+    redis_conf,
+    redis_persistence,
+)
 from plantops.render.kubernetes.traefik import route_model, tls_option_spec
-from plantops.render.odoo_conf import DATA_DIR
+from plantops.render.odoo_conf import DATA_DIR, session_redis_url_script
 
 if TYPE_CHECKING:
     from plantops.plan import Deployment
@@ -44,6 +65,14 @@ if TYPE_CHECKING:
 PGDATA = "/var/lib/postgresql/data/pgdata"
 SPOOL = "/var/spool/pgbackrest"
 SECURITY = ["no-new-privileges:true"]
+COMPOSE_REDIS_TLS = RedisTls(
+    secret_path(REDIS_TLS_CERT), secret_path(REDIS_TLS_KEY), secret_path(INTERNAL_CA)
+)
+DB_PASSWORD = secret_path("odoo_db_password")
+REDIS_PASSWORD = secret_path("redis_password")
+# libpq's CA for verify-full: Odoo hands libpq only host/port/user/password/sslmode
+# (odoo/sql_db.py connection_info_for), so the CA comes as $PGSSLROOTCERT.
+PG_CLIENT_TLS = {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": secret_path(INTERNAL_CA)}
 POSTGRES_IMAGE = "plantops.local/postgres-pgbackrest"
 """Local name of the built image; never pulled (``pull_policy: never``)."""
 
@@ -112,8 +141,7 @@ def _odoo_init_service(dep: Deployment) -> dict[str, Any]:
     initialised database it only probes and exits. It logs in as Odoo does.
     """
     argv = db_init_command("/etc/odoo/odoo-cron.conf", [t.database for t in dep.tenants])
-    # A bare assignment fails with its substitution (set -e), an ``export`` would not.
-    password = 'PGPASSWORD="$(cat /run/secrets/odoo_db_password)"\nexport PGPASSWORD\n'
+    password = f"{pgpass_script(DB_PASSWORD)}\n"
     script = argv[2].replace("set -eu\n", "set -eu\n" + password, 1)
     return {
         "cap_drop": ["ALL"],
@@ -124,17 +152,18 @@ def _odoo_init_service(dep: Deployment) -> dict[str, Any]:
             "PGAPPNAME": "plantops-db-init",
             "PGCONNECT_TIMEOUT": "10",
             "PGHOST": "postgres",
+            "PGPASSFILE": PGPASSFILE,
             "PGPORT": str(PG_PORT),
-            "PGSSLMODE": "prefer",
+            **PG_CLIENT_TLS,
             "PGUSER": runtime_role(dep),
         },
         "image": image(dep),
         "networks": ["backend"],
         "read_only": True,
         "restart": "no",
-        "secrets": ["odoo_db_password"],
+        "secrets": [INTERNAL_CA, "odoo_db_password"],
         "security_opt": SECURITY,
-        "tmpfs": ["/tmp:size=1g"],
+        "tmpfs": [_run_tmpfs(dep), "/tmp:size=1g"],
         "user": _odoo_user(dep),
         "volumes": [f"filestore:{DATA_DIR}", "./odoo-cron.conf:/etc/odoo/odoo-cron.conf:ro"],
     }
@@ -147,9 +176,9 @@ def _odoo_service(dep: Deployment, conf: str, cron: bool) -> dict[str, Any]:
         CONFIG_SCRIPT.replace('"/etc/odoo/$ODOO_CONF"', f"/etc/odoo/{conf}").replace(
             '"$ODOO_ADMIN_PASSWD"', '"$(cat /run/secrets/odoo_admin_passwd)"'
         )
-        + ' && PGPASSWORD="$(cat /run/secrets/odoo_db_password)" '
-        'ODOO_SESSION_REDIS_PASSWORD="$(cat /run/secrets/redis_password)" '
-        "exec odoo --config=/run/odoo/odoo.conf"
+        + f" && {pgpass_script(DB_PASSWORD)}"
+        + f" && {session_redis_url_script(REDIS_PASSWORD, 'redis', REDIS_PORT, secret_path(INTERNAL_CA))}"
+        + " && exec odoo --config=/run/odoo/odoo.conf"
     ).replace("$", "$$")
     svc: dict[str, Any] = {
         "cap_drop": ["ALL"],
@@ -163,15 +192,15 @@ def _odoo_service(dep: Deployment, conf: str, cron: bool) -> dict[str, Any]:
         "environment": {
             "ODOO_SESSION_REDIS": "1",
             "ODOO_SESSION_REDIS_EXPIRATION": "86400",
-            "ODOO_SESSION_REDIS_HOST": "redis",
-            "ODOO_SESSION_REDIS_PORT": str(REDIS_PORT),
             "ODOO_SESSION_REDIS_PREFIX": dep.namespace,
+            "PGPASSFILE": PGPASSFILE,
+            "PGSSLROOTCERT": secret_path(INTERNAL_CA),
         },
         "image": image(dep),
         "networks": ["backend", "frontend"],
         "read_only": True,
         "restart": "unless-stopped",
-        "secrets": ["odoo_admin_passwd", "odoo_db_password", "redis_password"],
+        "secrets": [INTERNAL_CA, "odoo_admin_passwd", "odoo_db_password", "redis_password"],
         "security_opt": SECURITY,
         "stop_grace_period": "120s" if cron else "60s",
         "tmpfs": [_run_tmpfs(dep), "/tmp:size=1g"],
@@ -234,14 +263,16 @@ def render_compose(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
         "archive_timeout": f"{archive_timeout_seconds(dep)}s",
         "password_encryption": "scram-sha-256",
         "wal_level": "replica",
+        **postgres_tls_settings(),
     }
     for key, value in sorted(settings.items()):
         pg_cmd += ["-c", f"{key}={value}"]
     persistence = redis_persistence(dep)
     redis_cmd = (
-        "exec redis-server /usr/local/etc/redis/redis.conf "
-        '--requirepass "$(cat /run/secrets/redis_password)"'
+        f"set -eu\n{redis_auth_script(REDIS_PASSWORD, masterauth=False)}\n"
+        "exec redis-server /usr/local/etc/redis/redis.conf"
     ).replace("$", "$$")
+    ping = f"{cli(REDIS_PORT, COMPOSE_REDIS_TLS, REDIS_PASSWORD)} ping < {REDIS_PASSWORD}"
     doc: dict[str, Any] = {
         "name": dep.namespace,
         "services": {
@@ -252,7 +283,6 @@ def render_compose(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
                 "build": {"dockerfile_inline": dockerfile},
                 "command": pg_cmd,
                 "deploy": _limits(s.postgres.cpu_limit_m, s.postgres.memory_limit_mib),
-                "env_file": ["./secrets/pgbackrest.env"],
                 "environment": {
                     "PGDATA": PGDATA,
                     "POSTGRES_INITDB_ARGS": "--data-checksums",
@@ -267,7 +297,14 @@ def render_compose(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
                 # missing (docker/compose pkg/compose build.go).
                 "pull_policy": "never",
                 "restart": "unless-stopped",
-                "secrets": ["odoo_db_password", "postgres_password"],
+                "secrets": [
+                    "odoo_db_password",
+                    # pgBackRest reads it as postgres (archive_command, the systemd units).
+                    {"source": PGBACKREST_SECRETS, "target": PGBACKREST_INCLUDE},
+                    PG_TLS_CERT,
+                    PG_TLS_KEY,
+                    "postgres_password",
+                ],
                 "security_opt": SECURITY,
                 "shm_size": "256m",
                 "stop_grace_period": "120s",
@@ -276,6 +313,7 @@ def render_compose(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
                     f"pgbackrest-spool:{SPOOL}",
                     "./pgbackrest.conf:/etc/pgbackrest/pgbackrest.conf:ro",
                     "./initdb:/docker-entrypoint-initdb.d:ro",
+                    f"./pg_hba.conf:{HBA_FILE}:ro",
                 ],
             },
             "redis": {
@@ -283,25 +321,24 @@ def render_compose(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
                 "command": ["/bin/sh", "-c", redis_cmd],
                 "deploy": _limits(s.redis.cpu_limit_m, s.redis.memory_limit_mib),
                 "healthcheck": _healthcheck(
-                    [
-                        "CMD-SHELL",
-                        'REDISCLI_AUTH="$$(cat /run/secrets/redis_password)" '
-                        "redis-cli ping | grep -q PONG",
-                    ],
+                    ["CMD-SHELL", f"{ping} | grep -q PONG"],
                     "10s",
                 ),
                 "image": images.redis,
                 "networks": ["backend"],
                 "read_only": True,
                 "restart": "unless-stopped",
-                "secrets": ["redis_password"],
+                "secrets": [INTERNAL_CA, "redis_password", REDIS_TLS_CERT, REDIS_TLS_KEY],
                 "security_opt": SECURITY,
                 "user": "999:999",
                 "volumes": [
                     "./redis.conf:/usr/local/etc/redis/redis.conf:ro",
                     *(["redisdata:/data"] if persistence != "none" else []),
                 ],
-                **({"tmpfs": ["/data:size=64m"]} if persistence == "none" else {}),
+                "tmpfs": [
+                    f"{RUN_DIR}:size=1m,uid=999,gid=999,mode=0700",
+                    *(["/data:size=64m"] if persistence == "none" else []),
+                ],
             },
             "traefik": {
                 "cap_add": ["NET_BIND_SERVICE"],
@@ -342,11 +379,19 @@ def render_compose(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
         },
         "secrets": {
             name: {"file": f"./secrets/{name}"}
-            for name in (
-                "odoo_admin_passwd",
-                "odoo_db_password",
-                "postgres_password",
-                "redis_password",
+            for name in sorted(
+                (
+                    INTERNAL_CA,
+                    "odoo_admin_passwd",
+                    "odoo_db_password",
+                    PGBACKREST_SECRETS,
+                    PG_TLS_CERT,
+                    PG_TLS_KEY,
+                    "postgres_password",
+                    "redis_password",
+                    REDIS_TLS_CERT,
+                    REDIS_TLS_KEY,
+                )
             )
         },
         "x-plantops": {
@@ -390,8 +435,8 @@ def render_pgbackrest_conf(dep: Deployment, ctx: RenderContext) -> str:
     endpoint = endpoint.rstrip("/")
     r = dep.tier_spec.backup.retention
     lines = [
-        "# Rendered by plantops. Keys and the cipher passphrase come from the environment",
-        "# (PGBACKREST_REPO1_S3_KEY, PGBACKREST_REPO1_S3_KEY_SECRET, PGBACKREST_REPO1_CIPHER_PASS).",
+        "# Rendered by plantops. Keys and the cipher passphrase (repo1-s3-key, repo1-s3-key-secret,",
+        f"# repo1-cipher-pass) come from {PGBACKREST_INCLUDE}, the secret file pgbackrest_secrets.",
         "[global]",
         "archive-async=y",
         f"archive-push-queue-max={archive_push_queue_max_gib(dep)}GiB",
@@ -473,7 +518,8 @@ def render_vm_files(dep: Deployment, ctx: RenderContext) -> tuple[dict[str, Any]
         "compose.yaml": dump_yaml(compose),
         "initdb/10-odoo-roles.sh": _init_script(dep),
         "pgbackrest.conf": render_pgbackrest_conf(dep, ctx),
-        "redis.conf": redis_conf(dep),
+        "pg_hba.conf": render_pg_hba(),
+        "redis.conf": redis_conf(dep, COMPOSE_REDIS_TLS, AUTH_CONF),
         "traefik/dynamic.yaml": dump_yaml(render_traefik_dynamic(dep, ctx)),
     }
     if upgrade is not None:

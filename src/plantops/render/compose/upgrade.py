@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plantops.render.compose.systemd import LOCK
+from plantops.render.compose.tls import secret_path
+from plantops.render.dbinit import pgpass_script
 from plantops.render.kubernetes.upgrade import needs_backup, needs_upgrade, upgrade_script
 
 if TYPE_CHECKING:
@@ -45,7 +47,9 @@ if TYPE_CHECKING:
 SERVICE = "odoo-upgrade"
 PROFILE = "upgrade"
 CONF = "/etc/odoo/odoo-cron.conf"
-_PASSWORD = 'PGPASSWORD="$(cat /run/secrets/odoo_db_password)"\nexport PGPASSWORD\n'
+# The libpq password file odoo-init writes too (its ``PGPASSFILE``): no password in the
+# environment of Odoo's children.
+_PASSWORD = f"{pgpass_script(secret_path('odoo_db_password'))}\n"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from plantops.render.core import k8s_object, standard_labels
-from plantops.render.dbinit import db_init_command
+from plantops.render.dbinit import PGPASSFILE, db_init_command, pgpass_script
 from plantops.render.kubernetes.cloudnativepg import tenant_owner_sql
 from plantops.render.kubernetes.common import (
     GEVENT_PORT,
@@ -42,14 +42,25 @@ from plantops.render.kubernetes.externalsecrets import (
     filestore_secret,
     redis_secret,
 )
-from plantops.render.kubernetes.redis import redis_failover, redis_service, sentinel_service
+from plantops.render.kubernetes.redis import (
+    redis_failover,
+    redis_service,
+    redis_tls,
+    sentinel_service,
+    tls_secret,
+)
 from plantops.render.kubernetes.serviceaccount import odoo_service_account
 from plantops.render.kubernetes.storage import (
     filestore_claim,
     filestore_needs_rwx,
     filestore_on_pvc,
 )
-from plantops.render.odoo_conf import DATA_DIR, db_host, render_odoo_conf
+from plantops.render.odoo_conf import (
+    DATA_DIR,
+    db_host,
+    render_odoo_conf,
+    session_redis_url_script,
+)
 
 if TYPE_CHECKING:
     from plantops.plan import Deployment
@@ -113,26 +124,51 @@ def _secret_env(var: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": var, "valueFrom": {"secretKeyRef": {"key": key, "name": secret}}}
 
 
-def odoo_env(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = [
-        _secret_env("PGPASSWORD", db_secret(dep, runtime_role(dep)), "password"),
-        {"name": "ODOO_SESSION_REDIS", "value": "1"},
-        {"name": "ODOO_SESSION_REDIS_EXPIRATION", "value": "86400"},
-        _secret_env("ODOO_SESSION_REDIS_PASSWORD", redis_secret(dep), "password"),
-        {"name": "ODOO_SESSION_REDIS_PREFIX", "value": dep.namespace},
-        {"name": "PGSSLROOTCERT", "value": PG_SSLROOTCERT},
-    ]
+DB_PASSWORD_DIR = "/etc/plantops/db"
+REDIS_AUTH_DIR = "/etc/plantops/redis"
+REDIS_CA_DIR = "/etc/plantops/redis-ca"
+REDIS_CA = f"{REDIS_CA_DIR}/ca.crt"
+
+
+def _session_env(dep: Deployment) -> list[dict[str, Any]]:
+    """session_redis: by URL over TLS (:func:`odoo_command`), else through Sentinel."""
+    if redis_tls(dep):
+        return []
+    env = [_secret_env("ODOO_SESSION_REDIS_PASSWORD", redis_secret(dep), "password")]
     if redis_failover(dep):
-        env += [
+        return [
+            *env,
             {"name": "ODOO_SESSION_REDIS_SENTINEL_HOST", "value": sentinel_service(dep)},
             {"name": "ODOO_SESSION_REDIS_SENTINEL_MASTER_NAME", "value": "odoo"},
             {"name": "ODOO_SESSION_REDIS_SENTINEL_PORT", "value": str(SENTINEL_PORT)},
         ]
-    else:
-        env += [
-            {"name": "ODOO_SESSION_REDIS_HOST", "value": redis_service(dep)},
-            {"name": "ODOO_SESSION_REDIS_PORT", "value": str(REDIS_PORT)},
-        ]
+    return [
+        *env,
+        {"name": "ODOO_SESSION_REDIS_HOST", "value": redis_service(dep)},
+        {"name": "ODOO_SESSION_REDIS_PORT", "value": str(REDIS_PORT)},
+    ]
+
+
+def odoo_command(dep: Deployment) -> dict[str, list[str]]:
+    """``command``/``args`` of the Odoo containers; over TLS the session URL is built first."""
+    if not redis_tls(dep):
+        return {"args": ["--config=/run/odoo/odoo.conf"], "command": ["odoo"]}
+    url = session_redis_url_script(
+        f"{REDIS_AUTH_DIR}/password", redis_service(dep), REDIS_PORT, REDIS_CA
+    )
+    return {"command": ["/bin/sh", "-c", f"{url} && exec odoo --config=/run/odoo/odoo.conf"]}
+
+
+def odoo_env(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        # Written by the config init container from the mounted Secret (pgpass_script).
+        {"name": "PGPASSFILE", "value": PGPASSFILE},
+        {"name": "ODOO_SESSION_REDIS", "value": "1"},
+        {"name": "ODOO_SESSION_REDIS_EXPIRATION", "value": "86400"},
+        {"name": "ODOO_SESSION_REDIS_PREFIX", "value": dep.namespace},
+        {"name": "PGSSLROOTCERT", "value": PG_SSLROOTCERT},
+        *_session_env(dep),
+    ]
     bucket = ctx.platform.storage.filestore_bucket
     if not filestore_on_pvc(ctx) and bucket is not None:
         path = bucket.destination.removeprefix("s3://")
@@ -152,6 +188,30 @@ def odoo_env(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
     return sorted(env, key=lambda e: str(e["name"]))
 
 
+def _secret_volume(volume: str, secret: str, key: str, path: str) -> dict[str, Any]:
+    return {
+        "name": volume,
+        "secret": {
+            "defaultMode": 0o400,
+            "items": [{"key": key, "path": path}],
+            "secretName": secret,
+        },
+    }
+
+
+def _redis_volumes(dep: Deployment) -> list[dict[str, Any]]:
+    if not redis_tls(dep):
+        return []
+    return [
+        _secret_volume("redis-auth", redis_secret(dep), "password", "password"),
+        _secret_volume("redis-ca", tls_secret(dep), "ca.crt", "ca.crt"),
+    ]
+
+
+POD_ONLY_VOLUMES = ("db-password", "redis-auth", "redis-ca", "run")
+"""Volumes of the Odoo pods that the database Jobs do not mount."""
+
+
 def _volumes(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
     data: dict[str, Any]
     if filestore_on_pvc(ctx):
@@ -161,24 +221,32 @@ def _volumes(dep: Deployment, ctx: RenderContext) -> list[dict[str, Any]]:
     return [
         {"configMap": {"name": odoo_config_name(dep)}, "name": "config"},
         {"name": "data", **data},
+        _secret_volume("db-password", db_secret(dep, runtime_role(dep)), "password", "password"),
         {"emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}, "name": "run"},
         {"emptyDir": {"sizeLimit": "1Gi"}, "name": "tmp"},
         _pg_ca_volume(dep),
+        *_redis_volumes(dep),
     ]
 
 
-def _mounts() -> list[dict[str, Any]]:
+def _mounts(dep: Deployment) -> list[dict[str, Any]]:
+    redis = [
+        {"mountPath": REDIS_AUTH_DIR, "name": "redis-auth", "readOnly": True},
+        {"mountPath": REDIS_CA_DIR, "name": "redis-ca", "readOnly": True},
+    ]
     return [
         PG_CA_MOUNT,
         {"mountPath": DATA_DIR, "name": "data"},
+        *(redis if redis_tls(dep) else []),
         {"mountPath": RUN_DIR, "name": "run", "readOnly": True},
         {"mountPath": "/tmp", "name": "tmp"},
     ]
 
 
 def _init_container(dep: Deployment, conf_file: str) -> dict[str, Any]:
+    script = f"{CONFIG_SCRIPT} && {pgpass_script(f'{DB_PASSWORD_DIR}/password')}"
     return {
-        "command": ["/bin/sh", "-c", CONFIG_SCRIPT],
+        "command": ["/bin/sh", "-c", script],
         "env": [
             {"name": "ODOO_CONF", "value": conf_file},
             _secret_env("ODOO_ADMIN_PASSWD", admin_secret(dep), "admin_passwd"),
@@ -190,6 +258,7 @@ def _init_container(dep: Deployment, conf_file: str) -> dict[str, Any]:
         "securityContext": container_security_context(),
         "volumeMounts": [
             {"mountPath": "/etc/odoo", "name": "config", "readOnly": True},
+            {"mountPath": DB_PASSWORD_DIR, "name": "db-password", "readOnly": True},
             {"mountPath": RUN_DIR, "name": "run"},
         ],
     }
@@ -227,7 +296,9 @@ def _tenant_owner_container(dep: Deployment) -> list[dict[str, Any]]:
         {"name": "PGAPPNAME", "value": "plantops-tenant-owner"},
         {"name": "PGCONNECT_TIMEOUT", "value": "10"},
         {"name": "PGHOST", "value": db_host(dep)},
-        _secret_env("PGPASSWORD", db_secret(dep, runtime_role(dep)), "password"),
+        # The password file the config init container wrote before this one runs
+        # (initContainers run in order): the same credentials as Odoo, from a file.
+        {"name": "PGPASSFILE", "value": PGPASSFILE},
         {"name": "PGPORT", "value": str(PG_PORT)},
         *PG_TLS_ENV,
         {"name": "PGUSER", "value": runtime_role(dep)},
@@ -241,7 +312,7 @@ def _tenant_owner_container(dep: Deployment) -> list[dict[str, Any]]:
             "name": "tenant-owner",
             "resources": dep.sizing.init.k8s(),
             "securityContext": container_security_context(),
-            "volumeMounts": [PG_CA_MOUNT],
+            "volumeMounts": [PG_CA_MOUNT, {"mountPath": RUN_DIR, "name": "run", "readOnly": True}],
         }
     ]
 
@@ -320,8 +391,7 @@ def web_strategy(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
 
 def render_odoo_web(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
     container = {
-        "args": ["--config=/run/odoo/odoo.conf"],
-        "command": ["odoo"],
+        **odoo_command(dep),
         "env": odoo_env(dep, ctx),
         "image": image(dep),
         "imagePullPolicy": "IfNotPresent",
@@ -335,7 +405,7 @@ def render_odoo_web(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
         "resources": dep.sizing.web.k8s(),
         "securityContext": container_security_context(),
         "startupProbe": _health_probe(10, 30),
-        "volumeMounts": _mounts(),
+        "volumeMounts": _mounts(dep),
     }
     spec = {
         "replicas": dep.sizing.web_replicas,
@@ -357,15 +427,14 @@ def render_odoo_web(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
 
 def render_odoo_cron(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
     container = {
-        "args": ["--config=/run/odoo/odoo.conf"],
-        "command": ["odoo"],
+        **odoo_command(dep),
         "env": odoo_env(dep, ctx),
         "image": image(dep),
         "imagePullPolicy": "IfNotPresent",
         "name": "odoo-cron",
         "resources": dep.sizing.cron.k8s(),
         "securityContext": container_security_context(),
-        "volumeMounts": _mounts(),
+        "volumeMounts": _mounts(dep),
     }
     colocate = None
     if filestore_on_pvc(ctx) and not filestore_needs_rwx(dep):
@@ -581,7 +650,7 @@ def render_db_init_job(dep: Deployment, ctx: RenderContext, tenant_index: int) -
         "restartPolicy": "Never",
         "securityContext": pod_security_context(*odoo_ids(dep)),
         "serviceAccountName": odoo_service_account(dep),
-        "volumes": [v for v in _volumes(dep, ctx) if v["name"] != "run"],
+        "volumes": [v for v in _volumes(dep, ctx) if v["name"] not in POD_ONLY_VOLUMES],
     }
     if affinity:
         spec["affinity"] = affinity

@@ -601,7 +601,7 @@ def test_dr_plan_out_paths_are_checked(tmp_path: Path) -> None:
     code, out = _cli(*DR, "--out", str(afile))
     assert code == EXIT_USAGE and "is not a directory" in out
     code, out = _cli(*DR, "--out", str(afile / "sub"))
-    assert code == EXIT_USAGE and "does not exist" in out
+    assert code == EXIT_USAGE and f"{afile} is a file, not a folder" in out, out
     code, out = _cli(*DR, "--out", str(tmp_path / "no" / "such" / "dir"))
     assert code == EXIT_USAGE and "does not exist" in out
     assert afile.read_text() == "keep"

@@ -79,18 +79,14 @@ def test_policy_facts_split_findings_in_force_from_failing_ones(fleet: Path) -> 
     assert low and not any(f.failing for f in low)
     assert {f.environment for f in porto} == {"dev", "test", "staging", "prod"}
     assert all(f.failing and f.plant == "porto-plastics" for f in porto)
-    # the example's two exceptions are in force, with their scope and owner
+    # the example's exception is in force, with its scope and owner
     assert {(e.rule, e.expires) for e in facts.exceptions} == {
         ("PO-POD-008", dt.date(2027, 6, 30)),
-        ("PO-POD-008", dt.date(2027, 3, 31)),
     }
-    assert {e.where for e in facts.exceptions} == {
-        "*/*/Deployment/*/*-odoo-cron",
-        "*/*/StatefulSet/*/*-redis",
-    }
+    assert {e.where for e in facts.exceptions} == {"*/*/Deployment/*/*-odoo-cron"}
     # the day after an exception's last day it is gone, and what it covered is back
-    later = policy_facts(fleet, today=dt.date(2027, 4, 1), now=NOW)
-    assert [e.expires for e in later.exceptions] == [dt.date(2027, 6, 30)]
+    later = policy_facts(fleet, today=dt.date(2027, 7, 1), now=NOW)
+    assert [e.expires for e in later.exceptions] == []
     assert any(f.rule == "PO-POD-008" for f in later.findings)
     assert not any(f.rule == "PO-POD-008" for f in facts.findings)
 
@@ -119,7 +115,9 @@ def test_policy_series_count_per_deployment_with_zeros(fleet: Path, example: Ren
     assert not any(plant.startswith("shared-") for plant, *_ in found)
     expiry = {lb["where"]: v for lb, v in got["plantops_policy_exception_expiry_timestamp_seconds"]}
     # valid through its expiry day: it stops applying at the next UTC midnight
-    assert expiry["*/*/StatefulSet/*/*-redis"] == dt.datetime(2027, 4, 1, tzinfo=dt.UTC).timestamp()
+    assert (
+        expiry["*/*/Deployment/*/*-odoo-cron"] == dt.datetime(2027, 7, 1, tzinfo=dt.UTC).timestamp()
+    )
     ((_, evaluated),) = got["plantops_policy_evaluated_timestamp_seconds"]
     assert evaluated == NOW.timestamp()
 

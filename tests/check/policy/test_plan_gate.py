@@ -193,25 +193,25 @@ def test_an_exception_expiring_fails_the_next_plan_though_no_file_changed(
     first = services.plan_fleet(root, out, today=TODAY)
     assert first.tree.rendered == len(first.plan.deployments)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    # The redis probe exception runs until 2027-03-31: the day after, every deployment is
+    # The cron probe exception runs until 2027-06-30: the day after, every deployment is
     # checked again (nothing else changed) and its findings fail the plan.
     with pytest.raises(services.RenderGateFailed) as caught:
-        services.plan_fleet(root, out, today=dt.date(2027, 4, 1))
+        services.plan_fleet(root, out, today=dt.date(2027, 7, 1))
     found = caught.value.policy
-    assert found and {(f.rule, f.kind) for f in found} == {("PO-POD-008", "StatefulSet")}
-    assert all("expired 2027-03-31" in f.message for f in found)
+    assert found and {(f.rule, f.kind) for f in found} == {("PO-POD-008", "Deployment")}
+    assert all("expired 2027-06-30" in f.message for f in found)
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before  # nothing written
 
 
 def test_exceptions_expiring_within_30_days_are_plan_warnings(tmp_path: Path) -> None:
-    res = services.plan_fleet(EXAMPLE, tmp_path / "out", today=dt.date(2027, 3, 15))
+    res = services.plan_fleet(EXAMPLE, tmp_path / "out", today=dt.date(2027, 6, 14))
     notes = [w for w in res.warnings if "policy exception" in w.message]
     assert [(w.file, w.severity) for w in notes] == [("policies/exceptions.yaml", "warning")]
     (note,) = notes
-    assert "PO-POD-008" in note.message and "expires in 16 day(s) (2027-03-31)" in note.message
-    assert note.line == 9 and "platform-team@acme.example" in note.message
-    assert "redis_exporter" in note.hint
+    assert "PO-POD-008" in note.message and "expires in 16 day(s) (2027-06-30)" in note.message
+    assert note.line == 4 and "platform-team@acme.example" in note.message
+    assert "cron" in note.hint
     quiet = services.plan_fleet(EXAMPLE, tmp_path / "quiet", today=TODAY)
     assert not [w for w in quiet.warnings if "policy exception" in w.message]
 

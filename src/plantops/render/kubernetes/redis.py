@@ -554,12 +554,24 @@ def _exporter(dep: Deployment, ctx: RenderContext) -> dict[str, Any]:
     ]
     if tls:
         env.append({"name": "REDIS_EXPORTER_TLS_CA_CERT_FILE", "value": K8S_TLS.ca})
+    # redis_exporter serves ``/health`` beside the metrics (oliver006/redis_exporter
+    # exporter/http.go ``healthHandler``: 200 ``ok``, no Redis round trip, behind basic
+    # auth only when that is configured, which it is not here), so a wedged exporter
+    # is restarted without a Redis hiccup taking the pod out of its Service.
+    health = {
+        "failureThreshold": 3,
+        "httpGet": {"path": "/health", "port": "metrics"},
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+    }
     return {
         "env": sorted(env, key=lambda e: str(e["name"])),
         "image": ctx.platform.images.redis_exporter,
         "imagePullPolicy": "IfNotPresent",
+        "livenessProbe": health,
         "name": "exporter",
         "ports": [{"containerPort": REDIS_EXPORTER_PORT, "name": "metrics", "protocol": "TCP"}],
+        "readinessProbe": health,
         "resources": dep.sizing.redis_exporter.k8s(),
         "securityContext": container_security_context(),
         **({"volumeMounts": [TLS_MOUNT]} if tls else {}),

@@ -237,7 +237,8 @@ def test_check_reports_a_fleet_the_plan_gate_would_refuse(tmp_path: Path) -> Non
     result = services.check_target(root, today=TODAY)
     failing = result.failing
     assert failing and {f.rule for f in failing} == {"PO-POD-008"}
-    assert result.suppressed  # the other exceptions still apply
+    assert {f.kind for f in failing} == {"Deployment"}  # the cron pods, nothing else
+    assert not result.suppressed  # that was the example's only exception
 
 
 def test_the_gate_runs_for_fleets_with_a_policies_folder(tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -31,10 +33,11 @@ from plantops.render.compose.tls import (
 )
 from plantops.render.dbinit import pgpass_script
 from plantops.render.kubernetes.redis import redis_auth_script
+from plantops.render.odoo_conf import session_redis_url_script
 from tests.fixtures.postgres import free_port, make_shared_dir, start_cluster
 from tests.render.conftest import Rendered
 
-HOSTILE = 'p:w\\it\'s "x" $y'
+HOSTILE = 'p:w\\it\'s "x" $y@/%2F#?'
 
 
 def _name(cn: str) -> x509.Name:
@@ -192,9 +195,16 @@ def _redis_cli(port: int, *args: str, stdin: str | None = None) -> subprocess.Co
     )
 
 
-def test_vm_redis_refuses_plain_text_and_wants_the_password(
-    example: Rendered, secrets: Path, tmp_path: Path
-) -> None:
+@dataclass
+class TlsRedis:
+    port: int
+    password_file: Path
+    tls: list[str]
+
+
+@pytest.fixture
+def tls_redis(example: Rendered, secrets: Path, tmp_path: Path) -> Iterator[TlsRedis]:
+    """A real redis-server started with the VM stack's rendered redis.conf (TLS only)."""
     conf = _vm_files(example)["redis.conf"]
     assert "port 0" in conf.splitlines()
     port = free_port()
@@ -227,14 +237,65 @@ def test_vm_redis_refuses_plain_text_and_wants_the_password(
             ):
                 break
             time.sleep(0.05)
-        ok = _redis_cli(port, *tls, "--askpass", "ping", stdin=HOSTILE + "\n")
-        assert ok.stdout.strip() == "PONG", ok.stderr
-        assert "NOAUTH" in _redis_cli(port, *tls, "ping").stdout
-        plain = _redis_cli(port, "--askpass", "ping", stdin=HOSTILE + "\n")
-        assert plain.stdout.strip() != "PONG"
-        wrong_ca = _redis_cli(port, "--tls", "--cacert", str(secrets / "other_ca"), "ping")
-        assert "PONG" not in wrong_ca.stdout
-        assert "NOAUTH" not in wrong_ca.stdout
+        yield TlsRedis(port, pw, tls)
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_vm_redis_refuses_plain_text_and_wants_the_password(
+    tls_redis: TlsRedis, secrets: Path
+) -> None:
+    port, tls = tls_redis.port, tls_redis.tls
+    ok = _redis_cli(port, *tls, "--askpass", "ping", stdin=HOSTILE + "\n")
+    assert ok.stdout.strip() == "PONG", ok.stderr
+    assert "NOAUTH" in _redis_cli(port, *tls, "ping").stdout
+    plain = _redis_cli(port, "--askpass", "ping", stdin=HOSTILE + "\n")
+    assert plain.stdout.strip() != "PONG"
+    wrong_ca = _redis_cli(port, "--tls", "--cacert", str(secrets / "other_ca"), "ping")
+    assert "PONG" not in wrong_ca.stdout
+    assert "NOAUTH" not in wrong_ca.stdout
+
+
+def _session_url(tls_redis: TlsRedis, host: str, ca: Path) -> str:
+    """The URL Odoo's start script exports, built by running the rendered sh snippet."""
+    script = session_redis_url_script(str(tls_redis.password_file), host, tls_redis.port, str(ca))
+    done = subprocess.run(
+        ["sh", "-c", f'{script} && printf %s "$ODOO_SESSION_REDIS_URL"'],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    return done.stdout
+
+
+def test_odoo_session_url_reaches_tls_redis_with_redis_py(
+    tls_redis: TlsRedis, secrets: Path
+) -> None:
+    """session_redis calls ``redis.from_url(url)`` with the exported URL (camptocamp
+    session_redis/http.py ``session_store``): that call must reach the TLS-only Redis with
+    the hostile password, verifying the server's certificate and host name."""
+    url = _session_url(tls_redis, "127.0.0.1", secrets / INTERNAL_CA)
+    assert url.startswith("rediss://:") and HOSTILE not in url
+    client = redis.from_url(url, socket_timeout=5)
+    try:
+        assert client.ping() is True
+        client.set("plantops:session", "x", ex=30)
+        assert client.get("plantops:session") == b"x"
+    finally:
+        client.close()
+
+
+def test_odoo_session_url_refuses_a_foreign_ca_or_host_name(
+    tls_redis: TlsRedis, secrets: Path
+) -> None:
+    # The certificate names redis and 127.0.0.1, not localhost: ssl_check_hostname=true
+    # must refuse it; a CA other than the stack's must refuse the chain.
+    for host, ca in (("localhost", secrets / INTERNAL_CA), ("127.0.0.1", secrets / "other_ca")):
+        client = redis.from_url(_session_url(tls_redis, host, ca), socket_timeout=5)
+        try:
+            with pytest.raises(redis.exceptions.ConnectionError, match="certificate verify failed"):
+                client.ping()
+        finally:
+            client.close()

@@ -47,6 +47,39 @@ CASES: dict[str, tuple[list[str], set[int], str, list[str]]] = {
         "--today",
         [],
     ),
+    # every --today: a date that does not exist is a usage error, not a traceback
+    "policy-check-bad-today": (
+        ["policy", "check", "fleet", "--today", "2027-02-30"],
+        {2},
+        "--today",
+        [],
+    ),
+    "policy-export-bad-today": (
+        ["policy", "export", "fleet", "--out", "new", "--today", "2027-02-30"],
+        {2},
+        "--today",
+        [],
+    ),
+    "vulns-bad-today": (["vulns", "check", "file", "--today", "2027-02-30"], {2}, "--today", []),
+    # a name no file system takes is bad input (exit 2), not an infrastructure failure
+    "ledger-export-name-too-long": (
+        ["ledger", "export", "--db", "sqlite:///s.db", "-o", "x" * 300],
+        {2},
+        "too long",
+        ["s.db", ".plantops"],
+    ),
+    "ledger-export-over-fleet-file": (
+        ["ledger", "export", "--db", "sqlite:///s.db", "-o", "fleet/fleet.yaml"],
+        {2},
+        "source file of the fleet",
+        ["s.db", ".plantops"],
+    ),
+    "policy-check-over-plant-file": (
+        ["policy", "check", "fleet", "-o", "fleet/plants/alpha.yaml"],
+        {2},
+        "never writes over",
+        [],
+    ),
     "plan-fleet-missing": (["plan", "nope", "--out", "new"], {2}, "nope", []),
     "plan-fleet-file": (["plan", "file", "--out", "new"], {2}, "file", []),
     "plan-fleet-empty": (["plan", "empty", "--out", "new"], {2}, "fleet.yaml", []),

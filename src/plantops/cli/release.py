@@ -16,7 +16,7 @@ import typer
 
 from plantops import services
 from plantops.addons import changed_addons
-from plantops.errors import EXIT_FINDINGS, UserError
+from plantops.errors import EXIT_FINDINGS
 from plantops.outputs import check_writable_target, write_text_atomically
 from plantops.release import read_lock
 from plantops.services import release as release_services
@@ -47,13 +47,10 @@ def create(
 ) -> None:
     """Check the addons against the fleet's series and edition and write a canonical lock:
     image digest, addons (version, checksum, commit), package-list and config hashes."""
-    from plantops.cli.console import out, run_guarded
+    from plantops.cli.console import out, parse_today, run_guarded
 
     def go() -> services.ReleaseResult:
-        try:
-            day = dt.date.fromisoformat(today) if today else dt.date.today()
-        except ValueError:
-            raise UserError(f"--today {today}: expected YYYY-MM-DD") from None
+        day = parse_today(today)
         check_writable_target(out_file)
         return services.create_release(
             fleet, image=image, addons_paths=addons, packages=packages, today=day

@@ -121,15 +121,9 @@ def check(
 ) -> None:
     """Read scanner reports into one list and judge it: maximum counts per severity,
     fixable-only, VEX and an allowlist with reason, owner and expiry."""
-    from plantops.cli.console import out, run_guarded
+    from plantops.cli.console import out, parse_today, run_guarded
 
-    def parse_today() -> dt.date:
-        try:
-            return dt.date.fromisoformat(today) if today else dt.date.today()
-        except ValueError:
-            raise UserError(f"--today {today}: expected YYYY-MM-DD") from None
-
-    day = run_guarded(parse_today)
+    day = parse_today(today)
     result = run_guarded(_run, reports, policy, tier, env, list(vex or []), day, fleet, plant)
     if output_format is OutputFormat.json:
         out.print(

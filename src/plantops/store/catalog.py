@@ -385,8 +385,11 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``; ``postgresql://`` means psycopg 3; SQLite dirs are created."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise UserError(f"state database URL {url!r} is not valid: {exc}") from exc
+    except (ArgumentError, ValueError) as exc:
+        raise UserError(
+            f"state database URL {url!r} is not valid ({exc}); expected sqlite:///PATH"
+            " or postgresql://USER@HOST[:PORT]/DBNAME"
+        ) from exc
     backend = parsed.drivername.partition("+")[0]
     if backend not in ("sqlite", "postgresql", "postgres"):
         # SQLAlchemy would look for a dialect plug-in and fail with NoSuchModuleError.

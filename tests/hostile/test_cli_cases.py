@@ -80,6 +80,14 @@ CASES: dict[str, tuple[list[str], set[int], str, list[str]]] = {
         "never writes over",
         [],
     ),
+    # a state database that cannot be reached: the driver's words, exit 3, no wrapper text
+    "backup-list-db-down": (
+        ["backup", "list", "--state-db", "postgresql://nobody@127.0.0.1:1/x"],
+        {3},
+        "Connection refused",
+        [],
+    ),
+    "ledger-db-url-unparsable": (["ledger", "verify", "--db", "http://[::1"], {2}, "not valid", []),
     "plan-fleet-missing": (["plan", "nope", "--out", "new"], {2}, "nope", []),
     "plan-fleet-file": (["plan", "file", "--out", "new"], {2}, "file", []),
     "plan-fleet-empty": (["plan", "empty", "--out", "new"], {2}, "fleet.yaml", []),
@@ -184,6 +192,7 @@ def test_command_line(
     )
     check(outcome, allowed=codes, expect=[expect])
     assert "Errno" not in outcome.output or outcome.exit_code != 2, outcome.output
+    assert "sqlalche.me" not in outcome.output, outcome.output
     assert changed_outside(before, snapshot(tmp_path), places) == []
     if "foreign" in places:
         assert (tmp_path / "foreign" / "mine.txt").read_text() == "a user's file\n"

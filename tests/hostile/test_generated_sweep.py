@@ -354,6 +354,7 @@ def test_generated_command_line_fails_safe(argv: list[str]) -> None:
         check(outcome, allowed={0, 1, 2, 3})
         if outcome.exit_code == 3:
             assert outcome.output.strip(), f"exit 3 without a word: {argv}"
+        assert "sqlalche.me" not in outcome.output, f"library wrapper text: {argv}"
         after_outside = snapshot(root / "outside")
         # A path the user names outright (``-o ../outside/x``) is theirs to choose, as for
         # cp; anything else outside, and any change to what was already there, is a leak.

@@ -34,23 +34,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from plantops.errors import GateFailed, InfrastructureError, UserError
-from plantops.store.catalog import default_db_url, make_engine, migrate
+from plantops.store.catalog import db_reason, default_db_url, make_engine, migrate
 from plantops.store.models import LedgerEntry, LedgerHead, PromotionClaim
 
 GENESIS = "0" * 64
-
-
-def _db_reason(exc: SQLAlchemyError) -> str:
-    """The driver's own words (``connection refused``), without SQLAlchemy's wrapper and
-    its link to sqlalche.me; what to check when the server cannot be reached."""
-    orig = getattr(exc, "orig", None)
-    reason = str(orig if orig is not None else exc).strip()
-    if isinstance(exc, OperationalError):
-        reason += " (is the database server running, and is --db / PLANTOPS_DB right?)"
-    return reason
 
 
 DEFAULT_CHAIN = "releases"
@@ -262,7 +252,7 @@ class Ledger:
                 f"ledger {self.where()}: another writer recorded this first ({exc.orig})"
             ) from exc
         except SQLAlchemyError as exc:
-            raise InfrastructureError(f"ledger {self.where()}: {_db_reason(exc)}") from exc
+            raise InfrastructureError(f"ledger {self.where()}: {db_reason(exc)}") from exc
 
     def _lock_head(self, conn: Connection) -> tuple[int, str]:
         q = select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.chain == self.chain)
@@ -356,7 +346,7 @@ class Ledger:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise InfrastructureError(f"ledger {self.where()}: {_db_reason(exc)}") from exc
+            raise InfrastructureError(f"ledger {self.where()}: {db_reason(exc)}") from exc
 
     def iter_entries(self, batch: int = 5000) -> Generator[Entry, None, None]:
         """Every entry in sequence order, streamed."""

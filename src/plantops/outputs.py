@@ -31,7 +31,7 @@ def fleet_source_of(path: Path) -> Path | None:
     return None
 
 
-def check_writable_target(path: Path) -> None:
+def check_writable_target(path: Path, *, overwrite: bool = True) -> None:
     """Refuse a target that can never be written as a file, before any work is done, and
     one that is a fleet repository's own source (fleet.yaml, plants/, policies/)."""
     if path.is_dir():
@@ -43,7 +43,7 @@ def check_writable_target(path: Path) -> None:
         raise UserError(f"{parent} is not a folder, so {path} cannot be written")
     if path.exists() and not path.is_file():
         raise UserError(f"{path} exists and is not a regular file")
-    fleet = fleet_source_of(path) if path.is_file() else None
+    fleet = fleet_source_of(path) if overwrite and path.is_file() else None
     if fleet is not None:
         raise UserError(
             f"{path} is a source file of the fleet at {fleet} (fleet.yaml, plants/,"
@@ -69,7 +69,7 @@ def write_text_atomically(path: Path, text: str, *, overwrite: bool = True) -> b
     """Write ``text`` to ``path`` through a temporary file and a rename (a reader sees the
     old file or the new one, never half of one). Returns False, writing nothing, when the
     file exists and ``overwrite`` is off."""
-    check_writable_target(path)
+    check_writable_target(path, overwrite=overwrite)
     if path.exists() and not overwrite:
         return False
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -88,6 +88,16 @@ CASES: dict[str, tuple[list[str], set[int], str, list[str]]] = {
         [],
     ),
     "ledger-db-url-unparsable": (["ledger", "verify", "--db", "http://[::1"], {2}, "not valid", []),
+    # a loop of symbolic links where a file is expected, for every reader (Path.resolve
+    # raises RuntimeError on Python 3.11)
+    "release-diff-loop": (["release", "diff", "loop", "file"], {2}, "loop", []),
+    "release-verify-loop": (["release", "verify", "loop"], {2}, "loop", []),
+    "release-register-loop": (
+        ["release", "register", "loop", "--db", "sqlite:///s.db", "--as", "ann"],
+        {2},
+        "loop",
+        ["s.db", ".plantops"],
+    ),
     "plan-fleet-missing": (["plan", "nope", "--out", "new"], {2}, "nope", []),
     "plan-fleet-file": (["plan", "file", "--out", "new"], {2}, "file", []),
     "plan-fleet-empty": (["plan", "empty", "--out", "new"], {2}, "fleet.yaml", []),

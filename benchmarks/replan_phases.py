@@ -1,0 +1,106 @@
+"""Where a one-plant re-plan's CPU goes, phase by phase, in one process.
+
+    python benchmarks/replan_phases.py FLEET OUT [--rounds 5]
+
+FLEET must already be planned into OUT once (a cold plan, e.g. by ``plantops plan``).
+Each round changes plant 3's name, then runs the console script's ``plan`` in a fresh
+interpreter (``-X importtime`` off) whose use-case functions are wrapped to record
+``time.process_time()`` (CPU of this process: user + system) and wall time per phase.
+Forked render workers are not used for a one-plant change (fewer than
+``services.PARALLEL_MIN_RENDERS`` deployments), so process time is the whole CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = r"""
+import json, sys, time
+t0, w0 = time.process_time(), time.perf_counter()
+phases = {}
+def mark(name, t, w):
+    p = phases.setdefault(name, [0.0, 0.0])
+    p[0] += time.process_time() - t
+    p[1] += time.perf_counter() - w
+import plantops.cli.main as climain
+import plantops.cli.fleet
+import plantops.services as s
+import plantops.gitops.tree as tree
+mark("imports", t0, w0)
+
+def wrap(mod, attr, name):
+    fn = getattr(mod, attr)
+    def inner(*a, **k):
+        t, w = time.process_time(), time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            mark(name, t, w)
+    setattr(mod, attr, inner)
+
+wrap(s, "open_fleet", "loading the fleet")
+wrap(s, "open_plan_memo", "opening the plan memo")
+wrap(s, "build_plan", "build_plan (memo)")
+wrap(s, "store_plan_memo", "storing the plan memo")
+wrap(s, "render_fleet_objects", "fleet-wide objects rendered")
+wrap(s.RenderChecker, "fleet_files", "fleet-wide files validated + emitted")
+wrap(s.RenderChecker, "render", "changed deployments rendered + validated")
+wrap(tree, "_edited", "hand-edit stat check")
+wrap(s, "write_tree", "write_tree (all of it)")
+wrap(s, "cost_plan", "cost model")
+wrap(s, "plan_policy_gate", "policy gate set-up")
+wrap(s, "read_pins", "release pins") if hasattr(s, "read_pins") else None
+sys.argv = ["plantops", "plan", sys.argv[1], "--out", sys.argv[2]]
+t, w = time.process_time(), time.perf_counter()
+try:
+    climain.main()
+except SystemExit:
+    pass
+mark("plan command (all after imports)", t, w)
+mark("total", t0, w0)
+sys.stderr.write("PHASES " + json.dumps(phases) + "\n")
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("fleet", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    plant = args.fleet / "plants" / "plant-00003.yaml"
+    runs: list[dict[str, list[float]]] = []
+    for r in range(args.rounds):
+        text = plant.read_text()
+        old = next(x for x in text.splitlines() if x.startswith("name: "))
+        plant.write_text(text.replace(old, f"name: Plant 3 phase {os.getpid()} {r}"))
+        os.sync()
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(args.fleet), str(args.out)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        line = next((x for x in proc.stderr.splitlines() if x.startswith("PHASES ")), None)
+        if line is None:
+            sys.exit(proc.stderr[-3000:])
+        runs.append(json.loads(line[len("PHASES ") :]))
+    print(f"| phase | CPU s, median of {args.rounds} (min–max) | wall s, median |")
+    print("|---|---:|---:|")
+    for name in runs[0]:
+        cpu = [r[name][0] for r in runs if name in r]
+        wall = [r[name][1] for r in runs if name in r]
+        print(
+            f"| {name} | {statistics.median(cpu):.3f} ({min(cpu):.3f}–{max(cpu):.3f}) "
+            f"| {statistics.median(wall):.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

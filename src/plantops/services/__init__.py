@@ -41,6 +41,7 @@ from plantops.render import (
 )
 from plantops.render.core import dump_yaml, dump_yaml_documents
 from plantops.services.plancache import memo_scope, open_plan_memo, store_plan_memo
+from plantops.services.rendermemo import VALIDATED, ObjectMemo
 from plantops.sizing.cost import FleetCost
 from plantops.spec import ParseCache, load_fleet
 
@@ -100,7 +101,10 @@ class RenderChecker:
     policy: PolicyGate | None = None
     """The policy gate (docs/policy.md); None: not run."""
     policy_findings: list[Finding] = field(default_factory=list)
+    memo: ObjectMemo | None = None
+    """Objects that passed the schema gate before (``services.rendermemo``); None: none."""
     _validators: dict[str, SchemaValidator] = field(default_factory=dict)
+    _scopes: dict[str, str | None] = field(default_factory=dict)
 
     def validator(self, kubernetes_version: str) -> SchemaValidator:
         found = self._validators.get(kubernetes_version)
@@ -108,12 +112,33 @@ class RenderChecker:
             found = self._validators[kubernetes_version] = SchemaValidator(kubernetes_version)
         return found
 
+    def _scope(self, kubernetes_version: str) -> str | None:
+        """What a kept verdict under this version depends on (None: nothing is kept)."""
+        if self.memo is None:
+            return None
+        if kubernetes_version not in self._scopes:
+            scope = self.validator(kubernetes_version).verdict_scope()
+            self._scopes[kubernetes_version] = (
+                None if scope is None else f"{scope}|{renderer_fingerprint()}"
+            )
+        return self._scopes[kubernetes_version]
+
     def render(self, dep: Deployment) -> list[RenderedFile]:
         rendered = render_deployment_full(dep, self.ctx)
         version = dep.cluster.kubernetes_version if dep.cluster else DEFAULT_KUBERNETES_VERSION
         validator = self.validator(version)
+        memo, scope = self.memo, self._scope(version)
         for path, index, obj in rendered.documents():
-            self.findings += validator.validate(obj, file=path, document_index=index)
+            if memo is None:
+                self.findings += validator.validate(obj, file=path, document_index=index)
+                continue
+            key = memo.key(scope, obj)
+            if memo.get(key) is not None:
+                continue  # passed this gate before, judged by the same code and schemas
+            found = validator.validate(obj, file=path, document_index=index)
+            self.findings += found
+            if not found:
+                memo.put(key, VALIDATED)
         self.objects += len(rendered.objects)
         if dep.cluster is not None:
             objects = [obj for _, obj in rendered.objects]
@@ -136,15 +161,23 @@ class RenderChecker:
     ) -> list[RenderedFile]:
         """The fleet-wide files (``rendered``: their objects, when already rendered)."""
         validator = self.validator(DEFAULT_KUBERNETES_VERSION)
+        memo, scope = self.memo, self._scope(DEFAULT_KUBERNETES_VERSION)
         files = []
         objects = []
         if rendered is None:
             rendered = render_fleet_objects(deployments, self.ctx)
         for path, obj in rendered:
-            self.findings += validator.validate(obj, file=path)
+            key = memo.key(scope, obj) if memo is not None else None
+            text = memo.get(key) if memo is not None else None
+            if not text:  # not kept (or kept as a verdict only): validate and emit
+                found = validator.validate(obj, file=path)
+                self.findings += found
+                text = dump_yaml(obj)
+                if memo is not None and not found:
+                    memo.put(key, text)
             self.objects += 1
             objects.append((path, 0, obj))
-            files.append(RenderedFile(path, dump_yaml(obj)))
+            files.append(RenderedFile(path, text))
         if self.policy is not None:
             from plantops.check.policy.gate import with_lines
 
@@ -447,7 +480,8 @@ def plan_fleet(
     fleet_objects = render_fleet_objects(full.deployments, render_ctx)
     gate = plan_policy_gate(root, res.fleet, fleet_objects, today=today) if policy_gate else None
     policy_hash = policy_fingerprint(root, gate) if gate is not None else "no-policy-gate"
-    checker = RenderChecker(render_ctx, policy=gate)
+    kept = ObjectMemo.for_fleet(root, renderer_fingerprint()) if not dry_run else None
+    checker = RenderChecker(render_ctx, policy=gate, memo=kept)
     units = [
         UnitOfWork(
             id=d.id,
@@ -468,6 +502,8 @@ def plan_fleet(
             checker, {d.id: d for d in plan.deployments}, workers=available_cpus()
         ),
     )
+    if kept is not None:
+        kept.save()
     notices = _exception_warnings(gate) if gate is not None else ()
     return PlanResult(plan, tree, (*res.warnings, *full.warnings, *notices), cost_plan(full))
 

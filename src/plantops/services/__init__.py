@@ -375,12 +375,12 @@ def plan_policy_gate(
     None for a fleet without a ``policies/`` folder: the gate refuses writes, so a fleet
     opts in where its thresholds and exceptions live (``check`` applies the baseline to
     any fleet)."""
+    if not (root / POLICY_FOLDER).is_dir():
+        return None  # before the imports: a fleet without policies never loads the engine
     from plantops.check.policy import BASELINE, load_policy_config
     from plantops.check.policy.gate import PolicyGate
     from plantops.check.policy.model import Document
 
-    if not (root / POLICY_FOLDER).is_dir():
-        return None
     config = load_policy_config(root)
     ctx = policy_context(fleet, config.settings, {})
     projects = tuple(
@@ -416,6 +416,20 @@ def policy_fingerprint(root: Path, gate: PolicyGate) -> str:
     return digest.hexdigest()[:12]
 
 
+RELEASES_FOLDER = "releases"
+"""``release.pins.RELEASES_DIR``, named here so a fleet without pins never imports the
+release code (a test holds the two equal)."""
+
+
+def fleet_pins(root: Path) -> Mapping[tuple[str, str], Pin]:
+    """The fleet's release pins (``release.pins.read_pins``); none without the folder."""
+    if not (root / RELEASES_FOLDER).is_dir():
+        return {}
+    from plantops.release.pins import read_pins
+
+    return read_pins(root)
+
+
 def pinned_plan(
     root: Path,
     plan: Plan,
@@ -428,12 +442,12 @@ def pinned_plan(
     image and its upgrade; the others are as planned. The deployments' ``input_hash`` is
     left as planned (the fleet configuration hash of a release must not depend on the
     pins); the writer's hash adds the pin."""
-    from plantops.release.pins import apply_pins, read_pins
-
     if pins is None:
-        pins = read_pins(root)
+        pins = fleet_pins(root)
     if not pins:
         return plan
+    from plantops.release.pins import apply_pins
+
     deployments = apply_pins(
         plan.deployments, pins, fleet_dir=root, every_deployment=every_deployment
     )
@@ -465,9 +479,7 @@ def plan_fleet(
     first; a finding raises ``RenderGateFailed`` and nothing is written."""
     res = open_fleet(root, today=today, allow_expired=allow_expired)
     memo, memo_at = open_plan_memo(root, memo_scope(renderer_fingerprint(), today))
-    from plantops.release.pins import read_pins
-
-    pins = read_pins(root)  # once: a --plant run applies them to both plans
+    pins = fleet_pins(root)  # once: a --plant run applies them to both plans
     selected = build_plan(res.fleet, plants, memo)
     plan = pinned_plan(root, selected, every_deployment=not plants, pins=pins)
     # Fleet-wide files (Argo CD projects) always reflect every plant, even in a --plant run.

@@ -52,10 +52,21 @@ wrap(s, "render_fleet_objects", "fleet-wide objects rendered")
 wrap(s.RenderChecker, "fleet_files", "fleet-wide files validated + emitted")
 wrap(s.RenderChecker, "render", "changed deployments rendered + validated")
 wrap(tree, "_edited", "hand-edit stat check")
+wrap(tree, "_read_state", "tree: state read")
+wrap(tree._FileStats, "__init__", "tree: file records read")
+wrap(tree._FileStats, "record", "tree: file records stored")
+wrap(tree._State, "dump", "tree: state serialised")
+wrap(tree, "_plan_swaps", "tree: swaps planned")
+wrap(tree, "_commit_update", "tree: swapped in (journal fsync, renames)")
 wrap(s, "write_tree", "write_tree (all of it)")
 wrap(s, "cost_plan", "cost model")
 wrap(s, "plan_policy_gate", "policy gate set-up")
-wrap(s, "read_pins", "release pins") if hasattr(s, "read_pins") else None
+wrap(s, "fleet_pins", "release pins") if hasattr(s, "fleet_pins") else None
+import plantops.services.formats as formats
+import plantops.cli.console as console
+wrap(formats, "plan_summary", "summary rows built")
+wrap(plantops.cli.fleet, "_print_warnings", "warnings printed")
+wrap(type(console.out), "print", "Rich prints (table, notes, warnings)")
 sys.argv = ["plantops", "plan", sys.argv[1], "--out", sys.argv[2]]
 t, w = time.process_time(), time.perf_counter()
 try:

@@ -28,7 +28,17 @@ def mark(name, t, w):
     p = phases.setdefault(name, [0.0, 0.0])
     p[0] += time.process_time() - t
     p[1] += time.perf_counter() - w
+import gc
+_gc = {}
+def _gc_cb(phase, info):
+    if phase == "start":
+        _gc["t"], _gc["w"] = time.process_time(), time.perf_counter()
+    else:
+        mark(f"garbage collection (gen {info['generation']})", _gc["t"], _gc["w"])
+gc.callbacks.append(_gc_cb)
 import plantops.cli.main as climain
+gc.freeze()  # as the console script's main() does, before it imports the commands
+gc.set_threshold(*climain.GC_THRESHOLD)
 import plantops.cli.fleet
 import plantops.services as s
 import plantops.gitops.tree as tree
@@ -75,6 +85,8 @@ except SystemExit:
     pass
 mark("plan command (all after imports)", t, w)
 mark("total", t0, w0)
+import resource
+phases["peak RSS MiB"] = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0.0]
 sys.stderr.write("PHASES " + json.dumps(phases) + "\n")
 """
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import resource
 import shutil
 import statistics
@@ -201,7 +202,9 @@ def main() -> None:
                 # RUSAGE_CHILDREN's max is over all children so far: measure each in a child
                 cold_rss = measure_rss(fleet, Path(tmp) / "out-rss")
                 shutil.rmtree(Path(tmp) / "out-rss")
-            files = int(line.split()[1]) if line else 0
+            # "56 files written to OUT (28920 in the tree) — …": the tree's count
+            in_tree = re.search(r"\((\d+) in the tree\)", line)
+            files = int(in_tree.group(1)) if in_tree else 0
             deployments = sum(1 for _ in out.glob("clusters/*/*")) + sum(
                 1 for _ in out.glob("vms/*")
             )

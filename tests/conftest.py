@@ -24,6 +24,7 @@ def _isolated_validator_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["PLANTOPS_SPEC_CACHE"] = str(tmp_path_factory.mktemp("specs"))
     os.environ["PLANTOPS_TREE_CACHE"] = str(tmp_path_factory.mktemp("trees"))
     os.environ["PLANTOPS_PLAN_CACHE"] = str(tmp_path_factory.mktemp("plans"))
+    os.environ["PLANTOPS_RENDER_CACHE"] = str(tmp_path_factory.mktemp("render"))
     # The crash-leftover ledger of backup/verify/restore (backup.scratch), not the user's.
     os.environ["PLANTOPS_SCRATCH_LEDGER"] = str(tmp_path_factory.mktemp("scratch-ledger"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -30,3 +31,39 @@ def store_atomically(path: Path, data: bytes) -> None:
         tmp.replace(path)
     except OSError:
         pass
+
+
+# A sealed cache file: this header, the SHA-256 of the payload, the payload. The rename in
+# ``store_atomically`` already means a killed writer leaves the old file or the new one;
+# the digest also refuses a file damaged afterwards (truncated, a lost write-back after a
+# power cut, bytes flipped, another tool's file under the name) before a byte of it is
+# unpickled.
+SEAL = b"plantops-cache-1\n"
+_DIGEST = 32
+
+
+def seal(data: bytes) -> bytes:
+    return SEAL + hashlib.sha256(data).digest() + data
+
+
+def unseal(blob: bytes) -> bytes | None:
+    """The payload of a sealed file, or None when it is not one intact."""
+    if not blob.startswith(SEAL) or len(blob) < len(SEAL) + _DIGEST:
+        return None
+    digest, data = blob[len(SEAL) : len(SEAL) + _DIGEST], blob[len(SEAL) + _DIGEST :]
+    return data if hashlib.sha256(data).digest() == digest else None
+
+
+def store_sealed(path: Path, data: bytes) -> None:
+    """``store_atomically`` of ``seal(data)``."""
+    store_atomically(path, seal(data))
+
+
+def load_sealed(path: Path) -> bytes | None:
+    """The payload ``store_sealed`` wrote at ``path``; None if missing, unreadable or
+    not intact."""
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    return unseal(blob)

@@ -90,8 +90,14 @@ def _within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def confined_target(path: Path, shown: str, root: Path | None) -> Path:
-    """``path``, or where its symbolic links lead when that stays inside ``root``."""
+def confined_target(
+    path: Path, shown: str, root: Path | None, resolved: dict[Path, Path] | None = None
+) -> Path:
+    """``path``, or where its symbolic links lead when that stays inside ``root``.
+
+    ``resolved`` memoises resolved folders over one batch of reads (one fleet load): a
+    file that is not itself a link resolves to its resolved folder joined with its name,
+    so a thousand files of one folder cost one ``resolve`` of it, not two each."""
     try:
         info = path.lstat()
     except FileNotFoundError:
@@ -101,7 +107,14 @@ def confined_target(path: Path, shown: str, root: Path | None) -> Path:
     if root is None and not stat.S_ISLNK(info.st_mode):
         return path
     try:
-        target = path.resolve(strict=True)
+        if (
+            resolved is not None
+            and not stat.S_ISLNK(info.st_mode)
+            and path.name not in ("", ".", "..")
+        ):
+            target = _resolved(path.parent, resolved) / path.name
+        else:
+            target = path.resolve(strict=True)
     except RuntimeError:
         raise BadInput(shown, 1, 1, "symbolic link loop", "point the link at a file") from None
     except FileNotFoundError:
@@ -112,7 +125,7 @@ def confined_target(path: Path, shown: str, root: Path | None) -> Path:
         if exc.errno == errno.ELOOP:
             raise BadInput(shown, 1, 1, "symbolic link loop", "point the link at a file") from None
         raise BadInput(shown, 1, 1, f"cannot follow link: {exc.strerror}") from exc
-    if root is not None and not _within(target, resolve_path(root)):
+    if root is not None and not _within(target, _resolved(root, resolved, strict=False)):
         raise BadInput(
             shown,
             1,
@@ -123,9 +136,29 @@ def confined_target(path: Path, shown: str, root: Path | None) -> Path:
     return target
 
 
-def read_text(path: Path, shown: str, *, limits: Limits, root: Path | None = None) -> str:
-    """The UTF-8 text of a regular file of at most ``limits.max_bytes`` bytes."""
-    target = confined_target(path, shown, root)
+def _resolved(folder: Path, memo: dict[Path, Path] | None, *, strict: bool = True) -> Path:
+    def resolve() -> Path:
+        return folder.resolve(strict=True) if strict else resolve_path(folder)
+
+    if memo is None:
+        return resolve()
+    found = memo.get(folder)
+    if found is None:
+        found = memo[folder] = resolve()
+    return found
+
+
+def read_text(
+    path: Path,
+    shown: str,
+    *,
+    limits: Limits,
+    root: Path | None = None,
+    resolved: dict[Path, Path] | None = None,
+) -> str:
+    """The UTF-8 text of a regular file of at most ``limits.max_bytes`` bytes
+    (``resolved``: see ``confined_target``)."""
+    target = confined_target(path, shown, root, resolved)
     try:
         fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as exc:

@@ -348,6 +348,8 @@ def test_parallel_render_findings_abort_the_write(
         return found  # type: ignore[return-value]
 
     monkeypatch.setattr(SchemaValidator, "validate", strict)
+    # a replaced validator is code the kept verdicts' scope cannot see: keep none
+    monkeypatch.setenv("PLANTOPS_RENDER_CACHE", "")
     monkeypatch.setattr(services, "PARALLEL_MIN_RENDERS", 1)
     monkeypatch.setattr(services, "available_cpus", lambda: 2)
     with pytest.raises(GateFailed, match="planted finding"):
@@ -373,6 +375,8 @@ def test_findings_name_the_component_file_and_document(
         return found
 
     monkeypatch.setattr(SchemaValidator, "validate", flag_limit_ranges)
+    # a replaced validator is code the kept verdicts' scope cannot see: keep none
+    monkeypatch.setenv("PLANTOPS_RENDER_CACHE", "")
     with pytest.raises(GateFailed) as caught:
         plan(EXAMPLE, tmp_path / "out", plants=["pune-pilot"])
     # namespace.yaml: Namespace (0), ResourceQuota (1), LimitRange (2), ...

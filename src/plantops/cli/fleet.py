@@ -266,7 +266,7 @@ def _cost_document(cost: FleetCost, by: CostBy) -> dict[str, object]:
             for n in cost.capacity
         ],
         "lines": [
-            {**line.__dict__, "month": round(line.month, 2)}
+            {**line._asdict(), "month": round(line.month, 2)}
             for line in sorted(
                 cost.lines, key=lambda x: (x.plant, x.environment, x.service, x.deployment)
             )

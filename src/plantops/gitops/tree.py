@@ -24,6 +24,7 @@ byte-identical trees. A lock file keeps two runs from writing the same tree at o
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -34,9 +35,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from plantops.caches import store_atomically, user_cache_dir
+from plantops.caches import load_sealed, store_sealed, user_cache_dir
 from plantops.errors import InfrastructureError, UserError
 from plantops.render import RenderedFile
 
@@ -442,14 +443,39 @@ class _FileStats:
         self.base = f"{out}/"
         self.known: dict[str, str] = {}
         self.fresh: dict[str, str] = {}  # proved intact (or written) by this run
+        self._token = ""  # the base file's, when it was read intact
+        self._base_files: dict[str, str] = {}
         if self.path is None:
             return
+        base_doc = self._read(self.path)
+        if base_doc is None or not isinstance(base_doc.get("token"), str):
+            return
+        self.known = self._base_files = base_doc["files"]
+        self._token = base_doc["token"]
+        delta = self._read(self._delta_path)
+        gone = delta.get("gone") if delta is not None else None
+        if delta is not None and delta.get("token") == self._token and isinstance(gone, list):
+            self.known = {**self.known, **delta["files"]}
+            for rel in gone:
+                self.known.pop(rel, None)
+
+    @property
+    def _delta_path(self) -> Path:
+        assert self.path is not None
+        return self.path.with_suffix(".delta")
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        data = load_sealed(path)
+        if data is None:
+            return None
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if data.get("out") == str(out) and isinstance(data.get("files"), dict):
-                self.known = data["files"]
-        except (OSError, ValueError, AttributeError):
-            self.known = {}
+            doc = json.loads(data)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict) or doc.get("out") != str(self.out):
+            return None
+        files = doc.get("files")
+        return doc if isinstance(files, dict) else None
 
     def intact(self, rel: str, digest: str) -> bool:
         """``rel`` is a regular file whose content has ``digest``."""
@@ -501,8 +527,33 @@ class _FileStats:
                 if max(int(mtime), int(ctime)) >= racy:
                     continue
             files[rel] = seen
-        payload = {"out": str(self.out), "files": files}
-        store_atomically(self.path, json.dumps(payload, separators=(",", ":")).encode())
+        self._store(files)
+
+    def _store(self, files: dict[str, str]) -> None:
+        """The records as a delta against the base file while they differ from it in
+        few files, else as a new base (each one sealed, atomic write)."""
+        assert self.path is not None
+        base = self._base_files
+        if self._token:
+            changed = {rel: seen for rel, seen in files.items() if base.get(rel) != seen}
+            gone = [rel for rel in base if rel not in files]
+            if len(changed) + len(gone) <= _DELTA_SHARE * len(base):
+                delta = {"out": str(self.out), "token": self._token, "files": changed}
+                store_sealed(self._delta_path, _json_bytes({**delta, "gone": gone}))
+                return
+        token = hashlib.sha256(f"{time.time_ns()}:{os.getpid()}".encode()).hexdigest()[:16]
+        store_sealed(self.path, _json_bytes({"out": str(self.out), "token": token, "files": files}))
+        with contextlib.suppress(OSError):
+            self._delta_path.unlink()
+
+
+# The file records go to a delta file beside the base while they differ from it in at
+# most this share of its files (a one-plant re-plan rewrites a few dozen of ~29,000).
+_DELTA_SHARE = 0.2
+
+
+def _json_bytes(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def _edited(entry: _Entry, stats: _FileStats) -> list[str]:

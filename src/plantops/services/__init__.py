@@ -42,6 +42,7 @@ from plantops.render import (
 )
 from plantops.render.core import dump_yaml, dump_yaml_documents
 from plantops.services.plancache import memo_scope, open_plan_memo, store_plan_memo
+from plantops.services.rendermemo import VALIDATED, ObjectMemo
 from plantops.sizing.cost import FleetCost
 from plantops.spec import ParseCache, load_fleet, spec_json_schema
 
@@ -106,7 +107,10 @@ class RenderChecker:
     policy: PolicyGate | None = None
     """The policy gate (docs/policy.md); None: not run."""
     policy_findings: list[Finding] = field(default_factory=list)
+    memo: ObjectMemo | None = None
+    """Objects that passed the schema gate before (``services.rendermemo``); None: none."""
     _validators: dict[str, SchemaValidator] = field(default_factory=dict)
+    _scopes: dict[str, str | None] = field(default_factory=dict)
 
     def validator(self, kubernetes_version: str) -> SchemaValidator:
         found = self._validators.get(kubernetes_version)
@@ -114,12 +118,33 @@ class RenderChecker:
             found = self._validators[kubernetes_version] = SchemaValidator(kubernetes_version)
         return found
 
+    def _scope(self, kubernetes_version: str) -> str | None:
+        """What a kept verdict under this version depends on (None: nothing is kept)."""
+        if self.memo is None:
+            return None
+        if kubernetes_version not in self._scopes:
+            scope = self.validator(kubernetes_version).verdict_scope()
+            self._scopes[kubernetes_version] = (
+                None if scope is None else f"{scope}|{renderer_fingerprint()}"
+            )
+        return self._scopes[kubernetes_version]
+
     def render(self, dep: Deployment) -> list[RenderedFile]:
         rendered = render_deployment_full(dep, self.ctx)
         version = dep.cluster.kubernetes_version if dep.cluster else DEFAULT_KUBERNETES_VERSION
         validator = self.validator(version)
+        memo, scope = self.memo, self._scope(version)
         for path, index, obj in rendered.documents():
-            self.findings += validator.validate(obj, file=path, document_index=index)
+            if memo is None:
+                self.findings += validator.validate(obj, file=path, document_index=index)
+                continue
+            key = memo.key(scope, obj)
+            if memo.get(key) is not None:
+                continue  # passed this gate before, judged by the same code and schemas
+            found = validator.validate(obj, file=path, document_index=index)
+            self.findings += found
+            if not found:
+                memo.put(key, VALIDATED)
         self.objects += len(rendered.objects)
         if dep.cluster is not None:
             objects = [obj for _, obj in rendered.objects]
@@ -142,15 +167,23 @@ class RenderChecker:
     ) -> list[RenderedFile]:
         """The fleet-wide files (``rendered``: their objects, when already rendered)."""
         validator = self.validator(DEFAULT_KUBERNETES_VERSION)
+        memo, scope = self.memo, self._scope(DEFAULT_KUBERNETES_VERSION)
         files = []
         objects = []
         if rendered is None:
             rendered = render_fleet_objects(deployments, self.ctx)
         for path, obj in rendered:
-            self.findings += validator.validate(obj, file=path)
+            key = memo.key(scope, obj) if memo is not None else None
+            text = memo.get(key) if memo is not None else None
+            if not text:  # not kept (or kept as a verdict only): validate and emit
+                found = validator.validate(obj, file=path)
+                self.findings += found
+                text = dump_yaml(obj)
+                if memo is not None and not found:
+                    memo.put(key, text)
             self.objects += 1
             objects.append((path, 0, obj))
-            files.append(RenderedFile(path, dump_yaml(obj)))
+            files.append(RenderedFile(path, text))
         if self.policy is not None:
             from plantops.check.policy.gate import with_lines
 
@@ -348,12 +381,12 @@ def plan_policy_gate(
     None for a fleet without a ``policies/`` folder: the gate refuses writes, so a fleet
     opts in where its thresholds and exceptions live (``check`` applies the baseline to
     any fleet)."""
+    if not (root / POLICY_FOLDER).is_dir():
+        return None  # before the imports: a fleet without policies never loads the engine
     from plantops.check.policy import BASELINE, load_policy_config
     from plantops.check.policy.gate import PolicyGate
     from plantops.check.policy.model import Document
 
-    if not (root / POLICY_FOLDER).is_dir():
-        return None
     config = load_policy_config(root)
     ctx = policy_context(fleet, config.settings, {})
     projects = tuple(
@@ -389,6 +422,20 @@ def policy_fingerprint(root: Path, gate: PolicyGate) -> str:
     return digest.hexdigest()[:12]
 
 
+RELEASES_FOLDER = "releases"
+"""``release.pins.RELEASES_DIR``, named here so a fleet without pins never imports the
+release code (a test holds the two equal)."""
+
+
+def fleet_pins(root: Path) -> Mapping[tuple[str, str], Pin]:
+    """The fleet's release pins (``release.pins.read_pins``); none without the folder."""
+    if not (root / RELEASES_FOLDER).is_dir():
+        return {}
+    from plantops.release.pins import read_pins
+
+    return read_pins(root)
+
+
 def pinned_plan(
     root: Path,
     plan: Plan,
@@ -401,12 +448,12 @@ def pinned_plan(
     image and its upgrade; the others are as planned. The deployments' ``input_hash`` is
     left as planned (the fleet configuration hash of a release must not depend on the
     pins); the writer's hash adds the pin."""
-    from plantops.release.pins import apply_pins, read_pins
-
     if pins is None:
-        pins = read_pins(root)
+        pins = fleet_pins(root)
     if not pins:
         return plan
+    from plantops.release.pins import apply_pins
+
     deployments = apply_pins(
         plan.deployments, pins, fleet_dir=root, every_deployment=every_deployment
     )
@@ -438,9 +485,7 @@ def plan_fleet(
     first; a finding raises ``RenderGateFailed`` and nothing is written."""
     res = open_fleet(root, today=today, allow_expired=allow_expired)
     memo, memo_at = open_plan_memo(root, memo_scope(renderer_fingerprint(), today))
-    from plantops.release.pins import read_pins
-
-    pins = read_pins(root)  # once: a --plant run applies them to both plans
+    pins = fleet_pins(root)  # once: a --plant run applies them to both plans
     selected = build_plan(res.fleet, plants, memo)
     plan = pinned_plan(root, selected, every_deployment=not plants, pins=pins)
     # Fleet-wide files (Argo CD projects) always reflect every plant, even in a --plant run.
@@ -453,7 +498,8 @@ def plan_fleet(
     fleet_objects = render_fleet_objects(full.deployments, render_ctx)
     gate = plan_policy_gate(root, res.fleet, fleet_objects, today=today) if policy_gate else None
     policy_hash = policy_fingerprint(root, gate) if gate is not None else "no-policy-gate"
-    checker = RenderChecker(render_ctx, policy=gate)
+    kept = ObjectMemo.for_fleet(root, renderer_fingerprint()) if not dry_run else None
+    checker = RenderChecker(render_ctx, policy=gate, memo=kept)
     units = [
         UnitOfWork(
             id=d.id,
@@ -474,6 +520,8 @@ def plan_fleet(
             checker, {d.id: d for d in plan.deployments}, workers=available_cpus()
         ),
     )
+    if kept is not None:
+        kept.save()
     notices = _exception_warnings(gate) if gate is not None else ()
     return PlanResult(plan, tree, (*res.warnings, *full.warnings, *notices), cost_plan(full))
 

@@ -7,8 +7,9 @@ empty. Within it, an entry is keyed by the digests of the files it was computed 
 (``plan.PlanMemo``), so a changed plant, fleet.yaml or override is computed again.
 
 Computed entries of a small change go to a delta file beside it (see ``DELTA_SHARE``).
-The files are pickles of plain frozen dataclasses (locations pickled resolved, without
-the source maps). It is read only when this user owns it
+The files are sealed pickles (``plantops.caches.store_sealed``: written atomically, read
+only when their SHA-256 matches) of plain frozen dataclasses (locations pickled resolved,
+without the source maps). It is read only when this user owns it
 and neither it nor its folder is writable by anyone else; anything unreadable, foreign or
 stale is ignored. Never needed for correctness: deleting it costs one plan's sizing.
 """
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plantops.caches import store_atomically, user_cache_dir
+from plantops.caches import load_sealed, store_sealed, user_cache_dir
 from plantops.errors import resolve_path
 from plantops.plan import PlanMemo
 
@@ -65,8 +66,11 @@ def _trusted(path: Path) -> bool:
 def _load(path: Path) -> tuple[Any, ...] | None:
     if not _trusted(path):
         return None
+    blob = load_sealed(path)
+    if blob is None:
+        return None  # missing, or not intact (truncated, damaged, not ours)
     try:
-        data = pickle.loads(path.read_bytes())
+        data = pickle.loads(blob)
     except Exception:
         return None
     return data if isinstance(data, tuple) and len(data) == _FIELDS else None
@@ -126,11 +130,11 @@ def store_plan_memo(memo: PlanMemo, where: MemoFile) -> None:
     new_s = {**where.delta[1], **{k: memo.sizings[k] for k in memo.new if k in memo.sizings}}
     if where.token and len(new_c) + len(new_s) <= DELTA_SHARE * where.base_size:
         data = (memo.scope, where.token, new_c, new_s)
-        store_atomically(_delta_file(path), pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+        store_sealed(_delta_file(path), pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
         return
     kept = memo.pruned()
     token = secrets.token_hex(8)
     data = (memo.scope, token, kept.classifications, kept.sizings)
-    store_atomically(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+    store_sealed(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
     with contextlib.suppress(OSError):
         _delta_file(path).unlink()

@@ -120,10 +120,22 @@ class SourceMap:
     digest: str = ""
     """sha256 of the file's text: what incremental planning hashes instead of the model."""
     text: str = field(default="", repr=False)
+    cache: ParseCache | None = field(default=None, repr=False, compare=False)
+    """Where the index of this text may be kept between runs (``ParseCache.positions``)."""
 
     def _ensure_indexed(self) -> None:
         if not self.text or self.positions:
             return
+        if self.cache is not None:
+            found = self.cache.positions(self.digest)
+            if found is not None:
+                self.positions, self.values = found
+                return
+        self._build_index()
+        if self.cache is not None and self.positions:
+            self.cache.put_positions(self.digest, (self.positions, self.values))
+
+    def _build_index(self) -> None:
         loader = yaml.CSafeLoader(self.text)
         try:
             node = loader.get_single_node()
@@ -257,7 +269,12 @@ def _plain(obj: Any) -> Any:
 
 
 def read_yaml(
-    path: Path, shown: str, cache: ParseCache | None = None, *, root: Path | None = None
+    path: Path,
+    shown: str,
+    cache: ParseCache | None = None,
+    *,
+    root: Path | None = None,
+    resolved: dict[Path, Path] | None = None,
 ) -> tuple[Any, SourceMap, list[Problem]]:
     """Parse one YAML file; syntax errors become located problems. With ``cache``, a
     text parsed before is taken from it (only successful parses are kept).
@@ -266,11 +283,12 @@ def read_yaml(
     only, links confined to ``root``, size, depth and alias expansion bounded)."""
     source = SourceMap(shown)
     try:
-        text = read_text(path, shown, limits=SPEC_LIMITS, root=root)
+        text = read_text(path, shown, limits=SPEC_LIMITS, root=root, resolved=resolved)
     except BadInput as exc:
         return None, source, [exc.problem()]
     source.digest = hashlib.sha256(text.encode()).hexdigest()
     source.text = text
+    source.cache = cache
     if cache is not None:
         cached = cache.get(source.digest)
         if cached is not None:
@@ -910,7 +928,10 @@ def load_fleet(
             return p.as_posix()
 
     problems: list[Problem] = []
-    data, fleet_src, errs = read_yaml(fleet_path, shown(fleet_path), cache, root=root)
+    resolved: dict[Path, Path] = {}  # folders resolved once for this load (links confined)
+    data, fleet_src, errs = read_yaml(
+        fleet_path, shown(fleet_path), cache, root=root, resolved=resolved
+    )
     problems += errs
     fleet: FleetSpec | None = None
     if data is not None:
@@ -927,7 +948,7 @@ def load_fleet(
         )
     plants: list[tuple[PlantSpec, SourceMap, Path]] = []
     for path in plant_files:
-        pdata, psrc, errs = read_yaml(path, shown(path), cache, root=root)
+        pdata, psrc, errs = read_yaml(path, shown(path), cache, root=root, resolved=resolved)
         problems += errs
         if pdata is not None:
             plant, errs = validate_model(PlantSpec, pdata, psrc)

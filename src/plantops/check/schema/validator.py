@@ -25,6 +25,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,32 @@ def _preparation_tag() -> str:
     return digest.hexdigest()
 
 
+_TREE_DIGESTS: dict[str, str] = {}
+
+
+def _tree_digest(root: Traversable) -> str:
+    """SHA-256 over the names and bytes of every file under ``root`` (the bundled CRD
+    schemas: 27 files, ~6 MB, a few milliseconds), once per process."""
+    found = _TREE_DIGESTS.get(str(root))
+    if found is None:
+        found = _TREE_DIGESTS[str(root)] = _hash_tree(root)
+    return found
+
+
+def _hash_tree(root: Traversable) -> str:
+    digest = hashlib.sha256()
+    stack = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            name = f"{prefix}{entry.name}"
+            if entry.is_dir():
+                stack.append((entry, f"{name}/"))
+            elif entry.is_file():
+                digest.update(name.encode() + b"\0" + entry.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def _compile(key: str, build: Callable[[], dict[str, Any]], what: str) -> _Prepared:
     """The validator for the schema ``build`` prepares, compiled once per process and
     ``key`` (what it is prepared from).
@@ -230,6 +257,21 @@ class SchemaValidator:
     def resolved_version(self) -> str:
         """The Kubernetes version whose schemas are used (``"1.30"``)."""
         return self.core.version_text
+
+    def verdict_scope(self) -> str | None:
+        """A digest of everything this validator's verdicts depend on — the rewrites
+        (this package's code), kubernetes-validate's version and the core schema folder
+        used, the bundled CRD schemas' bytes — so a caller may keep "valid" verdicts
+        between runs under it; ``None`` when schemas also come from directories or URLs,
+        whose content can change without plantops knowing."""
+        if any(not isinstance(s, PackageSource) for s in self.sources):
+            return None
+        bundled = [s for s in self.sources if isinstance(s, PackageSource)]
+        digest = hashlib.sha256(_preparation_tag().encode())
+        digest.update(f"|{self.core.root}|{self.core.directory.name}|".encode())
+        for source in bundled:
+            digest.update(_tree_digest(source.root).encode())
+        return digest.hexdigest()
 
     @property
     def requested_version(self) -> str:

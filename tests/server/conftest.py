@@ -30,6 +30,7 @@ __all__ = ["pg_cluster", "pg_db"]
 # A plant-it token's scope in the example fleet; OTHER is a plant outside it.
 SCOPED = "brno-components"
 OTHER = "lyon-meddev"
+WEBHOOK_KEY = "test-webhook-key-not-for-production"
 
 
 @dataclass
@@ -77,6 +78,8 @@ def server_settings(tmp_path: Path, server_fleet: Path) -> ServerSettings:
         db_url=f"sqlite:///{tmp_path}/state.db",
         out=tmp_path / "out",
         session_secret="test-secret",
+        webhook_key=WEBHOOK_KEY,
+        deliver_webhooks=False,  # the webhook tests start their own delivery
     )
 
 

@@ -62,7 +62,9 @@ def serve(
 
     OIDC sign-in is on when PLANTOPS_OIDC_ISSUER, PLANTOPS_OIDC_CLIENT_ID and
     PLANTOPS_OIDC_CLIENT_SECRET are set. Set PLANTOPS_SESSION_SECRET when more than one
-    process serves one database, so sessions are valid on each.
+    process serves one database, so sessions are valid on each. PLANTOPS_WEBHOOK_KEY
+    (16+ characters, the same on every process) seals webhook signing secrets; without
+    it webhooks cannot be registered or delivered.
     """
     import uvicorn
 
@@ -92,6 +94,7 @@ def serve(
         oidc=oidc,
         secure_cookies=not insecure_cookies,
         locks=locks,
+        webhook_key=os.environ.get("PLANTOPS_WEBHOOK_KEY") or None,
     )
     app = run_guarded(create_app, settings)
     err.print(f"plantops serving {fleet} on http://{host}:{port} (API: /openapi.json)")

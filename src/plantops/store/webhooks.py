@@ -173,6 +173,22 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Result:
+    """What became of a leased delivery: acknowledged (``ok``), failed (``retry_at``, or
+    None when that was the last attempt; ``gone`` for a 410), or ``unsent`` (its run
+    stopped before it)."""
+
+    delivery_id: int
+    webhook_id: str
+    ok: bool = False
+    status: int | None = None
+    error: str = ""
+    retry_at: datetime | None = None
+    gone: bool = False
+    unsent: bool = False
+
+
+@dataclass(frozen=True)
 class DeliveryRecord:
     id: int
     webhook_id: str
@@ -421,11 +437,18 @@ class WebhookStore(SessionRepository):
 
     # --- the worker's side ----------------------------------------------------------------
     def claim(
-        self, owner: str, *, now: datetime, lease_seconds: float, limit: int = 50
-    ) -> list[Job]:
-        """Lease up to ``limit`` due deliveries to ``owner`` until now + ``lease_seconds``:
-        the head of each queue (webhook, plant) whose earlier rows are all delivered,
-        oldest event first. At most one row per queue, so the jobs may be sent at once."""
+        self,
+        owner: str,
+        *,
+        now: datetime,
+        lease_seconds: float,
+        limit: int = 50,
+        run: int = 1,
+    ) -> list[list[Job]]:
+        """Lease due deliveries to ``owner`` until now + ``lease_seconds``, as runs: for up
+        to ``limit`` queues (webhook, plant) whose head is due and has every earlier row
+        delivered, the head and up to ``run - 1`` rows after it, oldest event first. Runs
+        are of different queues, so they may be sent at once, each in its order."""
         box = self._box()
         earlier = aliased(Delivery)
         blocked = (
@@ -438,106 +461,136 @@ class WebhookStore(SessionRepository):
             )
             .exists()
         )
+        free = or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at <= now)
         q = (
             select(Delivery)
             .join(Webhook, Webhook.id == Delivery.webhook_id)
             .where(
                 Delivery.status == "pending",
                 Delivery.next_attempt_at <= now,
-                or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at <= now),
+                free,
                 Webhook.disabled_at.is_(None),
                 ~blocked,
             )
             .order_by(Delivery.event_id, Delivery.id)
             .limit(limit)
         )
-        if self.engine.dialect.name == "postgresql":
+        pg = self.engine.dialect.name == "postgresql"
+        if pg:
             # two servers against one database: a row another transaction is leasing is
             # skipped, not waited for (PostgreSQL SELECT, "The Locking Clause")
             q = q.with_for_update(skip_locked=True, of=Delivery)
-        jobs = []
         with self._session() as s:
-            rows = list(s.scalars(q))
-            if not rows:
+            heads = list(s.scalars(q))
+            if not heads:
                 return []
+            runs: list[list[Delivery]] = []
+            for head in heads:
+                rows = [head]
+                if run > 1:
+                    after = (
+                        select(Delivery)
+                        .where(
+                            Delivery.webhook_id == head.webhook_id,
+                            Delivery.plant == head.plant,
+                            Delivery.event_id > head.event_id,
+                            Delivery.status != "delivered",
+                        )
+                        .order_by(Delivery.event_id)
+                        .limit(run - 1)
+                    )
+                    if pg:
+                        after = after.with_for_update(skip_locked=True)
+                    for d in s.scalars(after):
+                        # a run is contiguous: it ends at the first row not ready to send
+                        ok = d.status == "pending" and (_utc(d.next_attempt_at) or now) <= now
+                        lease = _utc(d.lease_expires_at)
+                        if not ok or (lease is not None and lease > now):
+                            break
+                        rows.append(d)
+                runs.append(rows)
             until = now + timedelta(seconds=lease_seconds)
-            for d in rows:
+            every = [d for r in runs for d in r]
+            for d in every:
                 d.lease_owner = owner
                 d.lease_expires_at = until
             hooks = {
                 w.id: w
                 for w in s.scalars(
-                    select(Webhook).where(Webhook.id.in_({d.webhook_id for d in rows}))
+                    select(Webhook).where(Webhook.id.in_({d.webhook_id for d in every}))
                 )
             }
             events = {
                 e.id: event_record(e)
-                for e in s.scalars(select(Event).where(Event.id.in_({d.event_id for d in rows})))
+                for e in s.scalars(select(Event).where(Event.id.in_({d.event_id for d in every})))
             }
             secrets_ = {hid: box.open(w.secret, w.key_id) for hid, w in hooks.items()}
-            for d in rows:
-                w = hooks[d.webhook_id]
-                jobs.append(Job(d.id, w.id, w.url, secrets_[w.id], d.attempts, events[d.event_id]))
-        return jobs
+            return [
+                [
+                    Job(
+                        d.id,
+                        d.webhook_id,
+                        hooks[d.webhook_id].url,
+                        secrets_[d.webhook_id],
+                        d.attempts,
+                        events[d.event_id],
+                    )
+                    for d in r
+                ]
+                for r in runs
+            ]
 
-    def delivered(self, delivery_id: int, *, now: datetime, status: int) -> None:
-        """The receiver acknowledged the delivery (a 2xx)."""
+    def record(self, owner: str, results: Sequence[Result], *, now: datetime) -> None:
+        """The outcomes of a pass, in one transaction: a 2xx marks its row delivered; a
+        failure is an attempt (pending again at ``retry_at``, or ``dead`` without one),
+        kept only while ``owner`` still holds the row; ``unsent`` rows are let go; a
+        ``gone`` failure disables its webhook."""
         with self._session() as s:
-            s.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id)
-                .values(
-                    status="delivered",
-                    attempts=Delivery.attempts + 1,
-                    delivered_at=now,
-                    last_status=status,
-                    last_error="",
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
-            )
-
-    def failed(
-        self,
-        delivery_id: int,
-        owner: str,
-        *,
-        error: str,
-        status: int | None,
-        retry_at: datetime | None,
-    ) -> None:
-        """A failed attempt by ``owner``: pending again at ``retry_at``, or ``dead`` when
-        None (the last attempt). A row whose lease another worker took over, or that was
-        delivered meanwhile, is left as it is."""
-        values: dict[str, object] = {
-            "attempts": Delivery.attempts + 1,
-            "last_error": error[:500],
-            "last_status": status,
-            "lease_owner": None,
-            "lease_expires_at": None,
-        }
-        if retry_at is None:
-            values["status"] = "dead"
-        else:
-            values["next_attempt_at"] = retry_at
-        with self._session() as s:
-            s.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id == delivery_id,
+            for r in results:
+                if r.ok:
+                    s.execute(
+                        update(Delivery)
+                        .where(Delivery.id == r.delivery_id)
+                        .values(
+                            status="delivered",
+                            attempts=Delivery.attempts + 1,
+                            delivered_at=now,
+                            last_status=r.status,
+                            last_error="",
+                            lease_owner=None,
+                            lease_expires_at=None,
+                        )
+                    )
+                    continue
+                mine = (
+                    Delivery.id == r.delivery_id,
                     Delivery.lease_owner == owner,
                     Delivery.status == "pending",
                 )
-                .values(**values)
-            )
-
-    def disable(self, webhook_id: str, *, now: datetime, reason: str) -> None:
-        """Stop delivering to a webhook (its receiver answered 410 Gone)."""
-        with self._session() as s:
-            w = s.get(Webhook, webhook_id)
-            if w is not None and w.disabled_at is None:
-                w.disabled_at = now
-                w.disabled_reason = reason[:500]
+                if r.unsent:
+                    s.execute(
+                        update(Delivery)
+                        .where(*mine)
+                        .values(lease_owner=None, lease_expires_at=None)
+                    )
+                    continue
+                values: dict[str, object] = {
+                    "attempts": Delivery.attempts + 1,
+                    "last_error": r.error[:500],
+                    "last_status": r.status,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                }
+                if r.retry_at is None:
+                    values["status"] = "dead"
+                else:
+                    values["next_attempt_at"] = r.retry_at
+                s.execute(update(Delivery).where(*mine).values(**values))
+                if r.gone:
+                    w = s.get(Webhook, r.webhook_id)
+                    if w is not None and w.disabled_at is None:
+                        w.disabled_at = now
+                        w.disabled_reason = f"the receiver answered {r.error}"[:500]
 
     def release(self, owner: str) -> None:
         """Give back ``owner``'s unfinished leases (a worker stopping)."""
@@ -547,14 +600,6 @@ class WebhookStore(SessionRepository):
                 .where(Delivery.lease_owner == owner, Delivery.status == "pending")
                 .values(lease_owner=None, lease_expires_at=None)
             )
-
-    def next_due(self) -> datetime | None:
-        """When the earliest pending delivery is due (for the worker's sleep)."""
-        with self._session() as s:
-            found = s.scalar(
-                select(func.min(Delivery.next_attempt_at)).where(Delivery.status == "pending")
-            )
-            return _utc(found)
 
 
 def open_webhook_store(url: str, box: SecretBox | None = None) -> WebhookStore:

@@ -23,6 +23,7 @@ import logging
 import random
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import httpx
 
 from plantops import __version__
 from plantops.errors import InfrastructureError
-from plantops.store.webhooks import Job, WebhookStore
+from plantops.store.webhooks import Job, Result, WebhookStore
 from plantops.webhooks.envelope import envelope
 from plantops.webhooks.signing import sign_headers
 
@@ -48,8 +49,9 @@ class RetryPolicy:
 
     @property
     def lease_seconds(self) -> float:
-        """How long a claim is held: past the request timeout with room to record it."""
-        return self.timeout_seconds * 2 + 5
+        """How long a claim is held: several requests of a run, then recording them; a
+        worker that dies holds its rows this long at most."""
+        return self.timeout_seconds * 4 + 10
 
     def delay(self, attempts: int, rand: float, retry_after: float | None = None) -> float:
         """Seconds before the next attempt after ``attempts`` failed (``rand`` in [0, 1))."""
@@ -114,6 +116,7 @@ class Deliverer:
         policy: RetryPolicy | None = None,
         workers: int = 8,
         batch: int = 100,
+        run_length: int = 50,
         clock: Callable[[], dt.datetime] = utcnow,
         rng: Callable[[], float] = random.random,
         transport: httpx.BaseTransport | None = None,
@@ -121,6 +124,7 @@ class Deliverer:
         self.store = store
         self.policy = policy or RetryPolicy()
         self.batch = batch
+        self.run_length = max(run_length, 1)
         self.clock = clock
         self.rng = rng
         self.owner = f"worker-{secrets.token_hex(6)}"
@@ -143,39 +147,71 @@ class Deliverer:
 
     # --- one pass -------------------------------------------------------------------
     def deliver_due(self) -> DeliveryReport:
-        jobs = self.store.claim(
-            self.owner, now=self.clock(), lease_seconds=self.policy.lease_seconds, limit=self.batch
+        """Lease what is due, send each run (one queue's next events, in order) on the
+        pool, and record every outcome of the pass in one transaction."""
+        claimed_at = time.monotonic()
+        runs = self.store.claim(
+            self.owner,
+            now=self.clock(),
+            lease_seconds=self.policy.lease_seconds,
+            limit=self.batch,
+            run=self.run_length,
         )
-        report = DeliveryReport(claimed=len(jobs))
-        for part in self.pool.map(self._deliver, jobs):
-            report.add(part)
+        report = DeliveryReport(claimed=sum(len(r) for r in runs))
+        if not runs:
+            return report
+        # the last request of a run starts early enough to end, and be recorded, in the lease
+        start_by = claimed_at + self.policy.lease_seconds - self.policy.timeout_seconds - 5
+        results: list[Result] = []
+        for part in self.pool.map(lambda run: self._send_run(run, start_by), runs):
+            results += part
+        self.store.record(self.owner, results, now=self.clock())
+        for r in results:
+            report.delivered += r.ok
+            report.failures += not r.ok and not r.unsent
+            report.dead += not r.ok and not r.unsent and r.retry_at is None
         return report
 
-    def _deliver(self, job: Job) -> DeliveryReport:
-        outcome = self.send(job)
-        now = self.clock()
-        if outcome.ok:
-            self.store.delivered(job.delivery_id, now=now, status=outcome.status or 200)
-            return DeliveryReport(delivered=1)
+    def _send_run(self, run: list[Job], start_by: float) -> list[Result]:
+        results: list[Result] = []
+        for i, job in enumerate(run):
+            if time.monotonic() > start_by:
+                return results + [Result(j.delivery_id, j.webhook_id, unsent=True) for j in run[i:]]
+            outcome = self.send(job)
+            if outcome.ok:
+                results.append(
+                    Result(job.delivery_id, job.webhook_id, ok=True, status=outcome.status)
+                )
+                continue
+            results.append(self._failure(job, outcome))
+            # the rest of the queue waits for this one (order per plant)
+            return results + [
+                Result(j.delivery_id, j.webhook_id, unsent=True) for j in run[i + 1 :]
+            ]
+        return results
+
+    def _failure(self, job: Job, outcome: Outcome) -> Result:
         attempts = job.attempts + 1
         dead = attempts >= self.policy.max_attempts
         error = f"event {job.event.id}: {outcome.error}"
         retry_at = None
         if not dead:
             delay = self.policy.delay(attempts, self.rng(), outcome.retry_after)
-            retry_at = now + dt.timedelta(seconds=delay)
+            retry_at = self.clock() + dt.timedelta(seconds=delay)
         # the URL may carry a token in its query: log the webhook id only
         log.warning(
             "webhook %s: %s; attempt %d of %d failed%s",
             job.webhook_id, error, attempts, self.policy.max_attempts,
-            ", giving up (dead)" if dead else f", next at {retry_at:%H:%M:%S}",
+            ", giving up (dead)" if dead else f", next at {retry_at:%H:%M:%S.%f}",
         )  # fmt: skip
-        self.store.failed(
-            job.delivery_id, self.owner, error=error, status=outcome.status, retry_at=retry_at
+        return Result(
+            job.delivery_id,
+            job.webhook_id,
+            status=outcome.status,
+            error=error,
+            retry_at=retry_at,
+            gone=outcome.gone,
         )
-        if outcome.gone:
-            self.store.disable(job.webhook_id, now=now, reason=f"the receiver answered {error}")
-        return DeliveryReport(failures=1, dead=int(dead))
 
     def send(self, job: Job) -> Outcome:
         env = envelope(job.event)

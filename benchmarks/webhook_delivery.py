@@ -24,9 +24,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.server.webhook_receiver import Receiver, running  # noqa: E402
+
 from plantops.services.webhooks import Deliverer, RetryPolicy, open_store  # noqa: E402
 from plantops.store.server import open_server_store  # noqa: E402
-from tests.server.webhook_receiver import Receiver, running  # noqa: E402
 
 KEY = "benchmark-webhook-key-0123456789"
 

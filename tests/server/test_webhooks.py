@@ -429,3 +429,63 @@ def test_without_a_webhook_key_registration_is_refused(server_settings: ServerSe
             json={"url": "http://127.0.0.1/hook"},
         )
     assert r.status_code == 409 and "PLANTOPS_WEBHOOK_KEY" in r.json()["detail"]
+
+
+def test_promotions_rollbacks_and_failed_backups_reach_the_receiver(
+    server: Server, receiver: Receiver, deliverer: Deliverer
+) -> None:
+    """Events written outside the server: the release ledger's promotion (one event per
+    plant, with the gate results) and rollback, and the catalog's failed backup, each in
+    its writer's transaction, fan out to the webhook like the server's own."""
+    from plantops.store import Catalog
+    from plantops.store.catalog import make_engine
+    from plantops.store.ledger import NewEntry, open_ledger
+
+    register(server, receiver, types=["release.*", "backup.failed"])
+    ledger = open_ledger(server.settings.db_url)
+    catalog = Catalog(make_engine(server.settings.db_url))
+    try:
+        gates = [{"gate": "policy", "ok": True, "reasons": []}]
+        ledger.append(
+            [
+                NewEntry(
+                    "promotion",
+                    release_id="sha256:" + "ab" * 32,
+                    stage="prod",
+                    actor="ci",
+                    payload={"wave": 1, "plants": list(PLANTS[:2]), "gates": gates},
+                ),
+                NewEntry(
+                    "rollback",
+                    release_id="sha256:" + "ab" * 32,
+                    stage="prod",
+                    actor="ops",
+                    payload={"plant": PLANTS[0], "to_release": "x", "reason": "r"},
+                ),
+            ],
+            now=now(),
+        )
+        catalog.create_backup(
+            backup_id="bk1", plant=PLANTS[2], env="prod", tier="t", fmt="custom",
+            store_url="file:///tmp/x", location="bk1", started_at=now(), host="h", pid=1,
+            key_id=None, db_name="odoo",
+        )  # fmt: skip
+        catalog.set_status("bk1", "failed", error="pg_dump exited 1", finished_at=now())
+    finally:
+        ledger.close()
+        catalog.close()
+    drain_until(deliverer, lambda: len(receiver.accepted) == 4)
+    got = [(r.type, r.plant) for r in receiver.accepted]
+    assert sorted(got) == sorted(
+        [
+            ("io.plantops.release.promoted", PLANTS[0]),
+            ("io.plantops.release.promoted", PLANTS[1]),
+            ("io.plantops.release.rolled-back", PLANTS[0]),
+            ("io.plantops.backup.failed", PLANTS[2]),
+        ]
+    )
+    promoted = next(r for r in receiver.accepted if r.type.endswith("promoted"))
+    assert promoted.body["data"]["gates"] == gates and promoted.body["data"]["stage"] == "prod"
+    failed = next(r for r in receiver.accepted if r.type.endswith("backup.failed"))
+    assert failed.body["data"]["error"] == "pg_dump exited 1"
+    assert_once_in_order(receiver, 4)

@@ -489,3 +489,37 @@ def test_promotions_rollbacks_and_failed_backups_reach_the_receiver(
     failed = next(r for r in receiver.accepted if r.type.endswith("backup.failed"))
     assert failed.body["data"]["error"] == "pg_dump exited 1"
     assert_once_in_order(receiver, 4)
+
+
+def test_a_dead_workers_leases_expire_and_another_worker_sends_them(
+    server: Server, receiver: Receiver
+) -> None:
+    """A worker that leased rows and died (never recorded anything): until the lease
+    expires no other worker sends them; after it, one does, with the same ids."""
+    register(server, receiver, types=["backup.*"])
+    write_events(server, 6)
+    store = store_of(server)
+    t0 = now()
+    dead = store.claim("worker-that-died", now=t0, lease_seconds=30, limit=10, run=10)
+    assert sum(len(r) for r in dead) == 6
+    clock = {"now": t0 + dt.timedelta(seconds=10)}
+    other = Deliverer(store, policy=FAST, clock=lambda: clock["now"])
+    try:
+        assert other.deliver_due().claimed == 0  # still leased
+        clock["now"] = t0 + dt.timedelta(seconds=31)
+        drain_until(other, lambda: len(receiver.accepted) == 6)
+    finally:
+        other.close()
+    assert_once_in_order(receiver, 6)
+    assert {r.event.id for run in dead for r in run} == {int(r.sequence) for r in receiver.accepted}
+
+
+def test_replay_delivers_the_log_before_the_webhook_too(
+    server: Server, receiver: Receiver, deliverer: Deliverer
+) -> None:
+    ids = write_events(server, 4)
+    register(server, receiver, types=["backup.*"], replay=True)
+    drain_until(deliverer, lambda: len(receiver.accepted) == 4)
+    assert sorted(r.sequence for r in receiver.accepted) == ids
+    late = register(server, receiver, types=["backup.*"])  # no replay: from now on
+    assert store_of(server).deliveries(late) == []

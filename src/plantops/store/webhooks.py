@@ -499,8 +499,8 @@ class WebhookStore(SessionRepository):
                         .order_by(Delivery.event_id)
                         .limit(run - 1)
                     )
-                    if pg:
-                        after = after.with_for_update(skip_locked=True)
+                    # not SKIP LOCKED: a skipped row would leave a gap in the run. No
+                    # other worker takes rows of this queue while its head is ours.
                     for d in s.scalars(after):
                         # a run is contiguous: it ends at the first row not ready to send
                         ok = d.status == "pending" and (_utc(d.next_attempt_at) or now) <= now

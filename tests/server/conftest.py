@@ -101,14 +101,20 @@ class Process:
 
 
 def start_serve(
-    fleet: Path, db_url: str, workdir: Path, *, env: dict[str, str] | None = None, name: str = "a"
+    fleet: Path,
+    db_url: str,
+    workdir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    name: str = "a",
+    args: tuple[str, ...] = (),
 ) -> Process:
     """``plantops serve`` as a child process on a free loopback port, once it answers."""
     port = free_port()
     log = workdir / f"serve-{name}-{port}.log"
     cmd = [
         sys.executable, "-m", "plantops.cli", "serve", "--fleet", str(fleet),
-        "--port", str(port), "--db", db_url, "--out", str(workdir / f"out-{name}"),
+        "--port", str(port), "--db", db_url, "--out", str(workdir / f"out-{name}"), *args,
     ]  # fmt: skip
     full_env = {
         **os.environ,

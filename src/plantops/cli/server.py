@@ -57,6 +57,34 @@ def serve(
             "is Secure: serve behind TLS, or on localhost).",
         ),
     ] = False,
+    webhook_timeout: Annotated[
+        float,
+        typer.Option(
+            "--webhook-timeout", help="Seconds a webhook receiver has to answer.", min=0.1, max=120
+        ),
+    ] = 15.0,
+    webhook_backoff: Annotated[
+        float,
+        typer.Option(
+            "--webhook-backoff",
+            help="Seconds before the first retry of a failed delivery (doubling, with jitter).",
+            min=0.01,
+        ),
+    ] = 5.0,
+    webhook_backoff_max: Annotated[
+        float,
+        typer.Option("--webhook-backoff-max", help="Longest wait between retries.", min=0.01),
+    ] = 3600.0,
+    webhook_attempts: Annotated[
+        int,
+        typer.Option(
+            "--webhook-attempts",
+            help="Attempts before a delivery is dead (it then holds its plant's queue "
+            "until redriven).",
+            min=1,
+            max=1000,
+        ),
+    ] = 12,
 ) -> None:
     """Run the control-plane server: API (`/openapi.json`), pages and `/events`.
 
@@ -69,6 +97,7 @@ def serve(
     import uvicorn
 
     from plantops.server import OidcSettings, ServerSettings, create_app
+    from plantops.services.webhooks import RetryPolicy
 
     if not (fleet / "fleet.yaml").is_file():
         run_guarded(_raise, UserError(f"--fleet {fleet}: no fleet.yaml there"))
@@ -95,6 +124,12 @@ def serve(
         secure_cookies=not insecure_cookies,
         locks=locks,
         webhook_key=os.environ.get("PLANTOPS_WEBHOOK_KEY") or None,
+        webhook_retry=RetryPolicy(
+            base_seconds=webhook_backoff,
+            cap_seconds=max(webhook_backoff_max, webhook_backoff),
+            max_attempts=webhook_attempts,
+            timeout_seconds=webhook_timeout,
+        ),
     )
     app = run_guarded(create_app, settings)
     err.print(f"plantops serving {fleet} on http://{host}:{port} (API: /openapi.json)")

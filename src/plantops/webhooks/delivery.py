@@ -1,19 +1,19 @@
 """Delivering the outbox to webhooks (the I/O edge of the event stream).
 
-One pass (:meth:`Deliverer.deliver_due`) leases the due deliveries
-(``WebhookStore.claim``: the head of each (webhook, plant) queue, under a lease that
-expires, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), sends them at once on a thread pool
-(one per queue, so order holds) and records each outcome. A 2xx marks the row
-delivered, and the next pass may take the next event of that queue; anything else is a
-failed attempt: ``RetryPolicy.delay`` doubles from ``base_seconds`` up to
-``cap_seconds`` with full jitter (between half and all of it), or the receiver's
+One pass (:meth:`Deliverer.deliver_due`) leases due deliveries as runs
+(``WebhookStore.claim``: the head of each (webhook, plant) queue and the events after
+it, under a lease that expires; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), sends the
+runs at once on a thread pool, each run in order, stopping a run at its first failure,
+and records every outcome in one transaction. A 2xx marks the row delivered; anything
+else is a failed attempt: ``RetryPolicy.delay`` doubles from ``base_seconds`` up to
+``cap_seconds`` with jitter (between half and all of it), or the receiver's
 ``Retry-After`` when that is longer; after ``max_attempts`` the row is ``dead`` and holds
 its queue until redriven. ``410 Gone`` disables the webhook (Standard Webhooks,
 "Delivery success and failure"). Redirects are not followed (a failure naming it).
 
 Every attempt of one event carries the same ``webhook-id`` (the CloudEvents id), the
 receiver's idempotency key; a worker that dies after the receiver's 2xx but before the
-commit makes its lease expire, and the event is sent again with that id.
+record commits leaves leases that expire, and the event is sent again with that id.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from plantops.errors import InfrastructureError, NotFound, UserError
 from plantops.store.catalog import SessionRepository, make_engine, migrate
@@ -66,6 +66,7 @@ SECRET_BYTES = 32  # Standard Webhooks: at least 24 bytes, at most 64
 MAX_URL = 2000
 MAX_TYPES = 50
 STATUSES = ("pending", "delivered", "dead")
+OPEN = ("pending", "dead")  # not delivered: such a row holds the rows after it
 
 
 class Webhook(Base):
@@ -450,27 +451,34 @@ class WebhookStore(SessionRepository):
         delivered, the head and up to ``run - 1`` rows after it, oldest event first. Runs
         are of different queues, so they may be sent at once, each in its order."""
         box = self._box()
-        earlier = aliased(Delivery)
-        blocked = (
-            select(earlier.id)
-            .where(
-                earlier.webhook_id == Delivery.webhook_id,
-                earlier.plant == Delivery.plant,
-                earlier.event_id < Delivery.event_id,
-                earlier.status != "delivered",
+        # each queue's head: its oldest row not yet delivered (one pass over the open
+        # rows, which the status index finds), then only heads that are due and free
+        open_rows = Delivery.status.in_(OPEN)
+        heads_q = (
+            select(
+                Delivery.webhook_id.label("webhook_id"),
+                Delivery.plant.label("plant"),
+                func.min(Delivery.event_id).label("first"),
             )
-            .exists()
+            .where(open_rows)
+            .group_by(Delivery.webhook_id, Delivery.plant)
+            .subquery("heads")
         )
         free = or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at <= now)
         q = (
             select(Delivery)
+            .join(
+                heads_q,
+                (heads_q.c.webhook_id == Delivery.webhook_id)
+                & (heads_q.c.plant == Delivery.plant)
+                & (heads_q.c.first == Delivery.event_id),
+            )
             .join(Webhook, Webhook.id == Delivery.webhook_id)
             .where(
                 Delivery.status == "pending",
                 Delivery.next_attempt_at <= now,
                 free,
                 Webhook.disabled_at.is_(None),
-                ~blocked,
             )
             .order_by(Delivery.event_id, Delivery.id)
             .limit(limit)
@@ -494,7 +502,7 @@ class WebhookStore(SessionRepository):
                             Delivery.webhook_id == head.webhook_id,
                             Delivery.plant == head.plant,
                             Delivery.event_id > head.event_id,
-                            Delivery.status != "delivered",
+                            open_rows,
                         )
                         .order_by(Delivery.event_id)
                         .limit(run - 1)
@@ -511,9 +519,12 @@ class WebhookStore(SessionRepository):
                 runs.append(rows)
             until = now + timedelta(seconds=lease_seconds)
             every = [d for r in runs for d in r]
-            for d in every:
-                d.lease_owner = owner
-                d.lease_expires_at = until
+            s.execute(
+                update(Delivery)
+                .where(Delivery.id.in_([d.id for d in every]))
+                .values(lease_owner=owner, lease_expires_at=until),
+                execution_options={"synchronize_session": False},
+            )
             hooks = {
                 w.id: w
                 for w in s.scalars(
@@ -545,22 +556,27 @@ class WebhookStore(SessionRepository):
         failure is an attempt (pending again at ``retry_at``, or ``dead`` without one),
         kept only while ``owner`` still holds the row; ``unsent`` rows are let go; a
         ``gone`` failure disables its webhook."""
+        acked: dict[int | None, list[int]] = {}
+        for r in results:
+            if r.ok:
+                acked.setdefault(r.status, []).append(r.delivery_id)
         with self._session() as s:
+            for status, ids in acked.items():  # one statement per answer code
+                s.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(ids))
+                    .values(
+                        status="delivered",
+                        attempts=Delivery.attempts + 1,
+                        delivered_at=now,
+                        last_status=status,
+                        last_error="",
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                )
             for r in results:
                 if r.ok:
-                    s.execute(
-                        update(Delivery)
-                        .where(Delivery.id == r.delivery_id)
-                        .values(
-                            status="delivered",
-                            attempts=Delivery.attempts + 1,
-                            delivered_at=now,
-                            last_status=r.status,
-                            last_error="",
-                            lease_owner=None,
-                            lease_expires_at=None,
-                        )
-                    )
                     continue
                 mine = (
                     Delivery.id == r.delivery_id,

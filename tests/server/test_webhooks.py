@@ -523,3 +523,42 @@ def test_replay_delivers_the_log_before_the_webhook_too(
     assert sorted(r.sequence for r in receiver.accepted) == ids
     late = register(server, receiver, types=["backup.*"])  # no replay: from now on
     assert store_of(server).deliveries(late) == []
+
+
+def test_deliveries_show_failures_and_delivered_rows_are_pruned(
+    server: Server, receiver: Receiver, deliverer: Deliverer
+) -> None:
+    hook = register(server, receiver, types=["backup.*"])
+    receiver.mode = "fail"
+    write_events(server, 3, plants=(SCOPED,))
+    deliverer.deliver_due()
+    url = f"/api/webhooks/{hook}/deliveries"
+    r = server.client.get(url + "?status=pending", headers=server.as_role("auditor"))
+    assert r.status_code == 200
+    items = r.json()["items"]
+    assert [i["attempts"] for i in items] == [1, 0, 0]  # the head failed; the rest wait
+    assert items[0]["last_status"] == 500 and "HTTP 500" in items[0]["last_error"]
+    assert server.client.get(url, headers=server.as_role("viewer")).status_code == 403
+    bad = server.client.get(url + "?status=lost", headers=server.as_role("auditor"))
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    assert (
+        server.client.get(
+            "/api/webhooks/abcdef/deliveries", headers=server.as_role("auditor")
+        ).status_code
+        == 404
+    )
+    receiver.mode = "ok"
+    drain_until(deliverer, lambda: len(receiver.accepted) == 3)
+    page = server.client.get(url + "?limit=2", headers=server.as_role("auditor")).json()
+    assert [i["status"] for i in page["items"]] == ["delivered", "delivered"]
+    rest = server.client.get(
+        f"{url}?after={page['next_after']}", headers=server.as_role("auditor")
+    ).json()
+    assert len(rest["items"]) == 1
+    store = store_of(server)
+    assert store.prune(before=now() - dt.timedelta(days=1)) == 0  # all newer
+    assert store.prune(before=now() + dt.timedelta(seconds=1)) == 3
+    assert store.deliveries(hook) == []
+    write_events(server, 1, plants=(SCOPED,))  # order does not need the pruned rows
+    drain_until(deliverer, lambda: len(receiver.accepted) == 4)
+    assert_once_in_order(receiver, 4)

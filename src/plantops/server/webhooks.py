@@ -4,9 +4,9 @@ signing secret is in the answer to ``POST`` only."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from plantops.server.auth import Principal, require, state_of
@@ -58,6 +58,40 @@ def webhooks(request: Request, who: Auditor) -> dict[str, Any]:
 @router.get("/webhooks/{webhook_id}")
 def webhook(request: Request, who: Auditor, webhook_id: WebhookId) -> dict[str, Any]:
     return webhook_dict(state_of(request).webhooks.get_webhook(webhook_id))
+
+
+@router.get("/webhooks/{webhook_id}/deliveries")
+def webhook_deliveries(
+    request: Request,
+    who: Auditor,
+    webhook_id: WebhookId,
+    status: Annotated[
+        list[Literal["pending", "delivered", "dead"]] | None,
+        Query(description="only these statuses (repeat the parameter)"),
+    ] = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """A webhook's outbox rows in order, cursor-paged (``next_after``): attempts, the
+    last answer or error, when the next attempt is due."""
+    store = state_of(request).webhooks
+    store.get_webhook(webhook_id)  # 404 for an unknown one
+    found = store.deliveries(webhook_id, statuses=status or (), after=after, limit=limit)
+    items = [
+        {
+            "id": d.id,
+            "event_id": d.event_id,
+            "plant": d.plant,
+            "status": d.status,
+            "attempts": d.attempts,
+            "next_attempt_at": d.next_attempt_at.isoformat() if d.status == "pending" else None,
+            "last_status": d.last_status,
+            "last_error": d.last_error,
+            "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
+        }
+        for d in found
+    ]
+    return {"items": items, "next_after": found[-1].id if found else after}
 
 
 @router.post("/webhooks", status_code=201)

@@ -46,6 +46,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    delete,
     func,
     insert,
     literal,
@@ -415,11 +416,23 @@ class WebhookStore(SessionRepository):
             s.flush()
             return _record(w, self._counts(s, webhook_id).get(webhook_id))
 
-    def deliveries(self, webhook_id: str | None = None) -> list[DeliveryRecord]:
+    def deliveries(
+        self,
+        webhook_id: str | None = None,
+        *,
+        statuses: Sequence[str] = (),
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[DeliveryRecord]:
+        """Outbox rows in id order (a webhook's, of some statuses, after a row id)."""
         with self._session() as s:
-            q = select(Delivery).order_by(Delivery.id)
+            q = select(Delivery).where(Delivery.id > after).order_by(Delivery.id)
             if webhook_id is not None:
                 q = q.where(Delivery.webhook_id == webhook_id)
+            if statuses:
+                q = q.where(Delivery.status.in_(list(statuses)))
+            if limit is not None:
+                q = q.limit(limit)
             return [
                 DeliveryRecord(
                     d.id,
@@ -435,6 +448,18 @@ class WebhookStore(SessionRepository):
                 )
                 for d in s.scalars(q)
             ]
+
+    def prune(self, *, before: datetime) -> int:
+        """Delete rows delivered before ``before`` (the order needs only the open rows);
+        how many."""
+        with self._session() as s:
+            result = s.execute(
+                delete(Delivery).where(
+                    Delivery.status == "delivered", Delivery.delivered_at < before
+                ),
+                execution_options={"synchronize_session": False},
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     # --- the worker's side ----------------------------------------------------------------
     def claim(

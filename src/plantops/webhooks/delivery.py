@@ -38,6 +38,7 @@ from plantops.webhooks.signing import sign_headers
 
 log = logging.getLogger("plantops.webhooks")
 USER_AGENT = f"plantops/{__version__} (webhooks)"
+PRUNE_EVERY_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class Deliverer:
         workers: int = 8,
         batch: int = 100,
         run_length: int = 50,
+        keep_delivered: dt.timedelta = dt.timedelta(days=7),
         clock: Callable[[], dt.datetime] = utcnow,
         rng: Callable[[], float] = random.random,
         transport: httpx.BaseTransport | None = None,
@@ -125,6 +127,7 @@ class Deliverer:
         self.policy = policy or RetryPolicy()
         self.batch = batch
         self.run_length = max(run_length, 1)
+        self.keep_delivered = keep_delivered  # delivered rows older than this are pruned
         self.clock = clock
         self.rng = rng
         self.owner = f"worker-{secrets.token_hex(6)}"
@@ -242,8 +245,12 @@ class Deliverer:
         """Deliver until ``stop`` is set, looking for due rows every ``poll_seconds`` when
         a pass found none."""
         total = DeliveryReport()
+        pruned_at = 0.0
         while not stop.is_set():
             try:
+                if time.monotonic() - pruned_at > PRUNE_EVERY_SECONDS:
+                    pruned_at = time.monotonic()
+                    self.store.prune(before=self.clock() - self.keep_delivered)
                 report = self.deliver_due()
             except InfrastructureError as exc:
                 log.warning("webhook delivery: %s", exc)

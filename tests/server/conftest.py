@@ -30,6 +30,7 @@ __all__ = ["pg_cluster", "pg_db"]
 # A plant-it token's scope in the example fleet; OTHER is a plant outside it.
 SCOPED = "brno-components"
 OTHER = "lyon-meddev"
+WEBHOOK_KEY = "test-webhook-key-not-for-production"
 
 
 @dataclass
@@ -77,6 +78,8 @@ def server_settings(tmp_path: Path, server_fleet: Path) -> ServerSettings:
         db_url=f"sqlite:///{tmp_path}/state.db",
         out=tmp_path / "out",
         session_secret="test-secret",
+        webhook_key=WEBHOOK_KEY,
+        deliver_webhooks=False,  # the webhook tests start their own delivery
     )
 
 
@@ -98,14 +101,20 @@ class Process:
 
 
 def start_serve(
-    fleet: Path, db_url: str, workdir: Path, *, env: dict[str, str] | None = None, name: str = "a"
+    fleet: Path,
+    db_url: str,
+    workdir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    name: str = "a",
+    args: tuple[str, ...] = (),
 ) -> Process:
     """``plantops serve`` as a child process on a free loopback port, once it answers."""
     port = free_port()
     log = workdir / f"serve-{name}-{port}.log"
     cmd = [
         sys.executable, "-m", "plantops.cli", "serve", "--fleet", str(fleet),
-        "--port", str(port), "--db", db_url, "--out", str(workdir / f"out-{name}"),
+        "--port", str(port), "--db", db_url, "--out", str(workdir / f"out-{name}"), *args,
     ]  # fmt: skip
     full_env = {
         **os.environ,

@@ -31,10 +31,19 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/plants/{code}/plan"): {"platform-engineer", "plant-it"},
     ("POST", "/api/releases/{release_id}/approvals"): {"release-manager"},
     ("POST", "/promotions/{release_id}/approvals"): {"release-manager"},
+    ("POST", "/api/webhooks"): {"platform-engineer"},
+    ("DELETE", "/api/webhooks/{webhook_id}"): {"platform-engineer"},
+    ("POST", "/api/webhooks/{webhook_id}/redrive"): {"platform-engineer"},
 }
 # Routes that need a release in the ledger first (made by the platform engineer, so the
 # release manager is not its author).
 NEEDS_RELEASE = {"/api/releases/{release_id}/approvals", "/promotions/{release_id}/approvals"}
+# Routes whose request makes something to act on first (so the log grows before it).
+MAKES_FIRST = {
+    "/api/tokens/{token_id}",
+    "/api/webhooks/{webhook_id}",
+    "/api/webhooks/{webhook_id}/redrive",
+}
 # Write routes that are not role-gated: sign-out only ends the caller's own session.
 UNGATED = {("POST", "/auth/logout")}
 
@@ -109,6 +118,19 @@ def call(
             "/api/tokens", headers=server.as_role("platform-engineer"), json={"role": "viewer"}
         )
         return c.delete(f"/api/tokens/{made.json()['id']}", headers=h)
+    if path == "/api/webhooks":
+        return c.post(path, headers=h, json={"url": "http://127.0.0.1:9/hook"})
+    if path in ("/api/webhooks/{webhook_id}", "/api/webhooks/{webhook_id}/redrive"):
+        made = c.post(
+            "/api/webhooks",
+            headers=server.as_role("platform-engineer"),
+            json={"url": "http://127.0.0.1:9/hook"},
+        )
+        assert made.status_code == 201, made.text
+        url = f"/api/webhooks/{made.json()['id']}"
+        if path.endswith("/redrive"):
+            return c.post(url + "/redrive", headers=h)
+        return c.delete(url, headers=h)
     if path == "/plants/{code}/plan":
         return c.post(f"/plants/{plant}/plan", headers=h, data={}, follow_redirects=False)
     if path == "/api/releases/{release_id}/approvals":
@@ -143,7 +165,7 @@ def test_matrix(server: Server, route: tuple[str, str], role: str) -> None:
         assert r.status_code == 403, r.text
         assert r.headers["content-type"] == "application/problem+json"
         after = server.client.get("/api/events", headers=server.as_role("auditor")).json()
-        if path != "/api/tokens/{token_id}":  # that case made a token to revoke first
+        if path not in MAKES_FIRST:
             assert after["items"] == before, "a refused write recorded something"
         assert ledger_entries(server) == entries, "a refused write touched the ledger"
 

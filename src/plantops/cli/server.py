@@ -57,16 +57,47 @@ def serve(
             "is Secure: serve behind TLS, or on localhost).",
         ),
     ] = False,
+    webhook_timeout: Annotated[
+        float,
+        typer.Option(
+            "--webhook-timeout", help="Seconds a webhook receiver has to answer.", min=0.1, max=120
+        ),
+    ] = 15.0,
+    webhook_backoff: Annotated[
+        float,
+        typer.Option(
+            "--webhook-backoff",
+            help="Seconds before the first retry of a failed delivery (doubling, with jitter).",
+            min=0.01,
+        ),
+    ] = 5.0,
+    webhook_backoff_max: Annotated[
+        float,
+        typer.Option("--webhook-backoff-max", help="Longest wait between retries.", min=0.01),
+    ] = 3600.0,
+    webhook_attempts: Annotated[
+        int,
+        typer.Option(
+            "--webhook-attempts",
+            help="Attempts before a delivery is dead (it then holds its plant's queue "
+            "until redriven).",
+            min=1,
+            max=1000,
+        ),
+    ] = 12,
 ) -> None:
     """Run the control-plane server: API (`/openapi.json`), pages and `/events`.
 
     OIDC sign-in is on when PLANTOPS_OIDC_ISSUER, PLANTOPS_OIDC_CLIENT_ID and
     PLANTOPS_OIDC_CLIENT_SECRET are set. Set PLANTOPS_SESSION_SECRET when more than one
-    process serves one database, so sessions are valid on each.
+    process serves one database, so sessions are valid on each. PLANTOPS_WEBHOOK_KEY
+    (16+ characters, the same on every process) seals webhook signing secrets; without
+    it webhooks cannot be registered or delivered.
     """
     import uvicorn
 
     from plantops.server import OidcSettings, ServerSettings, create_app
+    from plantops.services.webhooks import RetryPolicy
 
     if not (fleet / "fleet.yaml").is_file():
         run_guarded(_raise, UserError(f"--fleet {fleet}: no fleet.yaml there"))
@@ -92,6 +123,13 @@ def serve(
         oidc=oidc,
         secure_cookies=not insecure_cookies,
         locks=locks,
+        webhook_key=os.environ.get("PLANTOPS_WEBHOOK_KEY") or None,
+        webhook_retry=RetryPolicy(
+            base_seconds=webhook_backoff,
+            cap_seconds=max(webhook_backoff_max, webhook_backoff),
+            max_attempts=webhook_attempts,
+            timeout_seconds=webhook_timeout,
+        ),
     )
     app = run_guarded(create_app, settings)
     err.print(f"plantops serving {fleet} on http://{host}:{port} (API: /openapi.json)")

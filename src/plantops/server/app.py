@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from plantops import __version__
-from plantops.server import api, events, ledger, oidc, pages, problems
+from plantops.server import api, events, ledger, oidc, pages, problems, webhooks
 from plantops.server.state import ServerSettings, ServerState
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -26,8 +26,11 @@ CSP = (
 def create_app(settings: ServerSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        app.state.plantops.close()
+        app.state.plantops.start_delivery()
+        try:
+            yield
+        finally:
+            app.state.plantops.close()
 
     app = FastAPI(
         title="plantops control plane",
@@ -67,6 +70,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(ledger.router)
     app.include_router(events.router)
+    app.include_router(webhooks.router)
     app.include_router(oidc.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -35,6 +35,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # server role those rules know. The release's author is refused by the ledger guard.
     "release.approve": frozenset({"release-manager"}),
     "token.admin": frozenset({"platform-engineer"}),
+    "webhook.admin": frozenset({"platform-engineer"}),
 }
 PLANT_SCOPED = frozenset({"plant-it"})
 

@@ -19,6 +19,8 @@ from typing import Generic, TypeVar
 
 from plantops import services
 from plantops.services import fleetview
+from plantops.services import webhooks as webhook_services
+from plantops.services.webhooks import BackgroundDelivery, RetryPolicy
 from plantops.store import Catalog
 from plantops.store.catalog import make_engine
 from plantops.store.server import ServerStore, open_server_store
@@ -46,6 +48,12 @@ class ServerSettings:
     secure_cookies: bool = True
     page_size: int = 50
     locks: Path | None = None  # release locks (`--locks`); default: next to ``out``
+    # seals webhook signing secrets at rest (PLANTOPS_WEBHOOK_KEY; the same on every
+    # process of one database); without it webhooks cannot be registered or delivered
+    webhook_key: str | None = None
+    deliver_webhooks: bool = True  # run the webhook delivery loop in this process
+    webhook_retry: RetryPolicy | None = None  # default: RetryPolicy()
+    webhook_poll_seconds: float = 0.5
 
     @property
     def locks_dir(self) -> Path:
@@ -93,6 +101,8 @@ class ServerState:
         self.settings = settings
         self.store: ServerStore = open_server_store(settings.db_url)
         self.catalog = Catalog(make_engine(settings.db_url))
+        self.webhooks = webhook_services.open_store(settings.db_url, settings.webhook_key)
+        self.delivery: BackgroundDelivery | None = None
         root = settings.fleet
         self.snapshot: Cached[fleetview.FleetSnapshot] = Cached(
             root, lambda today: fleetview.fleet_snapshot(root, today=today)
@@ -100,9 +110,23 @@ class ServerState:
         # typed by inference: the server names no check module (import contract)
         self.policy = Cached(root, lambda today: services.check_target(root, today=today))
 
+    def start_delivery(self) -> None:
+        """The webhook delivery loop, on its own thread (started in the app lifespan)."""
+        if self.settings.deliver_webhooks and self.webhooks.box and self.delivery is None:
+            self.delivery = BackgroundDelivery(
+                self.webhooks,
+                policy=self.settings.webhook_retry,
+                poll_seconds=self.settings.webhook_poll_seconds,
+            )
+            self.delivery.start()
+
     def close(self) -> None:
+        if self.delivery is not None:
+            self.delivery.stop()
+            self.delivery = None
         self.store.close()
         self.catalog.close()
+        self.webhooks.close()
 
 
 def utcnow() -> dt.datetime:

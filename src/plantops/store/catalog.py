@@ -27,6 +27,8 @@ from plantops.store.models import Backup, BackupObject, Verification
 
 DEFAULT_DB_URL = "sqlite:///.plantops/state.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# backup statuses that end a backup without one (a ``backup.failed`` event on entry)
+FAILED_STATUSES = frozenset({"failed", "abandoned"})
 # pg_advisory_xact_lock key held while migrating ("plantops" as an int64).
 MIGRATION_LOCK = 0x706C616E746F7073
 
@@ -274,11 +276,24 @@ class Catalog(SessionRepository):
     ) -> None:
         with self._session() as s:
             b = s.get_one(Backup, backup_id)
+            failed_now = status in FAILED_STATUSES and b.status not in FAILED_STATUSES
             b.status = status
             if error:
                 b.error = error
             if finished_at is not None:
                 b.finished_at = finished_at
+            if failed_now:
+                event_order_lock(s)
+                s.add(
+                    event_row(
+                        "backup.failed",
+                        b.plant,
+                        backup_id,
+                        "",
+                        finished_at or datetime.now(UTC),
+                        {"env": b.env, "status": status, "error": (error or b.error or "")[:500]},
+                    )
+                )
 
     def discard_backup(self, backup_id: str) -> None:
         """Delete a backup that never completed (its row, objects and verifications).

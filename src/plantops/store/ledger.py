@@ -38,9 +38,18 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from plantops.errors import GateFailed, InfrastructureError, UserError
 from plantops.store.catalog import db_reason, default_db_url, make_engine, migrate
+from plantops.store.events import insert_events
 from plantops.store.models import LedgerEntry, LedgerHead, PromotionClaim
 
 GENESIS = "0" * 64
+# Ledger kinds that are also platform events (written in the append's transaction, so
+# the event log and the webhooks' outbox hold them exactly when the ledger does); a
+# promotion is one event per plant it covers, so receivers can order per plant.
+LEDGER_EVENTS = {
+    "promotion": "release.promoted",
+    "rollback": "release.rolled-back",
+    "break-glass": "release.break-glass",
+}
 
 
 DEFAULT_CHAIN = "releases"
@@ -55,6 +64,31 @@ EXPORT_FIELDS = (
     "prev_hash",
     "hash",
 )
+
+
+def ledger_events(entries: Sequence[Entry], now: datetime) -> list[dict[str, Any]]:
+    """The event rows of the entries whose kind is in :data:`LEDGER_EVENTS`."""
+    rows = []
+    for e in entries:
+        type_ = LEDGER_EVENTS.get(e.kind)
+        if type_ is None:
+            continue
+        p = e.payload
+        plants = p.get("plants") or ([p["plant"]] if p.get("plant") else [""])
+        data = {"release": e.release_id, "stage": e.stage, "ledger_seq": e.seq, **p}
+        data.pop("plants", None)
+        for plant in plants:
+            rows.append(
+                {
+                    "type": type_,
+                    "plant": str(plant),
+                    "subject": e.release_id,
+                    "actor": e.actor,
+                    "time": now,
+                    "data": data,
+                }
+            )
+    return rows
 
 
 class PromotionConflict(GateFailed):
@@ -305,6 +339,7 @@ class Ledger:
                 prev = digest
             if rows:
                 conn.execute(insert(LedgerEntry), rows)
+                insert_events(conn, ledger_events(written, now))
             if claims:
                 conn.execute(
                     insert(PromotionClaim),

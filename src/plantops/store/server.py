@@ -32,12 +32,17 @@ EVENT_TYPES = (
     "plan.written",
     "backup.taken",
     "backup.verified",
+    "backup.verify-failed",
     "backup.failed",
     "release.created",
     "release.promoted",
     "release.approved",
+    "release.rolled-back",
+    "release.break-glass",
     "token.created",
     "token.revoked",
+    "webhook.created",
+    "webhook.removed",
 )
 
 
@@ -112,7 +117,7 @@ def _token_record(t: ApiToken) -> TokenRecord:
     )
 
 
-def _event_record(e: Event) -> EventRecord:
+def event_record(e: Event) -> EventRecord:
     return EventRecord(
         e.id, e.type, e.plant, e.subject, e.actor, _utc(e.time) or e.time, dict(e.data or {})
     )
@@ -218,7 +223,7 @@ class ServerStore(SessionRepository):
             if plant:
                 q = q.where(Event.plant == plant)
             q = q.order_by(Event.id).limit(limit)
-            return [_event_record(e) for e in s.scalars(q)]
+            return [event_record(e) for e in s.scalars(q)]
 
 
 def open_server_store(url: str) -> ServerStore:

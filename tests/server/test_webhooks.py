@@ -1,0 +1,564 @@
+"""Webhooks of the event stream, against a real receiver on loopback that fails, hangs
+past the timeout, answers 410 and comes back: registration (secret shown once, sealed at
+rest), the outbox written with each event, exactly-once acceptance per receiver (the
+receiver drops repeats by ``webhook-id``), order per plant, dead rows and redrive, a new
+worker (a restarted server) picking up what the last one left, signatures, bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from cloudevents.core.bindings.http import HTTPMessage, from_http_event
+from sqlalchemy import text
+
+from plantops.server import ServerSettings, create_app
+from plantops.services.webhooks import Deliverer, RetryPolicy, WebhookStore
+from plantops.store.server import ROLES
+from plantops.webhooks.signing import WebhookVerificationError, sign_headers, verify_signature
+from tests.server.conftest import SCOPED, Server, make_tokens
+from tests.server.webhook_receiver import Receiver, running
+
+FAST = RetryPolicy(base_seconds=0.01, cap_seconds=0.05, max_attempts=100, timeout_seconds=0.5)
+PLANTS = ("brno-components", "lyon-meddev", "porto-packaging")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running(Receiver()) as r:
+        yield r
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def register(server: Server, receiver: Receiver, **body: Any) -> str:
+    r = server.client.post(
+        "/api/webhooks",
+        headers=server.as_role("platform-engineer"),
+        json={"url": receiver.url, **body},
+    )
+    assert r.status_code == 201, r.text
+    receiver.secret = r.json()["secret"]
+    return str(r.json()["id"])
+
+
+def store_of(server: Server) -> WebhookStore:
+    store: WebhookStore = server.app.state.plantops.webhooks
+    return store
+
+
+def write_events(server: Server, n: int, plants: tuple[str, ...] = PLANTS) -> list[int]:
+    store = server.app.state.plantops.store
+    return [
+        store.append_event(
+            "backup.taken", plant=plants[i % len(plants)], subject=f"b{i}", data={"i": i}, now=now()
+        )
+        for i in range(n)
+    ]
+
+
+def drain_until(deliverer: Deliverer, done: Callable[[], bool], *, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "delivery did not finish in time"
+        if not deliverer.deliver_due().claimed:
+            time.sleep(0.01)
+
+
+@pytest.fixture
+def deliverer(server: Server) -> Iterator[Deliverer]:
+    d = Deliverer(store_of(server), policy=FAST, workers=4)
+    yield d
+    d.close()
+
+
+def assert_once_in_order(receiver: Receiver, expected: int) -> None:
+    ids = [r.id for r in receiver.accepted]
+    assert len(ids) == expected and len(set(ids)) == expected
+    for plant, seqs in receiver.by_plant().items():
+        assert seqs == sorted(seqs), f"out of order for {plant}: {seqs}"
+    assert receiver.bad_signatures == 0
+
+
+# --- registration -----------------------------------------------------------------------
+
+
+def test_register_shows_the_secret_once_and_seals_it(
+    server: Server, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    hook = register(server, receiver, types=["backup.*", "io.plantops.plan.written"])
+    secret = receiver.secret
+    assert secret.startswith("whsec_") and len(secret) > 40
+    listed = server.client.get("/api/webhooks", headers=server.as_role("auditor"))
+    assert listed.status_code == 200
+    (item,) = listed.json()["items"]
+    assert item["id"] == hook and item["types"] == ["backup.*", "plan.written"]
+    assert "secret" not in item and secret not in listed.text
+    one = server.client.get(f"/api/webhooks/{hook}", headers=server.as_role("platform-engineer"))
+    assert one.status_code == 200 and secret not in one.text
+    # at rest: a Fernet token, not the secret; nowhere in the log either
+    store = store_of(server)
+    with store.engine.connect() as conn:
+        stored: str = conn.execute(text("SELECT secret FROM webhooks")).scalar_one()
+    assert secret not in stored and secret.removeprefix("whsec_") not in stored
+    assert secret not in caplog.text
+    # its own creation is an event, and the filter drops the token events
+    assert [e["type"] for e in events(server)][-1] == "webhook.created"
+
+
+def events(server: Server) -> list[dict[str, Any]]:
+    r = server.client.get("/api/events?limit=1000", headers=server.as_role("auditor"))
+    assert r.status_code == 200
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items
+
+
+def test_outbox_row_per_webhook_written_with_the_event(server: Server, receiver: Receiver) -> None:
+    a = register(server, receiver)
+    b = register(server, receiver, types=["plan.*"])
+    before = len(store_of(server).deliveries())
+    (event_id,) = write_events(server, 1)
+    rows = [d for d in store_of(server).deliveries() if d.event_id == event_id]
+    assert [(d.webhook_id, d.status) for d in rows] == [(a, "pending")]  # b filters it out
+    assert len(store_of(server).deliveries()) == before + 1
+    del b
+
+
+def test_delivered_exactly_once_after_an_outage(
+    server: Server, receiver: Receiver, deliverer: Deliverer
+) -> None:
+    hook = register(server, receiver, types=["backup.*"])
+    receiver.mode = "fail"
+    write_events(server, 12)
+    for _ in range(5):  # the receiver is down: attempts fail and back off
+        deliverer.deliver_due()
+        time.sleep(0.02)
+    failed_ids = set(receiver.attempted_ids)
+    assert failed_ids and not receiver.accepted
+    rows = store_of(server).deliveries(hook)
+    assert all(d.status == "pending" for d in rows)
+    assert any(d.attempts >= 1 and "HTTP 500" in d.last_error for d in rows)
+    receiver.mode = "ok"
+    drain_until(deliverer, lambda: len(receiver.accepted) == 12)
+    deliverer.drain()
+    assert_once_in_order(receiver, 12)
+    assert receiver.duplicates == 0
+    # the retries carried the ids of the failed attempts (stable idempotency keys)
+    assert failed_ids <= {r.id for r in receiver.accepted}
+    assert {d.status for d in store_of(server).deliveries(hook)} == {"delivered"}
+    listed = server.client.get(f"/api/webhooks/{hook}", headers=server.as_role("auditor")).json()
+    assert listed["deliveries"] == {"pending": 0, "delivered": 12, "dead": 0}
+
+
+def test_a_receiver_that_hangs_past_the_timeout(server: Server, receiver: Receiver) -> None:
+    register(server, receiver, types=["backup.*"])
+    policy = RetryPolicy(base_seconds=0.01, cap_seconds=0.05, max_attempts=10, timeout_seconds=0.3)
+    receiver.mode, receiver.hang_seconds = "hang", 1.0
+    write_events(server, 1, plants=(SCOPED,))
+    d = Deliverer(store_of(server), policy=policy)
+    try:
+        started = time.monotonic()
+        report = d.deliver_due()
+        assert report.failures == 1 and time.monotonic() - started < 0.9  # not waiting 1 s
+        (row,) = [r for r in store_of(server).deliveries() if r.plant == SCOPED]
+        assert row.status == "pending" and "timed out after 0.3 s" in row.last_error
+        receiver.mode = "ok"
+        drain_until(d, lambda: receiver.duplicates == 1)
+    finally:
+        d.close()
+    # processed once; the retry (same webhook-id) was a duplicate the receiver dropped
+    assert len(receiver.accepted) == 1 and receiver.duplicates == 1
+    assert receiver.attempted_ids[0] == receiver.attempted_ids[1] == receiver.accepted[0].id
+
+
+def test_order_per_plant_one_failing_event_holds_only_its_plant(
+    server: Server, receiver: Receiver, deliverer: Deliverer
+) -> None:
+    register(server, receiver, types=["backup.*"])
+    ids = write_events(server, 9)  # brno, lyon, porto, brno, ...
+    blocked = ids[3]  # brno's second event fails until told otherwise
+    failing = {"on": True}
+
+    def decide(doc: dict[str, Any]) -> str:
+        return "fail" if failing["on"] and int(doc["sequence"]) == blocked else "ok"
+
+    receiver.decide = decide
+    for _ in range(30):
+        deliverer.deliver_due()
+        time.sleep(0.005)
+    got = receiver.by_plant()
+    assert got["lyon-meddev"] == [ids[1], ids[4], ids[7]]
+    assert got["porto-packaging"] == [ids[2], ids[5], ids[8]]
+    assert got["brno-components"] == [ids[0]]  # nothing after the failing one
+    failing["on"] = False
+    drain_until(deliverer, lambda: len(receiver.accepted) == 9)
+    assert receiver.by_plant()["brno-components"] == [ids[0], ids[3], ids[6]]
+    assert_once_in_order(receiver, 9)
+
+
+def test_dead_after_max_attempts_holds_the_queue_until_redriven(
+    server: Server, receiver: Receiver
+) -> None:
+    hook = register(server, receiver, types=["backup.*"])
+    policy = RetryPolicy(base_seconds=0.01, cap_seconds=0.02, max_attempts=3, timeout_seconds=0.5)
+    receiver.mode = "fail"
+    write_events(server, 2, plants=(SCOPED,))
+    d = Deliverer(store_of(server), policy=policy)
+    try:
+        drain_until(d, lambda: any(r.status == "dead" for r in store_of(server).deliveries()))
+        for _ in range(5):
+            d.deliver_due()
+            time.sleep(0.03)
+        rows = store_of(server).deliveries(hook)
+        assert [(r.status, r.attempts) for r in rows] == [("dead", 3), ("pending", 0)]
+        assert receiver.requests == 3  # the second event was never sent past the dead one
+        listed = server.client.get(f"/api/webhooks/{hook}", headers=server.as_role("auditor"))
+        assert listed.json()["state"] == "blocked"
+        receiver.mode = "ok"
+        r = server.client.post(
+            f"/api/webhooks/{hook}/redrive", headers=server.as_role("platform-engineer")
+        )
+        assert r.status_code == 200 and r.json()["deliveries"]["dead"] == 0
+        drain_until(d, lambda: len(receiver.accepted) == 2)
+    finally:
+        d.close()
+    assert_once_in_order(receiver, 2)
+
+
+def test_410_gone_disables_the_webhook(server: Server, receiver: Receiver) -> None:
+    hook = register(server, receiver, types=["backup.*"])
+    receiver.mode = "gone"
+    write_events(server, 2, plants=(SCOPED,))
+    d = Deliverer(store_of(server), policy=FAST)
+    try:
+        d.deliver_due()
+        assert not d.deliver_due().claimed  # disabled: nothing is claimed
+    finally:
+        d.close()
+    got = server.client.get(f"/api/webhooks/{hook}", headers=server.as_role("auditor")).json()
+    assert got["state"] == "disabled" and "410" in got["disabled_reason"]
+    assert receiver.requests == 1
+
+
+def test_a_restarted_server_delivers_what_the_last_one_left(
+    server_settings: ServerSettings, receiver: Receiver
+) -> None:
+    """Two app instances in turn against one database, each with its delivery loop (the
+    lifespan's); the first stops while the receiver is down."""
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    settings = replace(
+        server_settings, deliver_webhooks=True, webhook_retry=FAST, webhook_poll_seconds=0.02
+    )
+    tokens = make_tokens(settings.db_url)
+    admin = {"Authorization": f"Bearer {tokens['platform-engineer']}"}
+    receiver.mode = "fail"
+    with TestClient(create_app(settings), base_url="https://testserver") as first:
+        r = first.post(
+            "/api/webhooks", headers=admin, json={"url": receiver.url, "types": ["backup.*"]}
+        )
+        receiver.secret = r.json()["secret"]
+        store = first.app.state.plantops.store  # type: ignore[attr-defined]
+        for i in range(10):
+            store.append_event("backup.taken", plant=PLANTS[i % 3], data={"i": i}, now=now())
+        deadline = time.monotonic() + 10
+        while receiver.requests < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert receiver.requests >= 3 and not receiver.accepted  # it tried; nothing got through
+    receiver.mode = "ok"
+    with TestClient(create_app(settings), base_url="https://testserver") as second:
+        deadline = time.monotonic() + 20
+        while len(receiver.accepted) < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        hooks = second.get("/api/webhooks", headers=admin).json()["items"]
+    assert_once_in_order(receiver, 10)
+    assert receiver.duplicates == 0
+    assert hooks[0]["deliveries"] == {"pending": 0, "delivered": 10, "dead": 0}
+
+
+def test_platform_events_arrive_as_cloudevents(
+    server: Server, receiver: Receiver, deliverer: Deliverer
+) -> None:
+    """A real use case's event (``POST /api/plan`` → plan.written), parsed back with the
+    cloudevents SDK from the request the receiver verified."""
+    register(server, receiver, types=["plan.written"])
+    r = server.client.post(
+        "/api/plan", headers=server.as_role("platform-engineer"), json={"plants": [SCOPED]}
+    )
+    assert r.status_code == 200, r.text
+    drain_until(deliverer, lambda: len(receiver.accepted) == 1)
+    (got,) = receiver.accepted
+    event = from_http_event(HTTPMessage(got.headers, got.raw))
+    assert event.get_specversion() == "1.0"
+    assert event.get_type() == "io.plantops.plan.written"
+    assert event.get_source() == f"/plantops/plants/{SCOPED}"
+    assert event.get_id() == got.id
+    data = event.get_data()
+    assert isinstance(data, dict) and data["deployments"] >= 1
+    assert got.body["actor"] and got.body["plant"] == SCOPED
+
+
+# --- the verifier ------------------------------------------------------------------------
+
+
+def test_verifier_rejects_replays_stale_and_forged_requests() -> None:
+    secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # base64 of 24 bytes
+    body = b'{"id":"evt_1"}'
+    sent_at = 1_700_000_000
+    headers = sign_headers(secret, "evt_1", sent_at, body)
+    assert verify_signature(secret, headers, body, now=sent_at + 10) == "evt_1"
+    # the same request captured and replayed ten minutes later
+    with pytest.raises(WebhookVerificationError, match="old"):
+        verify_signature(secret, headers, body, now=sent_at + 600)
+    # replayed with a fresh timestamp: the signature covers the timestamp
+    fresh = {**headers, "webhook-timestamp": str(sent_at + 600)}
+    with pytest.raises(WebhookVerificationError, match="no v1 signature"):
+        verify_signature(secret, fresh, body, now=sent_at + 600)
+    with pytest.raises(WebhookVerificationError, match="future"):
+        verify_signature(secret, headers, body, now=sent_at - 600)
+    with pytest.raises(WebhookVerificationError, match="no v1 signature"):
+        verify_signature(secret, headers, body + b" ", now=sent_at)
+    other = "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"
+    with pytest.raises(WebhookVerificationError, match="no v1 signature"):
+        verify_signature(other, headers, body, now=sent_at)
+    with pytest.raises(WebhookVerificationError, match="missing"):
+        verify_signature(secret, {"webhook-id": "evt_1"}, body, now=sent_at)
+    with pytest.raises(WebhookVerificationError, match="Unix seconds"):
+        verify_signature(secret, {**headers, "webhook-timestamp": "soon"}, body, now=sent_at)
+    # several signatures (a key rotation): any matching v1 one passes
+    both = {**headers, "webhook-signature": "v1,bm9wZQ== " + headers["webhook-signature"]}
+    assert verify_signature(secret, both, body, now=sent_at) == "evt_1"
+
+
+def test_standard_webhooks_reference_vector() -> None:
+    """The example of the Standard Webhooks spec (spec/standard-webhooks.md, "Signature
+    scheme"): the same id, timestamp, body and secret give the documented signature."""
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = b'{"test": 2432232314}'
+    headers = sign_headers(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+    assert headers["webhook-signature"] == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+# --- who may, and bad input -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r != "platform-engineer"])
+def test_only_the_platform_engineer_manages_webhooks(
+    server: Server, receiver: Receiver, role: str
+) -> None:
+    hook = register(server, receiver)
+    before = events(server)
+    h = server.as_role(role)
+    answers = [
+        server.client.post("/api/webhooks", headers=h, json={"url": receiver.url}),
+        server.client.delete(f"/api/webhooks/{hook}", headers=h),
+        server.client.post(f"/api/webhooks/{hook}/redrive", headers=h),
+    ]
+    if role != "auditor":  # the auditor reads everything, the others not webhooks
+        answers.append(server.client.get("/api/webhooks", headers=h))
+    for r in answers:
+        assert r.status_code == 403, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "may not" in r.json()["detail"]
+    assert events(server) == before
+    assert [w.id for w in store_of(server).list_webhooks()] == [hook]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"url": "ftp://127.0.0.1/hook"}, 400, "http:// or https://"),
+        ({"url": "javascript:alert(1)"}, 400, "http:// or https://"),
+        ({"url": "not a url"}, 400, "whitespace"),
+        ({"url": "http://user:pw@127.0.0.1/hook"}, 400, "credentials"),
+        ({"url": "http://127.0.0.1:99999/hook"}, 400, "malformed"),
+        ({"url": "http:///hook"}, 400, "with a host"),
+        ({"url": "http://127.0.0.1/" + "a" * 2000}, 422, "url"),
+        ({"url": "http://127.0.0.1/hook", "types": ["nope.thing"]}, 400, "nope.thing"),
+        ({"url": "http://127.0.0.1/hook", "secret": "whsec_x"}, 422, "secret"),
+        ({"url": 5}, 422, "url"),
+        ({}, 422, "url"),
+    ],
+)
+def test_bad_input_records_nothing(
+    server: Server, body: dict[str, Any], status: int, words: str
+) -> None:
+    before = events(server)
+    r = server.client.post("/api/webhooks", headers=server.as_role("platform-engineer"), json=body)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert words in r.text
+    assert store_of(server).list_webhooks() == [] and events(server) == before
+
+
+def test_oversized_and_malformed_bodies(server: Server) -> None:
+    h = {**server.as_role("platform-engineer"), "content-type": "application/json"}
+    big = json.dumps({"url": "http://127.0.0.1/hook", "pad": "x" * (1024 * 1024 + 1)})
+    r = server.client.post("/api/webhooks", headers=h, content=big)
+    assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
+    r = server.client.post("/api/webhooks", headers=h, content=b'{"url": ')
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    r = server.client.delete("/api/webhooks/NOT-HEX", headers=h)
+    assert r.status_code == 422
+    r = server.client.delete("/api/webhooks/abcdef", headers=h)
+    assert r.status_code == 404 and "no webhook" in r.json()["detail"]
+    assert store_of(server).list_webhooks() == []
+
+
+def test_without_a_webhook_key_registration_is_refused(server_settings: ServerSettings) -> None:
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    settings = replace(server_settings, webhook_key=None)
+    tokens = make_tokens(settings.db_url)
+    with TestClient(create_app(settings), base_url="https://testserver") as c:
+        r = c.post(
+            "/api/webhooks",
+            headers={"Authorization": f"Bearer {tokens['platform-engineer']}"},
+            json={"url": "http://127.0.0.1/hook"},
+        )
+    assert r.status_code == 409 and "PLANTOPS_WEBHOOK_KEY" in r.json()["detail"]
+
+
+def test_promotions_rollbacks_and_failed_backups_reach_the_receiver(
+    server: Server, receiver: Receiver, deliverer: Deliverer
+) -> None:
+    """Events written outside the server: the release ledger's promotion (one event per
+    plant, with the gate results) and rollback, and the catalog's failed backup, each in
+    its writer's transaction, fan out to the webhook like the server's own."""
+    from plantops.store import Catalog
+    from plantops.store.catalog import make_engine
+    from plantops.store.ledger import NewEntry, open_ledger
+
+    register(server, receiver, types=["release.*", "backup.failed"])
+    ledger = open_ledger(server.settings.db_url)
+    catalog = Catalog(make_engine(server.settings.db_url))
+    try:
+        gates = [{"gate": "policy", "ok": True, "reasons": []}]
+        ledger.append(
+            [
+                NewEntry(
+                    "promotion",
+                    release_id="sha256:" + "ab" * 32,
+                    stage="prod",
+                    actor="ci",
+                    payload={"wave": 1, "plants": list(PLANTS[:2]), "gates": gates},
+                ),
+                NewEntry(
+                    "rollback",
+                    release_id="sha256:" + "ab" * 32,
+                    stage="prod",
+                    actor="ops",
+                    payload={"plant": PLANTS[0], "to_release": "x", "reason": "r"},
+                ),
+            ],
+            now=now(),
+        )
+        catalog.create_backup(
+            backup_id="bk1", plant=PLANTS[2], env="prod", tier="t", fmt="custom",
+            store_url="file:///tmp/x", location="bk1", started_at=now(), host="h", pid=1,
+            key_id=None, db_name="odoo",
+        )  # fmt: skip
+        catalog.set_status("bk1", "failed", error="pg_dump exited 1", finished_at=now())
+    finally:
+        ledger.close()
+        catalog.close()
+    drain_until(deliverer, lambda: len(receiver.accepted) == 4)
+    got = [(r.type, r.plant) for r in receiver.accepted]
+    assert sorted(got) == sorted(
+        [
+            ("io.plantops.release.promoted", PLANTS[0]),
+            ("io.plantops.release.promoted", PLANTS[1]),
+            ("io.plantops.release.rolled-back", PLANTS[0]),
+            ("io.plantops.backup.failed", PLANTS[2]),
+        ]
+    )
+    promoted = next(r for r in receiver.accepted if r.type.endswith("promoted"))
+    assert promoted.body["data"]["gates"] == gates and promoted.body["data"]["stage"] == "prod"
+    failed = next(r for r in receiver.accepted if r.type.endswith("backup.failed"))
+    assert failed.body["data"]["error"] == "pg_dump exited 1"
+    assert_once_in_order(receiver, 4)
+
+
+def test_a_dead_workers_leases_expire_and_another_worker_sends_them(
+    server: Server, receiver: Receiver
+) -> None:
+    """A worker that leased rows and died (never recorded anything): until the lease
+    expires no other worker sends them; after it, one does, with the same ids."""
+    register(server, receiver, types=["backup.*"])
+    write_events(server, 6)
+    store = store_of(server)
+    t0 = now()
+    dead = store.claim("worker-that-died", now=t0, lease_seconds=30, limit=10, run=10)
+    assert sum(len(r) for r in dead) == 6
+    clock = {"now": t0 + dt.timedelta(seconds=10)}
+    other = Deliverer(store, policy=FAST, clock=lambda: clock["now"])
+    try:
+        assert other.deliver_due().claimed == 0  # still leased
+        clock["now"] = t0 + dt.timedelta(seconds=31)
+        drain_until(other, lambda: len(receiver.accepted) == 6)
+    finally:
+        other.close()
+    assert_once_in_order(receiver, 6)
+    assert {r.event.id for run in dead for r in run} == {int(r.sequence) for r in receiver.accepted}
+
+
+def test_replay_delivers_the_log_before_the_webhook_too(
+    server: Server, receiver: Receiver, deliverer: Deliverer
+) -> None:
+    ids = write_events(server, 4)
+    register(server, receiver, types=["backup.*"], replay=True)
+    drain_until(deliverer, lambda: len(receiver.accepted) == 4)
+    assert sorted(r.sequence for r in receiver.accepted) == ids
+    late = register(server, receiver, types=["backup.*"])  # no replay: from now on
+    assert store_of(server).deliveries(late) == []
+
+
+def test_deliveries_show_failures_and_delivered_rows_are_pruned(
+    server: Server, receiver: Receiver, deliverer: Deliverer
+) -> None:
+    hook = register(server, receiver, types=["backup.*"])
+    receiver.mode = "fail"
+    write_events(server, 3, plants=(SCOPED,))
+    deliverer.deliver_due()
+    url = f"/api/webhooks/{hook}/deliveries"
+    r = server.client.get(url + "?status=pending", headers=server.as_role("auditor"))
+    assert r.status_code == 200
+    items = r.json()["items"]
+    assert [i["attempts"] for i in items] == [1, 0, 0]  # the head failed; the rest wait
+    assert items[0]["last_status"] == 500 and "HTTP 500" in items[0]["last_error"]
+    assert server.client.get(url, headers=server.as_role("viewer")).status_code == 403
+    bad = server.client.get(url + "?status=lost", headers=server.as_role("auditor"))
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    assert (
+        server.client.get(
+            "/api/webhooks/abcdef/deliveries", headers=server.as_role("auditor")
+        ).status_code
+        == 404
+    )
+    receiver.mode = "ok"
+    drain_until(deliverer, lambda: len(receiver.accepted) == 3)
+    page = server.client.get(url + "?limit=2", headers=server.as_role("auditor")).json()
+    assert [i["status"] for i in page["items"]] == ["delivered", "delivered"]
+    rest = server.client.get(
+        f"{url}?after={page['next_after']}", headers=server.as_role("auditor")
+    ).json()
+    assert len(rest["items"]) == 1
+    store = store_of(server)
+    assert store.prune(before=now() - dt.timedelta(days=1)) == 0  # all newer
+    assert store.prune(before=now() + dt.timedelta(seconds=1)) == 3
+    assert store.deliveries(hook) == []
+    write_events(server, 1, plants=(SCOPED,))  # order does not need the pruned rows
+    drain_until(deliverer, lambda: len(receiver.accepted) == 4)
+    assert_once_in_order(receiver, 4)

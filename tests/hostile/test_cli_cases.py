@@ -98,6 +98,8 @@ CASES: dict[str, tuple[list[str], set[int], str, list[str]]] = {
         "loop",
         ["s.db", ".plantops"],
     ),
+    "init-inside-a-fleet": (["init", "fleet/plants", "--force"], {2}, "inside the fleet", []),
+    "init-name-too-long": (["init", "y" * 300], {2}, "too long", []),
     "plan-fleet-missing": (["plan", "nope", "--out", "new"], {2}, "nope", []),
     "plan-fleet-file": (["plan", "file", "--out", "new"], {2}, "file", []),
     "plan-fleet-empty": (["plan", "empty", "--out", "new"], {2}, "fleet.yaml", []),

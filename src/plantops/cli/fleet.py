@@ -7,7 +7,6 @@ import datetime as dt
 import io
 import json
 from enum import StrEnum
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -16,12 +15,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from plantops import services
-from plantops.errors import EXIT_OK, Problem, UserError
+from plantops.errors import EXIT_OK, Problem
 from plantops.outputs import write_text_atomically
 from plantops.services import formats
 from plantops.sizing.cost import FleetCost
-
-SCHEMA_FILE = "plantops-spec.schema.json"
 
 
 class Format(StrEnum):
@@ -104,35 +101,9 @@ def init(
     ] = False,
 ) -> None:
     """Scaffold a new fleet repository: fleet.yaml, one plant, and the editor schema."""
-    from plantops.cli.console import fail, out, run_guarded
+    from plantops.cli.console import out, run_guarded
 
-    if directory.exists() and not directory.is_dir():
-        raise fail(UserError(f"{directory} exists and is not a directory; choose a new path"))
-    if directory.exists() and any(directory.iterdir()) and not force:
-        raise fail(
-            UserError(
-                f"{directory} is not empty; pass --force to add the missing files "
-                "(existing files are kept)"
-            )
-        )
-    scaffold = resources.files("plantops.spec").joinpath("scaffold")
-    plants = directory / "plants"
-    if plants.exists() and not plants.is_dir():
-        raise fail(UserError(f"{plants} exists and is not a directory"))
-    try:
-        plants.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise fail(UserError(f"cannot create {plants}: {exc.strerror}")) from exc
-    files = {
-        rel: scaffold.joinpath(rel).read_text(encoding="utf-8")
-        for rel in ("fleet.yaml", "plants/example-plant.yaml")
-    }
-    files[SCHEMA_FILE] = services.spec_schema_text()
-    written: list[str] = []
-    kept: list[str] = []
-    for rel, text in files.items():
-        new = run_guarded(write_text_atomically, directory / rel, text, overwrite=False)
-        (written if new else kept).append(rel)
+    written, kept = run_guarded(services.init_fleet, directory, force=force)
     if written:
         out.print(f"initialised fleet in {directory}: {', '.join(written)}")
     if kept:

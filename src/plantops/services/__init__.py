@@ -67,6 +67,52 @@ class FleetResult:
     warnings: tuple[Problem, ...]
 
 
+SCHEMA_FILE = "plantops-spec.schema.json"
+
+
+def init_fleet(directory: Path, *, force: bool) -> tuple[list[str], list[str]]:
+    """``plantops init``: scaffold fleet.yaml, one plant and the editor schema into
+    ``directory``; returns (written, kept). ``force`` adds the missing files to a
+    non-empty directory and never overwrites one. A fleet is never made inside another
+    (its fleet.yaml would be read as a plant file, its plants as the outer fleet's)."""
+    from importlib import resources
+
+    from plantops.outputs import write_text_atomically
+
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"{directory} exists and is not a directory; choose a new path")
+    for parent in directory.absolute().parents:
+        if (parent / "fleet.yaml").is_file():
+            raise UserError(
+                f"{directory} is inside the fleet at {parent}; a fleet repository cannot"
+                " hold another: choose a path outside it"
+            )
+    if directory.exists() and any(directory.iterdir()) and not force:
+        raise UserError(
+            f"{directory} is not empty; pass --force to add the missing files "
+            "(existing files are kept)"
+        )
+    scaffold = resources.files("plantops.spec").joinpath("scaffold")
+    plants = directory / "plants"
+    if plants.exists() and not plants.is_dir():
+        raise UserError(f"{plants} exists and is not a directory")
+    try:
+        plants.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {plants}: {exc.strerror}") from exc
+    files = {
+        rel: scaffold.joinpath(rel).read_text(encoding="utf-8")
+        for rel in ("fleet.yaml", "plants/example-plant.yaml")
+    }
+    files[SCHEMA_FILE] = spec_schema_text()
+    written: list[str] = []
+    kept: list[str] = []
+    for rel, text in files.items():
+        new = write_text_atomically(directory / rel, text, overwrite=False)
+        (written if new else kept).append(rel)
+    return written, kept
+
+
 def spec_schema_text() -> str:
     """``plantops schema``: the fleet spec's JSON Schema, as the editor and CI read it."""
     return json.dumps(spec_json_schema(), indent=2, sort_keys=True) + "\n"

@@ -40,6 +40,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.state.plantops = ServerState(settings)
     problems.install(app)
+    problems.install_openapi(app)
 
     @app.middleware("http")
     async def guard(

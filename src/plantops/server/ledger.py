@@ -14,11 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plantops.server.auth import Principal, require, state_of
 from plantops.server.matrix import release_row
-from plantops.server.state import ServerState, utcnow
+from plantops.server.problems import COMMON_PROBLEMS, WRITE_PROBLEMS
+from plantops.server.state import MAX_CURSOR, ServerState, utcnow
 from plantops.services import release as release_services
 from plantops.store.ledger import Entry
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", responses=COMMON_PROBLEMS)
 Reader = Annotated[Principal, Depends(require("read"))]
 Approver = Annotated[Principal, Depends(require("release.approve"))]
 MATRIX_RELEASES = 20  # newest releases on the promotion matrix
@@ -103,7 +104,12 @@ def release_status(request: Request, release_id: str, who: Reader) -> dict[str, 
     return status_of(state_of(request), release_id)
 
 
-@router.post("/releases/{release_id}/approvals", tags=["releases"], status_code=201)
+@router.post(
+    "/releases/{release_id}/approvals",
+    tags=["releases"],
+    status_code=201,
+    responses=WRITE_PROBLEMS,
+)
 def post_approval(
     request: Request, release_id: str, body: ApprovalRequest, who: Approver
 ) -> dict[str, Any]:
@@ -117,7 +123,7 @@ def post_approval(
 def ledger(
     request: Request,
     who: Reader,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Ledger entries in sequence order, cursor-paged: pass ``next_after`` as ``after``."""

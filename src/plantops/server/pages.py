@@ -28,7 +28,7 @@ from plantops.server.auth import (
 )
 from plantops.server.matrix import CELL_STATES, stage_names
 from plantops.server.problems import ProblemError
-from plantops.server.state import utcnow
+from plantops.server.state import MAX_CURSOR, utcnow
 from plantops.server.svg import bar_chart
 from plantops.server.views import (
     backup_dict,
@@ -227,7 +227,7 @@ async def approve_form(request: Request, release_id: str) -> Response:
 @router.get("/ledger", response_class=HTMLResponse)
 def ledger_page(
     request: Request,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     """The ledger, page by page, under the live ``ledger verify`` result."""

@@ -24,6 +24,8 @@ from plantops.store.catalog import make_engine
 from plantops.store.server import ServerStore, open_server_store
 
 RECHECK_SECONDS = 2.0
+# Event and ledger ids are 64-bit integers in both databases: cursors stop there.
+MAX_CURSOR = 2**63 - 1
 T = TypeVar("T")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from plantops.errors import UserError
+from plantops.errors import NotFound, UserError
 from plantops.store.catalog import SessionRepository, make_engine, migrate
 from plantops.store.events import Event, event_order_lock, event_row
 from plantops.store.models import Base
@@ -166,7 +166,7 @@ class ServerStore(SessionRepository):
         with self._session() as s:
             t = s.get(ApiToken, token_id)
             if t is None:
-                raise UserError(f"no token with id {token_id!r}; see `plantops token list`")
+                raise NotFound(f"no token with id {token_id!r}; see `plantops token list`")
             if t.revoked_at is None:
                 t.revoked_at = now
                 event_order_lock(s)

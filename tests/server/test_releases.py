@@ -6,6 +6,7 @@ ledger tampered in the database shows as broken on the API and the page."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from plantops.services import release as release_services
 from plantops.store.ledger import open_ledger
 from tests.addons.test_addons import addon
 from tests.release.fleet import IMAGE, release_fleet
-from tests.server.conftest import Server
+from tests.server.conftest import SCOPED, Server
 from tests.server.test_api import assert_problem
 
 
@@ -278,3 +279,39 @@ def test_the_author_gets_no_approve_form() -> None:
     assert not release_row(status, approver="bob")["stages"][0]["may_approve"]  # approved
     assert release_row(status, approver="carol")["stages"][0]["may_approve"]
     assert not release_row(status, approver=None)["stages"][0]["may_approve"]
+
+
+def test_a_plant_it_sees_only_ledger_entries_of_its_plants(server: Server) -> None:
+    made = create(server, "platform-engineer")
+    s = server.settings
+    lock = release_services.release_locks(s.locks_dir).find(made["id"])
+    now = dt.datetime.now(dt.UTC)
+    for _ in range(6):  # every wave of dev: promotions naming their plants
+        result = release_services.promote_release(
+            s.fleet, lock, to="dev", actor="bob", now=now, db=s.db_url
+        )
+        if result.message:
+            break
+    everything = server.client.get("/api/ledger?limit=1000", headers=server.as_role("auditor"))
+    entries = everything.json()["items"]
+    promotions = [e for e in entries if e["kind"] == "promotion"]
+    mine = [e for e in promotions if SCOPED in e["payload"]["plants"]]
+    assert mine and len(mine) < len(promotions), [e["payload"]["plants"] for e in promotions]
+    it = server.as_role("plant-it")
+    body = server.client.get("/api/ledger?limit=1000", headers=it).json()
+    assert [e["seq"] for e in body["items"]] == [e["seq"] for e in mine]
+    assert body["total"] == len(mine)  # not the release record, not other plants' waves
+    # cursor paging over the plant's entries only
+    first = server.client.get("/api/ledger?limit=1", headers=it).json()
+    assert [e["seq"] for e in first["items"]] == [mine[0]["seq"]]
+    rest = server.client.get(f"/api/ledger?after={first['next_after']}", headers=it).json()
+    assert [e["seq"] for e in rest["items"]] == [e["seq"] for e in mine[1:]]
+    # the page likewise
+    page = server.client.get("/ledger", headers=it).text
+    shown = {int(seq) for seq in re.findall(r'<tr data-seq="(\d+)"', page)}
+    assert shown == {e["seq"] for e in mine}
+    assert len(
+        re.findall(
+            r'<tr data-seq="', server.client.get("/ledger", headers=server.as_role("auditor")).text
+        )
+    ) == len(entries)

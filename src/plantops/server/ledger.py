@@ -83,8 +83,16 @@ def matrix_rows(state: ServerState, who: Principal) -> tuple[list[dict[str, Any]
     return [release_row(st.as_dict(), approver=approver) for st in statuses], missing
 
 
-def ledger_page(state: ServerState, after: int, limit: int) -> dict[str, Any]:
-    entries, total = release_services.ledger_page(state.settings.db_url, after=after, limit=limit)
+def ledger_page(state: ServerState, who: Principal, after: int, limit: int) -> dict[str, Any]:
+    """A page of the ledger; a plant-scoped principal (plant-it) sees only the entries
+    naming one of its plants (``total`` counts those)."""
+    db = state.settings.db_url
+    if who.plant_scoped:
+        entries, total = release_services.ledger_page_for_plants(
+            db, plants=who.plants, after=after, limit=limit
+        )
+    else:
+        entries, total = release_services.ledger_page(db, after=after, limit=limit)
     return {
         "total": total,
         "items": [e.as_dict() for e in entries],
@@ -126,8 +134,9 @@ def ledger(
     after: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """Ledger entries in sequence order, cursor-paged: pass ``next_after`` as ``after``."""
-    return ledger_page(state_of(request), after, limit)
+    """Ledger entries in sequence order, cursor-paged: pass ``next_after`` as ``after``.
+    A plant-it token sees only the entries naming its plants (promotions of its waves)."""
+    return ledger_page(state_of(request), who, after, limit)
 
 
 @router.get("/ledger/verify", tags=["ledger"])

@@ -28,11 +28,12 @@ from plantops.server.auth import (
 )
 from plantops.server.matrix import CELL_STATES, stage_names
 from plantops.server.problems import ProblemError
-from plantops.server.state import MAX_CURSOR, utcnow
+from plantops.server.state import MAX_CURSOR, today, utcnow
 from plantops.server.svg import bar_chart
 from plantops.server.views import (
     backup_dict,
     facets,
+    fleet_status,
     fleet_summary,
     newest_verified,
     plant_detail,
@@ -82,6 +83,15 @@ def fleet_page(
     pages = max(1, ceil(len(rows) / size))
     page = min(page, pages)
     shown = rows[(page - 1) * size : page * size]
+    state = state_of(request)
+    policy = state.policy.peek(today())
+    status = fleet_status(
+        state,
+        snap,
+        shown,
+        now=utcnow(),
+        findings=policy.findings if policy is not None else None,
+    )
     chart = bar_chart(
         [(r["code"], r["monthly_cost"]) for r in sorted(shown, key=lambda r: -r["monthly_cost"])][
             :20
@@ -94,6 +104,8 @@ def fleet_page(
         "fleet.html",
         who,
         rows=shown,
+        status=status,
+        policy_ready=policy is not None,
         total=len(rows),
         plants=len(snap.fleet.plants),
         page=page,
@@ -240,7 +252,7 @@ def ledger_page(
         "ledger.html",
         who,
         verify=ledger.verify(state),
-        page=ledger.ledger_page(state, after, limit),
+        page=ledger.ledger_page(state, who, after, limit),
         after=after,
         limit=limit,
     )

@@ -362,6 +362,41 @@ def ledger_page(db: str | None, *, after: int, limit: int) -> tuple[list[Entry],
         ledger.close()
 
 
+def entry_plants(entry: Entry) -> frozenset[str]:
+    """The plants a ledger entry names (promotions, break-glass and rollbacks list the
+    wave's plants under ``payload.plants``); empty for fleet-wide entries (a release
+    recorded, an approval of a stage)."""
+    plants = entry.payload.get("plants", [])
+    return (
+        frozenset(p for p in plants if isinstance(p, str))
+        if isinstance(plants, list)
+        else frozenset()
+    )
+
+
+def ledger_page_for_plants(
+    db: str | None, *, plants: frozenset[str], after: int, limit: int
+) -> tuple[list[Entry], int]:
+    """As :func:`ledger_page`, but only the entries naming one of ``plants`` (a plant-it's
+    view), and their count. The whole chain is read: entries name plants in their
+    payload, which neither database indexes."""
+    from plantops.store.ledger import open_ledger
+
+    ledger = open_ledger(db)
+    shown: list[Entry] = []
+    total = 0
+    try:
+        for entry in ledger.iter_entries():
+            if not entry_plants(entry) & plants:
+                continue
+            total += 1
+            if entry.seq > after and len(shown) < limit:
+                shown.append(entry)
+    finally:
+        ledger.close()
+    return shown, total
+
+
 def ledger_verify(db: str | None) -> LedgerVerification:
     from plantops.store.ledger import open_ledger
 

@@ -310,12 +310,15 @@ class Catalog(SessionRepository):
         plant: str | None = None,
         env: str | None = None,
         statuses: Sequence[str] | None = None,
+        plants: Sequence[str] | None = None,
     ) -> list[BackupRecord]:
-        """Backups newest first, optionally filtered."""
+        """Backups newest first, optionally filtered (``plants``: any of these)."""
         with self._session() as s:
             q = select(Backup)
             if plant:
                 q = q.where(Backup.plant == plant)
+            if plants is not None:
+                q = q.where(Backup.plant.in_(list(plants)))
             if env:
                 q = q.where(Backup.env == env)
             if statuses:

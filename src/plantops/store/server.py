@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, String, select
+from sqlalchemy import JSON, DateTime, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plantops.errors import NotFound, UserError
@@ -219,6 +219,19 @@ class ServerStore(SessionRepository):
                 q = q.where(Event.plant == plant)
             q = q.order_by(Event.id).limit(limit)
             return [_event_record(e) for e in s.scalars(q)]
+
+    def latest_events(
+        self, type_: str, *, plants: Sequence[str]
+    ) -> dict[tuple[str, str], EventRecord]:
+        """The newest event of ``type_`` per (plant, subject), for these plants."""
+        with self._session() as s:
+            newest = (
+                select(func.max(Event.id))
+                .where(Event.type == type_, Event.plant.in_(list(plants)))
+                .group_by(Event.plant, Event.subject)
+            )
+            rows = s.scalars(select(Event).where(Event.id.in_(newest)))
+            return {(e.plant, e.subject): _event_record(e) for e in rows}
 
 
 def open_server_store(url: str) -> ServerStore:

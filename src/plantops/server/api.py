@@ -288,7 +288,7 @@ def post_release(
         "release.created",
         subject=result.id,
         actor=who.subject,
-        data={"image": body.image},
+        data={"image": body.image, "addons_paths": list(body.addons_paths)},
         now=utcnow(),
     )
     return {

@@ -9,13 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from plantops.server.auth import Principal, require, state_of
 from plantops.server.matrix import release_row
 from plantops.server.problems import COMMON_PROBLEMS, WRITE_PROBLEMS
 from plantops.server.state import MAX_CURSOR, ServerState, utcnow
+from plantops.server.svg import dependency_graph
 from plantops.services import release as release_services
 from plantops.store.ledger import Entry
 
@@ -125,6 +126,57 @@ def post_approval(
     entry = approve(state_of(request), who, release_id, body)
     result: dict[str, Any] = entry.as_dict()
     return result
+
+
+SVG = "image/svg+xml"
+
+
+@router.get(
+    "/releases/{release_id}/graph.svg",
+    tags=["releases"],
+    response_class=Response,
+    responses={200: {"content": {SVG: {"schema": {"type": "string"}}}, "description": "SVG"}},
+)
+def release_graph(request: Request, release_id: str, who: Reader) -> Response:
+    """The addon dependency graph of a release as SVG: the addons of its lock, an arrow
+    from each to the addons of the lock it depends on, in rows by depth."""
+    state = state_of(request)
+    root = state.settings.fleet
+    graph = release_services.release_addon_graph(
+        lock_of(state, release_id), addons_paths_of(state, release_id, root)
+    )
+    nodes = [
+        (
+            n.name,
+            f"{n.name} {n.version}".strip(),
+            n.depth,
+            f"{n.name} {n.version}: "
+            + (
+                f"also depends on {', '.join(n.external)}"
+                if n.external
+                else "no depends outside the release"
+            )
+            if n.known
+            else f"{n.name} {n.version}: source not found with the locked checksum",
+        )
+        for n in graph.nodes
+    ]
+    body = dependency_graph(nodes, graph.edges, title=f"Addons of release {graph.release_id[:19]}")
+    return Response(body, media_type=SVG, headers={"Cache-Control": "no-store"})
+
+
+def addons_paths_of(state: ServerState, release_id: str, root: Path) -> list[Path]:
+    """Where a release's addons were read from: the ``addons_paths`` of its
+    ``release.created`` event (releases made through the server), else the fleet
+    repository itself (its directories that hold addons)."""
+    hex_id = release_id.removeprefix("sha256:")
+    made = state.store.newest_event("release.created", subjects=[f"sha256:{hex_id}", hex_id])
+    paths = made.data.get("addons_paths") if made is not None else None
+    inside = root.resolve()
+    if isinstance(paths, list) and paths:
+        found = [(inside / str(p)).resolve() for p in paths]
+        return [p for p in found if p.is_relative_to(inside)]
+    return [inside]
 
 
 @router.get("/ledger", tags=["ledger"])

@@ -220,6 +220,18 @@ class ServerStore(SessionRepository):
             q = q.order_by(Event.id).limit(limit)
             return [_event_record(e) for e in s.scalars(q)]
 
+    def newest_event(self, type_: str, *, subjects: Sequence[str]) -> EventRecord | None:
+        """The newest event of ``type_`` about one of ``subjects``, if any."""
+        with self._session() as s:
+            q = (
+                select(Event)
+                .where(Event.type == type_, Event.subject.in_(list(subjects)))
+                .order_by(Event.id.desc())
+                .limit(1)
+            )
+            found = s.scalars(q).first()
+            return _event_record(found) if found is not None else None
+
     def latest_events(
         self, type_: str, *, plants: Sequence[str]
     ) -> dict[tuple[str, str], EventRecord]:

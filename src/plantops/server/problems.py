@@ -29,6 +29,7 @@ from plantops.errors import (
 )
 
 PROBLEM_JSON = "application/problem+json"
+MAX_BODY_BYTES = 1024 * 1024
 TYPE_BASE = "https://plantops.dev/problems/"
 log = logging.getLogger("plantops.server")
 
@@ -138,6 +139,8 @@ def install(app: FastAPI) -> None:
             detail = f"no resource at {request.url.path}; see /openapi.json for the routes"
         elif exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
+        elif exc.status_code == 413:  # the body limit, counting a chunked body as it came
+            detail = f"request bodies are limited to {MAX_BODY_BYTES} bytes"
         response = problem(request, exc.status_code, detail)
         if exc.headers:
             response.headers.update(exc.headers)

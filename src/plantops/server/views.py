@@ -220,10 +220,7 @@ def fleet_status(
     is recorded; the page shows "—" for it."""
     codes = [r["code"] for r in rows]
     probes = state.store.latest_events(PROBE_CHECKED, plants=codes) if codes else {}
-    backups: dict[tuple[str, str], list[BackupRecord]] = {}
-    if codes:
-        for b in state.catalog.list_backups(plants=codes, statuses=["complete"]):
-            backups.setdefault((b.plant, b.env), []).append(b)
+    verified = state.catalog.newest_verified_at(codes) if codes else {}
     open_findings: dict[tuple[str, str], int] = {}
     for f in findings or ():
         open_findings[(f.plant, f.environment)] = open_findings.get((f.plant, f.environment), 0) + 1
@@ -236,10 +233,8 @@ def fleet_status(
         envs: dict[str, Any] = {}
         for env in r["environments"]:
             probe = probes.get((code, env))
-            newest = newest_verified(backups.get((code, env), []))
-            age = None
-            if newest is not None:
-                age = (now - (newest.finished_at or newest.started_at)).total_seconds()
+            at = verified.get((code, env))
+            age = (now - at).total_seconds() if at is not None else None
             envs[env] = {
                 "probe": None
                 if probe is None

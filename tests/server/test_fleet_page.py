@@ -9,8 +9,12 @@ import datetime as dt
 import re
 import time
 
+from typer.testing import CliRunner
+
+from plantops.cli.main import app
 from plantops.observe.probe import ProbeSettings, ProbeTarget, run_probes
 from plantops.services import observe as observe_services
+from tests.conftest import EXAMPLE
 from tests.observe.odoo_standin import Behaviour, OdooStandIn
 from tests.server.conftest import SCOPED, Server
 
@@ -107,3 +111,19 @@ def test_findings_are_computed_in_the_background(server: Server) -> None:
         assert time.monotonic() < deadline, "the policy check did not finish in 120 s"
         time.sleep(0.5)
     assert attr(cells(server.client.get("/", headers=h).text, SCOPED)["prod"], "findings") != ""
+
+
+def test_probe_run_cli_records_what_the_page_shows(server: Server) -> None:
+    """``plantops probe run --fleet … --state-db`` against the example fleet's hosts (under
+    the reserved ``.example`` domain, so the name does not resolve): a failed health check,
+    recorded, and the page says FAIL for that environment only."""
+    res = CliRunner().invoke(
+        app,
+        ["probe", "run", "--fleet", str(EXAMPLE), "--plant", SCOPED, "--env", "prod",
+         "--check", "health", "--retries", "0", "--timeout", "2",
+         "--state-db", server.settings.db_url],
+    )  # fmt: skip
+    assert res.exit_code == 1, res.output  # the check failed, and says so
+    got = cells(server.client.get("/", headers=server.as_role("viewer")).text, SCOPED)
+    assert attr(got["prod"], "probe") == "fail" and 'title="failed: health"' in got["prod"]
+    assert attr(got["dev"], "probe") == "none"

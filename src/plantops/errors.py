@@ -113,12 +113,22 @@ class PermanentError(InfrastructureError):
     """Retrying will not help."""
 
 
+def resolve_path(path: Path) -> Path:
+    """``path.resolve()`` for a path a user named: a loop of symbolic links is a
+    :class:`UserError` naming it (Python 3.11 raises ``RuntimeError`` there, 3.13
+    ``OSError``), never a traceback."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:
+        raise UserError(f"{path}: a loop of symbolic links; remove or fix the link") from exc
+
+
 def display_path(path: Path, base: Path | None = None) -> str:
     """Path as shown in messages: relative to ``base`` when possible, POSIX separators."""
     if base is not None:
         try:
             return path.resolve().relative_to(base.resolve()).as_posix()
-        except ValueError:
+        except (ValueError, RuntimeError, OSError):
             pass
     return path.as_posix()
 
@@ -137,4 +147,5 @@ __all__ = [
     "TransientError",
     "UserError",
     "display_path",
+    "resolve_path",
 ]

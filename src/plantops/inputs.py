@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from plantops.errors import Problem, UserError
+from plantops.errors import Problem, UserError, resolve_path
 
 MIB = 1024 * 1024
 
@@ -112,7 +112,7 @@ def confined_target(path: Path, shown: str, root: Path | None) -> Path:
         if exc.errno == errno.ELOOP:
             raise BadInput(shown, 1, 1, "symbolic link loop", "point the link at a file") from None
         raise BadInput(shown, 1, 1, f"cannot follow link: {exc.strerror}") from exc
-    if root is not None and not _within(target, root.resolve()):
+    if root is not None and not _within(target, resolve_path(root)):
         raise BadInput(
             shown,
             1,

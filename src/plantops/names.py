@@ -55,6 +55,15 @@ BACKUP_ID = NameRule(
     12,
     "1 to 12 lowercase hexadecimal digits (an id or a prefix from `plantops backup list`)",
 )
+# A pgBackRest stanza becomes a folder of the repository (archive/<stanza>, backup/<stanza>)
+# and a command-line argument (--stanza=…): the database-name rule, which also covers the
+# names CloudNativePG and the pgBackRest user guide use (main, demo, odoo-lyon).
+STANZA = NameRule(
+    "pgBackRest stanza",
+    re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"),
+    63,
+    "letters, digits, '_', '.' and '-', starting with a letter or digit, at most 63" " characters",
+)
 # One segment of an object-store prefix (s3://bucket/<seg>/<seg>…).
 PREFIX_SEGMENT = NameRule(
     "store prefix",

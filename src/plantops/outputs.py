@@ -13,9 +13,27 @@ from pathlib import Path
 
 from plantops.errors import UserError
 
+# What a fleet repository holds as its own source (spec/loader.py PLANTS_DIR, the policy
+# folder of check/policy/config.py): a report written over one of them is a user's
+# work lost, whatever the command line said.
+_FLEET_SOURCES = ("plants", "policies")
 
-def check_writable_target(path: Path) -> None:
-    """Refuse a target that can never be written as a file, before any work is done."""
+
+def fleet_source_of(path: Path) -> Path | None:
+    """The fleet repository whose own source file ``path`` is (its fleet.yaml, a plant
+    file or a policy file), or None."""
+    target = path.absolute()
+    for root in list(target.parents)[:4]:
+        if (root / "fleet.yaml").is_file():
+            rel = target.relative_to(root).parts
+            if rel == ("fleet.yaml",) or (len(rel) > 1 and rel[0] in _FLEET_SOURCES):
+                return root
+    return None
+
+
+def check_writable_target(path: Path, *, overwrite: bool = True) -> None:
+    """Refuse a target that can never be written as a file, before any work is done, and
+    one that is a fleet repository's own source (fleet.yaml, plants/, policies/)."""
     if path.is_dir():
         raise UserError(f"{path} is a directory; name a file to write")
     parent = path.parent
@@ -25,6 +43,12 @@ def check_writable_target(path: Path) -> None:
         raise UserError(f"{parent} is not a folder, so {path} cannot be written")
     if path.exists() and not path.is_file():
         raise UserError(f"{path} exists and is not a regular file")
+    fleet = fleet_source_of(path) if overwrite and path.is_file() else None
+    if fleet is not None:
+        raise UserError(
+            f"{path} is a source file of the fleet at {fleet} (fleet.yaml, plants/,"
+            " policies/); plantops never writes over them: choose another path"
+        )
 
 
 def check_output_dir(path: Path, option: str = "--out") -> None:
@@ -45,7 +69,7 @@ def write_text_atomically(path: Path, text: str, *, overwrite: bool = True) -> b
     """Write ``text`` to ``path`` through a temporary file and a rename (a reader sees the
     old file or the new one, never half of one). Returns False, writing nothing, when the
     file exists and ``overwrite`` is off."""
-    check_writable_target(path)
+    check_writable_target(path, overwrite=overwrite)
     if path.exists() and not overwrite:
         return False
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -68,4 +92,4 @@ def write_text_atomically(path: Path, text: str, *, overwrite: bool = True) -> b
     return True
 
 
-__all__ = ["check_writable_target", "write_text_atomically"]
+__all__ = ["check_writable_target", "fleet_source_of", "write_text_atomically"]

@@ -47,6 +47,57 @@ CASES: dict[str, tuple[list[str], set[int], str, list[str]]] = {
         "--today",
         [],
     ),
+    # every --today: a date that does not exist is a usage error, not a traceback
+    "policy-check-bad-today": (
+        ["policy", "check", "fleet", "--today", "2027-02-30"],
+        {2},
+        "--today",
+        [],
+    ),
+    "policy-export-bad-today": (
+        ["policy", "export", "fleet", "--out", "new", "--today", "2027-02-30"],
+        {2},
+        "--today",
+        [],
+    ),
+    "vulns-bad-today": (["vulns", "check", "file", "--today", "2027-02-30"], {2}, "--today", []),
+    # a name no file system takes is bad input (exit 2), not an infrastructure failure
+    "ledger-export-name-too-long": (
+        ["ledger", "export", "--db", "sqlite:///s.db", "-o", "x" * 300],
+        {2},
+        "too long",
+        ["s.db", ".plantops"],
+    ),
+    "ledger-export-over-fleet-file": (
+        ["ledger", "export", "--db", "sqlite:///s.db", "-o", "fleet/fleet.yaml"],
+        {2},
+        "source file of the fleet",
+        ["s.db", ".plantops"],
+    ),
+    "policy-check-over-plant-file": (
+        ["policy", "check", "fleet", "-o", "fleet/plants/alpha.yaml"],
+        {2},
+        "never writes over",
+        [],
+    ),
+    # a state database that cannot be reached: the driver's words, exit 3, no wrapper text
+    "backup-list-db-down": (
+        ["backup", "list", "--state-db", "postgresql://nobody@127.0.0.1:1/x"],
+        {3},
+        "Connection refused",
+        [],
+    ),
+    "ledger-db-url-unparsable": (["ledger", "verify", "--db", "http://[::1"], {2}, "not valid", []),
+    # a loop of symbolic links where a file is expected, for every reader (Path.resolve
+    # raises RuntimeError on Python 3.11)
+    "release-diff-loop": (["release", "diff", "loop", "file"], {2}, "loop", []),
+    "release-verify-loop": (["release", "verify", "loop"], {2}, "loop", []),
+    "release-register-loop": (
+        ["release", "register", "loop", "--db", "sqlite:///s.db", "--as", "ann"],
+        {2},
+        "loop",
+        ["s.db", ".plantops"],
+    ),
     "plan-fleet-missing": (["plan", "nope", "--out", "new"], {2}, "nope", []),
     "plan-fleet-file": (["plan", "file", "--out", "new"], {2}, "file", []),
     "plan-fleet-empty": (["plan", "empty", "--out", "new"], {2}, "fleet.yaml", []),
@@ -151,6 +202,7 @@ def test_command_line(
     )
     check(outcome, allowed=codes, expect=[expect])
     assert "Errno" not in outcome.output or outcome.exit_code != 2, outcome.output
+    assert "sqlalche.me" not in outcome.output, outcome.output
     assert changed_outside(before, snapshot(tmp_path), places) == []
     if "foreign" in places:
         assert (tmp_path / "foreign" / "mine.txt").read_text() == "a user's file\n"

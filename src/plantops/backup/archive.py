@@ -43,7 +43,7 @@ from plantops.backup.pg import PgTarget, exported_snapshot, find_pg_tool, tool_e
 from plantops.backup.policy import BackupPolicy
 from plantops.backup.stores import ObjectStore, ObjectWriter
 from plantops.backup.streams import CHUNK, PipedWriter, copy_stream
-from plantops.errors import PlantopsError, UserError
+from plantops.errors import PlantopsError, UserError, resolve_path
 from plantops.inputs import file_kind
 from plantops.names import check_backup_id, check_database, check_label
 from plantops.store import BackupRecord, Catalog, ObjectRecord
@@ -268,7 +268,7 @@ class FilestoreScan:
     """
 
     def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+        self.root = resolve_path(root)
         self.skipped: list[Skipped] = []
 
     def _skip(self, rel: str, reason: str) -> None:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from plantops.backup.errors import DatabaseError, TargetExists
 from plantops.backup.pg import tool_error
 from plantops.errors import UserError
+from plantops.inputs import MIB, Limits, read_text
+from plantops.names import STANZA, check_name
 from plantops.render.compose.systemd import BACKUP_TYPES
 
 if TYPE_CHECKING:
@@ -58,13 +60,16 @@ def fleet_config(target: BackupTarget) -> tuple[str, str]:
     return stanza(dep), render_pgbackrest_conf(dep, ctx)
 
 
+# A pgbackrest.conf is a few dozen lines; a megabyte is already not one.
+CONFIG_LIMITS = Limits(max_bytes=1 * MIB)
+
+
 def read_config(config_file: Path) -> configparser.ConfigParser:
+    """The pgBackRest INI file, read as any user input (a regular file, bounded)."""
+    text = read_text(config_file, str(config_file), limits=CONFIG_LIMITS)
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
-        with config_file.open() as fh:
-            parser.read_file(fh)
-    except OSError as exc:
-        raise UserError(f"pgBackRest config {config_file}: {exc.strerror}") from exc
+        parser.read_string(text, source=str(config_file))
     except configparser.Error as exc:
         raise UserError(f"pgBackRest config {config_file} is not valid: {exc}") from exc
     return parser
@@ -73,6 +78,11 @@ def read_config(config_file: Path) -> configparser.ConfigParser:
 def config_stanza(config_file: Path, stanza: str | None) -> str:
     """``stanza``, checked against the config; or the config's only stanza."""
     sections = [s for s in read_config(config_file).sections() if s != "global"]
+    for s in sections:
+        # [global:archive-push] and the like are option sections, not stanzas
+        if ":" not in s:
+            check_name(s, STANZA, f"{config_file}: section")
+    sections = [s for s in sections if ":" not in s]
     if stanza is None:
         if len(sections) != 1:
             raise UserError(
@@ -80,6 +90,7 @@ def config_stanza(config_file: Path, stanza: str | None) -> str:
                 " pass --stanza"
             )
         return sections[0]
+    check_name(stanza, STANZA, "--stanza")
     if stanza not in sections:
         raise UserError(
             f"stanza {stanza!r} is not in {config_file} (stanzas: {', '.join(sections) or 'none'})"

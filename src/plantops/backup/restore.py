@@ -58,7 +58,7 @@ from plantops.backup.pg import (
 from plantops.backup.stores import ObjectStore
 from plantops.backup.streams import CHUNK, HashingReader, Readable, copy_stream
 from plantops.backup.tarstream import DIRECTORY, HARDLINK, TarReader
-from plantops.errors import UserError
+from plantops.errors import UserError, resolve_path
 from plantops.store import BackupRecord, ObjectRecord
 
 
@@ -132,8 +132,8 @@ class BackupReader:
 
 
 def _safe_member(dest: Path, name: str) -> Path:
-    target = (dest / name).resolve()
-    if not target.is_relative_to(dest.resolve()):
+    target = resolve_path(dest / name)
+    if not target.is_relative_to(resolve_path(dest)):
         raise CorruptArchive(f"archive member {name!r} escapes the target directory")
     return target
 

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlparse
 
 from plantops.backup.errors import StoreError
 from plantops.backup.streams import Readable
-from plantops.errors import UserError
+from plantops.errors import UserError, resolve_path
 from plantops.names import check_prefix
 
 if TYPE_CHECKING:
@@ -128,13 +128,13 @@ class LocalStore:
     """Objects as files under a root directory."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+        self.root = resolve_path(root)
         self.url = self.root.as_uri()
 
     def _path(self, key: str) -> Path:
         if "\0" in key:
             raise UserError(f"object key {key!r} holds a NUL byte")
-        path = (self.root / key).resolve()
+        path = resolve_path(self.root / key)
         if not path.is_relative_to(self.root):
             raise UserError(f"object key {key!r} escapes the store root")
         return path

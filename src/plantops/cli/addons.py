@@ -12,15 +12,9 @@ from typing import Annotated
 
 import typer
 
-from plantops.addons import AddonsReport, CheckOptions, check_addons_paths
-from plantops.addons.checks import DEVELOPMENT_STATUSES, odoo_series
-from plantops.addons.inputs import (
-    LicenseMatrix,
-    load_binaries,
-    load_license_matrix,
-    load_package_list,
-)
-from plantops.errors import EXIT_FINDINGS, UserError
+from plantops.errors import EXIT_FINDINGS
+from plantops.services import addons as addons_services
+from plantops.services.addons import AddonsReport
 
 addons_app = typer.Typer(help="Odoo addon integrity.", no_args_is_help=True)
 
@@ -33,32 +27,6 @@ class OutputFormat(str, Enum):
 class EditionChoice(str, Enum):
     ce = "ce"
     ee = "ee"
-
-
-def _run(
-    paths: list[Path],
-    series: str,
-    edition: str,
-    license_matrix: Path | None,
-    packages: Path | None,
-    binaries: Path | None,
-    min_status: str | None,
-    checksums: bool,
-) -> AddonsReport:
-    odoo_series(series)
-    if min_status is not None and min_status not in DEVELOPMENT_STATUSES:
-        raise UserError(
-            f"--min-development-status {min_status}: one of {', '.join(DEVELOPMENT_STATUSES)}"
-        )
-    options = CheckOptions(
-        series=series,
-        edition="ee" if edition == "ee" else "ce",
-        licenses=load_license_matrix(license_matrix) if license_matrix else LicenseMatrix(),
-        packages=load_package_list(packages) if packages else None,
-        binaries=load_binaries(binaries) if binaries else None,
-        min_development_status=min_status,
-    )
-    return check_addons_paths(paths, options, checksums=checksums)
 
 
 def _summary(report: AddonsReport) -> str:
@@ -122,7 +90,7 @@ def check(
     from plantops.cli.console import out, run_guarded
 
     report = run_guarded(
-        _run,
+        addons_services.check_addons,
         paths,
         series,
         edition.value,

@@ -6,6 +6,9 @@ modules to register them, so importing it back from them would make a cycle.
 
 from __future__ import annotations
 
+import datetime as dt
+import errno
+import os
 import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -14,9 +17,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from plantops.errors import EXIT_INFRA, PlantopsError
+from plantops.errors import EXIT_INFRA, EXIT_USAGE, PlantopsError, UserError
 
 P = ParamSpec("P")
+_PATH_ERRNOS = frozenset(
+    {errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.EEXIST}
+)
 R = TypeVar("R")
 
 # Piped output (CI logs, `make run`) gets a wide table instead of Rich's 80-column default.
@@ -30,6 +36,20 @@ def fail(exc: PlantopsError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+def _os_reason(exc: OSError) -> str:
+    """``PATH: file name too long`` rather than ``[Errno 36] …``: the path first, then why."""
+    if exc.strerror is None:
+        return str(exc)
+    reason = exc.strerror[:1].lower() + exc.strerror[1:]
+    if exc.filename is None:
+        return reason
+    where = os.fsdecode(exc.filename)
+    if len(where) > 80:
+        where = where[:60] + "…" + where[-16:]
+    hint = "; choose a shorter name" if exc.errno == errno.ENAMETOOLONG else ""
+    return f"{where}: {reason}{hint}"
+
+
 def run_guarded(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Call library code, turning plantops errors into clean exits (never a traceback)."""
     try:
@@ -37,5 +57,19 @@ def run_guarded(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     except PlantopsError as exc:
         raise fail(exc) from exc
     except OSError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, emoji=False)
-        raise typer.Exit(EXIT_INFRA) from exc
+        err.print(f"[bold red]error:[/] {escape(_os_reason(exc))}", markup=True, emoji=False)
+        # A path the user named that cannot be one (too long, a loop of links, a file where
+        # a folder should be) is bad input; a full disk or a refused permission is not.
+        bad_input = exc.errno in _PATH_ERRNOS
+        raise typer.Exit(EXIT_USAGE if bad_input else EXIT_INFRA) from exc
+
+
+def parse_today(value: str | None) -> dt.date:
+    """``--today YYYY-MM-DD`` (for expiry and window checks), or the real date: a date that
+    does not exist (2027-02-30) is a usage error naming the option, never a traceback."""
+    if not value:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise fail(UserError(f"--today {value!r}: expected a real date, YYYY-MM-DD")) from None

@@ -20,7 +20,6 @@ from plantops.errors import EXIT_OK, Problem, UserError
 from plantops.outputs import write_text_atomically
 from plantops.services import formats
 from plantops.sizing.cost import FleetCost
-from plantops.spec import spec_json_schema
 
 SCHEMA_FILE = "plantops-spec.schema.json"
 
@@ -86,7 +85,7 @@ def schema(
     """Print the JSON Schema of the fleet spec (for editors' YAML language servers)."""
     from plantops.cli.console import out, run_guarded
 
-    text = json.dumps(spec_json_schema(), indent=2, sort_keys=True) + "\n"
+    text = services.spec_schema_text()
     if output is None:
         out.out(text, end="")
     else:
@@ -128,7 +127,7 @@ def init(
         rel: scaffold.joinpath(rel).read_text(encoding="utf-8")
         for rel in ("fleet.yaml", "plants/example-plant.yaml")
     }
-    files[SCHEMA_FILE] = json.dumps(spec_json_schema(), indent=2, sort_keys=True) + "\n"
+    files[SCHEMA_FILE] = services.spec_schema_text()
     written: list[str] = []
     kept: list[str] = []
     for rel, text in files.items():

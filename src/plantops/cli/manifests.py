@@ -13,54 +13,17 @@ from typing import Annotated
 
 import typer
 
-from plantops.check.schema import (
+from plantops.errors import EXIT_FINDINGS
+from plantops.services.manifests import (
     DEFAULT_KUBERNETES_VERSION,
     ManifestValidation,
-    SchemaValidator,
-    validate_manifest_paths,
+    validate_manifests_at,
 )
-from plantops.errors import EXIT_FINDINGS, UserError
 
 
 class OutputFormat(str, Enum):
     text = "text"
     json = "json"
-
-
-def _is_url(value: str) -> bool:
-    return value.startswith(("http://", "https://"))
-
-
-def build_validator(
-    schemas: list[str], kubernetes_version: str, ignore_missing_schemas: bool
-) -> SchemaValidator:
-    """A validator from the CLI options: each ``--schemas`` is a directory or URL template."""
-    crd_dirs: list[Path] = []
-    templates: list[str] = []
-    for value in schemas:
-        if _is_url(value):
-            templates.append(value)
-        elif Path(value).is_dir():
-            crd_dirs.append(Path(value))
-        else:
-            raise UserError(
-                f"--schemas {value}: not a directory nor an http(s) URL template "
-                "(expected DIR in the layout {group}/{kind}_{version}.json, or "
-                "https://…/{group}/{kind}_{version}.json)"
-            )
-    return SchemaValidator(
-        kubernetes_version,
-        crd_dirs=crd_dirs,
-        url_templates=templates,
-        ignore_missing_schemas=ignore_missing_schemas,
-    )
-
-
-def _run(
-    paths: list[Path], schemas: list[str], kubernetes_version: str, ignore_missing: bool
-) -> ManifestValidation:
-    validator = build_validator(schemas, kubernetes_version, ignore_missing)
-    return validate_manifest_paths(paths, validator, base=Path.cwd())
 
 
 def _summary(result: ManifestValidation) -> str:
@@ -116,7 +79,11 @@ def validate_manifests(
     from plantops.cli.console import err, out, run_guarded
 
     result = run_guarded(
-        _run, paths, list(schemas or []), kubernetes_version, ignore_missing_schemas
+        validate_manifests_at,
+        paths,
+        list(schemas or []),
+        kubernetes_version,
+        ignore_missing_schemas,
     )
     if result.kubernetes_version != result.requested_version:
         err.print(

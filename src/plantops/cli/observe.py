@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -18,23 +17,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from plantops import services
-from plantops.errors import EXIT_FINDINGS, UserError
+from plantops.errors import EXIT_FINDINGS
 from plantops.observe import (
     CHECKS,
-    ProbeCredentials,
     ProbeRun,
     ProbeSettings,
-    ProbeTarget,
-    fleet_targets,
-    run_probes,
 )
-from plantops.observe.alerting import load_alerting
 from plantops.observe.exporter import serve
-from plantops.observe.render import observe_files, write_observe_files
 from plantops.outputs import write_text_atomically
-from plantops.plan import Deployment, build_plan
-from plantops.render import RenderContext
 from plantops.services import observe as observe_services
 
 probe_app = typer.Typer(help="Synthetic checks of Odoo deployments through their ingress.")
@@ -56,30 +46,6 @@ TodayOpt = Annotated[
     dt.datetime | None,
     typer.Option("--today", formats=["%Y-%m-%d"], help="Plan as of this date.", hidden=True),
 ]
-
-
-def _deployments(
-    fleet: Path, today: dt.date
-) -> tuple[services.FleetResult, tuple[Deployment, ...]]:
-    res = services.open_fleet(fleet, today=today)
-    return res, build_plan(res.fleet).deployments
-
-
-def _password(env: str | None, file: Path | None) -> str:
-    """The probe user's password from a secret reference, never from the command line."""
-    if env is not None:
-        value = os.environ.get(env)
-        if value is None:
-            raise UserError(f"--probe-password-env {env}: the variable is not set")
-        return value
-    if file is not None:
-        from plantops.inputs import Limits, read_text
-
-        # A regular file of at most 4 KiB: a FIFO there must not block the probe.
-        return read_text(
-            file, f"--probe-password-file {file}", limits=Limits(max_bytes=4096)
-        ).rstrip("\n")
-    raise UserError("--probe-login needs --probe-password-env VAR or --probe-password-file FILE")
 
 
 def _text(run: ProbeRun) -> str:
@@ -164,30 +130,6 @@ def probe_run(
     """Run the synthetic checks; exit 1 when any check fails."""
     from plantops.cli.console import out, run_guarded
 
-    def targets() -> list[ProbeTarget]:
-        if (fleet is None) == (url is None):
-            raise UserError("give either --fleet FLEET or --url URL")
-        unknown = sorted(set(check or ()) - set(CHECKS))
-        if unknown:
-            raise UserError(f"--check {unknown}: known checks are {', '.join(CHECKS)}")
-        creds = None
-        if probe_login is not None:
-            creds = ProbeCredentials(
-                probe_login, _password(probe_password_env, probe_password_file), model
-            )
-        if url is not None:
-            if not url.startswith(("http://", "https://")):
-                raise UserError(f"--url {url}: expected http(s)://host[:port]")
-            return [ProbeTarget(url, url, db, expect_version, credentials=creds)]
-        assert fleet is not None
-        res, deps = _deployments(fleet, _today(today))
-        res.fleet.check_selection(plant or ())
-        found = fleet_targets(deps, plants=plant or (), environments=env or (), credentials=creds)
-        if not found:
-            raise UserError("no deployment matches --plant/--env")
-        return found
-
-    chosen = run_guarded(targets)
     settings = ProbeSettings(
         timeout=timeout,
         retries=retries,
@@ -197,7 +139,21 @@ def probe_run(
         ca_file=str(ca_file) if ca_file else None,
         checks=tuple(check) if check else CHECKS,
     )
-    run = run_probes(chosen, settings)
+    run = run_guarded(
+        observe_services.probe_run,
+        fleet=fleet,
+        url=url,
+        today=_today(today),
+        settings=settings,
+        plants=plant or (),
+        environments=env or (),
+        db=db,
+        expect_version=expect_version,
+        login=probe_login,
+        password_env=probe_password_env,
+        password_file=probe_password_file,
+        model=model,
+    )
     doc = json.dumps(run.as_dict(), indent=2) + "\n"
     if out_file is not None:
         run_guarded(write_text_atomically, out_file, doc)
@@ -223,18 +179,12 @@ def observe_render(
     """Write blackbox modules, SLO rules, Probes and the Alertmanager configuration."""
     from plantops.cli.console import out, run_guarded
 
-    def go() -> str:
-        day = _today(today)
-        res, deps = _deployments(fleet, day)
-        settings = load_alerting(alerting or fleet / "alerting.yaml")
-        ctx = RenderContext.from_fleet(res.fleet.spec)
-        files = observe_files(res.fleet, deps, ctx, settings, today=day)
-        result = write_observe_files(files, out_dir)
-        return (
-            f"{len(result.written)} file(s) written, {len(result.unchanged)} unchanged in {out_dir}"
-        )
-
-    out.print(run_guarded(go))
+    result = run_guarded(
+        observe_services.observe_render, fleet, out_dir, alerting=alerting, today=_today(today)
+    )
+    out.print(
+        f"{len(result.written)} file(s) written, {len(result.unchanged)} unchanged in {out_dir}"
+    )
 
 
 @metrics_app.command("serve")

@@ -7,7 +7,6 @@ Exit codes: 0 no finding at its environment's threshold · 1 findings at the thr
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -50,9 +49,9 @@ def check(
 ) -> None:
     """Check the platform baseline and the fleet's policies/*.yaml CEL rules; exceptions
     from policies/exceptions.yaml. Exit 1 when a finding reaches its environment's threshold."""
-    from plantops.cli.console import err, out, run_guarded
+    from plantops.cli.console import err, out, parse_today, run_guarded
 
-    day = dt.date.fromisoformat(today) if today else dt.date.today()
+    day = parse_today(today)
     if output is not None:
         run_guarded(check_writable_target, output)
     result = run_guarded(services.check_target, target, today=day)
@@ -96,13 +95,13 @@ def export(
 ) -> None:
     """Export every CEL-expressible rule for admission: Kubernetes ValidatingAdmissionPolicy
     + binding, or Kyverno ValidatingPolicy with the fleet's exceptions as PolicyExceptions."""
-    from plantops.cli.console import out, run_guarded
+    from plantops.cli.console import out, parse_today, run_guarded
 
     paths = run_guarded(
         services.policy_export,
         fleet,
         out_dir,
-        today=dt.date.fromisoformat(today) if today else dt.date.today(),
+        today=parse_today(today),
         export_format=output_format.value,
         exception_namespace=exception_namespace,
     )

@@ -7,18 +7,15 @@ Exit codes: 0 lock written / verified · 1 the addons check refused the release 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from plantops import services
-from plantops.addons import changed_addons
-from plantops.errors import EXIT_FINDINGS, UserError
+from plantops.errors import EXIT_FINDINGS
 from plantops.outputs import check_writable_target, write_text_atomically
-from plantops.release import read_lock
 from plantops.services import release as release_services
 
 release_app = typer.Typer(help="Release locks.", no_args_is_help=True)
@@ -47,13 +44,10 @@ def create(
 ) -> None:
     """Check the addons against the fleet's series and edition and write a canonical lock:
     image digest, addons (version, checksum, commit), package-list and config hashes."""
-    from plantops.cli.console import out, run_guarded
+    from plantops.cli.console import out, parse_today, run_guarded
 
     def go() -> services.ReleaseResult:
-        try:
-            day = dt.date.fromisoformat(today) if today else dt.date.today()
-        except ValueError:
-            raise UserError(f"--today {today}: expected YYYY-MM-DD") from None
+        day = parse_today(today)
         check_writable_target(out_file)
         return services.create_release(
             fleet, image=image, addons_paths=addons, packages=packages, today=day
@@ -235,7 +229,7 @@ def verify(lock: Annotated[Path, typer.Argument(help="A release lock file.")]) -
     """Check that a lock's content still matches its id (exit 2 if it was edited)."""
     from plantops.cli.console import out, run_guarded
 
-    result = run_guarded(read_lock, lock)
+    result = run_guarded(release_services.verify_lock, lock)
     out.print(f"{result.file}: release {result.id} intact", markup=False, soft_wrap=True)
 
 
@@ -248,8 +242,7 @@ def diff(
     update with `odoo -u`, one a line, then the comma-separated list."""
     from plantops.cli.console import out, run_guarded
 
-    before, after = run_guarded(read_lock, old), run_guarded(read_lock, new)
-    changed = changed_addons(_sums(before.content), _sums(after.content))
+    changed = run_guarded(release_services.release_diff, old, new)
     for name in changed:
         out.print(name, markup=False)
     out.print(
@@ -257,14 +250,6 @@ def diff(
         markup=False,
         soft_wrap=True,
     )
-
-
-def _sums(content: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        str(a["name"]): str(a["checksum"])
-        for a in content.get("addons", [])
-        if isinstance(a, dict) and a.get("installable", True)
-    }
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from plantops.cli.console import err, out, run_guarded
-from plantops.errors import UserError
+from plantops.errors import UserError, resolve_path
 from plantops.services import tokens
 
 token_app = typer.Typer(
@@ -87,7 +87,7 @@ def serve(
     settings = ServerSettings(
         fleet=fleet,
         db_url=db or tokens.default_state_db(),
-        out=out_dir or Path("out") / fleet.resolve().name,
+        out=out_dir or Path("out") / resolve_path(fleet).name,
         session_secret=os.environ.get("PLANTOPS_SESSION_SECRET") or secrets.token_urlsafe(32),
         oidc=oidc,
         secure_cookies=not insecure_cookies,

@@ -6,7 +6,6 @@ named) · 2 unreadable report, unknown format, bad policy, expired allowlist ent
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from enum import Enum
 from pathlib import Path
@@ -14,16 +13,8 @@ from typing import Annotated
 
 import typer
 
-from plantops import services
-from plantops.errors import EXIT_FINDINGS, UserError
-from plantops.vulns import (
-    DEFAULT_POLICY,
-    GateResult,
-    evaluate_gate,
-    load_policy,
-    read_report,
-    read_vex,
-)
+from plantops.errors import EXIT_FINDINGS
+from plantops.services import vulns as vulns_services
 
 vulns_app = typer.Typer(help="Vulnerability gate over scanner reports.", no_args_is_help=True)
 
@@ -31,51 +22,6 @@ vulns_app = typer.Typer(help="Vulnerability gate over scanner reports.", no_args
 class OutputFormat(str, Enum):
     text = "text"
     json = "json"
-
-
-def _run(
-    reports: list[Path],
-    policy_file: Path | None,
-    tier: str | None,
-    env: str | None,
-    vex_files: list[Path],
-    today: dt.date,
-    fleet: Path | None = None,
-    plant: str | None = None,
-) -> GateResult:
-    policy = load_policy(policy_file) if policy_file else DEFAULT_POLICY
-    require = True
-    if fleet is not None:
-        tier, require = _fleet_tier(fleet, plant, env, tier, today), False
-    vex = [s for f in vex_files for s in read_vex(f)]
-    read = [read_report(p) for p in reports]
-    rows = [v for r in read for v in r.vulnerabilities]
-    return evaluate_gate(
-        rows,
-        policy,
-        tier=tier,
-        env=env,
-        today=today,
-        vex=vex,
-        reports=[f"{r.file} ({r.format}, {len(r.vulnerabilities)})" for r in read],
-        require=require,
-    )
-
-
-def _fleet_tier(
-    fleet: Path, plant: str | None, env: str | None, tier: str | None, today: dt.date
-) -> str:
-    """The plant's classified tier; the environment must be one of the fleet's."""
-    if plant is None or tier is not None:
-        raise UserError(
-            "--fleet needs --plant CODE (the tier comes from its classification), not --tier"
-        )
-    res = services.open_fleet(fleet, today=today)
-    envs = [e.name for e in res.fleet.environments]
-    if env is not None and env not in envs:
-        raise UserError(f"--env {env}: not an environment of the fleet ({', '.join(envs)})")
-    (classification,) = services.classify(fleet, today=today, only=[plant])
-    return classification.tier
 
 
 def _line(v: object) -> str:
@@ -121,16 +67,20 @@ def check(
 ) -> None:
     """Read scanner reports into one list and judge it: maximum counts per severity,
     fixable-only, VEX and an allowlist with reason, owner and expiry."""
-    from plantops.cli.console import out, run_guarded
+    from plantops.cli.console import out, parse_today, run_guarded
 
-    def parse_today() -> dt.date:
-        try:
-            return dt.date.fromisoformat(today) if today else dt.date.today()
-        except ValueError:
-            raise UserError(f"--today {today}: expected YYYY-MM-DD") from None
-
-    day = run_guarded(parse_today)
-    result = run_guarded(_run, reports, policy, tier, env, list(vex or []), day, fleet, plant)
+    day = parse_today(today)
+    result = run_guarded(
+        vulns_services.vulns_check,
+        reports,
+        policy,
+        tier,
+        env,
+        list(vex or []),
+        day,
+        fleet,
+        plant,
+    )
     if output_format is OutputFormat.json:
         out.print(
             json.dumps(result.to_dict(), indent=2, sort_keys=True), markup=False, soft_wrap=True

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plantops.errors import NotPermitted, UserError, display_path
+from plantops.errors import NotPermitted, UserError, display_path, resolve_path
 from plantops.inputs import Limits, json_value, read_text
 from plantops.release.gates import (
     PROBE_SCHEMA,
@@ -685,7 +685,7 @@ def commit_pins(root: Path, paths: Sequence[Path], message: str) -> tuple[str | 
     try:
         if git("rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
             return None, ""
-        rel = [str(p.resolve().relative_to(root.resolve())) for p in paths]
+        rel = [str(resolve_path(p).relative_to(resolve_path(root))) for p in paths]
         added = git("add", "--", *rel)
         done = git("commit", "-q", "-m", message, "--", *rel) if added.returncode == 0 else added
         if done.returncode != 0:

@@ -84,7 +84,7 @@ def fleet_page(
     page = min(page, pages)
     shown = rows[(page - 1) * size : page * size]
     state = state_of(request)
-    policy = state.policy.peek(today())
+    policy = state.policy.peek(today(), start=state.settings.background_policy)
     status = fleet_status(
         state,
         snap,
@@ -106,6 +106,7 @@ def fleet_page(
         rows=shown,
         status=status,
         policy_ready=policy is not None,
+        policy_background=state.settings.background_policy,
         total=len(rows),
         plants=len(snap.fleet.plants),
         page=page,

@@ -50,6 +50,9 @@ class ServerSettings:
     secure_cookies: bool = True
     page_size: int = 50
     locks: Path | None = None  # release locks (`--locks`); default: next to ``out``
+    # The fleet page starts ``plantops check`` in the background when its result is not
+    # current; False leaves that to GET /api/policy (tests that must not spend minutes).
+    background_policy: bool = True
 
     @property
     def locks_dir(self) -> Path:
@@ -92,9 +95,9 @@ class Cached(Generic[T]):
                 self._key = key
             return self._value
 
-    def peek(self, today: dt.date) -> T | None:
-        """The value if it is computed and current, else None — and then it is computed
-        in the background (one thread at a time), so a page never waits for it."""
+    def peek(self, today: dt.date, *, start: bool = True) -> T | None:
+        """The value if it is computed and current, else None — and then (``start``) it
+        is computed in the background, one thread at a time, so a page never waits."""
         if not self._lock.acquire(blocking=False):
             return None  # being computed (``get`` holds the lock meanwhile)
         try:
@@ -104,7 +107,7 @@ class Cached(Generic[T]):
             )
             if fresh:
                 return self._value
-            if self._worker is None or not self._worker.is_alive():
+            if start and (self._worker is None or not self._worker.is_alive()):
                 self._worker = threading.Thread(
                     target=self._background, args=(today,), name="plantops-cache", daemon=True
                 )

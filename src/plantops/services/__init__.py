@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import gc
 import hashlib
+import json
 import multiprocessing
 import os
 import tempfile
@@ -42,7 +43,7 @@ from plantops.render import (
 from plantops.render.core import dump_yaml, dump_yaml_documents
 from plantops.services.plancache import memo_scope, open_plan_memo, store_plan_memo
 from plantops.sizing.cost import FleetCost
-from plantops.spec import ParseCache, load_fleet
+from plantops.spec import ParseCache, load_fleet, spec_json_schema
 
 # Addons, policy and release code is imported by the use cases that need it: `plan`
 # must not pay for manifestoo-core, the policy baseline or the release lock at start-up.
@@ -63,6 +64,11 @@ if TYPE_CHECKING:
 class FleetResult:
     fleet: Fleet
     warnings: tuple[Problem, ...]
+
+
+def spec_schema_text() -> str:
+    """``plantops schema``: the fleet spec's JSON Schema, as the editor and CI read it."""
+    return json.dumps(spec_json_schema(), indent=2, sort_keys=True) + "\n"
 
 
 def open_fleet(root: Path, *, today: dt.date, allow_expired: bool = False) -> FleetResult:

@@ -21,7 +21,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plantops.errors import UserError
+from plantops.errors import UserError, resolve_path
 from plantops.outputs import check_output_dir
 
 if TYPE_CHECKING:
@@ -461,7 +461,7 @@ def pgbackrest(config: Path, stanza: str | None, run_as: str) -> PgBackRest:
 
     if not config.is_file():
         raise UserError(f"pgBackRest config {config} does not exist")
-    return PgBackRest(config.resolve(), config_stanza(config, stanza), run_as=run_as)
+    return PgBackRest(resolve_path(config), config_stanza(config, stanza), run_as=run_as)
 
 
 def pitr_init(config: Path, stanza: str | None, run_as: str) -> str:

@@ -1,4 +1,5 @@
-"""Use cases behind ``plantops metrics serve`` and ``plantops slo report``.
+"""Use cases behind ``plantops probe run``, ``observe render``, ``metrics serve`` and
+``slo report``.
 
 Opens what the observability core reads — the planned fleet, the backup catalog, a
 Prometheus query API, probe result files — and hands it to ``plantops.observe`` as
@@ -38,7 +39,8 @@ from plantops.observe.sloreport import (
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from plantops.observe.probe import ProbeRun
+    from plantops.observe import ProbeRun, ProbeSettings
+    from plantops.observe.render import ObserveRender
     from plantops.plan import Deployment
     from plantops.store import BackupRecord
 
@@ -50,6 +52,89 @@ def planned(fleet: Path, today: dt.date) -> tuple[Deployment, ...]:
     from plantops.services import open_fleet
 
     return build_plan(open_fleet(fleet, today=today).fleet).deployments
+
+
+def probe_password(env: str | None, file: Path | None) -> str:
+    """The probe user's password from a secret reference, never from the command line."""
+    import os
+
+    if env is not None:
+        value = os.environ.get(env)
+        if value is None:
+            raise UserError(f"--probe-password-env {env}: the variable is not set")
+        return value
+    if file is not None:
+        from plantops.inputs import Limits, read_text
+
+        # A regular file of at most 4 KiB: a FIFO there must not block the probe.
+        return read_text(
+            file, f"--probe-password-file {file}", limits=Limits(max_bytes=4096)
+        ).rstrip("\n")
+    raise UserError("--probe-login needs --probe-password-env VAR or --probe-password-file FILE")
+
+
+def probe_run(
+    *,
+    fleet: Path | None,
+    url: str | None,
+    today: dt.date,
+    settings: ProbeSettings,
+    plants: Sequence[str] = (),
+    environments: Sequence[str] = (),
+    db: str | None = None,
+    expect_version: str | None = None,
+    login: str | None = None,
+    password_env: str | None = None,
+    password_file: Path | None = None,
+    model: str = "stock.picking",
+) -> ProbeRun:
+    """Probe one URL or the fleet's planned hosts (``plants``/``environments`` narrow it)
+    with ``settings``; a login also runs the business check as that user."""
+    from plantops.observe import CHECKS, ProbeCredentials, ProbeTarget, fleet_targets, run_probes
+
+    if (fleet is None) == (url is None):
+        raise UserError("give either --fleet FLEET or --url URL")
+    unknown = sorted(set(settings.checks) - set(CHECKS))
+    if unknown:
+        raise UserError(f"--check {unknown}: known checks are {', '.join(CHECKS)}")
+    creds = None
+    if login is not None:
+        creds = ProbeCredentials(login, probe_password(password_env, password_file), model)
+    if url is not None:
+        if not url.startswith(("http://", "https://")):
+            raise UserError(f"--url {url}: expected http(s)://host[:port]")
+        targets = [ProbeTarget(url, url, db, expect_version, credentials=creds)]
+    else:
+        assert fleet is not None
+        from plantops.plan import build_plan
+        from plantops.services import open_fleet
+
+        res = open_fleet(fleet, today=today)
+        res.fleet.check_selection(plants)
+        deps = build_plan(res.fleet).deployments
+        targets = fleet_targets(deps, plants=plants, environments=environments, credentials=creds)
+        if not targets:
+            raise UserError("no deployment matches --plant/--env")
+    return run_probes(targets, settings)
+
+
+def observe_render(
+    fleet: Path, out_dir: Path, *, alerting: Path | None, today: dt.date
+) -> ObserveRender:
+    """Write the fleet's blackbox modules, SLO rules, Probes, Alertmanager and log
+    pipeline configuration into ``out_dir``."""
+    from plantops.observe.alerting import load_alerting
+    from plantops.observe.render import observe_files, write_observe_files
+    from plantops.plan import build_plan
+    from plantops.render import RenderContext
+    from plantops.services import open_fleet
+
+    res = open_fleet(fleet, today=today)
+    deps = build_plan(res.fleet).deployments
+    settings = load_alerting(alerting or fleet / "alerting.yaml")
+    ctx = RenderContext.from_fleet(res.fleet.spec)
+    files = observe_files(res.fleet, deps, ctx, settings, today=today)
+    return write_observe_files(files, out_dir)
 
 
 def policy_facts(

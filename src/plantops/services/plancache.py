@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from plantops.caches import store_atomically, user_cache_dir
+from plantops.errors import resolve_path
 from plantops.plan import PlanMemo
 
 PLAN_CACHE_ENV = "PLANTOPS_PLAN_CACHE"
@@ -36,7 +37,7 @@ def memo_file(root: Path) -> Path | None:
     base = user_cache_dir("plan", PLAN_CACHE_ENV)
     if base is None:
         return None
-    name = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:32]
+    name = hashlib.sha256(str(resolve_path(root)).encode()).hexdigest()[:32]
     return base / f"{name}.pickle"
 
 

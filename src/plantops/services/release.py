@@ -21,6 +21,7 @@ from plantops.errors import NotFound, UserError
 from plantops.services import check_target, fleet_config_hash, open_fleet
 
 if TYPE_CHECKING:
+    from plantops.release import Lock
     from plantops.release.gates import PolicySummary, VulnSummary
     from plantops.release.promote import FleetView, PromotionResult, ReleaseStatus, StageRollout
     from plantops.store.ledger import Entry
@@ -273,6 +274,31 @@ def release_waves(root: Path, *, today: dt.date) -> tuple[StageRollout, ...]:
     from plantops.release import promote as release_promote
 
     return release_promote.rollout(fleet_view(root, today=today))
+
+
+def verify_lock(lock_file: Path) -> Lock:
+    """``plantops release verify``: the lock, read back only if its content still hashes
+    to its id (an edited lock is refused)."""
+    from plantops.release import read_lock
+
+    return read_lock(lock_file)
+
+
+def release_diff(old: Path, new: Path) -> list[str]:
+    """``plantops release diff``: the addons of ``new`` whose checksum differs from
+    ``old``'s (or that are new) — what the migration must update with ``odoo -u``."""
+    from plantops.addons import changed_addons
+    from plantops.release import read_lock
+
+    def sums(content: Mapping[str, object]) -> dict[str, str]:
+        addons = content.get("addons", [])
+        return {
+            str(a["name"]): str(a["checksum"])
+            for a in (addons if isinstance(addons, list) else [])
+            if isinstance(a, dict) and a.get("installable", True)
+        }
+
+    return list(changed_addons(sums(read_lock(old).content), sums(read_lock(new).content)))
 
 
 def release_status(

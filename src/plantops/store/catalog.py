@@ -165,7 +165,7 @@ class SessionRepository:
             with self._sessions.begin() as session:
                 yield session
         except SQLAlchemyError as exc:
-            raise InfrastructureError(f"state database {self._where()}: {exc}") from exc
+            raise InfrastructureError(f"state database {self._where()}: {db_reason(exc)}") from exc
 
     def _where(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
@@ -402,12 +402,22 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def db_reason(exc: SQLAlchemyError) -> str:
+    """The driver's own words (libpq's ``connection refused … Is the server running``),
+    without SQLAlchemy's wrapper and its link to sqlalche.me."""
+    orig = getattr(exc, "orig", None)
+    return " ".join(str(orig if orig is not None else exc).split())
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; ``postgresql://`` means psycopg 3; SQLite dirs are created."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise UserError(f"state database URL {url!r} is not valid: {exc}") from exc
+    except (ArgumentError, ValueError) as exc:
+        raise UserError(
+            f"state database URL {url!r} is not valid ({exc}); expected sqlite:///PATH"
+            " or postgresql://USER@HOST[:PORT]/DBNAME"
+        ) from exc
     backend = parsed.drivername.partition("+")[0]
     if backend not in ("sqlite", "postgresql", "postgres"):
         # SQLAlchemy would look for a dialect plug-in and fail with NoSuchModuleError.
@@ -449,7 +459,7 @@ def migrate(engine: Engine) -> None:
             command.upgrade(cfg, "head")
     except SQLAlchemyError as exc:
         where = engine.url.render_as_string(hide_password=True)
-        raise InfrastructureError(f"cannot open state database {where}: {exc}") from exc
+        raise InfrastructureError(f"cannot open state database {where}: {db_reason(exc)}") from exc
 
 
 def open_catalog(url: str | None = None) -> Catalog:

@@ -34,13 +34,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from plantops.errors import GateFailed, InfrastructureError, UserError
-from plantops.store.catalog import default_db_url, make_engine, migrate
+from plantops.store.catalog import db_reason, default_db_url, make_engine, migrate
 from plantops.store.models import LedgerEntry, LedgerHead, PromotionClaim
 
 GENESIS = "0" * 64
+
+
 DEFAULT_CHAIN = "releases"
 EXPORT_FIELDS = (
     "seq",
@@ -249,10 +251,8 @@ class Ledger:
             raise PromotionConflict(
                 f"ledger {self.where()}: another writer recorded this first ({exc.orig})"
             ) from exc
-        except OperationalError as exc:
-            raise InfrastructureError(f"ledger {self.where()}: {exc.orig}") from exc
         except SQLAlchemyError as exc:
-            raise InfrastructureError(f"ledger {self.where()}: {exc}") from exc
+            raise InfrastructureError(f"ledger {self.where()}: {db_reason(exc)}") from exc
 
     def _lock_head(self, conn: Connection) -> tuple[int, str]:
         q = select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.chain == self.chain)
@@ -346,7 +346,7 @@ class Ledger:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise InfrastructureError(f"ledger {self.where()}: {exc}") from exc
+            raise InfrastructureError(f"ledger {self.where()}: {db_reason(exc)}") from exc
 
     def iter_entries(self, batch: int = 5000) -> Generator[Entry, None, None]:
         """Every entry in sequence order, streamed."""

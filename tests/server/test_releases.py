@@ -6,18 +6,21 @@ ledger tampered in the database shows as broken on the API and the page."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
+from xml.etree import ElementTree
 
 import pytest
 
+from plantops.server.svg import dependency_graph
 from plantops.services import release as release_services
 from plantops.store.ledger import open_ledger
 from tests.addons.test_addons import addon
 from tests.release.fleet import IMAGE, release_fleet
-from tests.server.conftest import Server
+from tests.server.conftest import SCOPED, Server
 from tests.server.test_api import assert_problem
 
 
@@ -278,3 +281,119 @@ def test_the_author_gets_no_approve_form() -> None:
     assert not release_row(status, approver="bob")["stages"][0]["may_approve"]  # approved
     assert release_row(status, approver="carol")["stages"][0]["may_approve"]
     assert not release_row(status, approver=None)["stages"][0]["may_approve"]
+
+
+def test_a_plant_it_sees_only_ledger_entries_of_its_plants(server: Server) -> None:
+    made = create(server, "platform-engineer")
+    s = server.settings
+    lock = release_services.release_locks(s.locks_dir).find(made["id"])
+    now = dt.datetime.now(dt.UTC)
+    for _ in range(6):  # every wave of dev: promotions naming their plants
+        result = release_services.promote_release(
+            s.fleet, lock, to="dev", actor="bob", now=now, db=s.db_url
+        )
+        if result.message:
+            break
+    everything = server.client.get("/api/ledger?limit=1000", headers=server.as_role("auditor"))
+    entries = everything.json()["items"]
+    promotions = [e for e in entries if e["kind"] == "promotion"]
+    mine = [e for e in promotions if SCOPED in e["payload"]["plants"]]
+    assert mine and len(mine) < len(promotions), [e["payload"]["plants"] for e in promotions]
+    it = server.as_role("plant-it")
+    body = server.client.get("/api/ledger?limit=1000", headers=it).json()
+    assert [e["seq"] for e in body["items"]] == [e["seq"] for e in mine]
+    assert body["total"] == len(mine)  # not the release record, not other plants' waves
+    # cursor paging over the plant's entries only
+    first = server.client.get("/api/ledger?limit=1", headers=it).json()
+    assert [e["seq"] for e in first["items"]] == [mine[0]["seq"]]
+    rest = server.client.get(f"/api/ledger?after={first['next_after']}", headers=it).json()
+    assert [e["seq"] for e in rest["items"]] == [e["seq"] for e in mine[1:]]
+    # the page likewise
+    page = server.client.get("/ledger", headers=it).text
+    shown = {int(seq) for seq in re.findall(r'<tr data-seq="(\d+)"', page)}
+    assert shown == {e["seq"] for e in mine}
+    assert len(
+        re.findall(
+            r'<tr data-seq="', server.client.get("/ledger", headers=server.as_role("auditor")).text
+        )
+    ) == len(entries)
+
+
+def test_addon_graph_of_a_release_is_svg(server: Server) -> None:
+    # acme_mrp (fixture) depends on mrp (Odoo's); add a layered chain inside the release
+    addons = server.settings.fleet / "addons"
+    addon(addons, "acme_base", depends=["base"])
+    addon(addons, "acme_quality", depends=["acme_base", "acme_mrp", "stock"])
+    addon(addons, "acme_report", depends=["acme_quality", "acme_base"])
+    addon(addons, "acme_x_y", depends=["acme_base"])
+    made = create(server, "release-manager")
+    r = server.client.get(f"/api/releases/{made['id']}/graph.svg", headers=server.as_role("viewer"))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("image/svg+xml")
+    root = ElementTree.fromstring(r.content)  # well-formed XML
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    nodes = {
+        g.get("data-addon"): int(g.get("data-depth", "-1")) for g in root.iterfind(".//s:g", ns)
+    }
+    assert nodes == {
+        "acme_base": 0, "acme_mrp": 0, "acme_quality": 1, "acme_report": 2, "acme_x_y": 1,
+    }  # fmt: skip
+    edges = {(e.get("data-from"), e.get("data-to")) for e in root.iterfind(".//s:line", ns)}
+    assert edges == {
+        ("acme_quality", "acme_base"), ("acme_quality", "acme_mrp"),
+        ("acme_report", "acme_quality"), ("acme_report", "acme_base"),
+        ("acme_x_y", "acme_base"),
+    }  # fmt: skip
+    # rows by depth: deeper addons drawn higher up; the same release, the same picture
+    y = {
+        g.get("data-addon"): float(g.find("s:rect", ns).get("y"))
+        for g in root.iterfind(".//s:g", ns)
+    }  # type: ignore[union-attr]
+    assert y["acme_report"] < y["acme_quality"] < y["acme_base"] == y["acme_mrp"]
+    again = server.client.get(
+        f"/api/releases/{made['id']}/graph.svg", headers=server.as_role("auditor")
+    )
+    assert again.content == r.content
+    titles = [t.text or "" for t in root.iterfind(".//s:g/s:title", ns)]
+    assert any("also depends on stock" in t for t in titles)
+    # the matrix links it; an unknown release is a problem document
+    assert f"/api/releases/{made['id']}/graph.svg" in server.client.get(
+        "/promotions", headers=server.as_role("viewer")
+    ).text.replace("%3A", ":")
+    assert_problem(
+        server.client.get(
+            f"/api/releases/sha256:{'0' * 64}/graph.svg", headers=server.as_role("viewer")
+        ),
+        404,
+    )
+    assert_problem(server.client.get(f"/api/releases/{made['id']}/graph.svg"), 401)
+    # acme_report changes after the release: its locked depends are no longer known
+    (addons / "acme_report" / "__init__.py").write_text("# edited\n", encoding="utf-8")
+    changed = ElementTree.fromstring(
+        server.client.get(
+            f"/api/releases/{made['id']}/graph.svg", headers=server.as_role("viewer")
+        ).content
+    )
+    edges = {(e.get("data-from"), e.get("data-to")) for e in changed.iterfind(".//s:line", ns)}
+    assert not any(src == "acme_report" for src, _ in edges) and len(edges) == 3
+    report = next(g for g in changed.iterfind(".//s:g", ns) if g.get("data-addon") == "acme_report")
+    assert "source not found with the locked checksum" in (
+        report.findtext("s:title", namespaces=ns) or ""
+    )
+
+
+def test_graph_svg_escapes_every_text() -> None:
+    hostile = "<script>alert('x')</script>&\""
+    text = dependency_graph(
+        [(hostile, hostile, 1, hostile), ("b", "b 1.0", 0, "b")],
+        [(hostile, "b"), ("b", "missing")],
+        title=hostile,
+    )
+    root = ElementTree.fromstring(text)
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    assert "<script" not in text and root.find(".//s:script", ns) is None
+    assert root.findtext("s:title", namespaces=ns) == hostile
+    assert [g.get("data-addon") for g in root.iterfind(".//s:g", ns)] == [hostile, "b"]
+    assert [e.get("data-from") for e in root.iterfind(".//s:line", ns)] == [
+        hostile
+    ]  # not to "missing"

@@ -117,6 +117,14 @@ def probe_run(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Also write the JSON here.")
     ] = None,
+    state_db: Annotated[
+        str | None,
+        typer.Option(
+            "--state-db",
+            help="Also record the result per plant and environment as probe.checked events"
+            " in this state database (what the server's fleet page shows).",
+        ),
+    ] = None,
     today: TodayOpt = None,
 ) -> None:
     """Run the synthetic checks; exit 1 when any check fails."""
@@ -149,6 +157,8 @@ def probe_run(
     doc = json.dumps(run.as_dict(), indent=2) + "\n"
     if out_file is not None:
         run_guarded(write_text_atomically, out_file, doc)
+    if state_db is not None:
+        run_guarded(observe_services.record_probe_run, run, state_db)
     if fmt is Format.json:
         print(doc, end="")
     else:

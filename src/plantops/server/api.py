@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plantops import services
 from plantops.server.auth import Principal, require, require_plants, state_of
-from plantops.server.problems import ProblemError
-from plantops.server.state import today, utcnow
+from plantops.server.problems import COMMON_PROBLEMS, WRITE_PROBLEMS, ProblemError
+from plantops.server.state import MAX_CURSOR, today, utcnow
 from plantops.server.views import (
     backup_dict,
     deployment_dict,
@@ -25,7 +25,7 @@ from plantops.server.views import (
 from plantops.services import release as release_services
 from plantops.store.server import ROLES, TokenRecord
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", responses=COMMON_PROBLEMS)
 Reader = Annotated[Principal, Depends(require("read"))]
 Auditor = Annotated[Principal, Depends(require("read.audit"))]
 
@@ -39,7 +39,12 @@ class PlanRequest(Strict):
 
 
 class ReleaseRequest(Strict):
-    image: str = Field(min_length=1, max_length=500)
+    image: str = Field(
+        min_length=1,
+        max_length=500,
+        pattern=r"^\S+@sha256:[0-9a-f]{64}$",
+        description="pinned by digest: REPOSITORY[:TAG]@sha256:<64 hex>",
+    )
     addons_paths: list[str] = Field(min_length=1, max_length=50)
 
 
@@ -190,7 +195,7 @@ def releases(request: Request, who: Reader) -> dict[str, Any]:
 def events(
     request: Request,
     who: Reader,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     plant: Annotated[str, Query(max_length=64)] = "",
 ) -> dict[str, Any]:
@@ -232,7 +237,7 @@ def run_plan(request: Request, who: Principal, plants: list[str]) -> dict[str, A
     return summary
 
 
-@router.post("/plan", tags=["plan"], status_code=200)
+@router.post("/plan", tags=["plan"], status_code=200, responses=WRITE_PROBLEMS)
 def post_plan(
     request: Request,
     body: PlanRequest,
@@ -242,7 +247,7 @@ def post_plan(
     return run_plan(request, who, body.plants)
 
 
-@router.post("/releases", tags=["releases"], status_code=201)
+@router.post("/releases", tags=["releases"], status_code=201, responses=WRITE_PROBLEMS)
 def post_release(
     request: Request,
     body: ReleaseRequest,
@@ -255,8 +260,12 @@ def post_release(
     root = state.settings.fleet.resolve()
     paths = []
     for raw in body.addons_paths:
-        path = (root / raw).resolve()
-        if not path.is_relative_to(root) or not path.is_dir():
+        try:
+            path = (root / raw).resolve()
+            usable = path.is_relative_to(root) and path.is_dir()
+        except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+            usable = False
+        if not usable:
             raise ProblemError(
                 400, f"addons path {raw!r} is not a directory inside the fleet repository"
             )
@@ -279,7 +288,7 @@ def post_release(
         "release.created",
         subject=result.id,
         actor=who.subject,
-        data={"image": body.image},
+        data={"image": body.image, "addons_paths": list(body.addons_paths)},
         now=utcnow(),
     )
     return {
@@ -307,7 +316,7 @@ def tokens(request: Request, who: Auditor) -> dict[str, Any]:
     return {"items": [token_dict(t) for t in state_of(request).store.list_tokens()]}
 
 
-@router.post("/tokens", tags=["tokens"], status_code=201)
+@router.post("/tokens", tags=["tokens"], status_code=201, responses=WRITE_PROBLEMS)
 def post_token(
     request: Request,
     body: TokenRequest,
@@ -323,7 +332,7 @@ def post_token(
     return {"token": token, **token_dict(record)}
 
 
-@router.delete("/tokens/{token_id}", tags=["tokens"])
+@router.delete("/tokens/{token_id}", tags=["tokens"], responses=WRITE_PROBLEMS)
 def delete_token(
     request: Request,
     token_id: str,

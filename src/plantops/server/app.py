@@ -14,7 +14,7 @@ from plantops import __version__
 from plantops.server import api, events, ledger, oidc, pages, problems, webhooks
 from plantops.server.state import ServerSettings, ServerState
 
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = problems.MAX_BODY_BYTES
 STATIC = Path(__file__).parent / "static"
 # Pages use no inline script and no other origin (plants are often offline).
 CSP = (
@@ -43,6 +43,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.state.plantops = ServerState(settings)
     problems.install(app)
+    problems.install_openapi(app)
 
     @app.middleware("http")
     async def guard(
@@ -67,11 +68,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
         same_site="lax",
         https_only=settings.secure_cookies,
     )
-    app.include_router(api.router)
-    app.include_router(ledger.router)
-    app.include_router(events.router)
-    app.include_router(webhooks.router)
-    app.include_router(oidc.router)
-    app.include_router(pages.router)
+    # Bodies sent without Content-Length (chunked) are counted as they arrive: FastAPI's
+    # per-route limit (starlette.middleware.body_limit.RequestBodyLimitMiddleware around
+    # each route) raises a 413 HTTPException once over, inside the exception handlers,
+    # so it is answered as a problem document like every other error. Not the app-wide
+    # ``FastAPI(max_body_size=)``: that one sits outside the handlers and answers 413 in
+    # plain text.
+    for router in (
+        api.router,
+        ledger.router,
+        events.router,
+        webhooks.router,
+        oidc.router,
+        pages.router,
+    ):
+        app.include_router(router, max_body_size=MAX_BODY_BYTES)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

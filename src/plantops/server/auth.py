@@ -53,6 +53,11 @@ class Principal:
     def may_touch(self, plant: str) -> bool:
         return self.role not in PLANT_SCOPED or plant in self.plants
 
+    @property
+    def plant_scoped(self) -> bool:
+        """True for a role that sees only its own plants (plant-it)."""
+        return self.role in PLANT_SCOPED
+
 
 def state_of(request: Request) -> ServerState:
     state: ServerState = request.app.state.plantops

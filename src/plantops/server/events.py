@@ -19,11 +19,12 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from plantops.server.auth import Principal, require, state_of
-from plantops.server.problems import ProblemError
+from plantops.server.problems import COMMON_PROBLEMS, ProblemError
+from plantops.server.state import MAX_CURSOR
 
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
-router = APIRouter()
+router = APIRouter(responses=COMMON_PROBLEMS)
 
 
 def _start_after(request: Request, after: int | None) -> int:
@@ -46,7 +47,7 @@ def _start_after(request: Request, after: int | None) -> int:
 async def stream(
     request: Request,
     who: Annotated[Principal, Depends(require("read"))],
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_CURSOR)] = None,
     plant: Annotated[str, Query(max_length=64)] = "",
     once: Annotated[bool, Query(description="send what is there, then close")] = False,
 ) -> StreamingResponse:

@@ -9,16 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from plantops.server.auth import Principal, require, state_of
 from plantops.server.matrix import release_row
-from plantops.server.state import ServerState, utcnow
+from plantops.server.problems import COMMON_PROBLEMS, WRITE_PROBLEMS
+from plantops.server.state import MAX_CURSOR, ServerState, utcnow
+from plantops.server.svg import dependency_graph
 from plantops.services import release as release_services
 from plantops.store.ledger import Entry
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", responses=COMMON_PROBLEMS)
 Reader = Annotated[Principal, Depends(require("read"))]
 Approver = Annotated[Principal, Depends(require("release.approve"))]
 MATRIX_RELEASES = 20  # newest releases on the promotion matrix
@@ -82,8 +84,16 @@ def matrix_rows(state: ServerState, who: Principal) -> tuple[list[dict[str, Any]
     return [release_row(st.as_dict(), approver=approver) for st in statuses], missing
 
 
-def ledger_page(state: ServerState, after: int, limit: int) -> dict[str, Any]:
-    entries, total = release_services.ledger_page(state.settings.db_url, after=after, limit=limit)
+def ledger_page(state: ServerState, who: Principal, after: int, limit: int) -> dict[str, Any]:
+    """A page of the ledger; a plant-scoped principal (plant-it) sees only the entries
+    naming one of its plants (``total`` counts those)."""
+    db = state.settings.db_url
+    if who.plant_scoped:
+        entries, total = release_services.ledger_page_for_plants(
+            db, plants=who.plants, after=after, limit=limit
+        )
+    else:
+        entries, total = release_services.ledger_page(db, after=after, limit=limit)
     return {
         "total": total,
         "items": [e.as_dict() for e in entries],
@@ -103,7 +113,12 @@ def release_status(request: Request, release_id: str, who: Reader) -> dict[str, 
     return status_of(state_of(request), release_id)
 
 
-@router.post("/releases/{release_id}/approvals", tags=["releases"], status_code=201)
+@router.post(
+    "/releases/{release_id}/approvals",
+    tags=["releases"],
+    status_code=201,
+    responses=WRITE_PROBLEMS,
+)
 def post_approval(
     request: Request, release_id: str, body: ApprovalRequest, who: Approver
 ) -> dict[str, Any]:
@@ -113,15 +128,67 @@ def post_approval(
     return result
 
 
+SVG = "image/svg+xml"
+
+
+@router.get(
+    "/releases/{release_id}/graph.svg",
+    tags=["releases"],
+    response_class=Response,
+    responses={200: {"content": {SVG: {"schema": {"type": "string"}}}, "description": "SVG"}},
+)
+def release_graph(request: Request, release_id: str, who: Reader) -> Response:
+    """The addon dependency graph of a release as SVG: the addons of its lock, an arrow
+    from each to the addons of the lock it depends on, in rows by depth."""
+    state = state_of(request)
+    root = state.settings.fleet
+    graph = release_services.release_addon_graph(
+        lock_of(state, release_id), addons_paths_of(state, release_id, root)
+    )
+    nodes = [
+        (
+            n.name,
+            f"{n.name} {n.version}".strip(),
+            n.depth,
+            f"{n.name} {n.version}: "
+            + (
+                f"also depends on {', '.join(n.external)}"
+                if n.external
+                else "no depends outside the release"
+            )
+            if n.known
+            else f"{n.name} {n.version}: source not found with the locked checksum",
+        )
+        for n in graph.nodes
+    ]
+    body = dependency_graph(nodes, graph.edges, title=f"Addons of release {graph.release_id[:19]}")
+    return Response(body, media_type=SVG, headers={"Cache-Control": "no-store"})
+
+
+def addons_paths_of(state: ServerState, release_id: str, root: Path) -> list[Path]:
+    """Where a release's addons were read from: the ``addons_paths`` of its
+    ``release.created`` event (releases made through the server), else the fleet
+    repository itself (its directories that hold addons)."""
+    hex_id = release_id.removeprefix("sha256:")
+    made = state.store.newest_event("release.created", subjects=[f"sha256:{hex_id}", hex_id])
+    paths = made.data.get("addons_paths") if made is not None else None
+    inside = root.resolve()
+    if isinstance(paths, list) and paths:
+        found = [(inside / str(p)).resolve() for p in paths]
+        return [p for p in found if p.is_relative_to(inside)]
+    return [inside]
+
+
 @router.get("/ledger", tags=["ledger"])
 def ledger(
     request: Request,
     who: Reader,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """Ledger entries in sequence order, cursor-paged: pass ``next_after`` as ``after``."""
-    return ledger_page(state_of(request), after, limit)
+    """Ledger entries in sequence order, cursor-paged: pass ``next_after`` as ``after``.
+    A plant-it token sees only the entries naming its plants (promotions of its waves)."""
+    return ledger_page(state_of(request), who, after, limit)
 
 
 @router.get("/ledger/verify", tags=["ledger"])

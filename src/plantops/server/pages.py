@@ -28,11 +28,12 @@ from plantops.server.auth import (
 )
 from plantops.server.matrix import CELL_STATES, stage_names
 from plantops.server.problems import ProblemError
-from plantops.server.state import utcnow
+from plantops.server.state import MAX_CURSOR, today, utcnow
 from plantops.server.svg import bar_chart
 from plantops.server.views import (
     backup_dict,
     facets,
+    fleet_status,
     fleet_summary,
     newest_verified,
     plant_detail,
@@ -82,6 +83,15 @@ def fleet_page(
     pages = max(1, ceil(len(rows) / size))
     page = min(page, pages)
     shown = rows[(page - 1) * size : page * size]
+    state = state_of(request)
+    policy = state.policy.peek(today(), start=state.settings.background_policy)
+    status = fleet_status(
+        state,
+        snap,
+        shown,
+        now=utcnow(),
+        findings=policy.findings if policy is not None else None,
+    )
     chart = bar_chart(
         [(r["code"], r["monthly_cost"]) for r in sorted(shown, key=lambda r: -r["monthly_cost"])][
             :20
@@ -94,6 +104,9 @@ def fleet_page(
         "fleet.html",
         who,
         rows=shown,
+        status=status,
+        policy_ready=policy is not None,
+        policy_background=state.settings.background_policy,
         total=len(rows),
         plants=len(snap.fleet.plants),
         page=page,
@@ -227,7 +240,7 @@ async def approve_form(request: Request, release_id: str) -> Response:
 @router.get("/ledger", response_class=HTMLResponse)
 def ledger_page(
     request: Request,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     """The ledger, page by page, under the live ``ledger verify`` result."""
@@ -240,7 +253,7 @@ def ledger_page(
         "ledger.html",
         who,
         verify=ledger.verify(state),
-        page=ledger.ledger_page(state, after, limit),
+        page=ledger.ledger_page(state, who, after, limit),
         after=after,
         limit=limit,
     )

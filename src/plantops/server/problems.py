@@ -13,7 +13,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plantops.errors import (
@@ -27,8 +29,51 @@ from plantops.errors import (
 )
 
 PROBLEM_JSON = "application/problem+json"
+MAX_BODY_BYTES = 1024 * 1024
 TYPE_BASE = "https://plantops.dev/problems/"
 log = logging.getLogger("plantops.server")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (extension members allowed)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+
+
+class FieldError(BaseModel):
+    location: str
+    message: str
+
+
+class ValidationProblem(Problem):
+    """A 422: the problem document with each field that failed."""
+
+    errors: list[FieldError] = []
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses: problem documents (moved to
+    ``application/problem+json`` by :func:`install_openapi`)."""
+    return {
+        s: {
+            "model": ValidationProblem if s == 422 else Problem,
+            "description": HTTPStatus(s).phrase,
+        }
+        for s in statuses
+    }
+
+
+# Every route may answer these (bad input, credentials, role or scope, unknown
+# resource, an oversized body, validation, and the 500 that says nothing).
+COMMON_PROBLEMS = problem_responses(400, 401, 403, 404, 413, 422, 500)
+# Writes may also meet a gate that says no, or a backing service down.
+WRITE_PROBLEMS = problem_responses(409, 503)
 
 
 class ProblemError(Exception):
@@ -58,6 +103,30 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def install_openapi(app: FastAPI) -> None:
+    """The OpenAPI document, with every 4xx/5xx body under ``application/problem+json``
+    (FastAPI files a response model under the route's JSON media type)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            for operations in doc.get("paths", {}).values():
+                for operation in operations.values():
+                    for status, response in operation.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if status[:1] in "45" and "application/json" in content:
+                            content[PROBLEM_JSON] = content.pop("application/json")
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    setattr(app, "openapi", openapi)  # noqa: B010 - FastAPI's documented override
+
+
 def install(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
@@ -70,6 +139,8 @@ def install(app: FastAPI) -> None:
             detail = f"no resource at {request.url.path}; see /openapi.json for the routes"
         elif exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
+        elif exc.status_code == 413:  # the body limit, counting a chunked body as it came
+            detail = f"request bodies are limited to {MAX_BODY_BYTES} bytes"
         response = problem(request, exc.status_code, detail)
         if exc.headers:
             response.headers.update(exc.headers)

@@ -9,6 +9,7 @@ state, so any number of processes may serve one database.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import threading
 import time
@@ -26,6 +27,9 @@ from plantops.store.catalog import make_engine
 from plantops.store.server import ServerStore, open_server_store
 
 RECHECK_SECONDS = 2.0
+log = logging.getLogger("plantops.server")
+# Event and ledger ids are 64-bit integers in both databases: cursors stop there.
+MAX_CURSOR = 2**63 - 1
 T = TypeVar("T")
 
 
@@ -54,6 +58,9 @@ class ServerSettings:
     deliver_webhooks: bool = True  # run the webhook delivery loop in this process
     webhook_retry: RetryPolicy | None = None  # default: RetryPolicy()
     webhook_poll_seconds: float = 0.5
+    # The fleet page starts ``plantops check`` in the background when its result is not
+    # current; False leaves that to GET /api/policy (tests that must not spend minutes).
+    background_policy: bool = True
 
     @property
     def locks_dir(self) -> Path:
@@ -82,6 +89,7 @@ class Cached(Generic[T]):
     _key: object = None
     _checked: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _worker: threading.Thread | None = None
 
     def get(self, today: dt.date) -> T:
         with self._lock:
@@ -94,6 +102,33 @@ class Cached(Generic[T]):
                 self._value = self.compute(today)
                 self._key = key
             return self._value
+
+    def peek(self, today: dt.date, *, start: bool = True) -> T | None:
+        """The value if it is computed and current, else None — and then (``start``) it
+        is computed in the background, one thread at a time, so a page never waits."""
+        if not self._lock.acquire(blocking=False):
+            return None  # being computed (``get`` holds the lock meanwhile)
+        try:
+            fresh = self._value is not None and (
+                time.monotonic() - self._checked < RECHECK_SECONDS
+                or self._key == (today, fleet_fingerprint(self.root))
+            )
+            if fresh:
+                return self._value
+            if start and (self._worker is None or not self._worker.is_alive()):
+                self._worker = threading.Thread(
+                    target=self._background, args=(today,), name="plantops-cache", daemon=True
+                )
+                self._worker.start()
+            return None
+        finally:
+            self._lock.release()
+
+    def _background(self, today: dt.date) -> None:
+        try:
+            self.get(today)
+        except Exception:  # the route that needs it (GET /api/policy) reports the error
+            log.exception("computing a cached view of %s failed", self.root)
 
 
 class ServerState:

@@ -47,3 +47,62 @@ def bar_chart(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def dependency_graph(
+    nodes: Sequence[tuple[str, str, int, str]],
+    edges: Sequence[tuple[str, str]],
+    *,
+    title: str,
+) -> str:
+    """A layered drawing of a dependency graph: ``nodes`` are (name, label, depth,
+    tooltip), ``edges`` (dependent, dependency). Depth 0 (depends on nothing drawn) is
+    the bottom row, each row above one level deeper; a row is sorted by name, so the
+    same graph always gives the same picture. Standalone: presentation attributes, no
+    stylesheet, every text escaped."""
+    box_w, box_h, gap_x, gap_y, margin, top = 190, 30, 24, 60, 16, 36
+    depth_max = max((d for _, _, d, _ in nodes), default=0)
+    rows: dict[int, list[tuple[str, str, int, str]]] = {}
+    for node in sorted(nodes, key=lambda n: n[0]):
+        rows.setdefault(node[2], []).append(node)
+    widest = max((len(r) for r in rows.values()), default=1)
+    width = max(2 * margin + widest * (box_w + gap_x) - gap_x, 320)
+    height = top + (depth_max + 1) * (box_h + gap_y) - gap_y + margin
+    where: dict[str, tuple[float, float]] = {}
+    for depth, row in rows.items():
+        used = len(row) * (box_w + gap_x) - gap_x
+        x0 = (width - used) / 2
+        row_y = float(top + (depth_max - depth) * (box_h + gap_y))
+        for i, (name, *_rest) in enumerate(row):
+            where[name] = (x0 + i * (box_w + gap_x), row_y)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" role="img" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" '
+        'font-family="system-ui, sans-serif">',
+        f"<title>{escape(title)}</title>",
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+        'fill="#5b6573"/></marker></defs>',
+        f'<text x="{margin}" y="20" font-size="13" font-weight="600">{escape(title)}</text>',
+    ]
+    for src, dst in sorted(edges):
+        if src not in where or dst not in where:
+            continue
+        (x1, y1), (x2, y2) = where[src], where[dst]
+        parts.append(
+            f'<line class="edge" data-from="{escape(src)}" data-to="{escape(dst)}" '
+            f'x1="{x1 + box_w / 2:.1f}" y1="{y1 + box_h:.1f}" x2="{x2 + box_w / 2:.1f}" '
+            f'y2="{y2:.1f}" stroke="#5b6573" stroke-width="1.2" marker-end="url(#arrow)"/>'
+        )
+    for name, label, depth, tip in sorted(nodes, key=lambda n: n[0]):
+        x, y = where[name]
+        parts.append(
+            f'<g class="node" data-addon="{escape(name)}" data-depth="{depth}">'
+            f"<title>{escape(tip)}</title>"
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w}" height="{box_h}" rx="4" '
+            'fill="#ffffff" stroke="#2f5fb3"/>'
+            f'<text x="{x + 8:.1f}" y="{y + 19:.1f}" font-size="11">{escape(label[:30])}</text>'
+            "</g>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -17,6 +17,7 @@ from plantops.server.problems import ProblemError
 from plantops.server.state import ServerState, today
 from plantops.services import fleetview
 from plantops.store import BackupRecord
+from plantops.store.events import PROBE_CHECKED
 
 _ROWS: dict[int, tuple[fleetview.FleetSnapshot, list[dict[str, Any]]]] = {}
 _SUMMARY: dict[tuple[str, int], tuple[fleetview.FleetSnapshot, dict[str, Any]]] = {}
@@ -194,3 +195,66 @@ def backup_dict(b: BackupRecord) -> dict[str, Any]:
 def newest_verified(backups: Sequence[BackupRecord]) -> BackupRecord | None:
     done = [b for b in backups if b.status == "complete" and b.verified]
     return max(done, key=lambda b: b.finished_at or b.started_at) if done else None
+
+
+def _age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{max(0, int(seconds // 60))} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def fleet_status(
+    state: ServerState,
+    snap: fleetview.FleetSnapshot,
+    rows: Sequence[dict[str, Any]],
+    *,
+    now: datetime,
+    findings: Sequence[Any] | None,
+) -> dict[str, dict[str, Any]]:
+    """What the store recorded for these plants, per environment: the newest probe run
+    (``probe.checked`` events), the newest verified backup's age against the tier's RPO
+    (the backup catalog), and the open policy findings (``findings``, the current
+    ``plantops check`` result, or None while it is not computed). ``None`` where nothing
+    is recorded; the page shows "—" for it."""
+    codes = [r["code"] for r in rows]
+    probes = state.store.latest_events(PROBE_CHECKED, plants=codes) if codes else {}
+    verified = state.catalog.newest_verified_at(codes) if codes else {}
+    open_findings: dict[tuple[str, str], int] = {}
+    for f in findings or ():
+        open_findings[(f.plant, f.environment)] = open_findings.get((f.plant, f.environment), 0) + 1
+    tiers = snap.fleet.spec.tiers
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        code = r["code"]
+        tier = tiers.get(r["tier"])
+        rpo = tier.backup.rpo_minutes * 60.0 if tier is not None else None
+        envs: dict[str, Any] = {}
+        for env in r["environments"]:
+            probe = probes.get((code, env))
+            at = verified.get((code, env))
+            age = (now - at).total_seconds() if at is not None else None
+            envs[env] = {
+                "probe": None
+                if probe is None
+                else {
+                    "ok": bool(probe.data.get("ok")),
+                    "failed": [str(c) for c in probe.data.get("failed", [])][:10],
+                    "age": _age((now - probe.time).total_seconds()),
+                },
+                "slo_burn": None,  # no SLO burn rate is recorded in the store (docs/server.md)
+                "backup": None
+                if age is None
+                else {
+                    "age": _age(age),
+                    "rpo": _age(rpo) if rpo is not None else None,
+                    "late": rpo is not None and age > rpo,
+                },
+                "findings": None if findings is None else open_findings.get((code, env), 0),
+            }
+        out[code] = {
+            "environments": envs,
+            "findings": None if findings is None else sum(1 for f in findings if f.plant == code),
+        }
+    return out

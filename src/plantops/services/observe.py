@@ -398,4 +398,42 @@ def slo_report(
     return build_report(chosen, measurements, source=source, window=span, at=when, only_slos=slos)
 
 
-__all__ = ["exporter_registry", "planned", "prometheus_measurements", "slo_report"]
+def record_probe_run(run: ProbeRun, db_url: str) -> int:
+    """``probe run --state-db``: one ``probe.checked`` event per probed plant and
+    environment (plant, subject = the environment, data: ``ok``, the failed checks, the
+    target's name), at the run's start time. Targets without a plant (``--url``) are not
+    recorded. Returns how many events were written."""
+    from plantops.store.events import PROBE_CHECKED
+    from plantops.store.server import open_server_store
+
+    store = open_server_store(db_url)
+    written = 0
+    try:
+        for t in run.targets:
+            if not t.target.plant or not t.target.environment:
+                continue
+            store.append_event(
+                PROBE_CHECKED,
+                plant=t.target.plant,
+                subject=t.target.environment,
+                actor="plantops probe run",
+                data={
+                    "ok": t.ok,
+                    "failed": [c.check for c in t.checks if c.status == "fail"],
+                    "target": t.target.name,
+                },
+                now=run.started_at,
+            )
+            written += 1
+    finally:
+        store.close()
+    return written
+
+
+__all__ = [
+    "exporter_registry",
+    "planned",
+    "prometheus_measurements",
+    "record_probe_run",
+    "slo_report",
+]

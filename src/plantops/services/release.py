@@ -388,6 +388,41 @@ def ledger_page(db: str | None, *, after: int, limit: int) -> tuple[list[Entry],
         ledger.close()
 
 
+def entry_plants(entry: Entry) -> frozenset[str]:
+    """The plants a ledger entry names (promotions, break-glass and rollbacks list the
+    wave's plants under ``payload.plants``); empty for fleet-wide entries (a release
+    recorded, an approval of a stage)."""
+    plants = entry.payload.get("plants", [])
+    return (
+        frozenset(p for p in plants if isinstance(p, str))
+        if isinstance(plants, list)
+        else frozenset()
+    )
+
+
+def ledger_page_for_plants(
+    db: str | None, *, plants: frozenset[str], after: int, limit: int
+) -> tuple[list[Entry], int]:
+    """As :func:`ledger_page`, but only the entries naming one of ``plants`` (a plant-it's
+    view), and their count. The whole chain is read: entries name plants in their
+    payload, which neither database indexes."""
+    from plantops.store.ledger import open_ledger
+
+    ledger = open_ledger(db)
+    shown: list[Entry] = []
+    total = 0
+    try:
+        for entry in ledger.iter_entries():
+            if not entry_plants(entry) & plants:
+                continue
+            total += 1
+            if entry.seq > after and len(shown) < limit:
+                shown.append(entry)
+    finally:
+        ledger.close()
+    return shown, total
+
+
 def ledger_verify(db: str | None) -> LedgerVerification:
     from plantops.store.ledger import open_ledger
 
@@ -447,3 +482,72 @@ def record_rollback(
         return ledger.append([entry], now=now)[0]
     finally:
         ledger.close()
+
+
+@dataclass(frozen=True)
+class AddonNode:
+    name: str
+    version: str
+    depth: int
+    """0 for an addon that depends on no other addon of the lock; else 1 + the deepest."""
+    external: tuple[str, ...]
+    """Its depends outside the lock (Odoo's own addons: base, mrp…)."""
+    known: bool
+    """False when no addon with the lock's checksum was found: its depends are unknown."""
+
+
+@dataclass(frozen=True)
+class AddonGraph:
+    release_id: str
+    nodes: tuple[AddonNode, ...]
+    edges: tuple[tuple[str, str], ...]
+    """(addon, a dependency of it), both in the lock."""
+
+
+def release_addon_graph(lock_file: Path, addons_paths: Sequence[Path]) -> AddonGraph:
+    """The addons of a release lock and their ``depends`` among each other.
+
+    The lock pins each addon's checksum, not its manifest: the depends are read from the
+    addons found in ``addons_paths`` whose checksum is the lock's (the very code that was
+    locked). An addon whose source is not found (or has changed since) is a node with
+    ``known=False`` and no edges."""
+    from plantops.addons import addon_checksum
+    from plantops.addons.discover import discover_addons, expand_addons_paths
+    from plantops.release import read_lock
+
+    lock = read_lock(lock_file)
+    locked = {
+        str(a["name"]): (str(a.get("version") or ""), str(a.get("checksum") or ""))
+        for a in lock.content.get("addons", [])
+        if isinstance(a, dict) and "name" in a
+    }
+    depends: dict[str, tuple[str, ...]] = {}
+    roots = [p for p in addons_paths if p.is_dir()]
+    for a in discover_addons(expand_addons_paths(roots)) if roots else ():
+        if a.name in depends or a.name not in locked:
+            continue
+        shown = a.manifest_file.rpartition("/")[0]
+        if addon_checksum(a.path, shown) == locked[a.name][1]:
+            depends[a.name] = tuple(sorted(set(a.parsed.manifest.depends)))
+    depth: dict[str, int] = {}
+
+    def depth_of(name: str, seen: frozenset[str]) -> int:
+        if name not in depth:
+            inner = [d for d in depends.get(name, ()) if d in locked and d not in seen]
+            depth[name] = 1 + max((depth_of(d, seen | {name}) for d in inner), default=-1)
+        return depth[name]
+
+    nodes = tuple(
+        AddonNode(
+            name=name,
+            version=version,
+            depth=depth_of(name, frozenset()),
+            external=tuple(d for d in depends.get(name, ()) if d not in locked),
+            known=name in depends,
+        )
+        for name, (version, _) in sorted(locked.items())
+    )
+    edges = tuple(
+        (name, d) for name in sorted(depends) for d in depends[name] if d in locked and d != name
+    )
+    return AddonGraph(lock.id, nodes, edges)

@@ -16,7 +16,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -337,6 +337,27 @@ class Catalog(SessionRepository):
                 q = q.where(Backup.status.in_(list(statuses)))
             q = q.order_by(Backup.started_at.desc(), Backup.id.desc())
             return [_record(b) for b in s.scalars(q)]
+
+    def newest_verified_at(self, plants: Sequence[str]) -> dict[tuple[str, str], datetime]:
+        """When the newest complete backup with a passed verification finished, per
+        (plant, env) of these plants: one query, however many backups there are."""
+        with self._session() as s:
+            q = (
+                select(Backup.plant, Backup.env, func.max(Backup.finished_at))
+                .join(Verification, Verification.backup_id == Backup.id)
+                .where(
+                    Backup.status == "complete",
+                    Verification.status == "passed",
+                    Backup.plant.in_(list(plants)),
+                )
+                .group_by(Backup.plant, Backup.env)
+            )
+            found: dict[tuple[str, str], datetime] = {}
+            for plant, env, at in s.execute(q):
+                when = _utc(at)
+                if when is not None:
+                    found[(plant, env)] = when
+            return found
 
     # --- verifications ------------------------------------------------------------
     def add_verification(

@@ -47,6 +47,9 @@ class Event(Base):
 # one holding a higher id, and a reader between the two would skip it for good. Event
 # writers therefore take this transaction lock first, so ids commit in order.
 EVENT_ORDER_LOCK = 0x706C6F6576656E74
+# `plantops probe run --state-db`: the newest probe result of a plant's environment
+# (plant, subject = the environment), what the server's fleet page shows as health.
+PROBE_CHECKED = "probe.checked"
 
 
 def event_order_lock(s: Session) -> None:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, String, select
+from sqlalchemy import JSON, DateTime, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from plantops.errors import UserError
+from plantops.errors import NotFound, UserError
 from plantops.store.catalog import SessionRepository, make_engine, migrate
 from plantops.store.events import Event, event_order_lock, event_row
 from plantops.store.models import Base
@@ -34,6 +34,7 @@ EVENT_TYPES = (
     "backup.verified",
     "backup.verify-failed",
     "backup.failed",
+    "probe.checked",
     "release.created",
     "release.promoted",
     "release.approved",
@@ -171,7 +172,7 @@ class ServerStore(SessionRepository):
         with self._session() as s:
             t = s.get(ApiToken, token_id)
             if t is None:
-                raise UserError(f"no token with id {token_id!r}; see `plantops token list`")
+                raise NotFound(f"no token with id {token_id!r}; see `plantops token list`")
             if t.revoked_at is None:
                 t.revoked_at = now
                 event_order_lock(s)
@@ -224,6 +225,31 @@ class ServerStore(SessionRepository):
                 q = q.where(Event.plant == plant)
             q = q.order_by(Event.id).limit(limit)
             return [event_record(e) for e in s.scalars(q)]
+
+    def newest_event(self, type_: str, *, subjects: Sequence[str]) -> EventRecord | None:
+        """The newest event of ``type_`` about one of ``subjects``, if any."""
+        with self._session() as s:
+            q = (
+                select(Event)
+                .where(Event.type == type_, Event.subject.in_(list(subjects)))
+                .order_by(Event.id.desc())
+                .limit(1)
+            )
+            found = s.scalars(q).first()
+            return _event_record(found) if found is not None else None
+
+    def latest_events(
+        self, type_: str, *, plants: Sequence[str]
+    ) -> dict[tuple[str, str], EventRecord]:
+        """The newest event of ``type_`` per (plant, subject), for these plants."""
+        with self._session() as s:
+            newest = (
+                select(func.max(Event.id))
+                .where(Event.type == type_, Event.plant.in_(list(plants)))
+                .group_by(Event.plant, Event.subject)
+            )
+            rows = s.scalars(select(Event).where(Event.id.in_(newest)))
+            return {(e.plant, e.subject): _event_record(e) for e in rows}
 
 
 def open_server_store(url: str) -> ServerStore:

@@ -263,7 +263,7 @@ def post_release(
         try:
             path = (root / raw).resolve()
             usable = path.is_relative_to(root) and path.is_dir()
-        except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+        except (OSError, ValueError, RuntimeError):  # NUL, too long, a loop of links (3.11)
             usable = False
         if not usable:
             raise ProblemError(

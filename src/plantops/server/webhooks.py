@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from plantops.server.auth import Principal, require, state_of
-from plantops.server.problems import ProblemError
+from plantops.server.problems import COMMON_PROBLEMS, WRITE_PROBLEMS, ProblemError
 from plantops.server.state import utcnow
 from plantops.services.webhooks import WebhookRecord
 
-router = APIRouter(prefix="/api", tags=["webhooks"])
+router = APIRouter(prefix="/api", tags=["webhooks"], responses=COMMON_PROBLEMS)
 Admin = Annotated[Principal, Depends(require("webhook.admin"))]
 Auditor = Annotated[Principal, Depends(require("read.audit"))]
 WebhookId = Annotated[str, Path(min_length=1, max_length=16, pattern="^[0-9a-f]+$")]
@@ -94,7 +94,7 @@ def webhook_deliveries(
     return {"items": items, "next_after": found[-1].id if found else after}
 
 
-@router.post("/webhooks", status_code=201)
+@router.post("/webhooks", status_code=201, responses=WRITE_PROBLEMS)
 def post_webhook(request: Request, body: WebhookRequest, who: Admin) -> dict[str, Any]:
     """Register a webhook; ``secret`` (``whsec_…``, Standard Webhooks) is in this answer
     only: keep it where the receiver verifies signatures."""
@@ -112,13 +112,13 @@ def post_webhook(request: Request, body: WebhookRequest, who: Admin) -> dict[str
     return {"secret": secret, **webhook_dict(record)}
 
 
-@router.post("/webhooks/{webhook_id}/redrive")
+@router.post("/webhooks/{webhook_id}/redrive", responses=WRITE_PROBLEMS)
 def redrive_webhook(request: Request, who: Admin, webhook_id: WebhookId) -> dict[str, Any]:
     """Enable a webhook a 410 disabled, and retry its dead deliveries (in order)."""
     return webhook_dict(state_of(request).webhooks.redrive(webhook_id, now=utcnow()))
 
 
-@router.delete("/webhooks/{webhook_id}")
+@router.delete("/webhooks/{webhook_id}", responses=WRITE_PROBLEMS)
 def delete_webhook(request: Request, who: Admin, webhook_id: WebhookId) -> dict[str, Any]:
     """Remove a webhook and its undelivered outbox rows."""
     record = state_of(request).webhooks.remove_webhook(webhook_id, now=utcnow(), actor=who.subject)

@@ -236,7 +236,7 @@ class ServerStore(SessionRepository):
                 .limit(1)
             )
             found = s.scalars(q).first()
-            return _event_record(found) if found is not None else None
+            return event_record(found) if found is not None else None
 
     def latest_events(
         self, type_: str, *, plants: Sequence[str]
@@ -249,7 +249,7 @@ class ServerStore(SessionRepository):
                 .group_by(Event.plant, Event.subject)
             )
             rows = s.scalars(select(Event).where(Event.id.in_(newest)))
-            return {(e.plant, e.subject): _event_record(e) for e in rows}
+            return {(e.plant, e.subject): event_record(e) for e in rows}
 
 
 def open_server_store(url: str) -> ServerStore:

@@ -319,6 +319,19 @@ def yaml_documents(
     return out
 
 
+def yaml_documents_located(text: str, file: str, *, limits: Limits) -> list[tuple[int, int, Any]]:
+    """:func:`yaml_documents` for readers with no locating of their own: a syntax error
+    (libyaml's own nesting limit included) is a :class:`BadInput` at its line and column."""
+    try:
+        return yaml_documents(text, file, limits=limits)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        raise BadInput(file, line, column, f"invalid YAML: {exc.problem or exc.context}") from exc
+    except yaml.YAMLError as exc:
+        raise BadInput(file, 1, 1, f"invalid YAML: {exc}") from exc
+
+
 def json_value(text: str, file: str, *, limits: Limits) -> Any:
     """A JSON document, with its nesting bounded."""
     try:

@@ -56,6 +56,13 @@ def check_output_dir(path: Path, option: str = "--out") -> None:
     nearest existing ancestor is a folder (it is created with its parents)."""
     if path.exists() and not path.is_dir():
         raise UserError(f"{option} {path} exists and is not a directory; name a directory")
+    fleet = fleet_source_of(path / "_")
+    if fleet is not None:
+        # files written there would be read back as plants or policies of that fleet
+        raise UserError(
+            f"{option} {path} is inside the source folders of the fleet at {fleet}"
+            " (plants/, policies/); write outside them"
+        )
     for parent in path.absolute().parents:
         if parent.exists():
             if not parent.is_dir():

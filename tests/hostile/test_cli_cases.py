@@ -24,6 +24,7 @@ def _layout(tmp: Path) -> None:
     (tmp / "empty").mkdir()
     (tmp / "link-to-file").symlink_to(tmp / "file")
     (tmp / "loop").symlink_to(tmp / "loop")
+    (tmp / "deep-flow.yaml").write_text("[" * 2_000 + "]" * 2_000 + "\n")
 
 
 # (args, allowed exit codes, text the output must hold, places the command may change)
@@ -100,6 +101,25 @@ CASES: dict[str, tuple[list[str], set[int], str, list[str]]] = {
     ),
     "init-inside-a-fleet": (["init", "fleet/plants", "--force"], {2}, "inside the fleet", []),
     "init-name-too-long": (["init", "y" * 300], {2}, "too long", []),
+    # outputs never go into a fleet's source folders, where they would be read back
+    "plan-out-in-plants": (
+        ["plan", "fleet", "--out", "fleet/plants/new"],
+        {2},
+        "source folders",
+        [],
+    ),
+    "policy-export-in-plants": (
+        ["policy", "export", "fleet", "--out", "fleet/plants"],
+        {2},
+        "source folders",
+        [],
+    ),
+    "vulns-policy-too-deep": (
+        ["vulns", "check", "file", "--policy", "deep-flow.yaml"],
+        {2},
+        "deep-flow.yaml:1:",
+        [],
+    ),
     "plan-fleet-missing": (["plan", "nope", "--out", "new"], {2}, "nope", []),
     "plan-fleet-file": (["plan", "file", "--out", "new"], {2}, "file", []),
     "plan-fleet-empty": (["plan", "empty", "--out", "new"], {2}, "fleet.yaml", []),

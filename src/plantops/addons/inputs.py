@@ -14,7 +14,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from plantops.errors import display_path
-from plantops.inputs import SPEC_LIMITS, BadInput, Limits, read_text, yaml_documents
+from plantops.inputs import (
+    SPEC_LIMITS,
+    BadInput,
+    Limits,
+    read_text,
+    yaml_documents_located,
+)
 
 LIST_LIMITS = Limits(max_bytes=4 * 1024 * 1024, max_nodes=100_000, max_depth=16)
 
@@ -59,7 +65,7 @@ def load_license_matrix(path: Path) -> LicenseMatrix:
     """A matrix file: ``forbid: {OPL-1: [AGPL-3, GPL-3], …}`` (YAML)."""
     shown = display_path(path, Path.cwd())
     text = read_text(path, shown, limits=SPEC_LIMITS)
-    docs = yaml_documents(text, shown, limits=SPEC_LIMITS)
+    docs = yaml_documents_located(text, shown, limits=SPEC_LIMITS)
     data = docs[0][2] if docs else None
     if (
         not isinstance(data, dict)

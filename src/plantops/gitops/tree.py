@@ -250,6 +250,15 @@ def _swap_paths(
 
 
 def _check_target(out: Path) -> None:
+    from plantops.outputs import fleet_source_of
+
+    fleet = fleet_source_of(out / "_")
+    if fleet is not None:
+        raise UserError(
+            f"--out {out} is inside the source folders of the fleet at {fleet}"
+            " (plants/, policies/); the rendered tree would be read back as its input:"
+            " choose a path outside them"
+        )
     for parent in out.parents:
         if parent.exists():
             if not parent.is_dir():

@@ -831,6 +831,9 @@ def policy_export(
     from plantops.check.policy import BASELINE, export_vap, load_policy_config
     from plantops.check.policy.kyverno import DEFAULT_EXCEPTION_NAMESPACE, export_kyverno
 
+    from plantops.outputs import check_output_dir
+
+    check_output_dir(out)
     if not out.is_dir():
         raise UserError(f"--out {out}: not a directory; create it first")
     config = load_policy_config(root)

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from plantops.errors import Problem, SpecError, UserError, display_path
-from plantops.inputs import SPEC_LIMITS, read_text, yaml_documents
+from plantops.inputs import SPEC_LIMITS, read_text, yaml_documents_located
 from plantops.vulns.model import SEVERITIES, Vulnerability
 from plantops.vulns.readers import VexStatement
 
@@ -94,7 +94,7 @@ def effective_rule(
 def load_policy(path: Path) -> Policy:
     shown = display_path(path, Path.cwd())
     text = read_text(path, shown, limits=SPEC_LIMITS)
-    docs = yaml_documents(text, shown, limits=SPEC_LIMITS)
+    docs = yaml_documents_located(text, shown, limits=SPEC_LIMITS)
     data = docs[0][2] if docs else {}
     try:
         policy = Policy.model_validate(data)

@@ -397,3 +397,97 @@ def test_graph_svg_escapes_every_text() -> None:
     assert [e.get("data-from") for e in root.iterfind(".//s:line", ns)] == [
         hostile
     ]  # not to "missing"
+
+
+def promote(server: Server, release: str, role: str, **body: Any) -> Any:
+    return server.client.post(
+        f"/api/releases/{release}/promotions", headers=server.as_role(role), json=body
+    )
+
+
+def test_promotion_from_the_server_is_the_cli_s_promotion_as_the_signed_in_identity(
+    server: Server,
+) -> None:
+    made = create(server, "platform-engineer")
+    # dry run first: verdicts, nothing recorded
+    dry = promote(server, made["id"], "release-manager", stage="dev", dry_run=True)
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["dry_run"] and dry.json()["ledger"] == []
+    assert ledger_kinds(server) == ["release"]
+    r = promote(server, made["id"], "release-manager", stage="dev")
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["stage"] == "dev" and doc["promoted"], doc
+    assert all(v["ok"] for v in doc["plants"] if v["plant"] in doc["promoted"])
+    rm = subject(server, "release-manager")
+    led = open_ledger(server.settings.db_url)
+    try:
+        promotions = [e for e in led.iter_entries() if e.kind == "promotion"]
+    finally:
+        led.close()
+    assert [e.seq for e in promotions] == doc["ledger"]
+    assert {e.actor for e in promotions} == {rm}
+    events = server.client.get("/api/events", headers=server.as_role("auditor")).json()["items"]
+    promoted_events = [e for e in events if e["type"] == "release.promoted"]
+    assert {e["plant"] for e in promoted_events} == set(doc["promoted"])
+    # the same wave again: nothing left to promote in it, nothing new in the ledger
+    before = ledger_kinds(server)
+    again = promote(server, made["id"], "release-manager", stage="dev", wave=doc["wave"])
+    assert again.status_code == 200, again.text
+    assert not again.json()["promoted"] and ledger_kinds(server) == before
+
+
+def test_a_blocked_promotion_is_a_verdict_and_records_nothing(server: Server) -> None:
+    made = create(server, "platform-engineer")
+    before = ledger_kinds(server)
+    r = promote(server, made["id"], "platform-engineer", stage="prod")
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["promoted"] == [] and doc["ledger"] == []
+    assert doc["plants"] and not any(v["ok"] for v in doc["plants"])
+    failed = {g["gate"] for v in doc["plants"] for g in v["gates"] if not g["ok"]}
+    assert "approvals" in failed or "soak" in failed, failed
+    assert ledger_kinds(server) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"stage": "nope"}, 400, "nope"),
+        ({"stage": "dev", "plants": ["no-such-plant"]}, 400, "no-such-plant"),
+        ({"stage": "dev", "wave": 0}, 422, "wave"),
+        ({"stage": "dev", "force": True}, 422, "force"),
+        ({}, 422, "stage"),
+    ],
+)
+def test_bad_promotions_are_problems_and_record_nothing(
+    server: Server, body: dict[str, Any], status: int, words: str
+) -> None:
+    made = create(server, "platform-engineer")
+    before = ledger_kinds(server)
+    r = promote(server, made["id"], "release-manager", **body)
+    assert words in str(assert_problem(r, status)), r.text
+    assert ledger_kinds(server) == before
+
+
+def test_matrix_page_promotes_by_form(server: Server) -> None:
+    made = create(server, "platform-engineer")
+    h = server.as_role("release-manager")
+    page = server.client.get("/promotions", headers=h)
+    assert page.status_code == 200
+    assert f'action="/promotions/{made["id"]}/promotions"' in page.text
+    assert "Promote to dev" in page.text
+    r = server.client.post(
+        f"/promotions/{made['id']}/promotions",
+        headers=h,
+        data={"stage": "dev"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    done = unquote(r.headers["location"])
+    assert re.search(r"dev wave 1: [1-9]\d* promoted", done), done
+    assert "promotion" in ledger_kinds(server)
+    # a viewer sees no Promote button
+    assert (
+        "Promote to" not in server.client.get("/promotions", headers=server.as_role("viewer")).text
+    )

@@ -31,13 +31,20 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/plants/{code}/plan"): {"platform-engineer", "plant-it"},
     ("POST", "/api/releases/{release_id}/approvals"): {"release-manager"},
     ("POST", "/promotions/{release_id}/approvals"): {"release-manager"},
+    ("POST", "/api/releases/{release_id}/promotions"): {"platform-engineer", "release-manager"},
+    ("POST", "/promotions/{release_id}/promotions"): {"platform-engineer", "release-manager"},
     ("POST", "/api/webhooks"): {"platform-engineer"},
     ("DELETE", "/api/webhooks/{webhook_id}"): {"platform-engineer"},
     ("POST", "/api/webhooks/{webhook_id}/redrive"): {"platform-engineer"},
 }
 # Routes that need a release in the ledger first (made by the platform engineer, so the
 # release manager is not its author).
-NEEDS_RELEASE = {"/api/releases/{release_id}/approvals", "/promotions/{release_id}/approvals"}
+NEEDS_RELEASE = {
+    "/api/releases/{release_id}/approvals",
+    "/promotions/{release_id}/approvals",
+    "/api/releases/{release_id}/promotions",
+    "/promotions/{release_id}/promotions",
+}
 # Routes whose request makes something to act on first (so the log grows before it).
 MAKES_FIRST = {
     "/api/tokens/{token_id}",
@@ -138,6 +145,11 @@ def call(
     if path == "/promotions/{release_id}/approvals":
         url = f"/promotions/{release}/approvals"
         return c.post(url, headers=h, data={"stage": "prod"}, follow_redirects=False)
+    if path == "/api/releases/{release_id}/promotions":
+        return c.post(f"/api/releases/{release}/promotions", headers=h, json={"stage": "dev"})
+    if path == "/promotions/{release_id}/promotions":
+        url = f"/promotions/{release}/promotions"
+        return c.post(url, headers=h, data={"stage": "dev"}, follow_redirects=False)
     raise AssertionError(f"no request for {method} {path}: add one to call()")
 
 

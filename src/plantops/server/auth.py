@@ -34,6 +34,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # roles that count (releases.stages.*.approvals.roles); release-manager is the one
     # server role those rules know. The release's author is refused by the ledger guard.
     "release.approve": frozenset({"release-manager"}),
+    # Promotion is gated by the stage's own gates (approvals among them); who may start
+    # one is who runs releases: the platform engineer and the release manager.
+    "release.promote": frozenset({"platform-engineer", "release-manager"}),
     "token.admin": frozenset({"platform-engineer"}),
     "webhook.admin": frozenset({"platform-engineer"}),
 }

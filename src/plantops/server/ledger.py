@@ -23,6 +23,7 @@ from plantops.store.ledger import Entry
 router = APIRouter(prefix="/api", responses=COMMON_PROBLEMS)
 Reader = Annotated[Principal, Depends(require("read"))]
 Approver = Annotated[Principal, Depends(require("release.approve"))]
+Promoter = Annotated[Principal, Depends(require("release.promote"))]
 MATRIX_RELEASES = 20  # newest releases on the promotion matrix
 
 
@@ -31,6 +32,19 @@ class ApprovalRequest(BaseModel):
 
     stage: str = Field(min_length=1, max_length=64)
     comment: str = Field(default="", max_length=2000)
+
+
+class PromotionRequest(BaseModel):
+    """``plantops promote --to STAGE [--wave N] [--plant P]… [--dry-run]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str = Field(min_length=1, max_length=64)
+    wave: int | None = Field(default=None, ge=1, le=1000)
+    plants: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(
+        default_factory=list, max_length=1000
+    )
+    dry_run: bool = False
 
 
 def lock_of(state: ServerState, release_id: str) -> Path:
@@ -69,6 +83,29 @@ def approve(state: ServerState, who: Principal, release_id: str, body: ApprovalR
     return entry
 
 
+def promote(
+    state: ServerState, who: Principal, release_id: str, body: PromotionRequest
+) -> dict[str, Any]:
+    """``plantops promote`` as the signed-in identity: the stage's gates per plant of the
+    wave, then pins and ledger entries (each with a ``release.promoted`` event, written
+    by the ledger). Gates that need evidence files (vulnerability reports, rehearsal and
+    smoke results) find none here and block, as ``plantops promote`` without them does."""
+    s = state.settings
+    result = release_services.promote_release(
+        s.fleet,
+        lock_of(state, release_id),
+        to=body.stage,
+        actor=who.subject,
+        now=utcnow(),
+        db=s.db_url,
+        wave=body.wave,
+        plants=body.plants,
+        dry_run=body.dry_run,
+    )
+    doc: dict[str, Any] = result.as_dict()
+    return doc
+
+
 def matrix_rows(state: ServerState, who: Principal) -> tuple[list[dict[str, Any]], list[str]]:
     """The newest releases of the ledger as matrix rows, and releases whose lock is not
     among the locks (named, so the page can say so)."""
@@ -81,7 +118,9 @@ def matrix_rows(state: ServerState, who: Principal) -> tuple[list[dict[str, Any]
         s.fleet, [index.locks[r] for r in shown], db=s.db_url, now=utcnow()
     )
     approver = who.subject if who.may("release.approve") else None
-    return [release_row(st.as_dict(), approver=approver) for st in statuses], missing
+    promoter = who.may("release.promote")
+    rows = [release_row(st.as_dict(), approver=approver, promoter=promoter) for st in statuses]
+    return rows, missing
 
 
 def ledger_page(state: ServerState, who: Principal, after: int, limit: int) -> dict[str, Any]:
@@ -126,6 +165,21 @@ def post_approval(
     entry = approve(state_of(request), who, release_id, body)
     result: dict[str, Any] = entry.as_dict()
     return result
+
+
+@router.post(
+    "/releases/{release_id}/promotions",
+    tags=["releases"],
+    responses=WRITE_PROBLEMS,
+)
+def post_promotion(
+    request: Request, release_id: str, body: PromotionRequest, who: Promoter
+) -> dict[str, Any]:
+    """``plantops promote`` into a stage as the signed-in identity: per plant of the wave
+    its verdict (each gate with its reasons), the plants promoted, the ledger entries and
+    pins. A gate that blocks is a verdict, not an error; a promoter that lost the race to
+    another is a 409."""
+    return promote(state_of(request), who, release_id, body)
 
 
 SVG = "image/svg+xml"

@@ -56,9 +56,14 @@ def stage_state(waves: list[dict[str, Any]]) -> str:
 
 
 def stage_cell(
-    stage: Mapping[str, Any], approvals: list[dict[str, Any]], *, approver: str | None
+    stage: Mapping[str, Any],
+    approvals: list[dict[str, Any]],
+    *,
+    approver: str | None,
+    promoter: bool = False,
 ) -> dict[str, Any]:
-    """One stage of one release; ``approver`` is who may approve here (None: nobody)."""
+    """One stage of one release; ``approver`` is who may approve here (None: nobody),
+    ``promoter`` whether the viewer may promote (offered while a wave is not done)."""
     waves = [wave_cell(w) for w in stage["waves"]]
     asks = "approvals" in stage["gates"]
     already = approver is not None and any(a["user"] == approver for a in approvals)
@@ -70,10 +75,13 @@ def stage_cell(
         "approvals": approvals,
         "asks_approval": asks,
         "may_approve": asks and approver is not None and not already,
+        "may_promote": promoter and any(w["state"] != "promoted" for w in waves),
     }
 
 
-def release_row(status: Mapping[str, Any], *, approver: str | None) -> dict[str, Any]:
+def release_row(
+    status: Mapping[str, Any], *, approver: str | None, promoter: bool = False
+) -> dict[str, Any]:
     """A release's row; ``approver`` (who may approve releases) is dropped for its author."""
     author = status["author"]
     who = approver if approver is not None and approver != author else None
@@ -83,7 +91,7 @@ def release_row(status: Mapping[str, Any], *, approver: str | None) -> dict[str,
         "short": str(status["release"]).removeprefix("sha256:")[:12],
         "author": author,
         "stages": [
-            stage_cell(s, list(approvals.get(s["stage"], [])), approver=who)
+            stage_cell(s, list(approvals.get(s["stage"], [])), approver=who, promoter=promoter)
             for s in status["stages"]
         ],
     }

@@ -11,6 +11,7 @@ import time
 from math import ceil
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -235,6 +236,32 @@ async def approve_form(request: Request, release_id: str) -> Response:
     return RedirectResponse(
         f"/promotions?done=approved {entry.stage} (ledger entry {entry.seq})", status_code=303
     )
+
+
+@router.post("/promotions/{release_id}/promotions")
+async def promote_form(request: Request, release_id: str) -> Response:
+    """The matrix's Promote button: ``POST /api/releases/{id}/promotions`` from a form
+    (the stage's next wave; the verdicts are on the matrix after the redirect)."""
+    who = _signed_in(request)
+    if who is None:
+        raise ProblemError(401, "sign in first", slug="unauthorized")
+    form = dict(await request.form())
+    if who.via == "session":
+        check_csrf_form(request, form)
+    if not who.may("release.promote"):
+        raise ProblemError(403, f"role {who.role} may not release.promote", slug="forbidden")
+    stage = _form_text(form, "stage")
+    if not stage or len(stage) > 64:
+        raise ProblemError(422, "the form needs a stage (1 to 64 characters)", slug="bad-input")
+    body = ledger.PromotionRequest(stage=stage)
+    doc = await run_in_threadpool(ledger.promote, state_of(request), who, release_id, body)
+    promoted = doc.get("promoted") or []
+    blocked = sum(1 for v in doc.get("plants", []) if not v.get("ok"))
+    done = (
+        doc.get("message")
+        or f"{stage} wave {doc.get('wave')}: {len(promoted)} promoted, {blocked} blocked"
+    )
+    return RedirectResponse(f"/promotions?done={quote(str(done)[:200])}", status_code=303)
 
 
 @router.get("/ledger", response_class=HTMLResponse)

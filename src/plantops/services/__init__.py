@@ -830,7 +830,6 @@ def policy_export(
     the exceptions in force today as PolicyExceptions in ``exception_namespace``."""
     from plantops.check.policy import BASELINE, export_vap, load_policy_config
     from plantops.check.policy.kyverno import DEFAULT_EXCEPTION_NAMESPACE, export_kyverno
-
     from plantops.outputs import check_output_dir
 
     check_output_dir(out)

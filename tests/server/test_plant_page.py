@@ -219,3 +219,21 @@ def test_findings_pending_then_the_plant_s_findings(server: Server) -> None:
     # another plant: none of them
     other = server.client.get(f"/plants/{OTHER}", headers=h).text
     assert 'id="findings-none"' in other and "ACME-900" not in other
+
+
+def test_no_window_within_the_horizon_says_so(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prod allowed on 29 February only: nothing within the gate's search horizon."""
+    path = server.settings.fleet / "fleet.yaml"
+    text = path.read_text(encoding="utf-8")
+    weekend = '{name: weekend, rrule: "FREQ=WEEKLY;BYDAY=SA,SU", at: "00:00", duration_hours: 24}'
+    assert weekend in text
+    leap = '{name: leap-day, rrule: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", at: "00:00", duration_hours: 24}'
+    path.write_text(text.replace(weekend, leap), encoding="utf-8")
+    time.sleep(2.1)  # the snapshot rechecks the fleet's files every 2 s
+    monkeypatch.setattr(pages, "utcnow", lambda: WEDNESDAY)
+    page = server.client.get(f"/plants/{DETROIT}", headers=server.as_role("viewer")).text
+    table = section(page, '<table id="windows">', "</table>")
+    assert '<tr data-stage="prod" data-state="none">' in table
+    assert "none within the search horizon" in table and "(leap-day)" in table

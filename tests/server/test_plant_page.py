@@ -5,6 +5,7 @@ page's background ``plantops check``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import re
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from plantops.release.windows import evaluate_windows
-from plantops.server import pages
+from plantops.server import ServerSettings, pages
 from plantops.services import open_fleet
 from plantops.services import release as release_services
 from tests.addons.test_addons import addon
@@ -48,6 +49,16 @@ def server_fleet(tmp_path: Path) -> Path:
     with (fleet / "policies" / "acme.yaml").open("a", encoding="utf-8") as fh:
         fh.write(HOSTILE_RULE)
     return fleet
+
+
+@pytest.fixture
+def server_settings(
+    server_settings: ServerSettings, request: pytest.FixtureRequest
+) -> ServerSettings:
+    """The background ``plantops check`` only where a test waits for it (it renders the
+    whole fleet: other tests would leave it running on a removed tmp dir)."""
+    wanted = request.node.name == "test_findings_pending_then_the_plant_s_findings"
+    return dataclasses.replace(server_settings, background_policy=wanted)
 
 
 def section(page: str, start: str, end: str = "<h2>") -> str:
@@ -237,3 +248,35 @@ def test_no_window_within_the_horizon_says_so(
     table = section(page, '<table id="windows">', "</table>")
     assert '<tr data-stage="prod" data-state="none">' in table
     assert "none within the search horizon" in table and "(leap-day)" in table
+
+
+def test_plant_history_is_newest_first_and_counts_all(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    now = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    seqs = []
+    for i, plant in enumerate([SCOPED, OTHER, SCOPED, SCOPED]):
+        entry = release_services.record_rollback(
+            plant=plant, env="prod", from_release=f"sha256:{i:064x}", to_release=None,
+            actor="ops", reason=f"rollback {i}", database_action="keep", db=db,
+            now=now + dt.timedelta(minutes=i),
+        )  # fmt: skip
+        if plant == SCOPED:
+            seqs.append(entry.seq)
+    newest, total = release_services.plant_history(db, SCOPED, limit=2)
+    assert [e.seq for e in newest] == seqs[::-1][:2] and total == 3
+    assert release_services.plant_history(db, "nowhere") == ([], 0)
+
+
+def test_the_page_says_when_it_shows_only_the_newest(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "HISTORY_LIMIT", 1)
+    for i in range(2):
+        release_services.record_rollback(
+            plant=SCOPED, env="prod", from_release=f"sha256:{i:064x}", to_release=None,
+            actor="ops", reason=f"rollback {i}", database_action="keep",
+            db=server.settings.db_url, now=dt.datetime.now(dt.UTC),
+        )  # fmt: skip
+    page = server.client.get(f"/plants/{SCOPED}", headers=server.as_role("viewer")).text
+    assert f"The newest 1 of 2 ledger entries naming {SCOPED}" in page
+    assert [r["note"] for r in history_rows(page, "prod")] == ["to —: rollback 1"]

@@ -29,7 +29,7 @@ from plantops.server.auth import (
 )
 from plantops.server.matrix import CELL_STATES, stage_names
 from plantops.server.problems import ProblemError
-from plantops.server.state import MAX_CURSOR, today, utcnow
+from plantops.server.state import MAX_CURSOR, ServerState, today, utcnow
 from plantops.server.svg import bar_chart
 from plantops.server.views import (
     backup_dict,
@@ -41,6 +41,7 @@ from plantops.server.views import (
     plant_rows,
     snapshot_of,
 )
+from plantops.services import release as release_services
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -128,8 +129,10 @@ def plant_page(request: Request, code: str, done: str = "") -> Response:
     who = _signed_in(request)
     if who is None:
         return RedirectResponse("/", status_code=303)
-    detail = plant_detail(snapshot_of(request), code)
-    records = state_of(request).catalog.list_backups(plant=code)
+    snap = snapshot_of(request)
+    detail = plant_detail(snap, code)
+    state = state_of(request)
+    records = state.catalog.list_backups(plant=code)
     now = utcnow()
     ages = []
     for env in detail["environments"]:
@@ -157,7 +160,91 @@ def plant_page(request: Request, code: str, done: str = "") -> Response:
         chart=chart,
         may_plan=who.may("plan.write") and who.may_touch(code),
         done=done[:200],
+        history=_history(state, who, code, [e.name for e in snap.fleet.environments]),
+        windows=[
+            _window_dict(w) for w in release_services.plant_windows(snap.fleet, code, now=now)
+        ],
+        **_findings(state, code, {(d.unit, d.environment.name) for d in snap.plan.for_plant(code)}),
     )
+
+
+HISTORY_LIMIT = 200  # newest ledger entries of one plant on its page
+KIND_LABELS = {"promotion": "promoted", "break-glass": "break-glass", "rollback": "rolled back"}
+
+
+def _history(
+    state: ServerState, who: Principal, code: str, stages: list[str]
+) -> dict[str, Any] | None:
+    """The plant's promotions, break-glass overrides and rollbacks from the ledger, per
+    stage in chain order, newest first; None for a plant-it outside its plants (the
+    ledger shows a plant-it only its plants' entries)."""
+    if not who.may_touch(code):
+        return None
+    entries, total = release_services.plant_history(
+        state.settings.db_url, code, limit=HISTORY_LIMIT
+    )
+    by_stage: dict[str, list[dict[str, Any]]] = {name: [] for name in stages}
+    for e in entries:
+        p = e.payload
+        by_stage.setdefault(e.stage, []).append(
+            {
+                "seq": e.seq,
+                "kind": e.kind,
+                "label": KIND_LABELS.get(e.kind, e.kind),
+                "release": e.release_id,
+                "release_short": e.release_id.removeprefix("sha256:")[:12],
+                "stage": e.stage,
+                "wave": p.get("wave"),
+                "actor": e.actor,
+                "at": e.recorded_at,
+                "reason": str(p.get("reason") or ""),
+                "to_release": str(p.get("to_release") or ""),
+                "break_glass": bool(p.get("break_glass")),
+            }
+        )
+    return {
+        "stages": list(by_stage.items()),
+        "total": total,
+        "shown": len(entries),
+    }
+
+
+def _window_dict(w: release_services.StageWindow) -> dict[str, Any]:
+    return {
+        "stage": w.stage,
+        "runs_here": w.runs_here,
+        "gated": w.gated,
+        "open_now": w.open_now,
+        "utc": w.next_allowed.isoformat() if w.next_allowed else "",
+        "local": w.local.strftime("%Y-%m-%d %H:%M %Z (%a)") if w.local else "",
+        "local_iso": w.local.isoformat() if w.local else "",
+        "reasons": list(w.reasons),
+        "windows": list(w.windows),
+    }
+
+
+def _findings(state: ServerState, code: str, units: set[tuple[str, str]]) -> dict[str, Any]:
+    """This plant's open policy findings from the background ``plantops check`` (the
+    fleet page's); None while it is being computed. A shared deployment's objects are
+    labelled with its unit, not its plants: ``units`` holds the (unit, environment) of
+    the plant's deployments, and their findings are the plant's too."""
+    policy = state.policy.peek(today(), start=state.settings.background_policy)
+    if policy is None:
+        return {"findings": None, "policy_background": state.settings.background_policy}
+    rows = [
+        {
+            "rule": f.rule,
+            "severity": str(f.severity.name).lower(),
+            "environment": f.environment,
+            "object": f.object_ref,
+            "via": "" if f.plant == code else f.plant,
+            "message": f.message,
+        }
+        for f in policy.findings
+        if f.plant == code or (f.plant, f.environment) in units
+    ]
+    rows.sort(key=lambda r: (r["environment"], r["rule"], r["object"]))
+    return {"findings": rows, "policy_background": state.settings.background_policy}
 
 
 @router.post("/plants/{code}/plan")

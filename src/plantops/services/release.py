@@ -21,6 +21,7 @@ from plantops.errors import NotFound, UserError
 from plantops.services import check_target, fleet_config_hash, open_fleet
 
 if TYPE_CHECKING:
+    from plantops.model import Fleet
     from plantops.release import Lock
     from plantops.release.gates import PolicySummary, VulnSummary
     from plantops.release.promote import FleetView, PromotionResult, ReleaseStatus, StageRollout
@@ -421,6 +422,102 @@ def ledger_page_for_plants(
     finally:
         ledger.close()
     return shown, total
+
+
+PLANT_HISTORY_KINDS = ("promotion", "break-glass", "rollback")
+
+
+def names_plant(entry: Entry, plant: str) -> bool:
+    """Whether a ledger entry is about ``plant``: promotions and break-glass list the
+    wave's plants under ``payload.plants``, a rollback names its ``payload.plant``."""
+    return plant in entry_plants(entry) or entry.payload.get("plant") == plant
+
+
+def plant_history(db: str | None, plant: str, *, limit: int = 100) -> tuple[list[Entry], int]:
+    """The promotions, break-glass overrides and rollbacks naming ``plant``, newest
+    first (at most ``limit``), and how many there are. Like
+    :func:`ledger_page_for_plants`, the whole chain is read (plants are in payloads)."""
+    from collections import deque
+
+    from plantops.store.ledger import open_ledger
+
+    ledger = open_ledger(db)
+    newest: deque[Entry] = deque(maxlen=max(limit, 0))
+    total = 0
+    try:
+        for entry in ledger.iter_entries():
+            if entry.kind in PLANT_HISTORY_KINDS and names_plant(entry, plant):
+                total += 1
+                newest.append(entry)
+    finally:
+        ledger.close()
+    return list(reversed(newest)), total
+
+
+@dataclass(frozen=True)
+class StageWindow:
+    """When a release may next enter ``stage`` for one plant (the ``windows`` gate:
+    the stage's allowed windows, the plant's freezes and shift-change margins)."""
+
+    stage: str
+    runs_here: bool
+    """False when the plant has no deployment in this stage (nothing to promote)."""
+    gated: bool
+    """False when the stage has no ``windows`` gate: any time is allowed."""
+    open_now: bool
+    next_allowed: dt.datetime | None
+    """UTC; None when open now, not gated, or nothing allowed within the search horizon."""
+    local: dt.datetime | None
+    """``next_allowed`` in the plant's timezone."""
+    reasons: tuple[str, ...]
+    windows: tuple[str, ...]
+    """The names of the stage's allowed windows (empty: any time outside freezes)."""
+
+
+def plant_windows(fleet: Fleet, plant: str, *, now: dt.datetime) -> tuple[StageWindow, ...]:
+    """Per stage of the promotion chain, whether ``plant`` may be promoted ``now`` and
+    else the next allowed instant (UTC and plant-local, ``zoneinfo``), with the same
+    evaluation the ``windows`` gate of ``plantops promote`` runs."""
+    from zoneinfo import ZoneInfo
+
+    from plantops.release.windows import evaluate_windows
+
+    found = next((p for p in fleet.plants if p.spec.code == plant), None)
+    if found is None:
+        raise NotFound(f"unknown plant {plant!r}")
+    spec = found.spec
+    zone = ZoneInfo(spec.timezone)
+    releases = fleet.spec.releases
+    here = {e.name for e in found.environments}
+    out = []
+    for env in sorted(fleet.environments, key=lambda e: e.order):
+        cfg = releases.stages.get(env.name)
+        names = tuple(w.name for w in cfg.windows) if cfg else ()
+        if cfg is None or "windows" not in cfg.gates:
+            out.append(StageWindow(env.name, env.name in here, False, True, None, None, (), names))
+            continue
+        v = evaluate_windows(
+            spec.timezone,
+            spec.shifts,
+            spec.freeze_windows,
+            cfg.windows,
+            releases.shift_change_margin_minutes,
+            now,
+        )
+        nxt = v.next_allowed
+        out.append(
+            StageWindow(
+                env.name,
+                env.name in here,
+                True,
+                v.ok,
+                nxt,
+                nxt.astimezone(zone) if nxt else None,
+                v.reasons,
+                names,
+            )
+        )
+    return tuple(out)
 
 
 def ledger_verify(db: str | None) -> LedgerVerification:

@@ -9,6 +9,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
 
 from plantops.store import open_catalog
 from plantops.store.events import PROBE_CHECKED
@@ -47,6 +48,10 @@ def check_queries(url: str) -> None:
         )
         assert counts == {("a", "prod"): [(2, 1), (1, 1)], ("a", "dev"): [(2, 1), (2, 1)]}
         assert store.outcome_counts(PROBE_CHECKED, plants=[], edges=[T0], until=T0) == {}
+        indexes = {
+            i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("events")
+        }
+        assert indexes["ix_events_type_plant_time"] == ["type", "plant", "time"]  # a range
 
         def backup(bid: str, env: str, hours: int, verdict: str | None) -> None:
             at = T0 - dt.timedelta(hours=hours)

@@ -8,9 +8,13 @@ import datetime as dt
 import json
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from plantops.observe.sloreport import PROBE_SCHEMA
+from plantops.server import ServerSettings
 from plantops.services import observe as observe_services
 from tests.conftest import EXAMPLE
 from tests.server.conftest import SCOPED, Server
@@ -20,6 +24,12 @@ POOLMATE = "gdansk-packaging"  # shares brno-components' pooled deployments
 STEP = dt.timedelta(minutes=30)
 RUNS = 480  # ten days of runs every 30 minutes
 SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture
+def server_settings(server_settings: ServerSettings) -> ServerSettings:
+    """No background policy check: these pages' findings are not under test."""
+    return replace(server_settings, background_policy=False)
 
 
 def offset(k: int) -> dt.timedelta:
@@ -142,3 +152,34 @@ def test_plant_page_without_probe_runs(server: Server) -> None:
     assert page.status_code == 200
     assert "No probe runs recorded for this plant" in page.text
     assert 'class="slo-chart"' not in page.text
+
+
+def test_fleet_page_counts_the_window_in_one_query(server: Server) -> None:
+    """However many plants and runs: one grouped statement over ``probe.checked``."""
+    from sqlalchemy import event
+
+    store = server.app.state.plantops.store
+    now = dt.datetime.now(dt.UTC)
+    for k in range(5):
+        for plant, env in RECORDED:
+            store.append_event(
+                "probe.checked", plant=plant, subject=env,
+                data={"ok": not (plant == SCOPED and k == 1)},
+                now=now - offset(k),
+            )  # fmt: skip
+    seen: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if "FROM events" in statement and "sum(" in statement.lower():
+            seen.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", note)
+    try:
+        page = server.client.get("/", headers=server.as_role("viewer"))
+    finally:
+        event.remove(store.engine, "before_cursor_execute", note)
+    assert page.status_code == 200
+    assert len(seen) == 1, seen
+    assert "GROUP BY events.plant, events.subject" in seen[0]
+    assert attr(cells(page.text, POOLMATE)["prod"], "slo") == "ok"
+    assert attr(cells(page.text, SCOPED)["prod"], "slo") == "exhausted"  # 1 of 5 runs failed

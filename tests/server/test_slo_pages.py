@@ -183,3 +183,20 @@ def test_fleet_page_counts_the_window_in_one_query(server: Server) -> None:
     assert "GROUP BY events.plant, events.subject" in seen[0]
     assert attr(cells(page.text, POOLMATE)["prod"], "slo") == "ok"
     assert attr(cells(page.text, SCOPED)["prod"], "slo") == "exhausted"  # 1 of 5 runs failed
+
+
+def test_budget_chart_is_deterministic_escaped_xml() -> None:
+    from plantops.server.svg import budget_chart
+
+    points = [("d1", None), ("d2", 100.0), ("d<3>", 40.0), ("d4", -25.5)]
+    svg = budget_chart(points, title='prod & "dev" <budget>')
+    assert svg == budget_chart(points, title='prod & "dev" <budget>')
+    root = ET.fromstring(svg)
+    assert root.findtext(f"{SVG}title") == 'prod & "dev" <budget>'
+    days = root.findall(f"{SVG}rect[@class='day']")
+    assert [d.get("data-day") for d in days] == ["d1", "d2", "d<3>", "d4"]
+    assert [d.get("data-remaining") for d in days] == ["", "100.0", "40.0", "-25.5"]
+    assert [d.get("fill") for d in days[1:]] == ["#2f7d32", "#2f7d32", "#b3261e"]
+    line = root.find(f"{SVG}polyline")
+    assert line is not None and len((line.get("points") or "").split()) == 3  # not for d1
+    assert ET.fromstring(budget_chart([], title="empty")).find(f"{SVG}polyline") is None

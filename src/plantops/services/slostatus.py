@@ -96,7 +96,7 @@ def slo_from_events(
         dep = by_key.get((plant, env))
         if dep is None:
             continue  # an environment no longer planned
-        c = dict(zip(keys, counts, strict=False))
+        c = dict(zip(keys, counts[: len(keys)], strict=True))
         window_counts = c.pop("")
         measurements.append(counted_measurement((dep.namespace, SLO, plant), window_counts, c))
     deps = list({d.namespace: d for d in by_key.values()}.values())

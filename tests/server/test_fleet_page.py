@@ -90,6 +90,9 @@ def test_probe_backups_and_findings_from_the_store(server: Server) -> None:
     got = cells(page.text, SCOPED)
     assert attr(got["prod"], "probe") == "pass" and "probe pass" in got["prod"]
     assert attr(got["dev"], "probe") == "fail" and 'title="failed: dbmanager"' in got["dev"]
+    # the SLO burn of the one recorded run (tests/server/test_slo_pages.py for the numbers)
+    assert attr(got["prod"], "slo") == "ok" and ">1h 0× · 6h 0× · ok</span>" in got["prod"]
+    assert attr(got["dev"], "slo") == "exhausted"  # one run, and it failed
     assert attr(got["prod"], "backup") == "ok"  # the verified one, not the newer failed one
     assert attr(got["dev"], "backup") == "late"
     assert "/ RPO " in got["dev"]

@@ -1,6 +1,7 @@
 """The store queries behind the fleet page's status, on SQLite and a real PostgreSQL:
 the newest event of a type per (plant, subject), and the newest verified backup per
-(plant, env) — grouped in SQL, so a page of 50 plants costs two queries."""
+(plant, env), and the probe outcome counts behind the SLO burn — grouped in SQL, so a
+page of 50 plants costs three queries."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
 
 from plantops.store import open_catalog
 from plantops.store.events import PROBE_CHECKED
@@ -15,6 +17,7 @@ from plantops.store.server import open_server_store
 from tests.fixtures.postgres import PgCluster
 
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+MIN = dt.timedelta(minutes=1)
 
 
 def check_queries(url: str) -> None:
@@ -37,6 +40,18 @@ def check_queries(url: str) -> None:
         assert latest[("a", "prod")].data == {"ok": False}  # the newer of the two
         assert store.newest_event(PROBE_CHECKED, subjects=["dev"]) is not None
         assert store.newest_event("release.created", subjects=["dev"]) is None
+        # the SLO burn's counts: (events, not ok) after each edge up to `until`, grouped
+        store.append_event(PROBE_CHECKED, plant="a", subject="dev", data={}, now=T0 + MIN * 4)
+        store.append_event(PROBE_CHECKED, plant="a", subject="dev", now=T0 + MIN * 20)  # later
+        counts = store.outcome_counts(
+            PROBE_CHECKED, plants=["a"], edges=[T0 - MIN, T0 + MIN / 2], until=T0 + MIN * 10
+        )
+        assert counts == {("a", "prod"): [(2, 1), (1, 1)], ("a", "dev"): [(2, 1), (2, 1)]}
+        assert store.outcome_counts(PROBE_CHECKED, plants=[], edges=[T0], until=T0) == {}
+        indexes = {
+            i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("events")
+        }
+        assert indexes["ix_events_type_plant_time"] == ["type", "plant", "time"]  # a range
 
         def backup(bid: str, env: str, hours: int, verdict: str | None) -> None:
             at = T0 - dt.timedelta(hours=hours)

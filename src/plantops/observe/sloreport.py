@@ -137,6 +137,11 @@ def objectives(dep: Deployment) -> dict[str, float]:
     }
 
 
+def budget_remaining(error_ratio: float, objective: float) -> float:
+    """The fraction of the error budget left after ``error_ratio`` (negative: overspent)."""
+    return 1 - error_ratio / round(1 - objective / 100, 10)
+
+
 def _status(remaining: float | None, burn: Mapping[str, float]) -> str:
     if remaining is None and not burn:
         return "no-data"
@@ -176,7 +181,7 @@ def build_report(
             for m in sorted(found, key=lambda x: x.plant):
                 burn = {w: m.error_ratio[w] / budget for w in RANGES if w in m.error_ratio}
                 ratio = m.window_error_ratio
-                remaining = None if ratio is None else 1 - ratio / budget
+                remaining = None if ratio is None else budget_remaining(ratio, objective)
                 rows.append(
                     SloRow(
                         namespace=dep.namespace,
@@ -243,20 +248,40 @@ def probe_events(
     return events
 
 
+def counted_measurement(
+    key: tuple[str, str, str],
+    window: tuple[int, int],
+    ranges: Mapping[str, tuple[int, int]],
+) -> Measurement:
+    """A measurement from counts of (events, bad events): over the report window and
+    each alert window of RANGES (``ranges``; a window without events has no ratio)."""
+
+    def ratio(counted: tuple[int, int]) -> float | None:
+        n, bad = counted
+        return bad / n if n else None
+
+    per = {w: r for w in RANGES if w in ranges and (r := ratio(ranges[w])) is not None}
+    ns, slo, plant = key
+    return Measurement(ns, slo, plant, ratio(window), per, window[0])
+
+
+def range_edges(window: dt.timedelta, at: dt.datetime) -> dict[str, dt.datetime]:
+    """Where the report window (key ``""``) and each alert window start, ending at ``at``."""
+    return {"": at - window, **{w: at - parse_window(w) for w in RANGES}}
+
+
 def _measure(
     flags: Sequence[tuple[dt.datetime, bool]],
     key: tuple[str, str, str],
     window: dt.timedelta,
     at: dt.datetime,
 ) -> Measurement:
-    def ratio(since: dt.timedelta) -> tuple[float | None, int]:
-        inside = [bad for when, bad in flags if at - since < when <= at]
-        return (sum(inside) / len(inside) if inside else None), len(inside)
+    def count(since: dt.datetime) -> tuple[int, int]:
+        inside = [bad for when, bad in flags if since < when <= at]
+        return len(inside), sum(inside)
 
-    total, n = ratio(window)
-    per = {w: r for w in RANGES if (r := ratio(parse_window(w))[0]) is not None}
-    ns, slo, plant = key
-    return Measurement(ns, slo, plant, total, per, n)
+    edges = range_edges(window, at)
+    return counted_measurement(key, count(edges[""]), {w: count(e) for w, e in edges.items() if w})
 
 
 def probe_measurements(
@@ -301,11 +326,14 @@ __all__ = [
     "ProbeEvent",
     "SloReport",
     "SloRow",
+    "budget_remaining",
     "build_report",
+    "counted_measurement",
     "objectives",
     "parse_window",
     "probe_events",
     "probe_measurements",
+    "range_edges",
     "render_text",
     "window_text",
 ]

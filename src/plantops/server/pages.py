@@ -30,7 +30,7 @@ from plantops.server.auth import (
 from plantops.server.matrix import CELL_STATES, stage_names
 from plantops.server.problems import ProblemError
 from plantops.server.state import MAX_CURSOR, ServerState, today, utcnow
-from plantops.server.svg import bar_chart
+from plantops.server.svg import bar_chart, budget_chart
 from plantops.server.views import (
     backup_dict,
     facets,
@@ -39,9 +39,11 @@ from plantops.server.views import (
     newest_verified,
     plant_detail,
     plant_rows,
+    slo_dict,
     snapshot_of,
 )
 from plantops.services import release as release_services
+from plantops.services import slostatus
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -151,10 +153,12 @@ def plant_page(request: Request, code: str, done: str = "") -> Response:
         if ages
         else ""
     )
+    slos = _plant_slos(request, code, detail["environments"])
     return _page(
         request,
         "plant.html",
         who,
+        slos=slos,
         plant=detail,
         backups=[backup_dict(b) for b in records[:50]],
         chart=chart,
@@ -245,6 +249,30 @@ def _findings(state: ServerState, code: str, units: set[tuple[str, str]]) -> dic
     ]
     rows.sort(key=lambda r: (r["environment"], r["rule"], r["object"]))
     return {"findings": rows, "policy_background": state.settings.background_policy}
+
+
+def _plant_slos(request: Request, code: str, envs: Any) -> list[dict[str, Any]]:
+    """The plant page's SLOs section: per environment with recorded probe runs, the
+    probe SLO over 30 days and its error budget left at the end of each day (SVG)."""
+    found = slostatus.slo_from_events(
+        snapshot_of(request).plan.deployments,
+        state_of(request).store,
+        [code],
+        at=utcnow(),
+        daily=True,
+    )
+    out = []
+    for env in envs:
+        e = found.get((code, env))
+        if e is None:
+            continue
+        points = [
+            (p.end.date().isoformat(), None if p.remaining is None else p.remaining * 100)
+            for p in e.points
+        ]
+        title = f"{env}: probe SLO error budget left, {slostatus.DEFAULT_WINDOW} window"
+        out.append({"env": env, **slo_dict(e), "chart": budget_chart(points, title=title)})
+    return out
 
 
 @router.post("/plants/{code}/plan")

@@ -106,3 +106,72 @@ def dependency_graph(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def budget_chart(
+    points: Sequence[tuple[str, float | None]],
+    *,
+    title: str,
+    width: int = 640,
+    height: int = 180,
+) -> str:
+    """The error budget left over a window: one bar per (label, percent left; None: no
+    data yet), a polyline through the bars' tops, and the zero line (below it the budget
+    is overspent). Standalone: presentation attributes, every text escaped."""
+    left, right, top, bottom = 44, 12, 28, 24
+    values = [v for _, v in points if v is not None]
+    high = max([100.0, *values])
+    low = min([0.0, *values])
+    span = high - low or 1.0
+    plot_h = height - top - bottom
+    step = (width - left - right) / max(len(points), 1)
+
+    def y(v: float) -> float:
+        return top + (high - v) / span * plot_h
+
+    zero = y(0.0)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart budget" role="img" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        'font-family="system-ui, sans-serif" font-size="11">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="0" y="16" font-size="13" font-weight="600">{escape(title)}</text>',
+        f'<text x="{left - 4}" y="{y(100.0) + 4:.1f}" text-anchor="end">100 %</text>',
+        f'<text x="{left - 4}" y="{zero + 4:.1f}" text-anchor="end">0 %</text>',
+    ]
+    line: list[str] = []
+    for i, (label, value) in enumerate(points):
+        x = left + i * step
+        if value is None:
+            parts.append(
+                f'<rect class="day" data-day="{escape(label)}" data-remaining="" x="{x:.1f}" '
+                f'y="{zero - 1:.1f}" width="{max(step - 2, 1):.1f}" height="1" fill="#c8ccd2">'
+                f"<title>{escape(label)}: no probe run yet</title></rect>"
+            )
+            continue
+        y0, y1 = sorted((zero, y(value)))
+        colour = "#2f7d32" if value > 25 else "#c77700" if value > 0 else "#b3261e"
+        parts.append(
+            f'<rect class="day" data-day="{escape(label)}" data-remaining="{value:.1f}" '
+            f'x="{x:.1f}" y="{y0:.1f}" width="{max(step - 2, 1):.1f}" '
+            f'height="{max(y1 - y0, 1):.1f}" fill="{colour}" fill-opacity="0.35">'
+            f"<title>{escape(label)}: {value:.1f} % of the budget left</title></rect>"
+        )
+        line.append(f"{x + step / 2:.1f},{y(value):.1f}")
+    parts.append(
+        f'<line x1="{left}" y1="{zero:.1f}" x2="{width - right}" y2="{zero:.1f}" '
+        'stroke="#5b6573" stroke-dasharray="4 3"/>'
+    )
+    if line:
+        parts.append(
+            f'<polyline class="remaining" points="{" ".join(line)}" fill="none" '
+            'stroke="#2f5fb3" stroke-width="1.5"/>'
+        )
+    if points:
+        parts.append(
+            f'<text x="{left}" y="{height - 6}">{escape(points[0][0])}</text>'
+            f'<text x="{width - right}" y="{height - 6}" text-anchor="end">'
+            f"{escape(points[-1][0])}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -15,7 +15,7 @@ from fastapi import Request
 
 from plantops.server.problems import ProblemError
 from plantops.server.state import ServerState, today
-from plantops.services import fleetview
+from plantops.services import fleetview, slostatus
 from plantops.store import BackupRecord
 from plantops.store.events import PROBE_CHECKED
 
@@ -205,6 +205,22 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
+def slo_dict(e: slostatus.EnvSlo) -> dict[str, Any]:
+    """One environment's probe SLO for a page: the numbers and a short text."""
+    r = e.row
+    burn = {w: round(v, 2) for w, v in r.burn_rates.items()}
+    shown = " · ".join(f"{w} {burn[w]:g}×" for w in ("1h", "6h") if w in burn)
+    return {
+        "status": r.status,
+        "objective": r.objective,
+        "sli": None if r.sli is None else round(r.sli, 4),
+        "budget_left": None if r.budget_remaining is None else round(r.budget_remaining * 100, 1),
+        "burn": burn,
+        "events": r.events,
+        "text": f"{shown or 'no run in 6h'} · {r.status}",
+    }
+
+
 def fleet_status(
     state: ServerState,
     snap: fleetview.FleetSnapshot,
@@ -221,6 +237,7 @@ def fleet_status(
     codes = [r["code"] for r in rows]
     probes = state.store.latest_events(PROBE_CHECKED, plants=codes) if codes else {}
     verified = state.catalog.newest_verified_at(codes) if codes else {}
+    slos = slostatus.slo_from_events(snap.plan.deployments, state.store, codes, at=now)
     open_findings: dict[tuple[str, str], int] = {}
     for f in findings or ():
         open_findings[(f.plant, f.environment)] = open_findings.get((f.plant, f.environment), 0) + 1
@@ -243,7 +260,7 @@ def fleet_status(
                     "failed": [str(c) for c in probe.data.get("failed", [])][:10],
                     "age": _age((now - probe.time).total_seconds()),
                 },
-                "slo_burn": None,  # no SLO burn rate is recorded in the store (docs/server.md)
+                "slo_burn": slo_dict(slos[(code, env)]) if (code, env) in slos else None,
                 "backup": None
                 if age is None
                 else {

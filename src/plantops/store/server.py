@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, String, func, select
+from sqlalchemy import JSON, DateTime, String, case, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plantops.errors import NotFound, UserError
@@ -250,6 +250,45 @@ class ServerStore(SessionRepository):
             )
             rows = s.scalars(select(Event).where(Event.id.in_(newest)))
             return {(e.plant, e.subject): event_record(e) for e in rows}
+
+    def outcome_counts(
+        self,
+        type_: str,
+        *,
+        plants: Sequence[str],
+        edges: Sequence[datetime],
+        until: datetime,
+    ) -> dict[tuple[str, str], list[tuple[int, int]]]:
+        """Per (plant, subject) of these plants: for each of ``edges``, (events, events
+        whose ``data.ok`` is not true) of ``type_`` with ``edge < time <= until``. One
+        grouped query whatever the number of plants (``probe.checked`` → SLO burn)."""
+        if not plants or not edges:
+            return {}
+        utc = [e.astimezone(UTC) for e in edges]
+        end = until.astimezone(UTC)
+        bad = Event.data["ok"].as_boolean().is_not(True)
+        columns = []
+        for edge in utc:
+            columns.append(func.sum(case((Event.time > edge, 1), else_=0)))
+            columns.append(func.sum(case(((Event.time > edge) & bad, 1), else_=0)))
+        q = (
+            select(Event.plant, Event.subject, *columns)
+            .where(
+                Event.type == type_,
+                Event.plant.in_(list(plants)),
+                Event.time > min(utc),
+                Event.time <= end,
+            )
+            .group_by(Event.plant, Event.subject)
+        )
+        out: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        with self._session() as s:
+            for row in s.execute(q):
+                counts = [int(v or 0) for v in row[2:]]
+                out[(row[0], row[1])] = [
+                    (counts[2 * i], counts[2 * i + 1]) for i in range(len(utc))
+                ]
+        return out
 
 
 def open_server_store(url: str) -> ServerStore:

@@ -227,6 +227,11 @@ def test_findings_pending_then_the_plant_s_findings(server: Server) -> None:
     assert ">low<" in table and f"{mine[0]['kind']}/" in table
     assert f"(shared deployment {SHARED})" in table
     assert "<b>web</b>" not in page and "&lt;b&gt;web&lt;/b&gt; pods" in page
+    # the fleet page counts them for SCOPED too (its row's total column)
+    fleet = server.client.get(f"/?q={SCOPED}", headers=h).text
+    row = fleet.split(f'<a href="/plants/{SCOPED}">', 1)[1].split("</tr>", 1)[0]
+    total = re.findall(r'<td class="num" data-findings="(\d*)">', row)
+    assert total == [str(len(mine))], row
     # another plant: none of them
     other = server.client.get(f"/plants/{OTHER}", headers=h).text
     assert 'id="findings-none"' in other and "ACME-900" not in other

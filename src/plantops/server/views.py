@@ -238,9 +238,19 @@ def fleet_status(
     probes = state.store.latest_events(PROBE_CHECKED, plants=codes) if codes else {}
     verified = state.catalog.newest_verified_at(codes) if codes else {}
     slos = slostatus.slo_from_events(snap.plan.deployments, state.store, codes, at=now)
+    # A finding names its deployment unit: a plant's own, or a shared deployment's, whose
+    # findings are each of its tenant plants' too (as on the plant page).
+    tenants: dict[tuple[str, str], set[str]] = {}
+    for d in snap.plan.deployments:
+        key = (d.unit, d.environment.name)
+        tenants.setdefault(key, set()).update(t.plant for t in d.tenants)
     open_findings: dict[tuple[str, str], int] = {}
+    per_plant: dict[str, int] = {}
     for f in findings or ():
-        open_findings[(f.plant, f.environment)] = open_findings.get((f.plant, f.environment), 0) + 1
+        for plant in tenants.get((f.plant, f.environment)) or {f.plant}:
+            key = (plant, f.environment)
+            open_findings[key] = open_findings.get(key, 0) + 1
+            per_plant[plant] = per_plant.get(plant, 0) + 1
     tiers = snap.fleet.spec.tiers
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -272,6 +282,6 @@ def fleet_status(
             }
         out[code] = {
             "environments": envs,
-            "findings": None if findings is None else sum(1 for f in findings if f.plant == code),
+            "findings": None if findings is None else per_plant.get(code, 0),
         }
     return out

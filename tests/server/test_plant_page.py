@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from plantops.release.windows import evaluate_windows
-from plantops.server import ServerSettings, pages
+from plantops.server import ServerSettings, pages, views
 from plantops.services import open_fleet
 from plantops.services import release as release_services
 from tests.addons.test_addons import addon
@@ -275,7 +275,7 @@ def test_plant_history_is_newest_first_and_counts_all(tmp_path: Path) -> None:
 def test_the_page_says_when_it_shows_only_the_newest(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pages, "HISTORY_LIMIT", 1)
+    monkeypatch.setattr(views, "HISTORY_LIMIT", 1)
     for i in range(2):
         release_services.record_rollback(
             plant=SCOPED, env="prod", from_release=f"sha256:{i:064x}", to_release=None,
@@ -285,3 +285,26 @@ def test_the_page_says_when_it_shows_only_the_newest(
     page = server.client.get(f"/plants/{SCOPED}", headers=server.as_role("viewer")).text
     assert f"The newest 1 of 2 ledger entries naming {SCOPED}" in page
     assert [r["note"] for r in history_rows(page, "prod")] == ["to —: rollback 1"]
+
+
+def test_the_api_gives_what_the_page_shows(server: Server) -> None:
+    """GET /api/plants/{code}/status: history, windows, findings and SLOs as data."""
+    made = create(server, "platform-engineer")
+    r = promote(server, made["id"], "release-manager", stage="dev")
+    assert r.status_code == 200 and r.json()["promoted"], r.text
+    first = r.json()["promoted"][0]  # wave 1 of dev
+    h = server.as_role("viewer")
+    doc = server.client.get(f"/api/plants/{first}/status", headers=h).json()
+    assert doc["code"] == first
+    dev = dict(doc["history"]["stages"])["dev"]
+    assert [(e["kind"], e["release"]) for e in dev] == [("promotion", made["id"])]
+    assert {w["stage"] for w in doc["windows"]} == {"dev", "test", "staging", "prod"}
+    assert doc["findings"] is None  # the background check is off in this test
+    assert doc["slos"] == []  # no probe run recorded
+    # a plant-it outside its plants: no history; an unknown plant: 404 problem
+    assert first != SCOPED
+    outside = server.client.get(f"/api/plants/{first}/status", headers=server.as_role("plant-it"))
+    assert outside.status_code == 200 and outside.json()["history"] is None
+    missing = server.client.get("/api/plants/nowhere/status", headers=h)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"

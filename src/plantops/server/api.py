@@ -19,7 +19,11 @@ from plantops.server.views import (
     deployment_dict,
     fleet_summary,
     plant_detail,
+    plant_findings,
+    plant_history,
     plant_rows,
+    plant_slos,
+    plant_windows,
     snapshot_of,
 )
 from plantops.services import release as release_services
@@ -84,6 +88,28 @@ def plant(request: Request, code: str, who: Reader) -> dict[str, Any]:
     detail = plant_detail(snapshot_of(request), code)
     detail["backups"] = [backup_dict(b) for b in state_of(request).catalog.list_backups(plant=code)]
     return detail
+
+
+@router.get("/plants/{code}/status", tags=["fleet"])
+def plant_status(request: Request, code: str, who: Reader) -> dict[str, Any]:
+    """What the plant page shows beside the plan: the release history (None for a
+    plant-it outside its plants), the next allowed window per stage in the plant's
+    timezone, the open policy findings (None while ``plantops check`` runs in the
+    background) and the probe SLO per environment with its daily error budget."""
+    snap = snapshot_of(request)
+    detail = plant_detail(snap, code)  # 404 for an unknown plant
+    state = state_of(request)
+    now = utcnow()
+    return {
+        "code": code,
+        "history": plant_history(state, who, snap, code),
+        "windows": plant_windows(snap, code, now=now),
+        **plant_findings(state, snap, code),
+        "slos": [
+            {k: v for k, v in row.items() if k != "chart_title"}
+            for row in plant_slos(state, snap, code, detail["environments"], now=now)
+        ],
+    }
 
 
 @router.get("/plants/{code}/classification", tags=["fleet"])

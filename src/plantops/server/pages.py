@@ -29,7 +29,7 @@ from plantops.server.auth import (
 )
 from plantops.server.matrix import CELL_STATES, stage_names
 from plantops.server.problems import ProblemError
-from plantops.server.state import MAX_CURSOR, ServerState, today, utcnow
+from plantops.server.state import MAX_CURSOR, today, utcnow
 from plantops.server.svg import bar_chart, budget_chart
 from plantops.server.views import (
     backup_dict,
@@ -38,12 +38,13 @@ from plantops.server.views import (
     fleet_summary,
     newest_verified,
     plant_detail,
+    plant_findings,
+    plant_history,
     plant_rows,
-    slo_dict,
+    plant_slos,
+    plant_windows,
     snapshot_of,
 )
-from plantops.services import release as release_services
-from plantops.services import slostatus
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -153,7 +154,10 @@ def plant_page(request: Request, code: str, done: str = "") -> Response:
         if ages
         else ""
     )
-    slos = _plant_slos(request, code, detail["environments"])
+    slos = [
+        {**row, "chart": budget_chart(row["points"], title=row["chart_title"])}
+        for row in plant_slos(state, snap, code, detail["environments"], now=now)
+    ]
     return _page(
         request,
         "plant.html",
@@ -164,115 +168,10 @@ def plant_page(request: Request, code: str, done: str = "") -> Response:
         chart=chart,
         may_plan=who.may("plan.write") and who.may_touch(code),
         done=done[:200],
-        history=_history(state, who, code, [e.name for e in snap.fleet.environments]),
-        windows=[
-            _window_dict(w) for w in release_services.plant_windows(snap.fleet, code, now=now)
-        ],
-        **_findings(state, code, {(d.unit, d.environment.name) for d in snap.plan.for_plant(code)}),
+        history=plant_history(state, who, snap, code),
+        windows=plant_windows(snap, code, now=now),
+        **plant_findings(state, snap, code),
     )
-
-
-HISTORY_LIMIT = 200  # newest ledger entries of one plant on its page
-KIND_LABELS = {"promotion": "promoted", "break-glass": "break-glass", "rollback": "rolled back"}
-
-
-def _history(
-    state: ServerState, who: Principal, code: str, stages: list[str]
-) -> dict[str, Any] | None:
-    """The plant's promotions, break-glass overrides and rollbacks from the ledger, per
-    stage in chain order, newest first; None for a plant-it outside its plants (the
-    ledger shows a plant-it only its plants' entries)."""
-    if not who.may_touch(code):
-        return None
-    entries, total = release_services.plant_history(
-        state.settings.db_url, code, limit=HISTORY_LIMIT
-    )
-    by_stage: dict[str, list[dict[str, Any]]] = {name: [] for name in stages}
-    for e in entries:
-        p = e.payload
-        by_stage.setdefault(e.stage, []).append(
-            {
-                "seq": e.seq,
-                "kind": e.kind,
-                "label": KIND_LABELS.get(e.kind, e.kind),
-                "release": e.release_id,
-                "release_short": e.release_id.removeprefix("sha256:")[:12],
-                "stage": e.stage,
-                "wave": p.get("wave"),
-                "actor": e.actor,
-                "at": e.recorded_at,
-                "reason": str(p.get("reason") or ""),
-                "to_release": str(p.get("to_release") or ""),
-                "break_glass": bool(p.get("break_glass")),
-            }
-        )
-    return {
-        "stages": list(by_stage.items()),
-        "total": total,
-        "shown": len(entries),
-    }
-
-
-def _window_dict(w: release_services.StageWindow) -> dict[str, Any]:
-    return {
-        "stage": w.stage,
-        "runs_here": w.runs_here,
-        "gated": w.gated,
-        "open_now": w.open_now,
-        "utc": w.next_allowed.isoformat() if w.next_allowed else "",
-        "local": w.local.strftime("%Y-%m-%d %H:%M %Z (%a)") if w.local else "",
-        "local_iso": w.local.isoformat() if w.local else "",
-        "reasons": list(w.reasons),
-        "windows": list(w.windows),
-    }
-
-
-def _findings(state: ServerState, code: str, units: set[tuple[str, str]]) -> dict[str, Any]:
-    """This plant's open policy findings from the background ``plantops check`` (the
-    fleet page's); None while it is being computed. A shared deployment's objects are
-    labelled with its unit, not its plants: ``units`` holds the (unit, environment) of
-    the plant's deployments, and their findings are the plant's too."""
-    policy = state.policy.peek(today(), start=state.settings.background_policy)
-    if policy is None:
-        return {"findings": None, "policy_background": state.settings.background_policy}
-    rows = [
-        {
-            "rule": f.rule,
-            "severity": str(f.severity.name).lower(),
-            "environment": f.environment,
-            "object": f.object_ref,
-            "via": "" if f.plant == code else f.plant,
-            "message": f.message,
-        }
-        for f in policy.findings
-        if f.plant == code or (f.plant, f.environment) in units
-    ]
-    rows.sort(key=lambda r: (r["environment"], r["rule"], r["object"]))
-    return {"findings": rows, "policy_background": state.settings.background_policy}
-
-
-def _plant_slos(request: Request, code: str, envs: Any) -> list[dict[str, Any]]:
-    """The plant page's SLOs section: per environment with recorded probe runs, the
-    probe SLO over 30 days and its error budget left at the end of each day (SVG)."""
-    found = slostatus.slo_from_events(
-        snapshot_of(request).plan.deployments,
-        state_of(request).store,
-        [code],
-        at=utcnow(),
-        daily=True,
-    )
-    out = []
-    for env in envs:
-        e = found.get((code, env))
-        if e is None:
-            continue
-        points = [
-            (p.end.date().isoformat(), None if p.remaining is None else p.remaining * 100)
-            for p in e.points
-        ]
-        title = f"{env}: probe SLO error budget left, {slostatus.DEFAULT_WINDOW} window"
-        out.append({"env": env, **slo_dict(e), "chart": budget_chart(points, title=title)})
-    return out
 
 
 @router.post("/plants/{code}/plan")

@@ -13,9 +13,11 @@ from typing import Any
 
 from fastapi import Request
 
+from plantops.server.auth import Principal
 from plantops.server.problems import ProblemError
 from plantops.server.state import ServerState, today
 from plantops.services import fleetview, slostatus
+from plantops.services import release as release_services
 from plantops.store import BackupRecord
 from plantops.store.events import PROBE_CHECKED
 
@@ -284,4 +286,120 @@ def fleet_status(
             "environments": envs,
             "findings": None if findings is None else per_plant.get(code, 0),
         }
+    return out
+
+
+HISTORY_LIMIT = 200  # newest ledger entries of one plant on its page
+KIND_LABELS = {"promotion": "promoted", "break-glass": "break-glass", "rollback": "rolled back"}
+
+
+def plant_history(
+    state: ServerState, who: Principal, snap: fleetview.FleetSnapshot, code: str
+) -> dict[str, Any] | None:
+    """The plant's promotions, break-glass overrides and rollbacks from the ledger, per
+    stage in chain order, newest first; None for a plant-it outside its plants (the
+    ledger shows a plant-it only its plants' entries)."""
+    if not who.may_touch(code):
+        return None
+    stages = [e.name for e in snap.fleet.environments]
+    entries, total = release_services.plant_history(
+        state.settings.db_url, code, limit=HISTORY_LIMIT
+    )
+    by_stage: dict[str, list[dict[str, Any]]] = {name: [] for name in stages}
+    for e in entries:
+        p = e.payload
+        by_stage.setdefault(e.stage, []).append(
+            {
+                "seq": e.seq,
+                "kind": e.kind,
+                "label": KIND_LABELS.get(e.kind, e.kind),
+                "release": e.release_id,
+                "release_short": e.release_id.removeprefix("sha256:")[:12],
+                "stage": e.stage,
+                "wave": p.get("wave"),
+                "actor": e.actor,
+                "at": e.recorded_at,
+                "reason": str(p.get("reason") or ""),
+                "to_release": str(p.get("to_release") or ""),
+                "break_glass": bool(p.get("break_glass")),
+            }
+        )
+    return {
+        "stages": list(by_stage.items()),
+        "total": total,
+        "shown": len(entries),
+    }
+
+
+def _window_dict(w: release_services.StageWindow) -> dict[str, Any]:
+    return {
+        "stage": w.stage,
+        "runs_here": w.runs_here,
+        "gated": w.gated,
+        "open_now": w.open_now,
+        "utc": w.next_allowed.isoformat() if w.next_allowed else "",
+        "local": w.local.strftime("%Y-%m-%d %H:%M %Z (%a)") if w.local else "",
+        "local_iso": w.local.isoformat() if w.local else "",
+        "reasons": list(w.reasons),
+        "windows": list(w.windows),
+    }
+
+
+def plant_windows(
+    snap: fleetview.FleetSnapshot, code: str, *, now: datetime
+) -> list[dict[str, Any]]:
+    """Per stage the plant's next allowed promotion window (the windows gate's own
+    answer), in the plant's timezone and UTC."""
+    return [_window_dict(w) for w in release_services.plant_windows(snap.fleet, code, now=now)]
+
+
+def plant_findings(state: ServerState, snap: fleetview.FleetSnapshot, code: str) -> dict[str, Any]:
+    """This plant's open policy findings from the background ``plantops check`` (the
+    fleet page's); None while it is being computed. A shared deployment's objects are
+    labelled with its unit, not its plants: ``units`` holds the (unit, environment) of
+    the plant's deployments, and their findings are the plant's too."""
+    units = {(d.unit, d.environment.name) for d in snap.plan.for_plant(code)}
+    policy = state.policy.peek(today(), start=state.settings.background_policy)
+    if policy is None:
+        return {"findings": None, "policy_background": state.settings.background_policy}
+    rows = [
+        {
+            "rule": f.rule,
+            "severity": str(f.severity.name).lower(),
+            "environment": f.environment,
+            "object": f.object_ref,
+            "via": "" if f.plant == code else f.plant,
+            "message": f.message,
+        }
+        for f in policy.findings
+        if f.plant == code or (f.plant, f.environment) in units
+    ]
+    rows.sort(key=lambda r: (r["environment"], r["rule"], r["object"]))
+    return {"findings": rows, "policy_background": state.settings.background_policy}
+
+
+def plant_slos(
+    state: ServerState,
+    snap: fleetview.FleetSnapshot,
+    code: str,
+    envs: Any,
+    *,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Per environment with recorded probe runs, the probe SLO over its window and the
+    error budget left at the end of each day (``points``: (day, percent or None))."""
+    found = slostatus.slo_from_events(
+        snap.plan.deployments, state.store, [code], at=now, daily=True
+    )
+    out = []
+    for env in envs:
+        e = found.get((code, env))
+        if e is None:
+            continue
+        points = [
+            (p.end.date().isoformat(), None if p.remaining is None else p.remaining * 100)
+            for p in e.points
+        ]
+        title = f"{env}: probe SLO error budget left, {slostatus.DEFAULT_WINDOW} window"
+        out.append({"env": env, **slo_dict(e), "points": points, "chart_title": title})
     return out

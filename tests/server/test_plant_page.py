@@ -227,6 +227,14 @@ def test_findings_pending_then_the_plant_s_findings(server: Server) -> None:
     assert ">low<" in table and f"{mine[0]['kind']}/" in table
     assert f"(shared deployment {SHARED})" in table
     assert "<b>web</b>" not in page and "&lt;b&gt;web&lt;/b&gt; pods" in page
+    # the policy result is an event (feed and webhooks): counts per unit and environment
+    events = server.client.get("/api/events", headers=server.as_role("auditor")).json()["items"]
+    checked = [e for e in events if e["type"] == "policy.checked"]
+    assert checked, [e["type"] for e in events]
+    data = checked[-1]["data"]
+    assert data["findings"] == len(policy["findings"]) and data["ok"] is policy["ok"]
+    shared = data["units"][SHARED]
+    assert sum(c["open"] for c in shared.values()) == len(mine)
     # the fleet page counts them for SCOPED too (its row's total column)
     fleet = server.client.get(f"/?q={SCOPED}", headers=h).text
     row = fleet.split(f'<a href="/plants/{SCOPED}">', 1)[1].split("</tr>", 1)[0]

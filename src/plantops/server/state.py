@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from plantops import services
 from plantops.services import fleetview
@@ -143,7 +143,37 @@ class ServerState:
             root, lambda today: fleetview.fleet_snapshot(root, today=today)
         )
         # typed by inference: the server names no check module (import contract)
-        self.policy = Cached(root, lambda today: services.check_target(root, today=today))
+        self.policy = Cached(root, lambda today: self._check_and_record(root, today))
+
+    def _check_and_record(self, root: Path, today: dt.date) -> Any:
+        """``plantops check`` on the fleet, then a ``policy.checked`` event (the policy
+        result, for the feed and webhooks): counts in force and failing, per plant and
+        environment. Recorded each time the check runs, i.e. when the fleet changed."""
+        result = services.check_target(root, today=today)
+        per: dict[str, dict[str, list[int]]] = {}
+        failing = {id(f) for f in result.failing}
+        for f in result.findings:
+            counts = per.setdefault(f.plant, {}).setdefault(f.environment, [0, 0])
+            counts[0] += 1
+            counts[1] += id(f) in failing
+        self.store.append_event(
+            "policy.checked",
+            subject=today.isoformat(),  # the date exceptions were judged against
+            data={
+                "ok": result.ok,
+                "findings": len(result.findings),
+                "failing": len(result.failing),
+                "suppressed": len(result.suppressed),
+                "rules": len(result.rules),
+                "objects": result.objects,
+                "units": {
+                    unit: {env: {"open": c[0], "failing": c[1]} for env, c in sorted(e.items())}
+                    for unit, e in sorted(per.items())
+                },
+            },
+            now=utcnow(),
+        )
+        return result
 
     def start_delivery(self) -> None:
         """The webhook delivery loop, on its own thread (started in the app lifespan)."""

@@ -28,6 +28,7 @@ from tests.server.webhook_receiver import Receiver, running  # noqa: E402
 
 from plantops.services.webhooks import Deliverer, RetryPolicy, open_store  # noqa: E402
 from plantops.store.server import open_server_store  # noqa: E402
+from plantops.webhooks.destinations import LOOPBACK  # noqa: E402
 
 KEY = "benchmark-webhook-key-0123456789"
 
@@ -77,7 +78,7 @@ def main() -> int:
             policy = RetryPolicy(
                 base_seconds=args.base, cap_seconds=args.cap, max_attempts=10_000, timeout_seconds=5
             )
-            worker = Deliverer(store, policy=policy, workers=args.workers)
+            worker = Deliverer(store, policy=policy, workers=args.workers, destinations=LOOPBACK)
             t1 = time.perf_counter()
             started = time.monotonic()  # the phases start with delivery
             passes = 0

@@ -80,6 +80,7 @@ def server_settings(tmp_path: Path, server_fleet: Path) -> ServerSettings:
         session_secret="test-secret",
         webhook_key=WEBHOOK_KEY,
         deliver_webhooks=False,  # the webhook tests start their own delivery
+        webhook_allow_networks=("127.0.0.0/8",),  # the test receivers listen on loopback
     )
 
 

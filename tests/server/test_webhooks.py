@@ -15,11 +15,14 @@ from typing import Any
 
 import pytest
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
-from sqlalchemy import text
+from sqlalchemy import text, update
 
+from plantops.errors import UserError
 from plantops.server import ServerSettings, create_app
 from plantops.services.webhooks import Deliverer, RetryPolicy, WebhookStore
 from plantops.store.server import ROLES
+from plantops.store.webhooks import Webhook
+from plantops.webhooks.destinations import LOOPBACK, Destinations, parse_networks
 from plantops.webhooks.signing import WebhookVerificationError, sign_headers, verify_signature
 from tests.server.conftest import SCOPED, Server, make_tokens
 from tests.server.webhook_receiver import Receiver, running
@@ -74,7 +77,7 @@ def drain_until(deliverer: Deliverer, done: Callable[[], bool], *, timeout: floa
 
 @pytest.fixture
 def deliverer(server: Server) -> Iterator[Deliverer]:
-    d = Deliverer(store_of(server), policy=FAST, workers=4)
+    d = Deliverer(store_of(server), policy=FAST, workers=4, destinations=LOOPBACK)
     yield d
     d.close()
 
@@ -163,7 +166,7 @@ def test_a_receiver_that_hangs_past_the_timeout(server: Server, receiver: Receiv
     policy = RetryPolicy(base_seconds=0.01, cap_seconds=0.05, max_attempts=10, timeout_seconds=0.3)
     receiver.mode, receiver.hang_seconds = "hang", 2.5
     write_events(server, 1, plants=(SCOPED,))
-    d = Deliverer(store_of(server), policy=policy)
+    d = Deliverer(store_of(server), policy=policy, destinations=LOOPBACK)
     try:
         started = time.monotonic()
         report = d.deliver_due()
@@ -212,7 +215,7 @@ def test_dead_after_max_attempts_holds_the_queue_until_redriven(
     policy = RetryPolicy(base_seconds=0.01, cap_seconds=0.02, max_attempts=3, timeout_seconds=0.5)
     receiver.mode = "fail"
     write_events(server, 2, plants=(SCOPED,))
-    d = Deliverer(store_of(server), policy=policy)
+    d = Deliverer(store_of(server), policy=policy, destinations=LOOPBACK)
     try:
         drain_until(d, lambda: any(r.status == "dead" for r in store_of(server).deliveries()))
         for _ in range(5):
@@ -238,7 +241,7 @@ def test_410_gone_disables_the_webhook(server: Server, receiver: Receiver) -> No
     hook = register(server, receiver, types=["backup.*"])
     receiver.mode = "gone"
     write_events(server, 2, plants=(SCOPED,))
-    d = Deliverer(store_of(server), policy=FAST)
+    d = Deliverer(store_of(server), policy=FAST, destinations=LOOPBACK)
     try:
         d.deliver_due()
         assert not d.deliver_due().claimed  # disabled: nothing is claimed
@@ -504,7 +507,7 @@ def test_a_dead_workers_leases_expire_and_another_worker_sends_them(
     dead = store.claim("worker-that-died", now=t0, lease_seconds=30, limit=10, run=10)
     assert sum(len(r) for r in dead) == 6
     clock = {"now": t0 + dt.timedelta(seconds=10)}
-    other = Deliverer(store, policy=FAST, clock=lambda: clock["now"])
+    other = Deliverer(store, policy=FAST, clock=lambda: clock["now"], destinations=LOOPBACK)
     try:
         assert other.deliver_due().claimed == 0  # still leased
         clock["now"] = t0 + dt.timedelta(seconds=31)
@@ -563,3 +566,68 @@ def test_deliveries_show_failures_and_delivered_rows_are_pruned(
     write_events(server, 1, plants=(SCOPED,))  # order does not need the pruned rows
     drain_until(deliverer, lambda: len(receiver.accepted) == 4)
     assert_once_in_order(receiver, 4)
+
+
+# --- where webhooks may go (webhooks/destinations.py) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.7/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:10.0.0.1]/hook",
+        "http://0.0.0.0/hook",
+    ],
+)
+def test_an_internal_ip_literal_is_refused_at_registration(
+    server_settings: ServerSettings, url: str
+) -> None:
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    settings = replace(server_settings, webhook_allow_networks=())
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
+        tokens = make_tokens(settings.db_url)
+        h = {"Authorization": f"Bearer {tokens['platform-engineer']}"}
+        r = client.post("/api/webhooks", headers=h, json={"url": url})
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "--webhook-allow-network" in r.json()["detail"]
+        assert client.get("/api/webhooks", headers=h).json()["items"] == []
+
+
+def test_a_name_that_resolves_inside_is_refused_at_delivery(
+    server: Server, receiver: Receiver
+) -> None:
+    """A public-looking name resolving to a private address (DNS rebinding, a split
+    horizon): checked right before each request, never sent, retried, then dead."""
+    hook = register(server, receiver, types=["backup.*"])
+    # registered on loopback (allowed in these tests); now a name the resolver maps to
+    # 10.0.0.5, as a DNS answer that changed after registration would
+    with store_of(server).engine.begin() as conn:
+        conn.execute(update(Webhook).values(url="http://hooks.example.test:9/x"))
+    write_events(server, 1, plants=(SCOPED,))
+    policy = RetryPolicy(base_seconds=0.0, cap_seconds=0.0, max_attempts=2, timeout_seconds=1)
+    d = Deliverer(store_of(server), policy=policy, resolver=lambda host, port: ["10.0.0.5"])
+    try:
+        d.drain(idle_passes=2)
+    finally:
+        d.close()
+    (row,) = [r for r in store_of(server).deliveries(hook) if r.plant == SCOPED]
+    assert row.status == "dead" and "10.0.0.5 is a private address" in row.last_error
+    assert receiver.attempted_ids == []
+    # allowed explicitly, the same name is delivered to (resolved to the real receiver)
+    allowed = Destinations(parse_networks(["10.0.0.0/8"]))
+    assert allowed.check_resolved(["10.0.0.5"]) == ""
+    assert "loopback" in Destinations().check_resolved(["127.0.0.1"])
+    assert Destinations().check_resolved(["93.184.216.34"]) == ""
+
+
+def test_a_bad_allowed_network_is_a_usage_error() -> None:
+    with pytest.raises(UserError, match="--webhook-allow-network 'nope'"):
+        parse_networks(["nope"])

@@ -13,6 +13,7 @@ import pytest
 
 from plantops.services.webhooks import Deliverer, DeliveryReport, RetryPolicy, open_store
 from plantops.store.server import open_server_store
+from plantops.webhooks.destinations import LOOPBACK
 from tests.fixtures.postgres import PgCluster
 from tests.server.conftest import WEBHOOK_KEY
 from tests.server.webhook_receiver import Receiver, running
@@ -40,7 +41,9 @@ def test_two_workers_one_database_deliver_once_in_order(pg_cluster: PgCluster, p
                 url=receiver.url, types=["backup.*"], now=dt.datetime.now(dt.UTC)
             )
             receiver.secret = secret
-            workers = [Deliverer(s, policy=POLICY, workers=4) for s in stores]
+            workers = [
+                Deliverer(s, policy=POLICY, workers=4, destinations=LOOPBACK) for s in stores
+            ]
             stop = threading.Event()
             reports: list[DeliveryReport] = []
 

@@ -16,7 +16,10 @@ from tests.conftest import EXAMPLE
 from tests.server.conftest import WEBHOOK_KEY, make_tokens, start_serve, stop
 from tests.server.webhook_receiver import Receiver, running
 
-FAST = ("--webhook-timeout", "0.5", "--webhook-backoff", "0.05", "--webhook-backoff-max", "0.2")
+FAST = (
+    "--webhook-timeout", "0.5", "--webhook-backoff", "0.05", "--webhook-backoff-max", "0.2",
+    "--webhook-allow-network", "127.0.0.0/8",  # the receiver listens on loopback
+)  # fmt: skip
 PLANTS = ("brno-components", "lyon-meddev", "porto-packaging")
 
 

@@ -85,6 +85,14 @@ def serve(
             max=1000,
         ),
     ] = 12,
+    webhook_allow_network: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--webhook-allow-network",
+            help="A network (CIDR) webhooks may be delivered to besides public addresses;"
+            " loopback, private and link-local ones are refused otherwise (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Run the control-plane server: API (`/openapi.json`), pages and `/events`.
 
@@ -124,6 +132,7 @@ def serve(
         secure_cookies=not insecure_cookies,
         locks=locks,
         webhook_key=os.environ.get("PLANTOPS_WEBHOOK_KEY") or None,
+        webhook_allow_networks=tuple(webhook_allow_network or ()),
         webhook_retry=RetryPolicy(
             base_seconds=webhook_backoff,
             cap_seconds=max(webhook_backoff_max, webhook_backoff),

@@ -58,6 +58,9 @@ class ServerSettings:
     deliver_webhooks: bool = True  # run the webhook delivery loop in this process
     webhook_retry: RetryPolicy | None = None  # default: RetryPolicy()
     webhook_poll_seconds: float = 0.5
+    # networks webhooks may be delivered to besides public addresses (CIDRs; loopback,
+    # private and link-local are refused otherwise: webhooks/destinations.py)
+    webhook_allow_networks: tuple[str, ...] = ()
     # The fleet page starts ``plantops check`` in the background when its result is not
     # current; False leaves that to GET /api/policy (tests that must not spend minutes).
     background_policy: bool = True
@@ -137,6 +140,7 @@ class ServerState:
         self.store: ServerStore = open_server_store(settings.db_url)
         self.catalog = Catalog(make_engine(settings.db_url))
         self.webhooks = webhook_services.open_store(settings.db_url, settings.webhook_key)
+        self.destinations = webhook_services.destinations(settings.webhook_allow_networks)
         self.delivery: BackgroundDelivery | None = None
         root = settings.fleet
         self.snapshot: Cached[fleetview.FleetSnapshot] = Cached(
@@ -182,6 +186,7 @@ class ServerState:
                 self.webhooks,
                 policy=self.settings.webhook_retry,
                 poll_seconds=self.settings.webhook_poll_seconds,
+                allowed=self.destinations,
             )
             self.delivery.start()
 

@@ -106,6 +106,7 @@ def post_webhook(request: Request, body: WebhookRequest, who: Admin) -> dict[str
             "PLANTOPS_WEBHOOK_KEY set (the same on every server process)",
             slug="webhooks-off",
         )
+    state_of(request).destinations.check_literal(body.url)  # 400: an internal IP literal
     secret, record = store.add_webhook(
         url=body.url, types=body.types, replay=body.replay, actor=who.subject, now=utcnow()
     )

@@ -18,6 +18,7 @@ from plantops.store.webhooks import (
     open_webhook_store,
 )
 from plantops.webhooks.delivery import Deliverer, DeliveryReport, RetryPolicy
+from plantops.webhooks.destinations import Destinations, parse_networks
 from plantops.webhooks.signing import WebhookVerificationError, verify_signature
 
 __all__ = [
@@ -25,12 +26,14 @@ __all__ = [
     "Deliverer",
     "DeliveryRecord",
     "DeliveryReport",
+    "Destinations",
     "RetryPolicy",
     "SecretBox",
     "WebhookRecord",
     "WebhookStore",
     "WebhookVerificationError",
     "deliver",
+    "destinations",
     "open_store",
     "verify_signature",
 ]
@@ -43,11 +46,20 @@ def open_store(db_url: str, webhook_key: str | None) -> WebhookStore:
     return open_webhook_store(db_url, SecretBox(webhook_key) if webhook_key else None)
 
 
+def destinations(allow_networks: tuple[str, ...] = ()) -> Destinations:
+    """Where webhooks may go: public addresses, plus ``allow_networks`` (CIDRs)."""
+    return Destinations(parse_networks(allow_networks))
+
+
 def deliver(
-    store: WebhookStore, *, policy: RetryPolicy | None = None, workers: int = 8
+    store: WebhookStore,
+    *,
+    policy: RetryPolicy | None = None,
+    workers: int = 8,
+    allowed: Destinations | None = None,
 ) -> DeliveryReport:
     """Send what is due until a pass finds nothing (caught up, or all backing off)."""
-    deliverer = Deliverer(store, policy=policy, workers=workers)
+    deliverer = Deliverer(store, policy=policy, workers=workers, destinations=allowed)
     try:
         return deliverer.drain()
     finally:
@@ -65,8 +77,9 @@ class BackgroundDelivery:
         policy: RetryPolicy | None = None,
         poll_seconds: float = 0.5,
         workers: int = 8,
+        allowed: Destinations | None = None,
     ) -> None:
-        self.deliverer = Deliverer(store, policy=policy, workers=workers)
+        self.deliverer = Deliverer(store, policy=policy, workers=workers, destinations=allowed)
         self.poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(

@@ -27,12 +27,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
 from plantops import __version__
 from plantops.errors import InfrastructureError
 from plantops.store.webhooks import Job, Result, WebhookStore
+from plantops.webhooks.destinations import Destinations, Resolver, resolve
 from plantops.webhooks.envelope import envelope
 from plantops.webhooks.signing import sign_headers
 
@@ -122,8 +124,13 @@ class Deliverer:
         clock: Callable[[], dt.datetime] = utcnow,
         rng: Callable[[], float] = random.random,
         transport: httpx.BaseTransport | None = None,
+        destinations: Destinations | None = None,
+        resolver: Resolver = resolve,
     ) -> None:
         self.store = store
+        # public addresses only unless networks are allowed (webhooks/destinations.py)
+        self.destinations = destinations or Destinations()
+        self.resolver = resolver
         self.policy = policy or RetryPolicy()
         self.batch = batch
         self.run_length = max(run_length, 1)
@@ -220,6 +227,9 @@ class Deliverer:
         env = envelope(job.event)
         timestamp = int(self.clock().timestamp())
         headers = {**env.headers, **sign_headers(job.secret, env.id, timestamp, env.body)}
+        refused = self._refused(job.url)
+        if refused:
+            return Outcome(False, error=refused)
         try:
             response = self.client.post(job.url, content=env.body, headers=headers)
         except httpx.TimeoutException:
@@ -227,6 +237,16 @@ class Deliverer:
         except httpx.HTTPError as exc:
             return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:300])
         return outcome_of(response.status_code, response.headers)
+
+    def _refused(self, url: str) -> str:
+        """Why ``url``'s host may not be sent to now (what it resolves to), or ""."""
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            addresses = self.resolver(parts.hostname or "", port)
+        except OSError as exc:
+            return f"cannot resolve the receiver's host: {exc.strerror or exc}"
+        return self.destinations.check_resolved(addresses)
 
     # --- loops --------------------------------------------------------------------------
     def drain(self, *, idle_passes: int = 1, max_passes: int = 1_000_000) -> DeliveryReport:

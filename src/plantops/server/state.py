@@ -112,10 +112,13 @@ class Cached(Generic[T]):
         if not self._lock.acquire(blocking=False):
             return None  # being computed (``get`` holds the lock meanwhile)
         try:
-            fresh = self._value is not None and (
-                time.monotonic() - self._checked < RECHECK_SECONDS
-                or self._key == (today, fleet_fingerprint(self.root))
-            )
+            now = time.monotonic()
+            fresh = self._value is not None and now - self._checked < RECHECK_SECONDS
+            if not fresh and self._value is not None:
+                # one walk of the fleet per RECHECK_SECONDS, not one per page view
+                fresh = self._key == (today, fleet_fingerprint(self.root))
+                if fresh:
+                    self._checked = now
             if fresh:
                 return self._value
             if start and (self._worker is None or not self._worker.is_alive()):

@@ -223,6 +223,25 @@ def slo_dict(e: slostatus.EnvSlo) -> dict[str, Any]:
     }
 
 
+_UNIT_COUNTS: list[tuple[Sequence[Any], dict[tuple[str, str], int]]] = []
+_UNIT_COUNTS_LOCK = threading.Lock()
+
+
+def _findings_by_unit(findings: Sequence[Any] | None) -> dict[tuple[str, str], int]:
+    """Open findings per (deployment unit, environment), counted once per check result
+    (a 1,000-plant fleet has thousands; a page shows 50 plants)."""
+    if not findings:
+        return {}
+    with _UNIT_COUNTS_LOCK:
+        if _UNIT_COUNTS and _UNIT_COUNTS[0][0] is findings:
+            return _UNIT_COUNTS[0][1]
+        counts: dict[tuple[str, str], int] = {}
+        for f in findings:
+            counts[(f.plant, f.environment)] = counts.get((f.plant, f.environment), 0) + 1
+        _UNIT_COUNTS[:] = [(findings, counts)]  # holds the result: its id is not reused
+        return counts
+
+
 def fleet_status(
     state: ServerState,
     snap: fleetview.FleetSnapshot,
@@ -239,20 +258,27 @@ def fleet_status(
     codes = [r["code"] for r in rows]
     probes = state.store.latest_events(PROBE_CHECKED, plants=codes) if codes else {}
     verified = state.catalog.newest_verified_at(codes) if codes else {}
-    slos = slostatus.slo_from_events(snap.plan.deployments, state.store, codes, at=now)
+    # the SLO needs probe runs: only plants with a recorded one (none: no query at all)
+    probed = sorted({p for p, _ in probes})
+    slos = (
+        slostatus.slo_from_events(
+            snap.plan.deployments, state.store, probed, at=now, for_plant=snap.plan.for_plant
+        )
+        if probed
+        else {}
+    )
     # A finding names its deployment unit: a plant's own, or a shared deployment's, whose
     # findings are each of its tenant plants' too (as on the plant page).
-    tenants: dict[tuple[str, str], set[str]] = {}
-    for d in snap.plan.deployments:
-        key = (d.unit, d.environment.name)
-        tenants.setdefault(key, set()).update(t.plant for t in d.tenants)
+    by_unit = _findings_by_unit(findings)
     open_findings: dict[tuple[str, str], int] = {}
     per_plant: dict[str, int] = {}
-    for f in findings or ():
-        for plant in tenants.get((f.plant, f.environment)) or {f.plant}:
-            key = (plant, f.environment)
-            open_findings[key] = open_findings.get(key, 0) + 1
-            per_plant[plant] = per_plant.get(plant, 0) + 1
+    for code in codes if findings is not None else ():  # this page's plants only
+        for d in snap.plan.for_plant(code):
+            n = by_unit.get((d.unit, d.environment.name), 0)
+            if n:
+                key = (code, d.environment.name)
+                open_findings[key] = open_findings.get(key, 0) + n
+                per_plant[code] = per_plant.get(code, 0) + n
     tiers = snap.fleet.spec.tiers
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -389,7 +415,12 @@ def plant_slos(
     """Per environment with recorded probe runs, the probe SLO over its window and the
     error budget left at the end of each day (``points``: (day, percent or None))."""
     found = slostatus.slo_from_events(
-        snap.plan.deployments, state.store, [code], at=now, daily=True
+        snap.plan.deployments,
+        state.store,
+        [code],
+        at=now,
+        daily=True,
+        for_plant=snap.plan.for_plant,
     )
     out = []
     for env in envs:

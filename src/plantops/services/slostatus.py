@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -56,9 +56,18 @@ class EnvSlo:
 
 
 def _chosen(
-    deployments: Sequence[Deployment], plants: Sequence[str]
+    deployments: Sequence[Deployment],
+    plants: Sequence[str],
+    for_plant: Callable[[str], Sequence[Deployment]] | None,
 ) -> dict[tuple[str, str], Deployment]:
     wanted = set(plants)
+    if for_plant is not None:  # the plan's index: a page of plants, not the whole fleet
+        return {
+            (p, d.environment.name): d
+            for p in sorted(wanted)
+            for d in for_plant(p)
+            if any(t.plant == p for t in d.tenants)
+        }
     return {
         (t.plant, d.environment.name): d
         for d in deployments
@@ -75,12 +84,13 @@ def slo_from_events(
     at: dt.datetime,
     window: str = DEFAULT_WINDOW,
     daily: bool = False,
+    for_plant: Callable[[str], Sequence[Deployment]] | None = None,
 ) -> dict[tuple[str, str], EnvSlo]:
     """The probe SLO per (plant, environment) of ``plants`` over ``window`` ending at
     ``at``; environments without a recorded run are left out. ``daily``: also the budget
     left at the end of each day of the window (the plant page's chart)."""
     span = parse_window(window)
-    by_key = _chosen(deployments, plants)
+    by_key = _chosen(deployments, plants, for_plant)
     if not by_key:
         return {}
     starts = range_edges(span, at)

@@ -104,6 +104,37 @@ def test_probe_backups_and_findings_from_the_store(server: Server) -> None:
     assert f'<td class="num" data-findings="{len(mine)}">' in row
 
 
+def test_a_probe_state_change_is_its_own_event(server: Server) -> None:
+    """probe.changed when a deployment goes from pass to fail or back (or its first
+    recorded run fails); a run that keeps the state records probe.checked only."""
+
+    def probe(ok: bool) -> None:
+        behaviour = Behaviour() if ok else Behaviour(dbmanager_exposed=True)
+        with OdooStandIn(behaviour) as odoo:
+            run = run_probes(
+                [ProbeTarget("p", odoo.url, "acme", "17.0", plant=SCOPED, environment="prod")],
+                ProbeSettings(retries=0, checks=CHECKS),
+            )
+        assert run.ok is ok
+        assert observe_services.record_probe_run(run, server.settings.db_url) == 1
+
+    def changes() -> list[tuple[bool | None, bool]]:
+        events = server.client.get("/api/events", headers=server.as_role("auditor")).json()
+        return [
+            (e["data"]["was"], e["data"]["ok"])
+            for e in events["items"]
+            if e["type"] == "probe.changed"
+        ]
+
+    probe(True)  # a first run that passes: no change to report
+    assert changes() == []
+    probe(True)
+    probe(False)
+    probe(False)
+    probe(True)
+    assert changes() == [(True, False), (False, True)]
+
+
 def test_findings_are_computed_in_the_background(server: Server) -> None:
     h = server.as_role("viewer")
     first = server.client.get("/", headers=h).text

@@ -401,30 +401,47 @@ def slo_report(
 def record_probe_run(run: ProbeRun, db_url: str) -> int:
     """``probe run --state-db``: one ``probe.checked`` event per probed plant and
     environment (plant, subject = the environment, data: ``ok``, the failed checks, the
-    target's name), at the run's start time. Targets without a plant (``--url``) are not
-    recorded. Returns how many events were written."""
-    from plantops.store.events import PROBE_CHECKED
+    target's name), at the run's start time; and a ``probe.changed`` event where the
+    state differs from the newest recorded one (pass → fail, fail → pass), or where a
+    first recorded run fails. Targets without a plant (``--url``) are not recorded.
+    Returns how many ``probe.checked`` events were written."""
+    from plantops.store.events import PROBE_CHANGED, PROBE_CHECKED
     from plantops.store.server import open_server_store
 
     store = open_server_store(db_url)
     written = 0
     try:
-        for t in run.targets:
-            if not t.target.plant or not t.target.environment:
-                continue
+        recorded = [t for t in run.targets if t.target.plant and t.target.environment]
+        before = store.latest_events(
+            PROBE_CHECKED, plants=sorted({str(t.target.plant) for t in recorded})
+        )
+        for t in recorded:
+            plant, env = str(t.target.plant), str(t.target.environment)
+            data = {
+                "ok": t.ok,
+                "failed": [c.check for c in t.checks if c.status == "fail"],
+                "target": t.target.name,
+            }
             store.append_event(
                 PROBE_CHECKED,
-                plant=t.target.plant,
-                subject=t.target.environment,
+                plant=plant,
+                subject=env,
                 actor="plantops probe run",
-                data={
-                    "ok": t.ok,
-                    "failed": [c.check for c in t.checks if c.status == "fail"],
-                    "target": t.target.name,
-                },
+                data=data,
                 now=run.started_at,
             )
             written += 1
+            previous = before.get((plant, env))
+            was = None if previous is None else bool(previous.data.get("ok"))
+            if (was is None and not t.ok) or (was is not None and was != t.ok):
+                store.append_event(
+                    PROBE_CHANGED,
+                    plant=plant,
+                    subject=env,
+                    actor="plantops probe run",
+                    data={**data, "was": was},
+                    now=run.started_at,
+                )
     finally:
         store.close()
     return written

@@ -50,6 +50,7 @@ EVENT_ORDER_LOCK = 0x706C6F6576656E74
 # `plantops probe run --state-db`: the newest probe result of a plant's environment
 # (plant, subject = the environment), what the server's fleet page shows as health.
 PROBE_CHECKED = "probe.checked"
+PROBE_CHANGED = "probe.changed"  # a probed deployment went from pass to fail or back
 
 
 def event_order_lock(s: Session) -> None:

@@ -35,6 +35,7 @@ EVENT_TYPES = (
     "backup.verify-failed",
     "backup.failed",
     "probe.checked",
+    "probe.changed",
     "policy.checked",
     "release.created",
     "release.promoted",

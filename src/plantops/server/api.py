@@ -7,7 +7,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from plantops import services
@@ -64,12 +65,20 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/fleet", tags=["fleet"])
-def fleet(request: Request, who: Reader) -> dict[str, Any]:
-    return fleet_summary(snapshot_of(request))
+def native_json(doc: dict[str, Any]) -> Response:
+    """A document of JSON-native values (str, numbers, lists, dicts) rendered as it is:
+    FastAPI's ``jsonable_encoder`` walks every value first, ~3.5 ms for a page of 100
+    plants against ~0.6 ms for ``json.dumps`` (fastapi/routing.py serialize_response:
+    a returned Response is sent unchanged)."""
+    return JSONResponse(doc)
 
 
-@router.get("/plants", tags=["fleet"])
+@router.get("/fleet", tags=["fleet"], response_model=dict[str, Any])
+def fleet(request: Request, who: Reader) -> Response:
+    return native_json(fleet_summary(snapshot_of(request)))
+
+
+@router.get("/plants", tags=["fleet"], response_model=dict[str, Any])
 def plants(
     request: Request,
     who: Reader,
@@ -78,9 +87,11 @@ def plants(
     pattern: Annotated[str, Query(max_length=64)] = "",
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> Response:
     rows = plant_rows(snapshot_of(request), q=q, tier=tier, pattern=pattern)
-    return {"total": len(rows), "offset": offset, "items": rows[offset : offset + limit]}
+    return native_json(
+        {"total": len(rows), "offset": offset, "items": rows[offset : offset + limit]}
+    )
 
 
 @router.get("/plants/{code}", tags=["fleet"])

@@ -176,14 +176,7 @@ def plant_page(request: Request, code: str, done: str = "") -> Response:
 
 @router.post("/plants/{code}/plan")
 async def plant_plan(request: Request, code: str) -> Response:
-    who = _signed_in(request)
-    if who is None:
-        raise ProblemError(401, "sign in first", slug="unauthorized")
-    form = dict(await request.form())
-    if who.via == "session":
-        check_csrf_form(request, form)
-    if not who.may("plan.write"):
-        raise ProblemError(403, f"role {who.role} may not plan.write", slug="forbidden")
+    who, _ = await _form_caller(request, "plan.write")
     summary = await run_in_threadpool(run_plan, request, who, [code])
     return RedirectResponse(
         f"/plants/{code}?done=planned: {summary['written']} file(s) written", status_code=303
@@ -231,20 +224,32 @@ def _form_text(form: dict[str, Any], name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-@router.post("/promotions/{release_id}/approvals")
-async def approve_form(request: Request, release_id: str) -> Response:
-    """The matrix's Approve button: ``POST /api/releases/{id}/approvals`` from a form."""
+def _form_stage(form: dict[str, Any]) -> str:
+    stage = _form_text(form, "stage")
+    if not stage or len(stage) > 64:
+        raise ProblemError(422, "the form needs a stage (1 to 64 characters)", slug="bad-input")
+    return stage
+
+
+async def _form_caller(request: Request, action: str) -> tuple[Principal, dict[str, Any]]:
+    """A page form's caller and fields: signed in (401), the session's CSRF token (403),
+    allowed to ``action`` (403) — what ``require`` checks for the API's writes."""
     who = _signed_in(request)
     if who is None:
         raise ProblemError(401, "sign in first", slug="unauthorized")
     form = dict(await request.form())
     if who.via == "session":
         check_csrf_form(request, form)
-    if not who.may("release.approve"):
-        raise ProblemError(403, f"role {who.role} may not release.approve", slug="forbidden")
-    stage = _form_text(form, "stage")
-    if not stage or len(stage) > 64:
-        raise ProblemError(422, "the form needs a stage (1 to 64 characters)", slug="bad-input")
+    if not who.may(action):
+        raise ProblemError(403, f"role {who.role} may not {action}", slug="forbidden")
+    return who, form
+
+
+@router.post("/promotions/{release_id}/approvals")
+async def approve_form(request: Request, release_id: str) -> Response:
+    """The matrix's Approve button: ``POST /api/releases/{id}/approvals`` from a form."""
+    who, form = await _form_caller(request, "release.approve")
+    stage = _form_stage(form)
     body = ledger.ApprovalRequest(stage=stage, comment=_form_text(form, "comment")[:2000])
     entry = await run_in_threadpool(ledger.approve, state_of(request), who, release_id, body)
     return RedirectResponse(
@@ -256,17 +261,8 @@ async def approve_form(request: Request, release_id: str) -> Response:
 async def promote_form(request: Request, release_id: str) -> Response:
     """The matrix's Promote button: ``POST /api/releases/{id}/promotions`` from a form
     (the stage's next wave; the verdicts are on the matrix after the redirect)."""
-    who = _signed_in(request)
-    if who is None:
-        raise ProblemError(401, "sign in first", slug="unauthorized")
-    form = dict(await request.form())
-    if who.via == "session":
-        check_csrf_form(request, form)
-    if not who.may("release.promote"):
-        raise ProblemError(403, f"role {who.role} may not release.promote", slug="forbidden")
-    stage = _form_text(form, "stage")
-    if not stage or len(stage) > 64:
-        raise ProblemError(422, "the form needs a stage (1 to 64 characters)", slug="bad-input")
+    who, form = await _form_caller(request, "release.promote")
+    stage = _form_stage(form)
     body = ledger.PromotionRequest(stage=stage)
     doc = await run_in_threadpool(ledger.promote, state_of(request), who, release_id, body)
     promoted = doc.get("promoted") or []

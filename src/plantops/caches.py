@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 
@@ -67,3 +68,15 @@ def load_sealed(path: Path) -> bytes | None:
     except OSError:
         return None
     return unseal(blob)
+
+
+def is_private_file(path: Path) -> bool:
+    """A regular file owned by this user, it and its folder writable by nobody else: a
+    cache another user could have written is never unpickled."""
+    try:
+        for st in (path.parent.stat(), path.lstat()):
+            if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                return False
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False

@@ -19,15 +19,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import os
 import pickle
 import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plantops.caches import load_sealed, store_sealed, user_cache_dir
+from plantops.caches import is_private_file, load_sealed, store_sealed, user_cache_dir
 from plantops.errors import resolve_path
 from plantops.plan import PlanMemo
 
@@ -52,19 +50,8 @@ def _delta_file(path: Path) -> Path:
 DELTA_SHARE = 0.2
 
 
-def _trusted(path: Path) -> bool:
-    """Owned by this user and writable by nobody else (the file and its folder)."""
-    try:
-        for st in (path.parent.stat(), path.lstat()):
-            if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-                return False
-        return stat.S_ISREG(path.lstat().st_mode)
-    except OSError:
-        return False
-
-
 def _load(path: Path) -> tuple[Any, ...] | None:
-    if not _trusted(path):
+    if not is_private_file(path):
         return None
     blob = load_sealed(path)
     if blob is None:

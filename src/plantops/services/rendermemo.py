@@ -23,15 +23,14 @@ Read only when this user owns it and neither it nor its folder is writable by ot
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from plantops import __version__
-from plantops.caches import load_sealed, store_sealed, user_cache_dir
+from plantops.caches import is_private_file, load_sealed, store_sealed, user_cache_dir
+from plantops.errors import resolve_path
 
 RENDER_CACHE_ENV = "PLANTOPS_RENDER_CACHE"
 # Bump when the layout of the file or the meaning of a key changes.
@@ -46,19 +45,8 @@ def memo_file(root: Path) -> Path | None:
     base = user_cache_dir("render", RENDER_CACHE_ENV)
     if base is None:
         return None
-    name = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:32]
+    name = hashlib.sha256(str(resolve_path(root)).encode()).hexdigest()[:32]
     return base / f"{name}.pickle"
-
-
-def _trusted(path: Path) -> bool:
-    """Owned by this user and writable by nobody else (the file and its folder)."""
-    try:
-        for st in (path.parent.stat(), path.lstat()):
-            if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-                return False
-        return stat.S_ISREG(path.lstat().st_mode)
-    except OSError:
-        return False
 
 
 class ObjectMemo:
@@ -71,7 +59,7 @@ class ObjectMemo:
         self._used: dict[bytes, str] = {}
         self._dirty = False
         self.hits = 0
-        if path is None or not _trusted(path):
+        if path is None or not is_private_file(path):
             return
         data = load_sealed(path)
         if data is None:

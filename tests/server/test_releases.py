@@ -491,3 +491,17 @@ def test_matrix_page_promotes_by_form(server: Server) -> None:
     assert (
         "Promote to" not in server.client.get("/promotions", headers=server.as_role("viewer")).text
     )
+
+
+def test_addon_depths_need_no_recursion_and_skip_cycles() -> None:
+    from plantops.services.release import _depths
+
+    chain = {f"a{i}": [f"a{i + 1}"] for i in range(4999)}  # deeper than the recursion limit
+    depth = _depths(sorted([*chain, "a4999"]), chain)
+    assert depth["a0"] == 4999 and depth["a4999"] == 0
+    assert _depths(["x", "y", "z"], {"x": ["y"], "y": ["z"], "z": ["x"]}) == {
+        "z": 0,
+        "y": 1,
+        "x": 2,
+    }
+    assert _depths(["a", "b", "c", "d"], {"a": ["b", "c"], "b": ["d"]})["a"] == 2

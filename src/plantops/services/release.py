@@ -601,6 +601,30 @@ class AddonGraph:
     """(addon, a dependency of it), both in the lock."""
 
 
+def _depths(names: Sequence[str], depends: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """1 + the deepest dependency's depth (0 without one), by an iterative depth-first
+    walk: a chain thousands of addons long needs no recursion, and an edge back into
+    the walk (a cycle, which ``addons check`` reports) is not followed."""
+    depth: dict[str, int] = {}
+    for root in names:
+        if root in depth:
+            continue
+        stack = [(root, iter(depends.get(root, ())))]
+        walking = {root}
+        while stack:
+            name, todo = stack[-1]
+            nxt = next((d for d in todo if d not in walking), None)
+            if nxt is None:
+                stack.pop()
+                walking.discard(name)
+                inner = [depth[d] for d in depends.get(name, ()) if d in depth]
+                depth[name] = 1 + max(inner, default=-1)
+            elif nxt not in depth:
+                stack.append((nxt, iter(depends.get(nxt, ()))))
+                walking.add(nxt)
+    return depth
+
+
 def release_addon_graph(lock_file: Path, addons_paths: Sequence[Path]) -> AddonGraph:
     """The addons of a release lock and their ``depends`` among each other.
 
@@ -626,19 +650,14 @@ def release_addon_graph(lock_file: Path, addons_paths: Sequence[Path]) -> AddonG
         shown = a.manifest_file.rpartition("/")[0]
         if addon_checksum(a.path, shown) == locked[a.name][1]:
             depends[a.name] = tuple(sorted(set(a.parsed.manifest.depends)))
-    depth: dict[str, int] = {}
-
-    def depth_of(name: str, seen: frozenset[str]) -> int:
-        if name not in depth:
-            inner = [d for d in depends.get(name, ()) if d in locked and d not in seen]
-            depth[name] = 1 + max((depth_of(d, seen | {name}) for d in inner), default=-1)
-        return depth[name]
-
+    depth = _depths(
+        sorted(locked), {n: [d for d in ds if d in locked] for n, ds in depends.items()}
+    )
     nodes = tuple(
         AddonNode(
             name=name,
             version=version,
-            depth=depth_of(name, frozenset()),
+            depth=depth[name],
             external=tuple(d for d in depends.get(name, ()) if d not in locked),
             known=name in depends,
         )

@@ -161,6 +161,23 @@ def test_delivered_exactly_once_after_an_outage(
     assert listed["deliveries"] == {"pending": 0, "delivered": 12, "dead": 0}
 
 
+def test_a_receiver_s_answer_body_is_never_read(server: Server, receiver: Receiver) -> None:
+    """A 2xx with a 1 GiB body dripped a byte at a time: delivered on the status line
+    and headers alone, in far less than the ~10 s the drip lasts."""
+    register(server, receiver, types=["backup.*"])
+    receiver.drip_body = True
+    write_events(server, 1, plants=(SCOPED,))
+    policy = RetryPolicy(base_seconds=0.01, cap_seconds=0.05, max_attempts=3, timeout_seconds=0.3)
+    d = Deliverer(store_of(server), policy=policy, destinations=LOOPBACK)
+    try:
+        started = time.monotonic()
+        report = d.deliver_due()
+        assert report.delivered == 1 and time.monotonic() - started < 5.0, report
+    finally:
+        d.close()
+    assert len(receiver.accepted) == 1
+
+
 def test_a_receiver_that_hangs_past_the_timeout(server: Server, receiver: Receiver) -> None:
     register(server, receiver, types=["backup.*"])
     policy = RetryPolicy(base_seconds=0.01, cap_seconds=0.05, max_attempts=10, timeout_seconds=0.3)

@@ -38,6 +38,7 @@ class Received:
 class Receiver:
     secret: str = ""
     mode: str = "ok"  # ok | fail | hang | gone
+    drip_body: bool = False  # answer with a 1 GiB body sent a byte every 0.1 s
     hang_seconds: float = 1.0
     decide: Callable[[dict[str, Any]], str] | None = None
     accepted: list[Received] = field(default_factory=list)
@@ -102,11 +103,19 @@ def running(receiver: Receiver) -> Iterator[Receiver]:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
             status = receiver.handle({k.lower(): v for k, v in self.headers.items()}, body)
+            if receiver.drip_body and status == 204:
+                status = 200  # a 204 has no body: a client would not read one anyway
             try:
                 self.send_response(status)
-                self.send_header("content-length", "0")
+                self.send_header("content-length", str(1 << 30 if receiver.drip_body else 0))
                 self.end_headers()
-            except OSError:  # the sender gave up (timed out) meanwhile
+                for _ in range(100 if receiver.drip_body else 0):  # ~10 s, then hang up
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+                if receiver.drip_body:
+                    self.close_connection = True
+            except OSError:  # the sender gave up (timed out, or read no body) meanwhile
                 self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:

@@ -231,12 +231,14 @@ class Deliverer:
         if refused:
             return Outcome(False, error=refused)
         try:
-            response = self.client.post(job.url, content=env.body, headers=headers)
+            # the status and headers are the answer: the body is never read, so a
+            # receiver answering with gigabytes (or dripping them) costs nothing here
+            with self.client.stream("POST", job.url, content=env.body, headers=headers) as r:
+                return outcome_of(r.status_code, r.headers)
         except httpx.TimeoutException:
             return Outcome(False, error=f"timed out after {self.policy.timeout_seconds:g} s")
         except httpx.HTTPError as exc:
             return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:300])
-        return outcome_of(response.status_code, response.headers)
 
     def _refused(self, url: str) -> str:
         """Why ``url``'s host may not be sent to now (what it resolves to), or ""."""

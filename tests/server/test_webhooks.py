@@ -648,3 +648,47 @@ def test_a_name_that_resolves_inside_is_refused_at_delivery(
 def test_a_bad_allowed_network_is_a_usage_error() -> None:
     with pytest.raises(UserError, match="--webhook-allow-network 'nope'"):
         parse_networks(["nope"])
+
+
+def test_a_delivery_goes_to_the_address_that_was_checked(
+    server: Server, receiver: Receiver
+) -> None:
+    """DNS rebinding between the check and the connection: the request is pinned to the
+    address the check saw. The name here resolves nowhere on this machine, so a client
+    that looked it up again would fail; pinned, it reaches the checked loopback receiver
+    with the name in its Host header."""
+    hook = register(server, receiver, types=["backup.*"])
+    port = receiver.url.split(":")[2].split("/")[0]
+    with store_of(server).engine.begin() as conn:
+        conn.execute(update(Webhook).values(url=f"http://hooks.rebind.invalid:{port}/x"))
+    write_events(server, 1, plants=(SCOPED,))
+    asked: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    d = Deliverer(store_of(server), policy=FAST, resolver=resolver, destinations=LOOPBACK)
+    try:
+        d.drain(idle_passes=2)
+    finally:
+        d.close()
+    (row,) = [r for r in store_of(server).deliveries(hook) if r.plant == SCOPED]
+    assert row.status == "delivered", row.last_error
+    assert asked == ["hooks.rebind.invalid"]  # resolved once, by the checked resolver
+    (got,) = receiver.accepted
+    assert got.headers["host"] == f"hooks.rebind.invalid:{port}"
+
+
+def test_pinned_urls_keep_the_name_for_tls() -> None:
+    from plantops.webhooks.delivery import pinned
+
+    assert pinned("https://hooks.example.com/x?a=1", "93.184.216.34") == (
+        "https://93.184.216.34/x?a=1",
+        {"sni_hostname": "hooks.example.com"},
+    )
+    assert pinned("http://h.example.com:8080/p", "2001:db8::1") == (
+        "http://[2001:db8::1]:8080/p",
+        {},
+    )
+    assert pinned("https://93.184.216.34/x", "93.184.216.34") == ("https://93.184.216.34/x", {})

@@ -19,6 +19,7 @@ record commits leaves leases that expire, and the event is sent again with that 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 import random
 import secrets
@@ -27,7 +28,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -106,6 +108,33 @@ class DeliveryReport:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def pinned(url: str, address: str) -> tuple[str, dict[str, Any]]:
+    """``url`` with its host replaced by ``address`` (already checked), and the request
+    extensions that keep TLS honest: httpcore sends ``sni_hostname`` as the TLS server
+    name and verifies the certificate against it (``httpcore._async.connection``,
+    ``server_hostname = sni_hostname or origin.host``), so an https receiver is still
+    proved to be the named host. An IP literal URL is sent as it is."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        return url, {}
+    except ValueError:
+        pass
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    if parts.username or parts.password:
+        return url, {}  # credentials in a webhook URL are refused at registration
+    extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return urlunsplit(parts._replace(netloc=netloc)), extensions
+
+
+def _host_header(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return host if parts.port is None else f"{host}:{parts.port}"
 
 
 class Deliverer:
@@ -227,28 +256,37 @@ class Deliverer:
         env = envelope(job.event)
         timestamp = int(self.clock().timestamp())
         headers = {**env.headers, **sign_headers(job.secret, env.id, timestamp, env.body)}
-        refused = self._refused(job.url)
+        refused, address = self._checked_address(job.url)
         if refused:
             return Outcome(False, error=refused)
+        url, extensions = pinned(job.url, address)
+        if url != job.url:
+            headers["Host"] = _host_header(job.url)
         try:
             # the status and headers are the answer: the body is never read, so a
             # receiver answering with gigabytes (or dripping them) costs nothing here
-            with self.client.stream("POST", job.url, content=env.body, headers=headers) as r:
+            with self.client.stream(
+                "POST", url, content=env.body, headers=headers, extensions=extensions
+            ) as r:
                 return outcome_of(r.status_code, r.headers)
         except httpx.TimeoutException:
             return Outcome(False, error=f"timed out after {self.policy.timeout_seconds:g} s")
         except httpx.HTTPError as exc:
             return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:300])
 
-    def _refused(self, url: str) -> str:
-        """Why ``url``'s host may not be sent to now (what it resolves to), or ""."""
+    def _checked_address(self, url: str) -> tuple[str, str]:
+        """Why ``url``'s host may not be sent to now (what it resolves to), or "" and the
+        address the request must go to: the one just checked. Connecting by the name
+        would resolve it again, and a DNS answer that changed in between (rebinding, a
+        TTL of 0) would reach an address nobody checked."""
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
             addresses = self.resolver(parts.hostname or "", port)
         except OSError as exc:
-            return f"cannot resolve the receiver's host: {exc.strerror or exc}"
-        return self.destinations.check_resolved(addresses)
+            return f"cannot resolve the receiver's host: {exc.strerror or exc}", ""
+        refused = self.destinations.check_resolved(addresses)
+        return refused, ("" if refused else addresses[0])
 
     # --- loops --------------------------------------------------------------------------
     def drain(self, *, idle_passes: int = 1, max_passes: int = 1_000_000) -> DeliveryReport:

@@ -20,6 +20,8 @@ TODAY = dt.date(2026, 11, 22)
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_validator_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Generated validator code goes to a per-session directory, not the user's cache."""
+    # a developer's own plan server (plantops daemon) never serves the suite's runs
+    os.environ["PLANTOPS_DAEMON_DIR"] = str(tmp_path_factory.mktemp("daemon"))
     os.environ["PLANTOPS_VALIDATOR_CACHE"] = str(tmp_path_factory.mktemp("validators"))
     os.environ["PLANTOPS_SPEC_CACHE"] = str(tmp_path_factory.mktemp("specs"))
     os.environ["PLANTOPS_TREE_CACHE"] = str(tmp_path_factory.mktemp("trees"))

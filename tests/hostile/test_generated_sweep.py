@@ -31,7 +31,7 @@ BASE = Path(__file__).resolve().parent.parent / "spec" / "base"
 
 # Commands that serve until stopped when their input is good: their bad-input cases are
 # in test_cli_cases.py and tests/server; a sweep would start real servers.
-LONG_RUNNING = {("serve",), ("metrics", "serve")}
+LONG_RUNNING = {("serve",), ("metrics", "serve"), ("daemon", "start")}
 
 PATHS = [
     "fleet",

@@ -1,3 +1,3 @@
-from plantops.cli.main import main
+from plantops.cli.entry import main
 
 main()

@@ -30,6 +30,16 @@ out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def configure_consoles() -> None:
+    """Set both consoles up again for the current standard streams and environment, as at
+    import (Rich decides colours and width when a console is made). The plan server calls
+    this for each request, once the caller's terminal or pipe is on fds 0-2 and the
+    caller's environment is applied; the objects stay the same, so every module's
+    ``from plantops.cli.console import out`` still prints through them."""
+    Console.__init__(out, highlight=False, width=None if sys.stdout.isatty() else 160)
+    Console.__init__(err, stderr=True, highlight=False, soft_wrap=True)
+
+
 def fail(exc: PlantopsError) -> typer.Exit:
     """Print a plantops error for a human and return the matching exit."""
     err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, emoji=False)

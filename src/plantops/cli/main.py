@@ -93,6 +93,7 @@ COMMAND_MODULES = (
     "rollback",
     "ci",
     "server",
+    "daemon",
 )
 """Command modules under plantops.cli, in registration order: each has ``register(app)``.
 A new command module is added here (and to the CLI contract in pyproject.toml)."""
@@ -137,14 +138,21 @@ def __getattr__(name: str) -> typer.Typer:
 GC_THRESHOLD = (50_000, 20, 20)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    gc.freeze()  # modules and classes imported so far live as long as the process
-    gc.set_threshold(*GC_THRESHOLD)
-    command = sys.argv[1] if len(sys.argv) > 1 else ""
+def run(argv: list[str], prog_name: str | None = None) -> None:
+    """Run ``plantops ARGV`` in this process; ends with ``SystemExit`` like a command
+    line does. The plan server calls this once per request (without ``main``'s
+    process-wide garbage-collector settings, which it manages itself)."""
+    command = argv[0] if argv else ""
     lean = LEAN_COMMANDS.get(command)
     try:
-        build_app((lean,) if lean else COMMAND_MODULES)()
+        build_app((lean,) if lean else COMMAND_MODULES)(args=argv, prog_name=prog_name)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(EXIT_USAGE)
+
+
+def main() -> None:
+    """Console-script entry point (after :mod:`plantops.cli.entry` found no plan server)."""
+    gc.freeze()  # modules and classes imported so far live as long as the process
+    gc.set_threshold(*GC_THRESHOLD)
+    run(sys.argv[1:])

@@ -301,7 +301,7 @@ def test_a_changed_code_tree_is_never_served_by_the_old_server(
         s.stop()
 
 
-def test_malformed_frames_do_not_stop_the_server(server: Server) -> None:
+def test_malformed_frames_do_not_stop_the_server(server: Server, tmp_path: Path) -> None:
     for junk in (b"\x00\x00\x00\x05{]}", b"\xff\xff\xff\xff", b"\x00\x00\x00\x02[]", b"x"):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(str(server.path))
@@ -315,7 +315,21 @@ def test_malformed_frames_do_not_stop_the_server(server: Server) -> None:
     with sock:  # a run without the three streams is refused
         planclient.send_frame(sock, {"op": "run", "argv": ["plan"], "cwd": "/", "env": server.env})
         assert planclient.recv_frame(sock).get("stale") is True
+    for cwd, extra in (("/no/such/folder", {}), ("/", {"BAD": "nul\x00byte"})):
+        sock = planclient.connect(server.path)
+        assert sock is not None
+        with sock:  # a context the server cannot apply: the caller runs it itself
+            planclient.send_frame(
+                sock,
+                {"op": "run", "argv": ["plan"], "cwd": cwd, "env": {**server.env, **extra}},
+                [0, 1, 2],
+            )
+            assert planclient.recv_frame(sock).get("stale") is True
     assert server.served() == 0 and server.proc.poll() is None
+    # its own streams are its own again: the next run's log line reaches its log
+    r = plantops(server.env, "plan", str(_fleet(tmp_path)), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0 and server.served() == 1
+    assert " exit 0 in " in server.log.read_text()
 
 
 def test_daemon_commands_start_report_and_stop(env: dict[str, str], tmp_path: Path) -> None:

@@ -114,35 +114,42 @@ class _Request:
 
 
 class _Applied:
-    """The caller's streams, environment and folder, applied for one run and undone."""
+    """The caller's streams, environment and folder, applied for one run and undone
+    (``exit`` also undoes a partly done ``enter``)."""
 
     def __init__(self, fds: list[int], env: dict[str, str], cwd: str) -> None:
         self.fds, self.env, self.cwd = fds, env, cwd
 
-    def __enter__(self) -> None:
+    def enter(self) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
-        self.saved = [os.dup(n) for n in range(_STREAMS)]
         self.saved_env = dict(os.environ)
         self.saved_cwd = str(Path.cwd())
         self.saved_argv = sys.argv
-        for n, fd in enumerate(self.fds):
-            os.dup2(fd, n)
-        os.environ.clear()
-        os.environ.update(self.env)
-        time.tzset()
-        os.chdir(self.cwd)
+        self.saved: list[int] = []
+        try:
+            os.chdir(self.cwd)  # first: a folder that is gone fails before anything moved
+            os.environ.clear()
+            os.environ.update(self.env)
+            time.tzset()
+            self.saved = [os.dup(n) for n in range(_STREAMS)]
+            for n, fd in enumerate(self.fds):
+                os.dup2(fd, n)
+        except BaseException:
+            self.exit()
+            raise
         from plantops.cli.console import configure_consoles
 
         configure_consoles()
 
-    def __exit__(self, *exc: object) -> None:
+    def exit(self) -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
         for n, fd in enumerate(self.saved):
             os.dup2(fd, n)
             os.close(fd)
+        self.saved = []
         os.environ.clear()
         os.environ.update(self.saved_env)
         time.tzset()
@@ -215,25 +222,31 @@ class PlanServer:
         started = time.perf_counter()
         code = 1
         clean = True
+        applied = _Applied(req.fds, env, cwd)
+        try:
+            applied.enter()
+        except (OSError, ValueError):  # its folder is gone, a NUL in its environment
+            return {"stale": True}  # the caller runs it, and reports it, itself
         req.running = True
         req.watch_caller()
         try:
-            with _Applied(req.fds, env, cwd):
+            try:
                 sys.argv = ["plantops", *argv]
-                try:
-                    climain.run(argv, prog_name="plantops")
-                    code = 0
-                except SystemExit as exc:
-                    code = _exit_code(exc)
-                except KeyboardInterrupt:
-                    code, clean = 2, False
-                except BaseException:  # a bug: the command line would print it too
-                    traceback.print_exc()
-                    code, clean = 1, False
-                finally:
-                    req.finish()
-        except KeyboardInterrupt:  # landed between the run and the put-back
-            code, clean = 2, False
+                climain.run(argv, prog_name="plantops")
+                code = 0
+            except SystemExit as exc:
+                code = _exit_code(exc)
+            except KeyboardInterrupt:
+                code, clean = 130, False
+            except BaseException:  # a bug: the command line would print it too
+                traceback.print_exc()
+                code, clean = 1, False
+            finally:
+                req.finish()
+                applied.exit()
+        except KeyboardInterrupt:  # landed in the put-back: finish it
+            applied.exit()
+            code, clean = 130, False
         if req.interrupted or not clean:
             resident.reset()  # a run cut short: its in-memory state is not trusted
         self.served += 1

@@ -60,15 +60,25 @@ def main() -> None:
     os.environ.pop("PLANTOPS_TREE_CACHE", None)
 
     timer: Timer = {}
-    stats = [0]
+    stats = [0]  # in the check (not those of the records stored after the commit)
+    in_check = [False]
     real_stat = tree_module._stat_of
 
     def counting(path: str) -> os.stat_result | None:
-        stats[0] += 1
+        stats[0] += in_check[0]
         return real_stat(path)
 
+    real_edited = tree_module._edited
+
+    def edited(*a: Any) -> Any:
+        in_check[0] = True
+        try:
+            return real_edited(*a)
+        finally:
+            in_check[0] = False
+
     tree_module._stat_of = counting  # type: ignore[assignment]
-    tree_module._edited = _timed(timer, "check", tree_module._edited)  # type: ignore[assignment]
+    tree_module._edited = _timed(timer, "check", edited)  # type: ignore[assignment]
     tree_module.write_tree = _timed(timer, "write_tree", tree_module.write_tree)  # type: ignore[assignment]
     services.write_tree = tree_module.write_tree  # type: ignore[attr-defined]
     fsmonitor.TreeMonitor.refresh = _timed(  # type: ignore[method-assign]

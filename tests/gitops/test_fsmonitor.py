@@ -396,3 +396,67 @@ def test_the_cli_path_never_imports_inotify(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "out" / STATE_TARGET).is_file()
+
+
+def test_a_linked_root_is_watched_through_its_link(tmp_path: Path, tree: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(tree)
+    m = fsmonitor.TreeMonitor(link)
+    try:
+        _trust(m, link, "a/x.yaml")
+        (tree / "a" / "x.yaml").write_text("edited by its real path\n")
+        m.refresh()
+        assert not m.trusts("a/x.yaml", "d-a/x.yaml")
+        _trust(m, link, "a/x.yaml")
+        other = tmp_path / "other"
+        shutil.copytree(tree, other)
+        link.unlink()
+        link.symlink_to(other)  # the link retargeted: another tree
+        m.refresh()
+        assert m.trusted() == {}
+    finally:
+        m.close()
+
+
+def test_a_network_mount_inside_the_tree_is_refused(tmp_path: Path) -> None:
+    info = (
+        "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+        f"40 22 0:35 / {tmp_path}/out/shared rw - nfs4 srv:/x rw\n"
+    )
+    with pytest.raises(fsmonitor.WatchUnavailable, match="nfs4"):
+        fsmonitor.check_watchable(tmp_path / "out", info)
+
+
+MOUNT_OVER = """
+import os, sys
+from pathlib import Path
+from plantops.gitops import fsmonitor
+root = Path(sys.argv[1])
+m = fsmonitor.TreeMonitor(root)
+f = root / "b" / "c" / "z.yaml"
+m.verified("b/c/z.yaml", "d", f.stat())
+m.refresh()
+assert m.trusts("b/c/z.yaml", "d")
+os.system(f"mount -t tmpfs none {root / 'b'}")  # hides the watched directory
+(root / "b" / "c").mkdir()
+f.write_text("not what was proved\\n")
+resets = m.resets
+m.refresh()
+assert m.resets == resets + 1 and not m.trusts("b/c/z.yaml", "d"), m.trusted()
+print("ok")
+"""
+
+
+def test_a_mount_over_a_watched_directory_forgets_everything(tree: Path) -> None:
+    """Run in a private mount namespace (``unshare -rm``): a tmpfs mounted over a
+    watched directory hides it from its watch, so the changed mount table resets."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("needs util-linux unshare for a private mount namespace")
+    proc = subprocess.run(
+        [unshare, "-rm", sys.executable, "-c", MOUNT_OVER, str(tree)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -31,6 +31,7 @@ import os
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,15 +108,10 @@ def _mount_of(path: str, mountinfo: str) -> tuple[str, str]:
     mount point that is a prefix of it, in proc_pid_mountinfo(5) format (the last
     such line wins, as a later mount over the same point hides the earlier)."""
     best, fstype = "", ""
-    for line in mountinfo.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields = left.split(" ")
-        if not sep or len(fields) < 5 or not right:
-            continue
-        point = _unescape(fields[4])
+    for point, kind in _mount_points(mountinfo):
         inside = path == point or path.startswith(point.rstrip("/") + "/")
         if inside and len(point) >= len(best):
-            best, fstype = point, right.split(" ")[0]
+            best, fstype = point, kind
     return best, fstype
 
 
@@ -134,8 +130,21 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
+def read_mounts() -> str:
+    """This process's mount table (proc_pid_mountinfo(5))."""
+    try:
+        return Path("/proc/self/mountinfo").read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WatchUnavailable(f"reading the mount table: {exc}") from exc
+
+
+def _remote(fstype: str) -> bool:
+    return fstype in REMOTE_FS or fstype.startswith("fuse.")
+
+
 def check_watchable(root: Path, mountinfo: str | None = None) -> None:
-    """Raise ``WatchUnavailable`` unless inotify sees every change to ``root``."""
+    """Raise ``WatchUnavailable`` unless inotify sees every change under ``root``: it is
+    on Linux, and neither its mount nor one mounted inside it is a network or FUSE one."""
     if not sys.platform.startswith("linux"):
         raise WatchUnavailable(f"watching {root}: inotify needs Linux, not {sys.platform}")
     existing = root
@@ -143,16 +152,24 @@ def check_watchable(root: Path, mountinfo: str | None = None) -> None:
         existing = existing.parent
     real = os.path.realpath(existing)
     if mountinfo is None:
-        try:
-            mountinfo = Path("/proc/self/mountinfo").read_text(encoding="utf-8")
-        except OSError as exc:
-            raise WatchUnavailable(f"watching {root}: reading the mount table: {exc}") from exc
-    point, fstype = _mount_of(real, mountinfo)
-    if fstype in REMOTE_FS or fstype.startswith("fuse."):
-        raise WatchUnavailable(
-            f"watching {root}: it is on a {fstype} file system (mounted at {point}), whose"
-            " changes made elsewhere inotify does not report"
-        )
+        mountinfo = read_mounts()
+    below = real.rstrip("/") + "/"
+    mounts = [_mount_of(real, mountinfo)]
+    mounts += [(p, t) for p, t in _mount_points(mountinfo) if p.startswith(below)]
+    for point, fstype in mounts:
+        if _remote(fstype):
+            raise WatchUnavailable(
+                f"watching {root}: {point} is a {fstype} file system, whose changes made"
+                " elsewhere inotify does not report"
+            )
+
+
+def _mount_points(mountinfo: str) -> Iterator[tuple[str, str]]:
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields = left.split(" ")
+        if sep and len(fields) >= 5 and right:
+            yield _unescape(fields[4]), right.split(" ")[0]
 
 
 def _under(d: str, prefix: str) -> bool:
@@ -164,7 +181,6 @@ class TreeMonitor:
     since (``trusts``, ``verified``); ``refresh`` forgets those touched since."""
 
     def __init__(self, root: Path) -> None:
-        check_watchable(root)
         self.root = root
         self.resets = 0  # times every trusted file was forgotten (overflow, root replaced)
         self._fd: INotify | None = None
@@ -173,6 +189,8 @@ class TreeMonitor:
         self._dirs: dict[str, int] = {}  # the reverse
         # directory -> file name -> digest proved since the watch was in place
         self._trusted: dict[str, dict[str, str]] = {}
+        self._mounts = ""  # the mount table when the watches were added
+        self._lock = threading.Lock()  # refresh and close (an eviction by another thread)
         self._reset()
 
     # --- queries ----------------------------------------------------------------------
@@ -212,13 +230,22 @@ class TreeMonitor:
     def refresh(self) -> None:
         """Take in every change made before this call (a non-blocking drain). Raises
         ``WatchUnavailable`` when a new directory cannot be watched (then closed)."""
-        if self._fd is None:
-            return  # closed (dropped from the registry): trusts nothing any more
+        with self._lock:
+            if self._fd is None:
+                return  # closed (dropped from the registry): trusts nothing any more
+            try:
+                self._drain()
+            except (WatchUnavailable, OSError):
+                self._close()
+                raise
+
+    def _drain(self) -> None:
         try:
             ino: int | None = self.root.stat().st_ino
         except OSError:
             ino = None
-        if ino is None or ino != self._ino:
+        # a file system mounted over a watched directory would hide its changes from us
+        if ino is None or ino != self._ino or read_mounts() != self._mounts:
             self._reset()
             return
         assert self._fd is not None
@@ -226,14 +253,10 @@ class TreeMonitor:
             events = self._fd.read(timeout=0)
             if not events:
                 return
-            try:
-                for ev in events:
-                    if not self._handle(ev.wd, ev.mask, ev.name):
-                        self._reset()
-                        return
-            except WatchUnavailable:
-                self.close()
-                raise
+            for ev in events:
+                if not self._handle(ev.wd, ev.mask, ev.name):
+                    self._reset()
+                    return
 
     def _handle(self, wd: int, mask: int, name: str) -> bool:
         """Apply one event; False when only a full reset will do."""
@@ -267,8 +290,10 @@ class TreeMonitor:
         """Forget everything and watch the tree from scratch (a new inotify instance)."""
         from inotify_simple import INotify
 
-        self.close()
+        self._close()
         self.resets += 1
+        self._mounts = read_mounts()
+        check_watchable(self.root, self._mounts)
         self._fd = INotify(nonblocking=True)
         try:
             self._ino = self.root.stat().st_ino
@@ -278,10 +303,10 @@ class TreeMonitor:
         try:
             watched = self._watch_tree("")
         except WatchUnavailable:
-            self.close()
+            self._close()
             raise
         if not watched:
-            self.close()
+            self._close()
             self._fd = INotify(nonblocking=True)
             self._ino = None  # not this inode: the next refresh tries again
 
@@ -294,8 +319,9 @@ class TreeMonitor:
         while stack:
             d = stack.pop()
             path = f"{self.root}/{d}" if d else str(self.root)
+            mask = WATCH_MASK if d else WATCH_MASK & ~IN_DONT_FOLLOW  # a linked root: its target
             try:
-                wd = self._fd.add_watch(path, WATCH_MASK)
+                wd = self._fd.add_watch(path, mask)
             except OSError as exc:
                 if exc.errno == errno.ENOSPC:
                     raise WatchUnavailable(
@@ -338,6 +364,10 @@ class TreeMonitor:
             del self._trusted[d]
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._fd is not None:
             self._fd.close()
             self._fd = None

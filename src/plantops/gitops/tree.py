@@ -596,12 +596,13 @@ def _edited(entry: _Entry, stats: _FileStats) -> list[str]:
 
 def _refresh(out: Path, monitor: fsmonitor.TreeMonitor | None) -> fsmonitor.TreeMonitor | None:
     """Take in the watch's events; None (and the tree no longer watched) when it cannot
-    keep up (out of inotify watches): files are then proved by ``stat``."""
+    keep up (out of inotify watches, a file system mounted inside it): files are then
+    proved by ``stat``."""
     if monitor is None:
         return None
     try:
         monitor.refresh()
-    except fsmonitor.WatchUnavailable as exc:
+    except (fsmonitor.WatchUnavailable, OSError) as exc:
         fsmonitor.forget(out, str(exc))
         return None
     return monitor

@@ -460,3 +460,71 @@ def test_a_mount_over_a_watched_directory_forgets_everything(tree: Path) -> None
         check=False,
     )
     assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+OUT_OF_WATCHES = """
+import sys
+from pathlib import Path
+from plantops.gitops import fsmonitor
+# a user namespace of our own (unshare -r) has its own inotify watch limit
+Path("/proc/sys/user/max_inotify_watches").write_text("4")
+big, small = Path(sys.argv[1]) / "big", Path(sys.argv[1]) / "small"
+for d in ["a", "b", "c", "d", "e"]:
+    (big / d).mkdir(parents=True)
+(small / "a").mkdir(parents=True)
+try:
+    fsmonitor.TreeMonitor(big)
+except fsmonitor.WatchUnavailable as exc:
+    assert "max_user_watches" in str(exc), exc
+else:
+    raise AssertionError("6 directories watched with 4 watches")
+m = fsmonitor.TreeMonitor(small)  # the failed one's watches were given back
+(small / "a" / "f").write_text("f")
+m.refresh()
+m.verified("a/f", "d", (small / "a" / "f").stat())
+assert m.trusts("a/f", "d")
+for d in ["b", "c", "d"]:
+    (small / d).mkdir()
+try:
+    m.refresh()
+except fsmonitor.WatchUnavailable:
+    pass
+else:
+    raise AssertionError("5 directories watched with 4 watches")
+assert m.trusted() == {} and m._fd is None  # closed: trusts nothing
+m.verified("a/f", "d", (small / "a" / "f").stat())
+assert not m.trusts("a/f", "d")
+fsmonitor.enable()
+assert fsmonitor.monitor_for(big) is None and big in fsmonitor.refused()
+# a plan whose new directories exceed the limit: written all the same, then not watched
+from plantops.gitops import UnitOfWork, write_tree
+from plantops.render import RenderedFile
+def unit(dep, paths):
+    return UnitOfWork(dep, "h-" + "-".join(paths), (dep,), lambda: [RenderedFile(p, p) for p in paths])
+out = Path(sys.argv[1]) / "out"
+write_tree(out, [unit("a", ["x"])])
+write_tree(out, [unit("a", ["x"])])
+assert fsmonitor.monitor_for(out.absolute()) is not None
+res = write_tree(out, [unit("a", ["x"]), unit("b", ["b/c/d/y"])])
+assert (out / "b/c/d/y").read_text() == "b/c/d/y" and res.rendered == 1
+assert out.absolute() in fsmonitor.refused(), fsmonitor.refused()
+(out / "x").write_text("edited")
+assert write_tree(out, [unit("a", ["x"]), unit("b", ["b/c/d/y"])]).restored == ["x"]
+print("ok")
+"""
+
+
+def test_out_of_watches_is_refused_and_trusts_nothing(tmp_path: Path) -> None:
+    """Run in a user namespace of its own (``unshare -r``), whose inotify watch limit
+    (``/proc/sys/user/max_inotify_watches``) the test may lower to 4."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("needs util-linux unshare for a user namespace")
+    proc = subprocess.run(
+        [unshare, "-r", sys.executable, "-c", OUT_OF_WATCHES, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PLANTOPS_TREE_CACHE": str(tmp_path / "cache")},
+    )
+    assert proc.stdout.strip() == "ok", proc.stderr[-2000:]

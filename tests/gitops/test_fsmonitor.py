@@ -87,6 +87,15 @@ def test_a_touched_file_is_no_longer_trusted(
     assert monitor.trusts("b/c/z.yaml", "d-b/c/z.yaml")
 
 
+def test_a_directory_chmod_forgets_the_files_below_it(
+    tree: Path, monitor: fsmonitor.TreeMonitor
+) -> None:
+    """As without the watch, where the stat of a file below it would then fail."""
+    (tree / "b").chmod(0o700)
+    monitor.refresh()
+    assert monitor.trusted() == {"a/x.yaml": "d-a/x.yaml", "a/y.yaml": "d-a/y.yaml"}
+
+
 def test_a_file_trusted_under_another_digest_is_not(monitor: fsmonitor.TreeMonitor) -> None:
     assert not monitor.trusts("a/x.yaml", "another digest")
 

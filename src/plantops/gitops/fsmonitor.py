@@ -270,6 +270,8 @@ class TreeMonitor:
                 if d == "":
                     return False
                 self._unwatch(d)
+            elif mask & IN_ATTRIB:  # its mode or owner: a stat below may now fail
+                self._drop(d, subtree=True)
             return True
         rel = f"{d}/{name}" if d else name
         if mask & IN_ISDIR:
@@ -278,7 +280,9 @@ class TreeMonitor:
                 return self._watch_tree(rel)
             if mask & (IN_DELETE | IN_MOVED_FROM):
                 self._unwatch(rel)
-            return True  # IN_ATTRIB on a subdirectory: its files are unchanged
+            elif mask & IN_ATTRIB:
+                self._drop(rel, subtree=True)
+            return True
         names = self._trusted.get(d)
         if names is not None:
             names.pop(name, None)

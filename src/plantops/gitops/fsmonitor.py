@@ -31,8 +31,9 @@ import os
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from plantops.errors import InfrastructureError
@@ -172,6 +173,9 @@ def _mount_points(mountinfo: str) -> Iterator[tuple[str, str]]:
             yield _unescape(fields[4]), right.split(" ")[0]
 
 
+_NONE: Mapping[str, str] = MappingProxyType({})
+
+
 def _under(d: str, prefix: str) -> bool:
     return not prefix or d == prefix or d.startswith(prefix + "/")
 
@@ -212,6 +216,10 @@ class TreeMonitor:
         d, _, name = rel.rpartition("/")
         names = self._trusted.get(d)
         return names is not None and names.get(name) == digest
+
+    def trusted_in(self, d: str) -> Mapping[str, str]:
+        """The trusted files of directory ``d`` (file name -> digest); read only."""
+        return self._trusted.get(d, _NONE)
 
     def verified(self, rel: str, digest: str, st: os.stat_result) -> None:
         """``rel`` was proved (with ``st`` its stat) to have ``digest``: trust it until an

@@ -4,7 +4,9 @@ Every deployment carries a content hash of its inputs, kept with its file list a
 file's content digest in ``.plantops/state.json``. A run renders only the deployments
 whose hash changed, or whose files were deleted or edited by hand (those are restored
 and named), so its cost follows what changed, not the fleet. Proving a file untouched
-costs one ``stat`` when the user's cache recorded it (like Git's index), else a hash.
+costs one ``stat`` when the user's cache recorded it (like Git's index), else a hash;
+in a resident process that enabled ``fsmonitor`` (like Git's fsmonitor), not even that
+for a file its inotify watch has seen untouched since it was last proved.
 
 Two ways to write, both all-or-nothing:
 

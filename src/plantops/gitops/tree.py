@@ -4,7 +4,9 @@ Every deployment carries a content hash of its inputs, kept with its file list a
 file's content digest in ``.plantops/state.json``. A run renders only the deployments
 whose hash changed, or whose files were deleted or edited by hand (those are restored
 and named), so its cost follows what changed, not the fleet. Proving a file untouched
-costs one ``stat`` when the user's cache recorded it (like Git's index), else a hash.
+costs one ``stat`` when the user's cache recorded it (like Git's index), else a hash;
+in a resident process that enabled ``fsmonitor`` (like Git's fsmonitor), not even that
+for a file its inotify watch has seen untouched since it was last proved.
 
 Two ways to write, both all-or-nothing:
 
@@ -39,6 +41,7 @@ from typing import Any, Literal
 
 from plantops.caches import load_sealed, store_sealed, user_cache_dir
 from plantops.errors import InfrastructureError, UserError
+from plantops.gitops import fsmonitor
 from plantops.render import RenderedFile
 
 STATE_FILE = ".plantops/state.json"
@@ -442,14 +445,20 @@ class _FileStats:
     mtime and ctime still match was not touched, so proving it intact costs one ``stat``;
     any other file is read and hashed. A file changed within ``_RACY_SECONDS`` of the
     recording is not recorded (Git's "racily clean" entries), so it is hashed next time.
-    Only a hint — a missing or stale cache costs hashing, never correctness."""
+    Only a hint — a missing or stale cache costs hashing, never correctness.
 
-    def __init__(self, out: Path, use_cache: bool) -> None:
+    With a ``monitor`` (a resident process's watch of the tree, ``fsmonitor``), a file
+    it trusts whose record names the same digest is intact without a ``stat``."""
+
+    def __init__(
+        self, out: Path, use_cache: bool, monitor: fsmonitor.TreeMonitor | None = None
+    ) -> None:
         base = tree_cache_dir() if use_cache else None
         key = hashlib.sha256(str(out).encode()).hexdigest()[:24]
         self.path = base / f"{key}.files.json" if base is not None else None
         self.out = out
         self.base = f"{out}/"
+        self.monitor = monitor
         self.known: dict[str, str] = {}
         self.fresh: dict[str, str] = {}  # proved intact (or written) by this run
         self._token = ""  # the base file's, when it was read intact
@@ -488,12 +497,23 @@ class _FileStats:
 
     def intact(self, rel: str, digest: str) -> bool:
         """``rel`` is a regular file whose content has ``digest``."""
+        seen = self.known.get(rel)
+        monitor = self.monitor
+        if (
+            monitor is not None
+            and seen is not None
+            and seen.endswith(f":{digest}")
+            and monitor.trusts(rel, digest)
+        ):
+            self.fresh[rel] = seen  # proved earlier, and no event has touched it since
+            return True
         st = _stat_of(self.base + rel)  # a str, not a Path: this runs once per file
         if st is None:
             return False
-        seen = self.known.get(rel)
         if seen is not None and seen == _record_of(st, digest):
             self.fresh[rel] = seen
+            if monitor is not None:
+                monitor.verified(rel, digest, st)
             return True
         try:
             with open(self.base + rel, "rb") as fh:  # noqa: PTH123 (see above)
@@ -502,6 +522,8 @@ class _FileStats:
             return False
         if same:
             self.fresh[rel] = _record_of(st, digest)
+            if monitor is not None:
+                monitor.verified(rel, digest, st)
         return same
 
     def keep(self, digests: dict[str, str]) -> None:
@@ -567,11 +589,52 @@ def _json_bytes(payload: dict[str, Any]) -> bytes:
 
 def _edited(entry: _Entry, stats: _FileStats) -> list[str]:
     """The files of ``entry`` that are no longer as rendered (edited, deleted, replaced)."""
+    if stats.monitor is not None:
+        return _edited_watched(entry, stats, stats.monitor)
     return [
         rel
         for rel, d in zip(_paths(entry.files), entry.sums, strict=True)
         if not stats.intact(rel, d)
     ]
+
+
+def _edited_watched(entry: _Entry, stats: _FileStats, monitor: fsmonitor.TreeMonitor) -> list[str]:
+    """``_edited`` under a watch, a directory at a time: ``_FileStats.intact``'s first
+    test (trusted by the watch, with a record naming the same digest) inlined, as it
+    answers for nearly every file."""
+    known, fresh = stats.known, stats.fresh
+    edited: list[str] = []
+    sums = iter(entry.sums)
+    for d, names in entry.files.items():
+        trusted = monitor.trusted_in(d)
+        prefix = f"{d}/" if d else ""
+        for name, digest in zip(names, sums, strict=False):  # names first: sums runs on
+            rel = prefix + name
+            seen = known.get(rel)
+            if (
+                seen is not None
+                and trusted.get(name) == digest
+                and seen.endswith(digest)
+                and seen[-len(digest) - 1 : -len(digest)] == ":"  # as intact(), no new string
+            ):
+                fresh[rel] = seen
+            elif not stats.intact(rel, digest):
+                edited.append(rel)
+    return edited
+
+
+def _refresh(out: Path, monitor: fsmonitor.TreeMonitor | None) -> fsmonitor.TreeMonitor | None:
+    """Take in the watch's events; None (and the tree no longer watched) when it cannot
+    keep up (out of inotify watches, a file system mounted inside it): files are then
+    proved by ``stat``."""
+    if monitor is None:
+        return None
+    try:
+        monitor.refresh()
+    except (fsmonitor.WatchUnavailable, OSError) as exc:
+        fsmonitor.forget(out, str(exc))
+        return None
+    return monitor
 
 
 def write_tree(
@@ -627,7 +690,9 @@ def _write(
     try:
         units = list(units)
         seen = {unit.id for unit in units}
-        stats = _FileStats(out, use_cache=not dry_run)
+        # the resident plan server's watch of the tree (never in a dry run, never by the CLI)
+        monitor = None if dry_run else _refresh(out, fsmonitor.monitor_for(out))
+        stats = _FileStats(out, use_cache=not dry_run, monitor=monitor)
         reuse: set[str] = set()
         for u in units:
             e = prev.deployments.get(u.id)
@@ -710,6 +775,7 @@ def _write(
             _commit_update(out, staging_dir, swaps, state_text)
         else:
             _commit_first(out, staging_dir)
+        _refresh(out, monitor)  # this run's own swaps: their files are proved by stat next time
         everything = dict(fleet_sums)
         for e in state.deployments.values():
             everything.update(e.digests())

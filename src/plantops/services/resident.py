@@ -2,6 +2,10 @@
 what a fresh command line reads back from disk on every run is kept in memory instead,
 always checked against the files it came from, so a change is never missed.
 
+- :mod:`plantops.gitops.fsmonitor`: each rendered tree a run writes is watched
+  (inotify), so the next run's hand-edit check stats only the files that changed since
+  they were last proved intact, instead of every file.
+
 Off by default: a command line's behaviour and cost do not change. ``enable()`` turns
 every accelerator on; ``reset()`` drops what they hold (after a run that was cut short,
 whose half-updated state is not trusted); ``disable()`` turns them off (tests).
@@ -19,10 +23,16 @@ def enabled() -> bool:
 
 
 def enable() -> None:
+    from plantops.gitops import fsmonitor
+
+    fsmonitor.enable()  # the rendered trees watched: the hand-edit check stats what changed
     _Switch.on = True
 
 
 def disable() -> None:
+    from plantops.gitops import fsmonitor
+
+    fsmonitor.disable()
     _Switch.on = False
 
 

@@ -1,6 +1,7 @@
 """Two delivery workers (as two server processes would run) against one real PostgreSQL
 and one flaky receiver: the leases (``FOR UPDATE SKIP LOCKED``) keep them from sending
-a delivery twice, and the queue rule keeps each plant in order."""
+a delivery twice, and the queue rule keeps each plant in order. And migration 0008
+(secret rotation) on a PostgreSQL database made at 0007."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from plantops.store.server import open_server_store
 from plantops.webhooks.destinations import LOOPBACK
 from tests.fixtures.postgres import PgCluster
 from tests.server.conftest import WEBHOOK_KEY
+from tests.server.test_webhooks import upgrade_from_0007_and_deliver
 from tests.server.webhook_receiver import Receiver, running
 
 pytestmark = pytest.mark.postgres
@@ -84,3 +86,10 @@ def test_two_workers_one_database_deliver_once_in_order(pg_cluster: PgCluster, p
         log.close()
         for s in stores:
             s.close()
+
+
+def test_0008_upgrades_a_0007_postgresql_database_whose_webhook_still_delivers(
+    pg_cluster: PgCluster, pg_db: str
+) -> None:
+    with running(Receiver()) as receiver:
+        upgrade_from_0007_and_deliver(pg_cluster.url(pg_db), receiver)

@@ -408,7 +408,14 @@ class WebhookStore(SessionRepository):
             raise UserError("a secret rotation's overlap cannot be negative")
         secret = new_secret()
         with self._session() as s:
-            w = s.get(Webhook, webhook_id)
+            # the event order lock first, as remove_webhook takes it before it deletes
+            # the row: the same order everywhere, so no deadlock between the two
+            event_order_lock(s)
+            # two rotations at once (two servers): the second waits for the first and
+            # replaces its secret, rather than both demoting the same one and one new
+            # secret, already shown to its caller, being lost (PostgreSQL SELECT … FOR
+            # UPDATE; SQLite serialises writers itself)
+            w = s.get(Webhook, webhook_id, with_for_update=True)
             if w is None:
                 raise _not_found(webhook_id)
             if overlap:
@@ -417,7 +424,6 @@ class WebhookStore(SessionRepository):
             else:
                 w.previous_secret = w.previous_key_id = w.previous_until = None
             w.secret, w.key_id = box.seal(secret), box.key_id
-            event_order_lock(s)
             s.flush()
             until = w.previous_until
             data = {

@@ -360,6 +360,17 @@ def test_verifier_rejects_replays_stale_and_forged_requests() -> None:
     # several signatures (a key rotation): any matching v1 one passes
     both = {**headers, "webhook-signature": "v1,bm9wZQ== " + headers["webhook-signature"]}
     assert verify_signature(secret, both, body, now=sent_at) == "evt_1"
+    # signed with two secrets (a rotation's overlap): each verifies on its own
+    pair = sign_headers([other, secret], "evt_1", sent_at, body)
+    first, second = pair["webhook-signature"].split(" ")
+    assert second == headers["webhook-signature"] and first.startswith("v1,")
+    for key in (other, secret):
+        assert verify_signature(key, pair, body, now=sent_at) == "evt_1"
+    third = "whsec_" + "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJC"
+    with pytest.raises(WebhookVerificationError, match="no v1 signature"):
+        verify_signature(third, pair, body, now=sent_at)
+    with pytest.raises(ValueError, match="at least one secret"):
+        sign_headers([], "evt_1", sent_at, body)
 
 
 def test_standard_webhooks_reference_vector() -> None:

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from plantops.server import OidcSettings, ServerSettings, create_app
 from tests.conftest import EXAMPLE
-from tests.server.conftest import OTHER, SCOPED
+from tests.server.conftest import OTHER, SCOPED, WEBHOOK_KEY
 
 with warnings.catch_warnings():
     # the mock provider imports authlib.jose, which authlib deprecates (not our code)
@@ -42,6 +42,10 @@ USERS = [
             "plantops_role": "plant-it",
             "plantops_plants": [SCOPED],
         },
+    ),
+    User(
+        sub="pe@acme.example",
+        claims={"email": "pe@acme.example", "plantops_role": "platform-engineer"},
     ),
     User(
         sub="nobody@acme.example", claims={"email": "nobody@acme.example", "plantops_role": "root"}
@@ -130,3 +134,37 @@ def test_csrf_is_required_on_every_form_post(web: TestClient) -> None:
         == 303
     )
     assert "Sign in" in web.get("/").text
+
+
+def test_a_signed_in_secret_rotation_needs_the_csrf_header(tmp_path: Path, provider: str) -> None:
+    """The webhook writes follow the API's rule for cookie sessions: the X-CSRF-Token
+    header, or 403 and nothing rotated."""
+    settings = ServerSettings(
+        fleet=EXAMPLE,
+        db_url=f"sqlite:///{tmp_path}/state.db",
+        out=tmp_path / "out",
+        session_secret="s" * 32,
+        oidc=OidcSettings(provider, "plantops-test", "client-secret-not-in-pages"),
+        webhook_key=WEBHOOK_KEY,
+        deliver_webhooks=False,
+        webhook_allow_networks=("127.0.0.0/8",),
+    )
+    with TestClient(create_app(settings), base_url="https://testserver") as web:
+        sign_in(web, "pe@acme.example")
+        page = web.get(f"/plants/{SCOPED}")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token, page.text
+        csrf = {"X-CSRF-Token": token.group(1)}
+        made = web.post("/api/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=csrf)
+        assert made.status_code == 201, made.text
+        url = f"/api/webhooks/{made.json()['id']}/rotate-secret"
+        for headers in ({}, {"X-CSRF-Token": "forged"}):
+            r = web.post(url, json={"overlap_hours": 1}, headers=headers)
+            assert r.status_code == 403 and "X-CSRF-Token" in r.json()["detail"]
+            assert (
+                web.get(url.removesuffix("/rotate-secret")).json()["previous_secret_until"] is None
+            )
+        r = web.post(url, json={"overlap_hours": 1}, headers=csrf)
+        assert r.status_code == 200, r.text
+        assert r.json()["secret"] != made.json()["secret"]
+        assert r.json()["previous_secret_until"] is not None

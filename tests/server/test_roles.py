@@ -36,6 +36,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/webhooks"): {"platform-engineer"},
     ("DELETE", "/api/webhooks/{webhook_id}"): {"platform-engineer"},
     ("POST", "/api/webhooks/{webhook_id}/redrive"): {"platform-engineer"},
+    ("POST", "/api/webhooks/{webhook_id}/rotate-secret"): {"platform-engineer"},
 }
 # Routes that need a release in the ledger first (made by the platform engineer, so the
 # release manager is not its author).
@@ -50,6 +51,7 @@ MAKES_FIRST = {
     "/api/tokens/{token_id}",
     "/api/webhooks/{webhook_id}",
     "/api/webhooks/{webhook_id}/redrive",
+    "/api/webhooks/{webhook_id}/rotate-secret",
 }
 # Write routes that are not role-gated: sign-out only ends the caller's own session.
 UNGATED = {("POST", "/auth/logout")}
@@ -127,7 +129,7 @@ def call(
         return c.delete(f"/api/tokens/{made.json()['id']}", headers=h)
     if path == "/api/webhooks":
         return c.post(path, headers=h, json={"url": "http://127.0.0.1:9/hook"})
-    if path in ("/api/webhooks/{webhook_id}", "/api/webhooks/{webhook_id}/redrive"):
+    if path.startswith("/api/webhooks/{webhook_id}"):
         made = c.post(
             "/api/webhooks",
             headers=server.as_role("platform-engineer"),
@@ -137,6 +139,8 @@ def call(
         url = f"/api/webhooks/{made.json()['id']}"
         if path.endswith("/redrive"):
             return c.post(url + "/redrive", headers=h)
+        if path.endswith("/rotate-secret"):
+            return c.post(url + "/rotate-secret", headers=h, json={"overlap_hours": 1})
         return c.delete(url, headers=h)
     if path == "/plants/{code}/plan":
         return c.post(f"/plants/{plant}/plan", headers=h, data={}, follow_redirects=False)

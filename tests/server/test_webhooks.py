@@ -11,11 +11,12 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
-from sqlalchemy import text, update
+from sqlalchemy import inspect, text, update
 
 from plantops.errors import UserError
 from plantops.server import ServerSettings, create_app
@@ -25,7 +26,7 @@ from plantops.store.webhooks import Webhook
 from plantops.webhooks.destinations import LOOPBACK, Destinations, parse_networks
 from plantops.webhooks.signing import WebhookVerificationError, sign_headers, verify_signature
 from tests.server.conftest import SCOPED, Server, make_tokens
-from tests.server.webhook_receiver import Receiver, running
+from tests.server.webhook_receiver import Received, Receiver, running
 
 FAST = RetryPolicy(base_seconds=0.01, cap_seconds=0.05, max_attempts=100, timeout_seconds=0.5)
 PLANTS = ("brno-components", "lyon-meddev", "porto-packaging")
@@ -359,6 +360,17 @@ def test_verifier_rejects_replays_stale_and_forged_requests() -> None:
     # several signatures (a key rotation): any matching v1 one passes
     both = {**headers, "webhook-signature": "v1,bm9wZQ== " + headers["webhook-signature"]}
     assert verify_signature(secret, both, body, now=sent_at) == "evt_1"
+    # signed with two secrets (a rotation's overlap): each verifies on its own
+    pair = sign_headers([other, secret], "evt_1", sent_at, body)
+    first, second = pair["webhook-signature"].split(" ")
+    assert second == headers["webhook-signature"] and first.startswith("v1,")
+    for key in (other, secret):
+        assert verify_signature(key, pair, body, now=sent_at) == "evt_1"
+    third = "whsec_" + "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJC"
+    with pytest.raises(WebhookVerificationError, match="no v1 signature"):
+        verify_signature(third, pair, body, now=sent_at)
+    with pytest.raises(ValueError, match="at least one secret"):
+        sign_headers([], "evt_1", sent_at, body)
 
 
 def test_standard_webhooks_reference_vector() -> None:
@@ -384,6 +396,7 @@ def test_only_the_platform_engineer_manages_webhooks(
         server.client.post("/api/webhooks", headers=h, json={"url": receiver.url}),
         server.client.delete(f"/api/webhooks/{hook}", headers=h),
         server.client.post(f"/api/webhooks/{hook}/redrive", headers=h),
+        server.client.post(f"/api/webhooks/{hook}/rotate-secret", headers=h),
     ]
     if role != "auditor":  # the auditor reads everything, the others not webhooks
         answers.append(server.client.get("/api/webhooks", headers=h))
@@ -692,3 +705,249 @@ def test_pinned_urls_keep_the_name_for_tls() -> None:
         {},
     )
     assert pinned("https://93.184.216.34/x", "93.184.216.34") == ("https://93.184.216.34/x", {})
+
+
+# --- secret rotation --------------------------------------------------------------------
+
+
+def rotate(server: Server, hook: str, **body: Any) -> dict[str, Any]:
+    r = server.client.post(
+        f"/api/webhooks/{hook}/rotate-secret",
+        headers=server.as_role("platform-engineer"),
+        json=body or None,
+    )
+    assert r.status_code == 200, r.text
+    answer: dict[str, Any] = r.json()
+    return answer
+
+
+def signatures(received: Received) -> list[str]:
+    return received.headers["webhook-signature"].split(" ")
+
+
+def verifies(secret: str, received: Received, at: float | None = None) -> bool:
+    try:
+        verify_signature(secret, received.headers, received.raw, now=at or time.time())
+    except WebhookVerificationError:
+        return False
+    return True
+
+
+def test_rotation_returns_a_new_secret_and_signs_with_both_during_the_overlap(
+    server: Server, receiver: Receiver, deliverer: Deliverer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    hook = register(server, receiver, types=["backup.*"])
+    old = receiver.secret
+    before = now()
+    answer = rotate(server, hook)  # no body: 24 hours of overlap
+    new = answer["secret"]
+    assert new.startswith("whsec_") and new != old and answer["id"] == hook
+    until = dt.datetime.fromisoformat(answer["previous_secret_until"])
+    assert before + dt.timedelta(hours=24) <= until <= now() + dt.timedelta(hours=24)
+    # shown this once: not listed, not at rest in the clear, not in the event or the log
+    listed = server.client.get("/api/webhooks", headers=server.as_role("auditor"))
+    (item,) = listed.json()["items"]
+    assert item["previous_secret_until"] == answer["previous_secret_until"]
+    assert "secret" not in item
+    one = server.client.get(f"/api/webhooks/{hook}", headers=server.as_role("auditor"))
+    with store_of(server).engine.connect() as conn:
+        at_rest = conn.execute(text("SELECT secret, previous_secret FROM webhooks")).one()
+    rotated = events(server)[-1]
+    assert rotated["type"] == "webhook.secret-rotated" and rotated["subject"] == hook
+    assert rotated["data"] == {"overlap_seconds": 86400, "previous_until": until.isoformat()}
+    seen = listed.text + one.text + json.dumps(events(server)) + caplog.text + "".join(at_rest)
+    for secret in (old, new):
+        assert secret not in seen and secret.removeprefix("whsec_") not in seen
+
+    # a receiver still on the old secret accepts every delivery of the overlap ...
+    write_events(server, 3)
+    drain_until(deliverer, lambda: len(receiver.accepted) == 3)
+    # ... and one that switched to the new secret too
+    receiver.secret = new
+    write_events(server, 3)
+    drain_until(deliverer, lambda: len(receiver.accepted) == 6)
+    assert_once_in_order(receiver, 6)
+    for got in receiver.accepted:
+        assert len(signatures(got)) == 2 and all(v.startswith("v1,") for v in signatures(got))
+        assert verifies(new, got) and verifies(old, got)
+        # the new secret's signature first, then the old one's (webhook-signature's order)
+        alone_new = sign_headers(new, got.id, int(got.headers["webhook-timestamp"]), got.raw)
+        assert signatures(got)[0] == alone_new["webhook-signature"]
+
+
+def test_after_the_overlap_only_the_new_secret_verifies(server: Server, receiver: Receiver) -> None:
+    hook = register(server, receiver, types=["backup.*"])
+    old = receiver.secret
+    new = rotate(server, hook, overlap_hours=1)["secret"]
+    # two hours later, on the sender's and the receiver's clocks alike
+    later = dt.timedelta(hours=2)
+    receiver.clock = lambda: time.time() + later.total_seconds()
+    d = Deliverer(store_of(server), policy=FAST, destinations=LOOPBACK, clock=lambda: now() + later)
+    try:
+        write_events(server, 1, plants=(SCOPED,))
+        report = d.deliver_due()  # the receiver still on the old secret refuses it
+        assert report.failures == 1 and receiver.bad_signatures == 1 and not receiver.accepted
+        receiver.secret = new
+        drain_until(d, lambda: len(receiver.accepted) == 1)
+    finally:
+        d.close()
+    (got,) = receiver.accepted
+    at = receiver.clock()
+    assert len(signatures(got)) == 1
+    assert verifies(new, got, at) and not verifies(old, got, at)
+    listed = server.client.get(f"/api/webhooks/{hook}", headers=server.as_role("auditor"))
+    assert listed.json()["previous_secret_until"] is not None  # by the server's own clock
+
+
+def test_a_second_rotation_in_the_overlap_keeps_two_secrets_and_zero_keeps_one(
+    server: Server, receiver: Receiver, deliverer: Deliverer
+) -> None:
+    hook = register(server, receiver, types=["backup.*"])
+    first = receiver.secret
+    second = rotate(server, hook, overlap_hours=2)["secret"]
+    third = rotate(server, hook, overlap_hours=168)["secret"]
+    receiver.secret = third
+    write_events(server, 1)
+    drain_until(deliverer, lambda: len(receiver.accepted) == 1)
+    got = receiver.accepted[-1]
+    assert len(signatures(got)) == 2
+    assert verifies(third, got) and verifies(second, got) and not verifies(first, got)
+    # no overlap: the replaced secret stops at once
+    answer = rotate(server, hook, overlap_hours=0)
+    assert answer["previous_secret_until"] is None
+    receiver.secret = answer["secret"]
+    write_events(server, 1)
+    drain_until(deliverer, lambda: len(receiver.accepted) == 2)
+    got = receiver.accepted[-1]
+    assert len(signatures(got)) == 1 and not verifies(third, got)
+    assert receiver.bad_signatures == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"overlap_hours": -1}, 422, "overlap_hours"),
+        ({"overlap_hours": 169}, 422, "overlap_hours"),
+        ({"overlap_hours": "24"}, 422, "overlap_hours"),
+        ({"overlap_hours": 1.5}, 422, "overlap_hours"),
+        ({"overlap_hours": True}, 422, "overlap_hours"),
+        ({"overlap": 24}, 422, "overlap"),
+        ([24], 422, "body"),
+    ],
+)
+def test_a_bad_rotation_records_nothing(
+    server: Server, receiver: Receiver, body: Any, status: int, words: str
+) -> None:
+    hook = register(server, receiver)
+    with store_of(server).engine.connect() as conn:
+        sealed = conn.execute(text("SELECT secret, previous_secret FROM webhooks")).one()
+    before = events(server)
+    r = server.client.post(
+        f"/api/webhooks/{hook}/rotate-secret",
+        headers=server.as_role("platform-engineer"),
+        json=body,
+    )
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json" and words in r.text
+    assert "whsec_" not in r.text
+    unknown = server.client.post(
+        "/api/webhooks/abcdef/rotate-secret", headers=server.as_role("platform-engineer")
+    )
+    assert unknown.status_code == 404 and "no webhook" in unknown.json()["detail"]
+    assert unknown.headers["content-type"] == "application/problem+json"
+    assert events(server) == before
+    with store_of(server).engine.connect() as conn:
+        assert conn.execute(text("SELECT secret, previous_secret FROM webhooks")).one() == sealed
+
+
+def test_without_a_webhook_key_rotation_is_refused(server: Server, receiver: Receiver) -> None:
+    hook = register(server, receiver)
+    before = events(server)
+    store = store_of(server)
+    box, store.box = store.box, None
+    try:
+        r = server.client.post(
+            f"/api/webhooks/{hook}/rotate-secret", headers=server.as_role("platform-engineer")
+        )
+    finally:
+        store.box = box
+    assert r.status_code == 409 and "PLANTOPS_WEBHOOK_KEY" in r.json()["detail"]
+    assert events(server) == before
+
+
+def upgrade_from_0007_and_deliver(url: str, receiver: Receiver) -> None:
+    """A database made at 0007 with a webhook and an undelivered event: migrated to the
+    head, the webhook still delivers (one signature), then rotates and signs with both;
+    downgraded to 0007 again, the webhook and its outbox rows are all still there."""
+    from alembic import command
+    from alembic.config import Config
+
+    from plantops.store.catalog import MIGRATIONS_DIR, make_engine
+    from plantops.store.server import open_server_store
+    from plantops.store.webhooks import SecretBox, new_secret, open_webhook_store
+    from tests.server.conftest import WEBHOOK_KEY
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = make_engine(url)
+    box = SecretBox(WEBHOOK_KEY)
+    secret = new_secret()
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0007")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO webhooks (id, url, types, secret, key_id, created_by,"
+                    " created_at, disabled_reason) VALUES ('0a0b0c0d0e0f', :url, '[]',"
+                    " :secret, :key_id, 'old', :t, '')"
+                ),
+                {"url": receiver.url, "secret": box.seal(secret), "key_id": box.key_id, "t": now()},
+            )
+        receiver.secret = secret
+        store = open_webhook_store(url, box)  # migrates to the head
+        log = open_server_store(url)
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
+                    "0008"
+                )
+            (hook,) = store.list_webhooks()
+            assert hook.id == "0a0b0c0d0e0f" and hook.previous_until is None
+            log.append_event("backup.taken", plant=SCOPED, now=now())
+            d = Deliverer(store, policy=FAST, destinations=LOOPBACK)
+            try:
+                drain_until(d, lambda: len(receiver.accepted) == 1)
+                assert len(signatures(receiver.accepted[0])) == 1
+                new, _ = store.rotate_secret(
+                    hook.id, overlap=dt.timedelta(hours=1), now=now(), actor="test"
+                )
+                drain_until(d, lambda: len(receiver.accepted) == 2)  # its rotation event
+            finally:
+                d.close()
+            got = receiver.accepted[1]
+            assert got.type == "io.plantops.webhook.secret-rotated"
+            assert verifies(new, got) and verifies(secret, got)
+            assert receiver.bad_signatures == 0
+            rows = len(store.deliveries())
+        finally:
+            store.close()
+            log.close()
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0007")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM webhooks")).scalar() == 1
+            assert conn.execute(text("SELECT count(*) FROM webhook_deliveries")).scalar() == rows
+            cols = {c["name"] for c in inspect(conn).get_columns("webhooks")}
+            assert "previous_secret" not in cols
+    finally:
+        engine.dispose()
+
+
+def test_0008_upgrades_a_0007_database_whose_webhook_still_delivers(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    upgrade_from_0007_and_deliver(f"sqlite:///{tmp_path}/old.db", receiver)

@@ -1,6 +1,7 @@
 """Two delivery workers (as two server processes would run) against one real PostgreSQL
 and one flaky receiver: the leases (``FOR UPDATE SKIP LOCKED``) keep them from sending
-a delivery twice, and the queue rule keeps each plant in order."""
+a delivery twice, and the queue rule keeps each plant in order. And migration 0008
+(secret rotation) on a PostgreSQL database made at 0007."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import threading
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
 from plantops.services.webhooks import Deliverer, DeliveryReport, RetryPolicy, open_store
 from plantops.store.server import open_server_store
+from plantops.store.webhooks import Webhook, WebhookStore, signing_secrets
 from plantops.webhooks.destinations import LOOPBACK
 from tests.fixtures.postgres import PgCluster
 from tests.server.conftest import WEBHOOK_KEY
+from tests.server.test_webhooks import upgrade_from_0007_and_deliver
 from tests.server.webhook_receiver import Receiver, running
 
 pytestmark = pytest.mark.postgres
@@ -82,5 +86,58 @@ def test_two_workers_one_database_deliver_once_in_order(pg_cluster: PgCluster, p
         assert {d.status for d in stores[0].deliveries(hook.id)} == {"delivered"}
     finally:
         log.close()
+        for s in stores:
+            s.close()
+
+
+def test_0008_upgrades_a_0007_postgresql_database_whose_webhook_still_delivers(
+    pg_cluster: PgCluster, pg_db: str
+) -> None:
+    with running(Receiver()) as receiver:
+        upgrade_from_0007_and_deliver(pg_cluster.url(pg_db), receiver)
+
+
+def rotate_at_once(stores: list[WebhookStore], hook_id: str) -> list[str]:
+    """Each store rotates ``hook_id`` in its own thread, released together; the secrets."""
+    start = threading.Barrier(len(stores))
+    got: list[str] = []
+
+    def rotate(store: WebhookStore) -> None:
+        start.wait()
+        secret, _ = store.rotate_secret(
+            hook_id, overlap=dt.timedelta(hours=1), now=dt.datetime.now(dt.UTC)
+        )
+        got.append(secret)
+
+    threads = [threading.Thread(target=rotate, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return got
+
+
+def test_two_servers_rotating_at_once_leave_the_two_newest_secrets(
+    pg_cluster: PgCluster, pg_db: str
+) -> None:
+    """Two processes' stores rotate one webhook at the same moment: the row lock makes the
+    second replace the first's secret, so the live pair is both new secrets (neither
+    caller was handed a secret that never signs) and the original is gone."""
+    url = pg_cluster.url(pg_db)
+    stores = [open_store(url, WEBHOOK_KEY), open_store(url, WEBHOOK_KEY)]
+    box = stores[0].box
+    assert box is not None
+    try:
+        for _ in range(5):
+            original, hook = stores[0].add_webhook(
+                url="http://127.0.0.1:9/hook", now=dt.datetime.now(dt.UTC)
+            )
+            got = rotate_at_once(stores, hook.id)
+            with Session(stores[0].engine) as s:
+                row = s.get(Webhook, hook.id)
+                assert row is not None
+                live = signing_secrets(box, row, dt.datetime.now(dt.UTC))
+            assert len(got) == 2 and set(live) == set(got) and original not in live
+    finally:
         for s in stores:
             s.close()

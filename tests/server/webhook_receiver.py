@@ -49,12 +49,13 @@ class Receiver:
     bad_signatures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    clock: Callable[[], float] = time.time  # the receiver's Unix time (tests shift it)
 
     def handle(self, headers: dict[str, str], body: bytes) -> int:
         with self.lock:
             self.requests += 1
         try:
-            msg_id = verify_signature(self.secret, headers, body, now=time.time())
+            msg_id = verify_signature(self.secret, headers, body, now=self.clock())
         except WebhookVerificationError:
             with self.lock:
                 self.bad_signatures += 1

@@ -1,12 +1,13 @@
-"""``/api/webhooks``: register, list, redrive and remove the webhooks the event stream is
-delivered to (platform-engineer; the auditor may list, as it reads everything). The
-signing secret is in the answer to ``POST`` only."""
+"""``/api/webhooks``: register, list, redrive, rotate the secret of and remove the webhooks
+the event stream is delivered to (platform-engineer; the auditor may list, as it reads
+everything). A signing secret is in the answer to registration or rotation only."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from plantops.server.auth import Principal, require, state_of
@@ -17,6 +18,7 @@ from plantops.services.webhooks import WebhookRecord
 router = APIRouter(prefix="/api", tags=["webhooks"], responses=COMMON_PROBLEMS)
 Admin = Annotated[Principal, Depends(require("webhook.admin"))]
 Auditor = Annotated[Principal, Depends(require("read.audit"))]
+MAX_OVERLAP_HOURS = 168  # a week, Svix's longest
 WebhookId = Annotated[str, Path(min_length=1, max_length=16, pattern="^[0-9a-f]+$")]
 
 
@@ -35,7 +37,22 @@ class WebhookRequest(BaseModel):
     replay: bool = Field(False, description="also deliver the log written before it")
 
 
-def webhook_dict(w: WebhookRecord) -> dict[str, Any]:
+class RotateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_hours: int = Field(
+        24,
+        ge=0,
+        le=MAX_OVERLAP_HOURS,
+        strict=True,
+        description="how long the replaced secret keeps signing deliveries next to the "
+        "new one (0: it stops at once)",
+    )
+
+
+def webhook_dict(w: WebhookRecord, now: datetime | None = None) -> dict[str, Any]:
+    until = w.previous_until
+    live = until is not None and until > (now or utcnow())
     return {
         "id": w.id,
         "url": w.url,
@@ -45,6 +62,8 @@ def webhook_dict(w: WebhookRecord) -> dict[str, Any]:
         "state": "disabled" if w.disabled_at else ("blocked" if w.dead else "active"),
         "disabled_at": w.disabled_at.isoformat() if w.disabled_at else None,
         "disabled_reason": w.disabled_reason,
+        # while set, deliveries carry a signature with the replaced secret too
+        "previous_secret_until": until.isoformat() if live and until is not None else None,
         "deliveries": {"pending": w.pending, "delivered": w.delivered, "dead": w.dead},
     }
 
@@ -94,18 +113,22 @@ def webhook_deliveries(
     return {"items": items, "next_after": found[-1].id if found else after}
 
 
-@router.post("/webhooks", status_code=201, responses=WRITE_PROBLEMS)
-def post_webhook(request: Request, body: WebhookRequest, who: Admin) -> dict[str, Any]:
-    """Register a webhook; ``secret`` (``whsec_…``, Standard Webhooks) is in this answer
-    only: keep it where the receiver verifies signatures."""
-    store = state_of(request).webhooks
-    if store.box is None:
+def need_box(box: object) -> None:
+    if box is None:
         raise ProblemError(
             409,
             "this server has no webhook key to seal signing secrets with: start it with "
             "PLANTOPS_WEBHOOK_KEY set (the same on every server process)",
             slug="webhooks-off",
         )
+
+
+@router.post("/webhooks", status_code=201, responses=WRITE_PROBLEMS)
+def post_webhook(request: Request, body: WebhookRequest, who: Admin) -> dict[str, Any]:
+    """Register a webhook; ``secret`` (``whsec_…``, Standard Webhooks) is in this answer
+    only: keep it where the receiver verifies signatures."""
+    store = state_of(request).webhooks
+    need_box(store.box)
     state_of(request).destinations.check_literal(body.url)  # 400: an internal IP literal
     secret, record = store.add_webhook(
         url=body.url, types=body.types, replay=body.replay, actor=who.subject, now=utcnow()
@@ -117,6 +140,25 @@ def post_webhook(request: Request, body: WebhookRequest, who: Admin) -> dict[str
 def redrive_webhook(request: Request, who: Admin, webhook_id: WebhookId) -> dict[str, Any]:
     """Enable a webhook a 410 disabled, and retry its dead deliveries (in order)."""
     return webhook_dict(state_of(request).webhooks.redrive(webhook_id, now=utcnow()))
+
+
+@router.post("/webhooks/{webhook_id}/rotate-secret", responses=WRITE_PROBLEMS)
+def rotate_webhook_secret(
+    request: Request,
+    who: Admin,
+    webhook_id: WebhookId,
+    body: Annotated[RotateRequest | None, Body()] = None,
+) -> dict[str, Any]:
+    """A new signing secret (``secret``, ``whsec_…``, in this answer only). The replaced
+    one keeps signing deliveries next to it for ``overlap_hours`` (24 unless given), so
+    receivers verify with either until they switch; rotating again during an overlap
+    drops the oldest (two live secrets at most)."""
+    store = state_of(request).webhooks
+    need_box(store.box)
+    overlap = timedelta(hours=(body or RotateRequest()).overlap_hours)
+    now = utcnow()
+    secret, record = store.rotate_secret(webhook_id, overlap=overlap, now=now, actor=who.subject)
+    return {"secret": secret, **webhook_dict(record, now)}
 
 
 @router.delete("/webhooks/{webhook_id}", responses=WRITE_PROBLEMS)

@@ -46,6 +46,7 @@ EVENT_TYPES = (
     "token.revoked",
     "webhook.created",
     "webhook.removed",
+    "webhook.secret-rotated",
 )
 
 

@@ -21,6 +21,10 @@ token: it is stored encrypted (Fernet, keyed by HKDF-SHA256 of the server's webh
 :class:`SecretBox`), returned once by :meth:`WebhookStore.add_webhook` and never in a
 :class:`WebhookRecord`. Secrets are Standard Webhooks secrets: ``whsec_`` and the base64
 of 32 random bytes (the key is the decoded part).
+
+Rotation (:meth:`WebhookStore.rotate_secret`) seals a new secret and keeps the one it
+replaces, sealed too, until ``previous_until``; until then :meth:`WebhookStore.claim`
+hands the worker both, and every delivery carries both signatures.
 """
 
 from __future__ import annotations
@@ -78,6 +82,10 @@ class Webhook(Base):
     types: Mapped[list[str]] = mapped_column(JSON)
     secret: Mapped[str] = mapped_column(Text)  # Fernet token of the whsec_ secret
     key_id: Mapped[str] = mapped_column(String(16))  # which webhook key sealed it
+    # the secret before the last rotation, still signed with until ``previous_until``
+    previous_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    previous_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -154,6 +162,7 @@ class WebhookRecord:
     created_at: datetime
     disabled_at: datetime | None
     disabled_reason: str
+    previous_until: datetime | None = None  # the previous secret signs too until then
     pending: int = 0
     delivered: int = 0
     dead: int = 0
@@ -169,7 +178,7 @@ class Job:
     delivery_id: int
     webhook_id: str
     url: str
-    secret: str
+    secrets: tuple[str, ...]  # sign with each: the current one first, then the previous
     attempts: int
     event: EventRecord
 
@@ -214,6 +223,7 @@ def _record(w: Webhook, counts: dict[str, int] | None = None) -> WebhookRecord:
         created_at=_utc(w.created_at) or w.created_at,
         disabled_at=_utc(w.disabled_at),
         disabled_reason=w.disabled_reason,
+        previous_until=_utc(w.previous_until) if w.previous_secret else None,
         pending=c.get("pending", 0),
         delivered=c.get("delivered", 0),
         dead=c.get("dead", 0),
@@ -261,6 +271,17 @@ def check_types(types: Sequence[str]) -> list[str]:
             )
         out.add(t)
     return sorted(out)
+
+
+def signing_secrets(box: SecretBox, w: Webhook, now: datetime) -> tuple[str, ...]:
+    """The secrets a delivery to ``w`` is signed with at ``now``: the current one, and the
+    previous one while its overlap lasts (Standard Webhooks lets ``webhook-signature``
+    list several, space-delimited; a receiver accepts any that verifies)."""
+    current = box.open(w.secret, w.key_id)
+    until = _utc(w.previous_until)
+    if w.previous_secret and w.previous_key_id and until is not None and now < until:
+        return current, box.open(w.previous_secret, w.previous_key_id)
+    return (current,)
 
 
 def new_secret() -> str:
@@ -374,6 +395,43 @@ class WebhookStore(SessionRepository):
             s.flush()
             s.add(event_row("webhook.removed", "", webhook_id, actor, now, {"url": record.url}))
             return record
+
+    def rotate_secret(
+        self, webhook_id: str, *, overlap: timedelta, now: datetime, actor: str = ""
+    ) -> tuple[str, WebhookRecord]:
+        """A new signing secret for a webhook: (the secret, shown once; its record). The
+        one it replaces keeps signing too until now + ``overlap`` (none: it stops now),
+        so receivers can switch without a failed delivery. Rotating again during an
+        overlap drops the older one: at most two secrets are ever live."""
+        box = self._box()
+        if overlap < timedelta(0):
+            raise UserError("a secret rotation's overlap cannot be negative")
+        secret = new_secret()
+        with self._session() as s:
+            # the event order lock first, as remove_webhook takes it before it deletes
+            # the row: the same order everywhere, so no deadlock between the two
+            event_order_lock(s)
+            # two rotations at once (two servers): the second waits for the first and
+            # replaces its secret, rather than both demoting the same one and one new
+            # secret, already shown to its caller, being lost (PostgreSQL SELECT … FOR
+            # UPDATE; SQLite serialises writers itself)
+            w = s.get(Webhook, webhook_id, with_for_update=True)
+            if w is None:
+                raise _not_found(webhook_id)
+            if overlap:
+                w.previous_secret, w.previous_key_id = w.secret, w.key_id
+                w.previous_until = now + overlap
+            else:
+                w.previous_secret = w.previous_key_id = w.previous_until = None
+            w.secret, w.key_id = box.seal(secret), box.key_id
+            s.flush()
+            until = w.previous_until
+            data = {
+                "overlap_seconds": int(overlap.total_seconds()),
+                "previous_until": until.isoformat() if until is not None else None,
+            }
+            s.add(event_row("webhook.secret-rotated", "", webhook_id, actor, now, data))
+            return secret, _record(w, self._counts(s, webhook_id).get(webhook_id))
 
     def _counts(self, s: Session, webhook_id: str | None = None) -> dict[str, dict[str, int]]:
         q = select(Delivery.webhook_id, Delivery.status, func.count()).group_by(
@@ -560,7 +618,7 @@ class WebhookStore(SessionRepository):
                 e.id: event_record(e)
                 for e in s.scalars(select(Event).where(Event.id.in_({d.event_id for d in every})))
             }
-            secrets_ = {hid: box.open(w.secret, w.key_id) for hid, w in hooks.items()}
+            secrets_ = {hid: signing_secrets(box, w, now) for hid, w in hooks.items()}
             return [
                 [
                     Job(

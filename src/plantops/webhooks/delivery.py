@@ -11,6 +11,9 @@ else is a failed attempt: ``RetryPolicy.delay`` doubles from ``base_seconds`` up
 its queue until redriven. ``410 Gone`` disables the webhook (Standard Webhooks,
 "Delivery success and failure"). Redirects are not followed (a failure naming it).
 
+While a rotated webhook's previous secret has not expired, each request is signed with
+both (``webhook-signature: v1,<new> v1,<old>``); the claim decides, at the pass's clock.
+
 Every attempt of one event carries the same ``webhook-id`` (the CloudEvents id), the
 receiver's idempotency key; a worker that dies after the receiver's 2xx but before the
 record commits leaves leases that expire, and the event is sent again with that id.
@@ -255,7 +258,7 @@ class Deliverer:
     def send(self, job: Job) -> Outcome:
         env = envelope(job.event)
         timestamp = int(self.clock().timestamp())
-        headers = {**env.headers, **sign_headers(job.secret, env.id, timestamp, env.body)}
+        headers = {**env.headers, **sign_headers(job.secrets, env.id, timestamp, env.body)}
         refused, address = self._checked_address(job.url)
         if refused:
             return Outcome(False, error=refused)

@@ -14,7 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 SECRET_PREFIX = "whsec_"
 TOLERANCE_SECONDS = 300
@@ -37,11 +37,20 @@ def signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def sign_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def sign_headers(
+    secret: str | Sequence[str], msg_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """The three headers, signed with ``secret`` or with each of several (a rotation's
+    overlap: the new one first, then the old): the spec's ``webhook-signature`` is a
+    space-delimited list, and a receiver accepts any signature that verifies with its
+    secret (spec/standard-webhooks.md, "Verifying webhook authenticity")."""
+    keys = (secret,) if isinstance(secret, str) else tuple(secret)
+    if not keys:
+        raise ValueError("a webhook is signed with at least one secret")
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(secret, msg_id, timestamp, body),
+        "webhook-signature": " ".join(signature(k, msg_id, timestamp, body) for k in keys),
     }
 
 

@@ -37,7 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from plantops.caches import load_sealed, store_sealed, user_cache_dir
+from plantops.caches import (
+    file_signature,
+    load_remembered,
+    load_sealed,
+    remember_written,
+    store_sealed,
+    user_cache_dir,
+    warm_enabled,
+)
 from plantops.errors import InfrastructureError, UserError
 from plantops.render import RenderedFile
 
@@ -182,9 +190,20 @@ def _sums_of(raw: object, files: Files) -> tuple[str, ...] | None:
 
 
 def _read_state(out: Path) -> _State | None:
-    """The previous run's state; None when there is none that can be trusted."""
+    """The previous run's state; None when there is none that can be trusted. With the
+    process memo on, the state this process read or wrote last, while the file's
+    signature is the same (it is replaced by a rename)."""
+    state = load_remembered(out / STATE_FILE, _decode_state)
+    if state is None:
+        return None
+    # a copy of the mapping in the file's order (sorted): the entries are frozen and their
+    # file lists are only read
+    return _State(dict(sorted(state.deployments.items())), state.fleet, state.fleet_sums)
+
+
+def _decode_state(path: Path) -> _State | None:
     try:
-        data = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
@@ -704,12 +723,14 @@ def _write(
         summary.changes.sort(key=lambda c: c.deployment)
         if dry_run:
             return summary
+        before = file_signature(out / STATE_FILE) if warm_enabled() else None
         if update:
             assert old is not None
             swaps = _plan_swaps(old, state, rendered_ids, removed, fleet_changed)
             _commit_update(out, staging_dir, swaps, state_text)
         else:
             _commit_first(out, staging_dir)
+        remember_written(out / STATE_FILE, before, True, state)
         everything = dict(fleet_sums)
         for e in state.deployments.values():
             everything.update(e.digests())

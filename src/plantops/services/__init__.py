@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import plantops as plantops_package
 from plantops import __version__
+from plantops.caches import warm_enabled, warm_new_run
 from plantops.check.capacity import CapacityFinding, check_capacity
 from plantops.check.compose import validate_compose
 from plantops.check.preflight import check_renderable
@@ -529,6 +530,8 @@ def plan_fleet(
 
     Every rendered object passes the schema, capacity and (``policy_gate``) policy gates
     first; a finding raises ``RenderGateFailed`` and nothing is written."""
+    if warm_enabled():  # services.warm: what the previous run did not use is dropped
+        warm_new_run()
     res = open_fleet(root, today=today, allow_expired=allow_expired)
     memo, memo_at = open_plan_memo(root, memo_scope(renderer_fingerprint(), today))
     pins = fleet_pins(root)  # once: a --plant run applies them to both plans

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from yaml.constructor import SafeConstructor
 
+from plantops.caches import warm_table
 from plantops.errors import Problem, SpecError
 from plantops.inputs import (
     SPEC_LIMITS,
@@ -441,6 +442,25 @@ def validate_model(
         return model.model_validate(data), []
     except ValidationError as exc:
         return None, [_problem(model, source, e, data) for e in exc.errors()]
+
+
+def _validated(
+    model: type[M], data: Mapping[str, Any], source: SourceMap
+) -> tuple[M | None, list[Problem]]:
+    """``validate_model``; with the process memo on (``plantops.services.warm``), a model
+    validated before from a text of the same SHA-256 is taken (the parse of a text, and
+    the model of a parse, are pure functions of it; models are frozen)."""
+    table = warm_table("spec-models")
+    if table is None or not source.digest:
+        return validate_model(model, data, source)
+    key = (model.__name__, source.digest)
+    found = table.get(key)
+    if isinstance(found, model):
+        return found, []
+    validated, problems = validate_model(model, data, source)
+    if validated is not None and not problems:
+        table.put(key, validated)
+    return validated, problems
 
 
 # --- cross-file checks ----------------------------------------------------------
@@ -935,7 +955,7 @@ def load_fleet(
     problems += errs
     fleet: FleetSpec | None = None
     if data is not None:
-        fleet, errs = validate_model(FleetSpec, data, fleet_src)
+        fleet, errs = _validated(FleetSpec, data, fleet_src)
         problems += errs
 
     plant_files, ignored = _plant_files(root / PLANTS_DIR, shown)
@@ -951,7 +971,7 @@ def load_fleet(
         pdata, psrc, errs = read_yaml(path, shown(path), cache, root=root, resolved=resolved)
         problems += errs
         if pdata is not None:
-            plant, errs = validate_model(PlantSpec, pdata, psrc)
+            plant, errs = _validated(PlantSpec, pdata, psrc)
             problems += errs
             if plant is not None:
                 plants.append((plant, psrc, path))

@@ -102,7 +102,7 @@ Signature = tuple[int, int, int, int, int]
 class _Warm:
     enabled = False
     files: dict[str, tuple[Signature, object]] = {}  # noqa: RUF012
-    tables: dict[str, _Table] = {}  # noqa: RUF012
+    tables: dict[str, WarmTable] = {}  # noqa: RUF012
 
 
 def warm_enabled() -> bool:
@@ -170,7 +170,7 @@ def forget_file(path: Path) -> None:
     _Warm.files.pop(str(path), None)
 
 
-class _Table:
+class WarmTable:
     """Results by input key; entries not used by the last run are dropped at the next."""
 
     def __init__(self) -> None:
@@ -192,13 +192,13 @@ class _Table:
         self.old, self.used = self.used, {}
 
 
-def warm_table(name: str) -> _Table | None:
+def warm_table(name: str) -> WarmTable | None:
     """The process memo table ``name`` (None when the memo is off)."""
     if not _Warm.enabled:
         return None
     table = _Warm.tables.get(name)
     if table is None:
-        table = _Warm.tables[name] = _Table()
+        table = _Warm.tables[name] = WarmTable()
     return table
 
 

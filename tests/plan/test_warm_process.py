@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -296,3 +297,45 @@ def test_tables_drop_what_the_last_run_did_not_use(memo_on: None) -> None:
     caches.warm_new_run()
     assert table.get("a") == 1
     assert table.get("b") is None  # not used by the run before: dropped
+
+
+def _coarse(info: os.stat_result) -> caches.Signature:
+    """A signature as a file system with one-second timestamps would give."""
+    s = 1_000_000_000
+    mtime, ctime = info.st_mtime_ns // s * s, info.st_ctime_ns // s * s
+    return (info.st_dev, info.st_ino, info.st_size, mtime, ctime)
+
+
+@pytest.mark.parametrize("racy_seconds", [caches.RACY_SECONDS, 0.0])
+def test_a_racily_clean_plant_file_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memo_on: None, racy_seconds: float
+) -> None:
+    # one-second timestamps: an edit of the same size in the same second as the last read
+    # keeps the file's signature; only the racily-clean rule makes the next load read it
+    from plantops import services
+    from plantops.spec import loader
+
+    monkeypatch.setattr(loader, "signature_of", _coarse)
+    monkeypatch.setattr(caches, "RACY_SECONDS", racy_seconds)
+    fleet = tmp_path / "fleet"
+    shutil.copytree(EXAMPLE, fleet)
+    plant = fleet / "plants" / "pune-pilot.yaml"
+    text = plant.read_text()
+    services.open_fleet(fleet, today=TODAY)  # the code paths warmed up: the loads are fast
+    for _attempt in range(5):
+        while time.time_ns() % 1_000_000_000 > 100_000_000:  # early in a second
+            time.sleep(0.01)
+        plant.write_text(text)  # written, read and edited again within one second
+        names = [p.spec.name for p in services.open_fleet(fleet, today=TODAY).fleet.plants]
+        assert "Pune Pilot Line" in names
+        before = _coarse(plant.stat())
+        plant.write_text(text.replace("Pune Pilot Line", "Pune Pilot Lane"))
+        if _coarse(plant.stat()) == before:  # the signature cannot tell
+            break
+    else:
+        pytest.fail("could not write, load and edit within one second")
+    names = [p.spec.name for p in services.open_fleet(fleet, today=TODAY).fleet.plants]
+    if racy_seconds:
+        assert "Pune Pilot Lane" in names and "Pune Pilot Line" not in names
+    else:  # without the rule the stale text would be served: the rule is what reads it
+        assert "Pune Pilot Line" in names

@@ -221,10 +221,32 @@ def test_warm_runs_equal_cold_processes(
             "an invalid plant",
         }
     ), codes
-    # and the memo was used: its tables hold this fleet's units and projects
-    assert caches._Warm.tables["plan-units"].used
-    assert caches._Warm.tables["argocd-projects"].used
-    assert caches._Warm.tables["spec-models"].used
+    # and the memo was used: every table holds entries of the last run
+    for table in (
+        "plan-units",
+        "argocd-projects",
+        "spec-models",
+        "spec-texts",
+        "cost-units",
+        "cost-lines",
+        "tree-state-lines",
+    ):
+        assert caches._Warm.tables[table].used, table
+    assert any(k.endswith("state.json") for k in caches._Warm.files)
+    # `cost` in the same process shares the unit plans and cost lines
+    _replace(plans.fleet / "fleet.yaml", "    max_web_replicas: 2\n", "    max_web_replicas: 3\n")
+    args = ["cost", str(plans.fleet), "--today", TODAY.isoformat()]
+    r = CliRunner().invoke(app, args)
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    cold = subprocess.run(
+        [sys.executable, "-m", "plantops.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert (r.exit_code, r.stdout, r.stderr) == (cold.returncode, cold.stdout, cold.stderr)
 
 
 def test_memo_is_off_by_default() -> None:

@@ -45,6 +45,7 @@ from plantops.caches import (
     store_sealed,
     user_cache_dir,
     warm_enabled,
+    warm_table,
 )
 from plantops.errors import InfrastructureError, UserError
 from plantops.render import RenderedFile
@@ -143,16 +144,27 @@ class _State:
 
     def dump(self) -> str:
         """Deterministic JSON, one deployment per line."""
-        lines = [
-            json.dumps(dep_id)
-            + ":"
-            + json.dumps(
-                {"files": e.files, "hash": e.hash, "plants": list(e.plants), "sums": e.sums},
-                sort_keys=True,
-                separators=(",", ":"),
+        # the process memo (plantops.services.warm): an entry's line, while the entry is
+        # the very same (frozen, only read) object — a reused deployment's is
+        table = warm_table("tree-state-lines")
+        lines = []
+        for dep_id, e in sorted(self.deployments.items()):
+            found = table.get(dep_id) if table is not None else None
+            if found is not None and found[0] is e:
+                lines.append(found[1])
+                continue
+            line = (
+                json.dumps(dep_id)
+                + ":"
+                + json.dumps(
+                    {"files": e.files, "hash": e.hash, "plants": list(e.plants), "sums": e.sums},
+                    sort_keys=True,
+                    separators=(",", ":"),
+                )
             )
-            for dep_id, e in sorted(self.deployments.items())
-        ]
+            if table is not None:
+                table.put(dep_id, (e, line))
+            lines.append(line)
         return (
             f'{{"version":{STATE_VERSION},\n"fleet":'
             + json.dumps(self.fleet, sort_keys=True, separators=(",", ":"))

@@ -9,6 +9,7 @@ never a silently weaker deployment.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -192,13 +193,15 @@ def _choose_cluster(
     if spec.runtime == "vm":
         return None
     clusters = fleet.clusters
-    where = fleet.source.locate_plant(spec.code, "placement", "cluster")
     if spec.placement.cluster is not None:
         cl = clusters[spec.placement.cluster]
+        # located only for a problem: indexing a plant file's positions costs more than
+        # the whole placement of a plant
+        where = functools.partial(fleet.source.locate_plant, spec.code, "placement", "cluster")
         if c.pattern in DEDICATED_CLUSTER_PATTERNS and cl.kind != "dedicated":
             problems.append(
                 _problem(
-                    where,
+                    where(),
                     f"pattern {c.pattern} needs a dedicated cluster; {cl.name!r} is shared",
                     "name a cluster with kind: dedicated, or pin a lighter pattern by override",
                 )
@@ -206,7 +209,7 @@ def _choose_cluster(
         if c.pattern == "shared-multitenant" and cl.kind != "shared":
             problems.append(
                 _problem(
-                    where,
+                    where(),
                     f"shared-multitenant plants run on a shared cluster; {cl.name!r} is dedicated",
                 )
             )

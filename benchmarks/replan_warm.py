@@ -1,6 +1,6 @@
 """A one-plant re-plan in a resident process, with the process memo off and on.
 
-    python benchmarks/replan_warm.py FLEET OUT CACHE --work DIR [--rounds 7]
+    python benchmarks/replan_warm.py FLEET OUT CACHE --work DIR [--rounds 7] [--before SRC]
 
 FLEET must already be planned into OUT with ``XDG_CACHE_HOME=CACHE`` (a cold plan, e.g.
 by ``plantops plan``); none of the three is modified: each side works on its own copies
@@ -9,7 +9,9 @@ tuning applied), turns the memo on or not (``plantops.services.warm.enable()``),
 once (the first run of the process, not counted), then, for each round, changes plant 3's
 name and runs ``plantops plan FLEET --out OUT`` through ``cli.main.main()``, recording
 ``time.process_time()`` (this process's CPU: a one-plant change renders in-process) and
-wall time. stdout and stderr go to /dev/null. The two sides run one after the other;
+wall time. stdout and stderr go to /dev/null. ``--before SRC`` adds a first side with
+another plantops source tree on ``PYTHONPATH`` (e.g. ``git archive main src``: the code
+before the memo), memo off. The sides run one after the other, each on its own copies;
 the load average (``os.getloadavg``) is printed before and after each.
 """
 
@@ -62,17 +64,29 @@ print(json.dumps({"cpu": cpu, "wall": wall}))
 """
 
 
-def _side(mode: str, fleet: Path, out: Path, cache: Path, work: Path, rounds: int) -> dict:
+def _side(
+    mode: str, src: Path | None, fleet: Path, out: Path, cache: Path, work: Path, rounds: int
+) -> dict:
     here = work / mode
     if here.exists():
         shutil.rmtree(here)
     here.mkdir(parents=True)
-    for src, name in ((fleet, "fleet"), (out, "out"), (cache, "cache")):
-        subprocess.run(["cp", "-a", str(src), str(here / name)], check=True)
+    for origin, name in ((fleet, "fleet"), (out, "out"), (cache, "cache")):
+        subprocess.run(["cp", "-a", str(origin), str(here / name)], check=True)
     env = {**os.environ, "XDG_CACHE_HOME": str(here / "cache")}
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     load_before = os.getloadavg()
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(here / "fleet"), str(here / "out"), str(rounds)],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            "on" if mode == "on" else "off",
+            str(here / "fleet"),
+            str(here / "out"),
+            str(rounds),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -95,13 +109,17 @@ def main() -> None:
     ap.add_argument("cache", type=Path)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--before", type=Path, help="another plantops src tree, memo off")
     args = ap.parse_args()
+    sides: list[tuple[str, Path | None]] = [("off", None), ("on", None)]
+    if args.before is not None:
+        sides.insert(0, ("before", args.before))
     print(
         "| memo | CPU s, median (min–max) | wall s, median (min–max) | load average before → after |"
     )
     print("|---|---:|---:|---|")
-    for mode in ("off", "on"):
-        d = _side(mode, args.fleet, args.out, args.cache, args.work, args.rounds)
+    for mode, src in sides:
+        d = _side(mode, src, args.fleet, args.out, args.cache, args.work, args.rounds)
         (b1, _, _), (a1, _, _) = d["load"]
         print(f"| {mode} | {_fmt(d['cpu'])} | {_fmt(d['wall'])} | {b1:.2f} → {a1:.2f} |")
 

@@ -16,17 +16,28 @@ What is kept, and under which key (``plantops.caches`` holds the memo itself):
   rewrite is a new inode; a run that writes one keeps what it wrote under the new
   signature. The permission checks on each file still run on every load, and the
   objects are only read (callers copy what they change).
+- **fleet files' texts** — fleet.yaml's and each plant file's text and SHA-256, by the
+  path, its lstat signature and the folder it resolves to (a link is always read); a
+  file modified within ``plantops.caches.RACY_SECONDS`` (2 s) before it was read is read
+  again (Git's racily-clean rule: timestamps may be coarser than a quick edit).
 - **validated fleet files** — the pydantic model of fleet.yaml and of each plant file,
-  by the SHA-256 of the file's text (the parse cache's key) and the model; the file is
-  still read and hashed on every run, and the cross-file checks always run.
-- **unit plans** — each unit's deployments and sizing warnings (``plan.build_plan``), by
-  the plan memo's scope (the code's fingerprint and the date), fleet.yaml's digest and
-  each member plant's code, file digest and active overrides.
-- **Argo CD projects** (``render.argocd.project``) by the pickle digest of their input.
+  by the model and the SHA-256 of the text (the parse cache's key). The cross-file
+  checks run on every load.
+- **unit plans** — each unit's deployments, sizing warnings and sizings
+  (``plan.build_plan``), by the plan memo's scope (the code's fingerprint and the date),
+  fleet.yaml's digest, the unit, its cluster and each member plant's code, file digest
+  and active overrides (what the plan memo keys classifications and sizings by).
+- **Argo CD projects** (``render.argocd.project``) while their member deployments are the
+  very same objects and the render context is equal (an unchanged unit's deployments
+  are), handed out as a fresh copy; **cost** (``plan.cost``, ``sizing.cost``): a
+  deployment's ``UnitCost`` and a unit's own cost lines the same way; **state.json
+  lines** (``gitops.tree``) per reused entry object.
 
-Tables drop what the previous run did not use when a run starts (:func:`new_run`, called
-by the use cases), so the memo follows the fleet, not its history. A warm run writes the
-same tree and prints the same bytes as a cold one (``tests/plan/test_warm_process.py``).
+Tables drop what the previous run did not use when a run starts (``services.plan_fleet``
+starts one; :func:`new_run` marks one by hand), so the memo follows the fleet, not its
+history. The memo is process state without locks: run one plan at a time. A warm run
+writes the same tree and prints the same bytes as a cold one
+(``tests/plan/test_warm_process.py``).
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ def main() -> None:
     if args.before is not None:
         sides.insert(0, ("before", args.before))
     print(
-        "| memo | CPU s, median (min–max) | wall s, median (min–max) | load average before → after |"
+        "| side | CPU s, median (min–max) | wall s, median (min–max) | load average before → after |"
     )
     print("|---|---:|---:|---|")
     for mode, src in sides:

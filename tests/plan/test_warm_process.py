@@ -63,17 +63,19 @@ class Plans:
             (base / name).mkdir(parents=True, mode=0o700, exist_ok=True)
             self.monkeypatch.setenv(env, str(base / name))
 
-    def _args(self, today: str) -> list[str]:
-        return ["plan", str(self.fleet), "--out", str(self.out), "--today", today]
+    def _args(self, today: str, extra: tuple[str, ...] = ()) -> list[str]:
+        return ["plan", str(self.fleet), "--out", str(self.out), "--today", today, *extra]
 
-    def warm(self, today: str) -> Outcome:
-        r = CliRunner().invoke(app, self._args(today))
+    def warm(self, today: str, extra: tuple[str, ...] = ()) -> Outcome:
+        r = CliRunner().invoke(app, self._args(today, extra))
         if r.exception is not None and not isinstance(r.exception, SystemExit):
             raise r.exception
         tree = read_tree(self.out) if self.out.exists() else {}
         return r.exit_code, r.stdout, r.stderr, tree
 
-    def cold(self, today: str, out_before: Path | None, cache_before: Path) -> Outcome:
+    def cold(
+        self, today: str, extra: tuple[str, ...], out_before: Path | None, cache_before: Path
+    ) -> Outcome:
         """A new process planning from the tree and caches as they were before."""
         parked = self.tmp / "out-warm"
         if self.out.exists():
@@ -86,7 +88,7 @@ class Plans:
             env[var] = str(cache_before / name)
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "plantops.cli", *self._args(today)],
+                [sys.executable, "-m", "plantops.cli", *self._args(today, extra)],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -101,7 +103,7 @@ class Plans:
                 parked.rename(self.out)  # the warm process goes on with its own tree
         return proc.returncode, proc.stdout, proc.stderr, tree
 
-    def both(self, today: str = TODAY.isoformat()) -> Outcome:
+    def both(self, today: str = TODAY.isoformat(), extra: tuple[str, ...] = ()) -> Outcome:
         snap_out = self.tmp / "snap-out"
         snap_cache = self.tmp / "snap-cache"
         for d in (snap_out, snap_cache):
@@ -112,8 +114,8 @@ class Plans:
         shutil.copytree(self.cache, snap_cache, symlinks=True)
         for d in [snap_cache, *(p for p in snap_cache.rglob("*") if p.is_dir())]:
             d.chmod(0o700)
-        got = self.warm(today)
-        expected = self.cold(today, snap_out if snap_out.exists() else None, snap_cache)
+        got = self.warm(today, extra)
+        expected = self.cold(today, extra, snap_out if snap_out.exists() else None, snap_cache)
         assert got[0] == expected[0], (got[1:3], expected[1:3])
         assert got[1] == expected[1]
         assert got[2] == expected[2]
@@ -130,6 +132,10 @@ def _replace(path: Path, old: str, new: str) -> None:
 
 def _plant_field(fleet: Path) -> None:
     _replace(fleet / "plants" / "brno-components.yaml", "\nname: ", "\nname: Renamed ")
+
+
+def _plant_field_again(fleet: Path) -> None:
+    _replace(fleet / "plants" / "brno-components.yaml", "\nname: ", "\nname: Again ")
 
 
 def _tier(fleet: Path) -> None:
@@ -178,7 +184,7 @@ def _caches_deleted(fleet: Path) -> None:
 
 
 Change = Callable[[Path], None]
-STEPS: list[tuple[str, Change | None, str]] = [
+STEPS: list[tuple[str, Change | None, str] | tuple[str, Change | None, str, tuple[str, ...]]] = [
     ("nothing", None, TODAY.isoformat()),
     ("plant field", _plant_field, TODAY.isoformat()),
     ("tier in fleet.yaml", _tier, TODAY.isoformat()),
@@ -192,6 +198,9 @@ STEPS: list[tuple[str, Change | None, str]] = [
     ("an invalid plant", _invalid_plant, TODAY.isoformat()),
     ("the plant fixed", _fixed_plant, TODAY.isoformat()),
     ("caches deleted", _caches_deleted, TODAY.isoformat()),
+    ("one plant only", _plant_field_again, TODAY.isoformat(), ("--plant", "brno-components")),
+    ("a dry run", _plant_field_again, TODAY.isoformat(), ("--dry-run",)),
+    ("as JSON", None, TODAY.isoformat(), ("--format", "json")),
     ("nothing again", None, TODAY.isoformat()),
 ]
 
@@ -203,10 +212,10 @@ def test_warm_runs_equal_cold_processes(
     first = plans.both()
     assert first[0] == 0 and first[3], first[1:3]
     codes = []
-    for name, change, today in STEPS:
+    for name, change, today, *extra in STEPS:
         if change is not None:
             change(plans.fleet)
-        got = plans.both(today)
+        got = plans.both(today, *extra)
         codes.append((name, got[0]))
     # the steps did what they mean to: warnings, an expired override, an invalid file
     by_name = dict(codes)
@@ -221,6 +230,21 @@ def test_warm_runs_equal_cold_processes(
             "an invalid plant",
         }
     ), codes
+    # another process plans into the same tree with the same caches between two runs of
+    # this one: the files it replaced have new signatures, so nothing kept of them is used
+    brno = plans.fleet / "plants" / "brno-components.yaml"
+    _replace(brno, "\nname: ", "\nname: Outside ")
+    outside = subprocess.run(
+        [sys.executable, "-m", "plantops.cli", *plans._args(TODAY.isoformat())],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert outside.returncode == 0, outside.stderr
+    _replace(brno, "\nname: Outside ", "\nname: ")
+    assert plans.both()[0] == 0
     # and the memo was used: every table holds entries of the last run
     for table in (
         "plan-units",

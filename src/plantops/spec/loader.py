@@ -300,7 +300,7 @@ def read_yaml(
     source = SourceMap(shown)
     table = warm_table("spec-texts") if root is not None and resolved is not None else None
     key = _text_key(path, resolved) if table is not None and resolved is not None else None
-    read_at = now_ns()  # before the signature is compared or taken
+    read_at = now_ns() if key is not None else 0  # before the signature is compared
     found = table.get(str(path)) if table is not None and key is not None else None
     if found is not None and found[0] == key and settled(found[0][1], found[1]):
         # the process memo (plantops.services.warm): the same file as read before — the

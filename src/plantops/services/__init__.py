@@ -120,6 +120,8 @@ def spec_schema_text() -> str:
 
 
 def open_fleet(root: Path, *, today: dt.date, allow_expired: bool = False) -> FleetResult:
+    if warm_enabled():  # services.warm: a use case starts; what the last one left unused goes
+        warm_new_run()
     loaded = load_fleet(
         root,
         today=today,
@@ -530,8 +532,6 @@ def plan_fleet(
 
     Every rendered object passes the schema, capacity and (``policy_gate``) policy gates
     first; a finding raises ``RenderGateFailed`` and nothing is written."""
-    if warm_enabled():  # services.warm: what the previous run did not use is dropped
-        warm_new_run()
     res = open_fleet(root, today=today, allow_expired=allow_expired)
     memo, memo_at = open_plan_memo(root, memo_scope(renderer_fingerprint(), today))
     pins = fleet_pins(root)  # once: a --plant run applies them to both plans

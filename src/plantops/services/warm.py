@@ -33,9 +33,9 @@ What is kept, and under which key (``plantops.caches`` holds the memo itself):
   deployment's ``UnitCost`` and a unit's own cost lines the same way; **state.json
   lines** (``gitops.tree``) per reused entry object.
 
-Tables drop what the previous run did not use when a run starts (``services.plan_fleet``
-starts one; :func:`new_run` marks one by hand), so the memo follows the fleet, not its
-history. The memo is process state without locks: run one plan at a time. A warm run
+Tables drop what the previous run did not use when a run starts (every use case that
+loads a fleet, ``services.open_fleet``, starts one; :func:`new_run` marks one by hand), so
+the memo follows the fleet, not its history; the cache files are kept per path. The memo is process state without locks: run one plan at a time. A warm run
 writes the same tree and prints the same bytes as a cold one
 (``tests/plan/test_warm_process.py``).
 """

@@ -136,6 +136,11 @@ def confined_target(
     return target
 
 
+def resolved_folder(folder: Path, memo: dict[Path, Path]) -> Path:
+    """Where ``folder`` resolves to (links followed), once per ``memo`` (one fleet load)."""
+    return _resolved(folder, memo)
+
+
 def _resolved(folder: Path, memo: dict[Path, Path] | None, *, strict: bool = True) -> Path:
     def resolve() -> Path:
         return folder.resolve(strict=True) if strict else resolve_path(folder)

@@ -39,7 +39,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from plantops.caches import load_sealed, store_sealed, user_cache_dir
+from plantops.caches import (
+    file_signature,
+    load_remembered,
+    load_sealed,
+    remember_written,
+    store_sealed,
+    user_cache_dir,
+    warm_enabled,
+    warm_table,
+)
 from plantops.errors import InfrastructureError, UserError
 from plantops.gitops import fsmonitor
 from plantops.render import RenderedFile
@@ -138,16 +147,27 @@ class _State:
 
     def dump(self) -> str:
         """Deterministic JSON, one deployment per line."""
-        lines = [
-            json.dumps(dep_id)
-            + ":"
-            + json.dumps(
-                {"files": e.files, "hash": e.hash, "plants": list(e.plants), "sums": e.sums},
-                sort_keys=True,
-                separators=(",", ":"),
+        # the process memo (plantops.services.warm): an entry's line, while the entry is
+        # the very same (frozen, only read) object — a reused deployment's is
+        table = warm_table("tree-state-lines")
+        lines = []
+        for dep_id, e in sorted(self.deployments.items()):
+            found = table.get(dep_id) if table is not None else None
+            if found is not None and found[0] is e:
+                lines.append(found[1])
+                continue
+            line = (
+                json.dumps(dep_id)
+                + ":"
+                + json.dumps(
+                    {"files": e.files, "hash": e.hash, "plants": list(e.plants), "sums": e.sums},
+                    sort_keys=True,
+                    separators=(",", ":"),
+                )
             )
-            for dep_id, e in sorted(self.deployments.items())
-        ]
+            if table is not None:
+                table.put(dep_id, (e, line))
+            lines.append(line)
         return (
             f'{{"version":{STATE_VERSION},\n"fleet":'
             + json.dumps(self.fleet, sort_keys=True, separators=(",", ":"))
@@ -185,9 +205,20 @@ def _sums_of(raw: object, files: Files) -> tuple[str, ...] | None:
 
 
 def _read_state(out: Path) -> _State | None:
-    """The previous run's state; None when there is none that can be trusted."""
+    """The previous run's state; None when there is none that can be trusted. With the
+    process memo on, the state this process read or wrote last, while the file's
+    signature is the same (it is replaced by a rename)."""
+    state = load_remembered(out / STATE_FILE, _decode_state)
+    if state is None:
+        return None
+    # a copy of the mapping in the file's order (sorted): the entries are frozen and their
+    # file lists are only read
+    return _State(dict(sorted(state.deployments.items())), state.fleet, state.fleet_sums)
+
+
+def _decode_state(path: Path) -> _State | None:
     try:
-        data = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
@@ -769,6 +800,7 @@ def _write(
         summary.changes.sort(key=lambda c: c.deployment)
         if dry_run:
             return summary
+        before = file_signature(out / STATE_FILE) if warm_enabled() else None
         if update:
             assert old is not None
             swaps = _plan_swaps(old, state, rendered_ids, removed, fleet_changed)
@@ -776,6 +808,7 @@ def _write(
         else:
             _commit_first(out, staging_dir)
         _refresh(out, monitor)  # this run's own swaps: their files are proved by stat next time
+        remember_written(out / STATE_FILE, before, True, state)
         everything = dict(fleet_sums)
         for e in state.deployments.values():
             everything.update(e.digests())

@@ -8,6 +8,7 @@ import datetime as dt
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from plantops.caches import warm_table
 from plantops.model import ActiveOverride, Fleet
 from plantops.sizing.cost import (
     Backup,
@@ -106,6 +107,10 @@ def cost_plan(plan: Plan) -> FleetCost:
     units: list[UnitCost] = []
     capacities: dict[str, Capacity] = {}
     owned_pool_names: dict[str, set[str]] = {}
+    # the process memo (plantops.services.warm): a deployment's UnitCost, while the
+    # deployment is the very same (frozen) object; the UnitCost then is too, which lets
+    # price_fleet keep its lines
+    table = warm_table("cost-units")
     for d in plan.deployments:
         pools = _owned_pools(d)
         key = None
@@ -118,18 +123,23 @@ def cost_plan(plan: Plan) -> FleetCost:
                 sum(x.min_nodes for x in pools),
                 sum(x.min_nodes * _node_month(fleet, r, d.cluster, x) for x in pools),
             )
+        found = table.get(d.id) if table is not None else None
+        if found is not None and found[0] is d:
+            units.append(found[1])
+            continue
         users = sum(t.users for t in d.tenants)
-        units.append(
-            UnitCost(
-                deployment=d.id,
-                environment=d.environment.name,
-                cluster=d.cluster.name if d.cluster else None,
-                plant_shares={t.plant: t.users / users for t in d.tenants},
-                services=d.services,
-                capacity=key,
-                cluster_fee_month=d.cost.cluster_month,
-            )
+        unit = UnitCost(
+            deployment=d.id,
+            environment=d.environment.name,
+            cluster=d.cluster.name if d.cluster else None,
+            plant_shares={t.plant: t.users / users for t in d.tenants},
+            services=d.services,
+            capacity=key,
+            cluster_fee_month=d.cost.cluster_month,
         )
+        if table is not None:
+            table.put(d.id, (d, unit))
+        units.append(unit)
     clusters = [
         ClusterPlatform(
             name=c.name,

@@ -9,12 +9,14 @@ never a silently weaker deployment.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from plantops.caches import warm_table
 from plantops.classify import Classification, classify_fleet, classify_plant
 from plantops.errors import Problem, SpecError
 from plantops.model import Environment, Fleet, Plant
@@ -191,13 +193,15 @@ def _choose_cluster(
     if spec.runtime == "vm":
         return None
     clusters = fleet.clusters
-    where = fleet.source.locate_plant(spec.code, "placement", "cluster")
     if spec.placement.cluster is not None:
         cl = clusters[spec.placement.cluster]
+        # located only for a problem: indexing a plant file's positions costs more than
+        # the whole placement of a plant
+        where = functools.partial(fleet.source.locate_plant, spec.code, "placement", "cluster")
         if c.pattern in DEDICATED_CLUSTER_PATTERNS and cl.kind != "dedicated":
             problems.append(
                 _problem(
-                    where,
+                    where(),
                     f"pattern {c.pattern} needs a dedicated cluster; {cl.name!r} is shared",
                     "name a cluster with kind: dedicated, or pin a lighter pattern by override",
                 )
@@ -205,7 +209,7 @@ def _choose_cluster(
         if c.pattern == "shared-multitenant" and cl.kind != "shared":
             problems.append(
                 _problem(
-                    where,
+                    where(),
                     f"shared-multitenant plants run on a shared cluster; {cl.name!r} is dedicated",
                 )
             )
@@ -581,6 +585,54 @@ def _plan_unit(
         deployments.append(_deployment(fleet, u, env, in_env, sizing, services, input_hash))
 
 
+def _plan_unit_memoized(
+    fleet: Fleet,
+    u: _Unit,
+    memo: PlanMemo | None,
+    deployments: list[Deployment],
+    warnings: list[Problem],
+    problems: list[Problem],
+) -> None:
+    """``_plan_unit``; with a plan memo and the process memo on (``plantops.services
+    .warm``), a unit planned before from the same inputs is taken whole: its key is the
+    memo's scope (code fingerprint, date), fleet.yaml's digest, the unit, its cluster and
+    each member's code, file digest and active overrides — everything its
+    classifications, placement, sizing, prices and deployments are computed from."""
+    table = warm_table("plan-units") if memo is not None else None
+    if table is None or memo is None:
+        _plan_unit(fleet, u, memo, deployments, warnings, problems)
+        return
+    sources = fleet.source.plant_sources
+    key = (
+        memo.scope,
+        fleet.source.fleet_source.digest,
+        u.name,
+        u.cluster.name if u.cluster else None,
+        tuple((p.code, sources[p.code].digest, _overrides_text(p)) for p in u.members),
+    )
+    found = table.get(key)
+    if found is None:
+        mine_d: list[Deployment] = []
+        mine_w: list[Problem] = []
+        mine_p: list[Problem] = []
+        _plan_unit(fleet, u, memo, mine_d, mine_w, mine_p)
+        deployments += mine_d
+        warnings += mine_w
+        problems += mine_p
+        if not mine_p:
+            sized = tuple((d.input_hash, memo.sizings[d.input_hash]) for d in mine_d)
+            table.put(key, (tuple(mine_d), tuple(mine_w), sized))
+        return
+    deps, warns, sized = found
+    deployments += deps
+    warnings += warns
+    for input_hash, sizing in sized:  # the stored memo keeps them as after a cold plan
+        if input_hash not in memo.sizings:
+            memo.sizings[input_hash] = sizing
+            memo.new.add(input_hash)
+        memo.used.add(input_hash)
+
+
 def build_plan(fleet: Fleet, only: Sequence[str] = (), memo: PlanMemo | None = None) -> Plan:
     """Classify, place and size every plant × environment (or only the plants named).
 
@@ -612,7 +664,7 @@ def build_plan(fleet: Fleet, only: Sequence[str] = (), memo: PlanMemo | None = N
             cls[0].pattern,
             placed[members[0].code],
         )
-        _plan_unit(fleet, u, memo, deployments, warnings, problems)
+        _plan_unit_memoized(fleet, u, memo, deployments, warnings, problems)
     if problems:
         raise SpecError(sorted(problems))
     return Plan(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import plantops as plantops_package
 from plantops import __version__
+from plantops.caches import warm_enabled, warm_new_run
 from plantops.check.capacity import CapacityFinding, check_capacity
 from plantops.check.compose import validate_compose
 from plantops.check.preflight import check_renderable
@@ -119,6 +120,8 @@ def spec_schema_text() -> str:
 
 
 def open_fleet(root: Path, *, today: dt.date, allow_expired: bool = False) -> FleetResult:
+    if warm_enabled():  # services.warm: a use case starts; what the last one left unused goes
+        warm_new_run()
     loaded = load_fleet(
         root,
         today=today,

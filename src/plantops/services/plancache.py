@@ -25,7 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plantops.caches import is_private_file, load_sealed, store_sealed, user_cache_dir
+from plantops.caches import (
+    file_signature,
+    is_private_file,
+    load_remembered,
+    load_sealed,
+    remember_written,
+    store_sealed,
+    user_cache_dir,
+    warm_enabled,
+)
 from plantops.errors import resolve_path
 from plantops.plan import PlanMemo
 
@@ -51,8 +60,13 @@ DELTA_SHARE = 0.2
 
 
 def _load(path: Path) -> tuple[Any, ...] | None:
+    """The file's tuple (shared with later runs by the process memo: never mutated)."""
     if not is_private_file(path):
         return None
+    return load_remembered(path, _decode)
+
+
+def _decode(path: Path) -> tuple[Any, ...] | None:
     blob = load_sealed(path)
     if blob is None:
         return None  # missing, or not intact (truncated, damaged, not ours)
@@ -90,7 +104,8 @@ def open_plan_memo(root: Path, scope: str) -> tuple[PlanMemo, MemoFile]:
     if base is None or base[0] != scope:
         return PlanMemo(scope), MemoFile(path)
     _, token, classifications, sizings = base
-    memo = PlanMemo(scope, classifications, sizings)
+    # copies: the run adds to them, and the file's tuple may be kept for the next run
+    memo = PlanMemo(scope, dict(classifications), dict(sizings))
     where = MemoFile(path, token, len(classifications) + len(sizings))
     delta = _load(_delta_file(path))
     if delta is not None and delta[0] == scope and delta[1] == token:
@@ -117,11 +132,17 @@ def store_plan_memo(memo: PlanMemo, where: MemoFile) -> None:
     new_s = {**where.delta[1], **{k: memo.sizings[k] for k in memo.new if k in memo.sizings}}
     if where.token and len(new_c) + len(new_s) <= DELTA_SHARE * where.base_size:
         data = (memo.scope, where.token, new_c, new_s)
-        store_sealed(_delta_file(path), pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+        _store(_delta_file(path), data)
         return
     kept = memo.pruned()
     token = secrets.token_hex(8)
     data = (memo.scope, token, kept.classifications, kept.sizings)
-    store_sealed(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+    _store(path, data)
     with contextlib.suppress(OSError):
         _delta_file(path).unlink()
+
+
+def _store(path: Path, data: tuple[Any, ...]) -> None:
+    before = file_signature(path) if warm_enabled() else None
+    written = store_sealed(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+    remember_written(path, before, written, data)

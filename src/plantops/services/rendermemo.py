@@ -29,7 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from plantops import __version__
-from plantops.caches import is_private_file, load_sealed, store_sealed, user_cache_dir
+from plantops.caches import (
+    file_signature,
+    is_private_file,
+    load_remembered,
+    load_sealed,
+    remember_written,
+    store_sealed,
+    user_cache_dir,
+    warm_enabled,
+)
 from plantops.errors import resolve_path
 
 RENDER_CACHE_ENV = "PLANTOPS_RENDER_CACHE"
@@ -61,20 +70,14 @@ class ObjectMemo:
         self.hits = 0
         if path is None or not is_private_file(path):
             return
-        data = load_sealed(path)
-        if data is None:
-            return
-        try:
-            found = pickle.loads(data)  # sealed, and the user's own private file
-        except Exception:
-            return
+        found = load_remembered(path, _decode)
         if (
             isinstance(found, tuple)
             and len(found) == 2
             and found[0] == self._tag
             and isinstance(found[1], dict)
         ):
-            self._old = found[1]
+            self._old = found[1]  # only read (the process memo may share it with later runs)
 
     @classmethod
     def for_fleet(cls, root: Path, fingerprint: str) -> ObjectMemo:
@@ -123,5 +126,18 @@ class ObjectMemo:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError:
             return
-        store_sealed(self.path, pickle.dumps((self._tag, self._used), protocol=5))
-        self._old, self._dirty = dict(self._used), False
+        kept = (self._tag, dict(self._used))
+        before = file_signature(self.path) if warm_enabled() else None
+        written = store_sealed(self.path, pickle.dumps(kept, protocol=5))
+        remember_written(self.path, before, written, kept)
+        self._old, self._dirty = kept[1], False
+
+
+def _decode(path: Path) -> object:
+    data = load_sealed(path)
+    if data is None:
+        return None
+    try:
+        return pickle.loads(data)  # sealed, and the user's own private file
+    except Exception:
+        return None

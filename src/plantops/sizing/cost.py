@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
+from plantops.caches import warm_table
 from plantops.sizing.odoo import (
     PGBOUNCER_CPU_M,
     PGBOUNCER_INSTANCES,
@@ -409,15 +410,26 @@ def price_fleet(
     lines: list[CostLine] = []
     compute_on: dict[str, list[tuple[UnitCost, float]]] = defaultdict(list)
     shared_compute: dict[str, float] = defaultdict(float)
+    # the process memo (plantops.services.warm): a unit's own lines, while the unit is
+    # the very same (frozen) object and its node-pool factor the same
+    table = warm_table("cost-lines")
     for u in units:
         factor = scale.get(u.capacity, 1.0) if u.capacity else 1.0
-        compute = 0.0
-        for sc in u.services:
-            amount = sc.compute_month * factor + sc.storage_month + sc.other_month
-            compute += sc.compute_month * factor
-            lines += _lines(u, sc.service, PLANT, amount)
-        if u.cluster_fee_month:
-            lines += _lines(u, "cluster", PLANT, u.cluster_fee_month)
+        found = table.get(u.deployment) if table is not None else None
+        if found is not None and found[0] is u and found[1] == factor:
+            own, compute = found[2], found[3]
+        else:
+            own = []
+            compute = 0.0
+            for sc in u.services:
+                amount = sc.compute_month * factor + sc.storage_month + sc.other_month
+                compute += sc.compute_month * factor
+                own += _lines(u, sc.service, PLANT, amount)
+            if u.cluster_fee_month:
+                own += _lines(u, "cluster", PLANT, u.cluster_fee_month)
+            if table is not None:
+                table.put(u.deployment, (u, factor, own, compute))
+        lines += own
         if u.cluster is not None:
             compute_on[u.cluster].append((u, compute))
             if u.capacity is None:

@@ -33,7 +33,15 @@ from typing import Any
 
 import yaml
 
-from plantops.caches import load_sealed, store_sealed, user_cache_dir
+from plantops.caches import (
+    file_signature,
+    load_remembered,
+    load_sealed,
+    remember_written,
+    store_sealed,
+    user_cache_dir,
+    warm_enabled,
+)
 
 # Bump when the parse of a text changes (loader or plain-data conversion) or the layout
 # of the file does (2: positions beside the parses; 3: sealed base + delta files).
@@ -51,15 +59,26 @@ def spec_cache_dir() -> Path | None:
     return user_cache_dir("specs", "PLANTOPS_SPEC_CACHE")
 
 
-def _read(path: Path, tag: str) -> dict[str, Any] | None:
-    """A cache file's mapping, if it is intact and of this ``tag``."""
+def _decode(path: Path) -> Any:
     data = load_sealed(path)
     if data is None:
         return None
     try:
-        found = pickle.loads(data)  # the user's own cache, trusted like .pyc, and sealed
+        return pickle.loads(data)  # the user's own cache, trusted like .pyc, and sealed
     except Exception:
         return None
+
+
+def _store(path: Path, data: dict[str, Any]) -> None:
+    before = file_signature(path) if warm_enabled() else None
+    written = store_sealed(path, pickle.dumps(data, protocol=5))
+    remember_written(path, before, written, data)
+
+
+def _read(path: Path, tag: str) -> dict[str, Any] | None:
+    """A cache file's mapping, if it is intact and of this ``tag`` (shared with later runs
+    by the process memo: only read, never mutated)."""
+    found = load_remembered(path, _decode)
     if (
         not isinstance(found, dict)
         or found.get("tag") != tag
@@ -172,12 +191,17 @@ class ParseCache:
                 "entries": new,
                 "positions": new_positions,
             }
-            store_sealed(self.delta_path, pickle.dumps(data, protocol=5))
+            _store(self.delta_path, data)
             self._stored = stored
             return
         token = secrets.token_hex(8)
-        data = {"tag": self._tag, "token": token, "entries": self._used, "positions": positions}
-        store_sealed(self.path, pickle.dumps(data, protocol=5))
+        data = {
+            "tag": self._tag,
+            "token": token,
+            "entries": dict(self._used),
+            "positions": positions,
+        }
+        _store(self.path, data)
         with contextlib.suppress(OSError):
             self.delta_path.unlink()
         self._token = token

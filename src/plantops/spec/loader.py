@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import itertools
 import os
+import stat
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from yaml.constructor import SafeConstructor
 
+from plantops.caches import Signature, now_ns, settled, signature_of, warm_table
 from plantops.errors import Problem, SpecError
 from plantops.inputs import (
     SPEC_LIMITS,
@@ -32,6 +34,7 @@ from plantops.inputs import (
     UniqueKeyLoader,
     file_kind,
     read_text,
+    resolved_folder,
     yaml_documents,
 )
 from plantops.spec.cache import ParseCache
@@ -268,6 +271,19 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _text_key(path: Path, resolved: dict[Path, Path]) -> tuple[Path, Signature] | None:
+    """Where a plain file's folder resolves to, and the file's own (lstat) signature;
+    None for a link or anything not a regular file (read as always)."""
+    try:
+        info = path.lstat()
+        folder = resolved_folder(path.parent, resolved)
+    except (OSError, RuntimeError):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return folder, signature_of(info)
+
+
 def read_yaml(
     path: Path,
     shown: str,
@@ -282,11 +298,26 @@ def read_yaml(
     The file is read and parsed within :data:`plantops.inputs.SPEC_LIMITS` (regular files
     only, links confined to ``root``, size, depth and alias expansion bounded)."""
     source = SourceMap(shown)
-    try:
-        text = read_text(path, shown, limits=SPEC_LIMITS, root=root, resolved=resolved)
-    except BadInput as exc:
-        return None, source, [exc.problem()]
-    source.digest = hashlib.sha256(text.encode()).hexdigest()
+    table = warm_table("spec-texts") if root is not None and resolved is not None else None
+    key = _text_key(path, resolved) if table is not None and resolved is not None else None
+    read_at = now_ns() if key is not None else 0  # before the signature is compared
+    found = table.get(str(path)) if table is not None and key is not None else None
+    if found is not None and found[0] == key and settled(found[0][1], found[1]):
+        # the process memo (plantops.services.warm): the same file as read before — the
+        # same inode, size, mtime and ctime, in the same resolved folder (inside the
+        # fleet, as checked then), and modified more than RACY_SECONDS before that read
+        # (Git's racily-clean rule: a write within the mtime's granularity may not show)
+        text, source.digest = found[2], found[3]
+    else:
+        try:
+            text = read_text(path, shown, limits=SPEC_LIMITS, root=root, resolved=resolved)
+        except BadInput as exc:
+            return None, source, [exc.problem()]
+        source.digest = hashlib.sha256(text.encode()).hexdigest()
+        if table is not None and key is not None:
+            # the signature was taken before the read: a write during or after it shows
+            # as another signature next time
+            table.put(str(path), (key, read_at, text, source.digest))
     source.text = text
     source.cache = cache
     if cache is not None:
@@ -441,6 +472,25 @@ def validate_model(
         return model.model_validate(data), []
     except ValidationError as exc:
         return None, [_problem(model, source, e, data) for e in exc.errors()]
+
+
+def _validated(
+    model: type[M], data: Mapping[str, Any], source: SourceMap
+) -> tuple[M | None, list[Problem]]:
+    """``validate_model``; with the process memo on (``plantops.services.warm``), a model
+    validated before from a text of the same SHA-256 is taken (the parse of a text, and
+    the model of a parse, are pure functions of it; models are frozen)."""
+    table = warm_table("spec-models")
+    if table is None or not source.digest:
+        return validate_model(model, data, source)
+    key = (model.__name__, source.digest)
+    found = table.get(key)
+    if isinstance(found, model):
+        return found, []
+    validated, problems = validate_model(model, data, source)
+    if validated is not None and not problems:
+        table.put(key, validated)
+    return validated, problems
 
 
 # --- cross-file checks ----------------------------------------------------------
@@ -935,7 +985,7 @@ def load_fleet(
     problems += errs
     fleet: FleetSpec | None = None
     if data is not None:
-        fleet, errs = validate_model(FleetSpec, data, fleet_src)
+        fleet, errs = _validated(FleetSpec, data, fleet_src)
         problems += errs
 
     plant_files, ignored = _plant_files(root / PLANTS_DIR, shown)
@@ -951,7 +1001,7 @@ def load_fleet(
         pdata, psrc, errs = read_yaml(path, shown(path), cache, root=root, resolved=resolved)
         problems += errs
         if pdata is not None:
-            plant, errs = validate_model(PlantSpec, pdata, psrc)
+            plant, errs = _validated(PlantSpec, pdata, psrc)
             problems += errs
             if plant is not None:
                 plants.append((plant, psrc, path))

@@ -12,9 +12,11 @@ the fleet: every object must fit the 262,144 bytes of kubectl's last-applied ann
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from plantops.caches import warm_table
 from plantops.render.argocd.application import application_name, project_name
 from plantops.render.argocd.windows import sync_windows
 from plantops.render.core import MANAGED_BY
@@ -101,46 +103,65 @@ def render_projects(deps: Sequence[Deployment], ctx: RenderContext) -> list[dict
         if dep.cluster is not None:
             groups.setdefault(project_name(dep), []).append(dep)
     out = []
+    # the process memo (plantops.services.warm): a project is a pure function of its
+    # (frozen) member deployments and the context; kept while they are the very same
+    # objects (an unchanged unit's deployments are, see plan.build_plan), handed out as
+    # a fresh copy
+    table = warm_table("argocd-projects")
     for proj, members in sorted(groups.items()):
         members.sort(key=lambda d: d.id)
-        windows = [w for d in members for w in sync_windows(d, application_name(d))]
-        namespaces = sorted({d.namespace for d in members})
-        spec: dict[str, Any] = {
-            # ClusterResourceRestrictionItem.name (Argo CD 3.x, filepath.Match): without
-            # it any project could create, relabel or delete any Namespace.
-            "clusterResourceWhitelist": [
-                {"group": "", "kind": "Namespace", "name": ns} for ns in namespaces
-            ],
-            "description": (f"plantops {proj}: {len(members)} deployment(s)"),
-            "destinations": [
-                {"name": d.cluster.name, "namespace": d.namespace}
-                for d in members
-                if d.cluster is not None
-            ],
-            # A whitelist: a kind not listed (Secret, Role, RoleBinding…) cannot be synced.
-            "namespaceResourceWhitelist": [{"group": g, "kind": k} for g, k in tenant_kinds(ctx)],
-            "orphanedResources": {"warn": True},
-            "sourceRepos": [ctx.gitops_repo],
-        }
-        if windows:
-            spec["syncWindows"] = windows
-        if ctx.platform.gitops_signature_keys:
-            # Argo CD (controller/state.go, CompareAppState → verifyGnuPGSignature) refuses
-            # to sync a revision whose HEAD commit is unsigned, or signed by a key not in
-            # signatureKeys (compared as long key ids, util/gpg KeyID). Deprecated by
-            # sourceIntegrity but still honoured by every 3.x release.
-            keys = sorted({k.upper() for k in ctx.platform.gitops_signature_keys})
-            spec["signatureKeys"] = [{"keyID": k} for k in keys]
-        out.append(
-            {
-                "apiVersion": "argoproj.io/v1alpha1",
-                "kind": "AppProject",
-                "metadata": {
-                    "labels": _labels(members),
-                    "name": proj,
-                    "namespace": ctx.platform.argocd_namespace,
-                },
-                "spec": spec,
-            }
-        )
+        found = table.get(proj) if table is not None else None
+        if (
+            found is not None
+            and len(found[0]) == len(members)
+            and all(a is b for a, b in zip(found[0], members, strict=True))
+            and found[1] == ctx
+        ):
+            out.append(pickle.loads(found[2]))
+            continue
+        project = _project(proj, members, ctx)
+        if table is not None:
+            table.put(proj, (tuple(members), ctx, pickle.dumps(project, protocol=5)))
+        out.append(project)
     return out
+
+
+def _project(proj: str, members: list[Deployment], ctx: RenderContext) -> dict[str, Any]:
+    windows = [w for d in members for w in sync_windows(d, application_name(d))]
+    namespaces = sorted({d.namespace for d in members})
+    spec: dict[str, Any] = {
+        # ClusterResourceRestrictionItem.name (Argo CD 3.x, filepath.Match): without
+        # it any project could create, relabel or delete any Namespace.
+        "clusterResourceWhitelist": [
+            {"group": "", "kind": "Namespace", "name": ns} for ns in namespaces
+        ],
+        "description": (f"plantops {proj}: {len(members)} deployment(s)"),
+        "destinations": [
+            {"name": d.cluster.name, "namespace": d.namespace}
+            for d in members
+            if d.cluster is not None
+        ],
+        # A whitelist: a kind not listed (Secret, Role, RoleBinding…) cannot be synced.
+        "namespaceResourceWhitelist": [{"group": g, "kind": k} for g, k in tenant_kinds(ctx)],
+        "orphanedResources": {"warn": True},
+        "sourceRepos": [ctx.gitops_repo],
+    }
+    if windows:
+        spec["syncWindows"] = windows
+    if ctx.platform.gitops_signature_keys:
+        # Argo CD (controller/state.go, CompareAppState → verifyGnuPGSignature) refuses
+        # to sync a revision whose HEAD commit is unsigned, or signed by a key not in
+        # signatureKeys (compared as long key ids, util/gpg KeyID). Deprecated by
+        # sourceIntegrity but still honoured by every 3.x release.
+        keys = sorted({k.upper() for k in ctx.platform.gitops_signature_keys})
+        spec["signatureKeys"] = [{"keyID": k} for k in keys]
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AppProject",
+        "metadata": {
+            "labels": _labels(members),
+            "name": proj,
+            "namespace": ctx.platform.argocd_namespace,
+        },
+        "spec": spec,
+    }

@@ -27,7 +27,6 @@ def enabled() -> bool:
 
 def enable() -> None:
     from plantops.gitops import fsmonitor
-
     from plantops.services import warm
 
     fsmonitor.enable()  # the rendered trees watched: the hand-edit check stats what changed
@@ -37,7 +36,6 @@ def enable() -> None:
 
 def disable() -> None:
     from plantops.gitops import fsmonitor
-
     from plantops.services import warm
 
     fsmonitor.disable()

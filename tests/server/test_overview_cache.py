@@ -121,3 +121,16 @@ def test_answer_cache_renders_once_per_key_and_snapshot_and_stays_bounded() -> N
     # another snapshot: nothing of the old one is served
     assert cache.get(two, ("a", None), lambda: render("new")) == b"new"
     assert len(cache) == 1
+
+
+def test_answer_cache_keeps_at_most_max_bytes() -> None:
+    cache = AnswerCache(size=100, max_bytes=10)
+    snap = object()
+    cache.get(snap, "a", lambda: b"aaaa")
+    cache.get(snap, "b", lambda: b"bbbb")
+    cache.get(snap, "c", lambda: b"cccc")  # 12 bytes: "a" goes
+    assert len(cache) == 2
+    assert cache.get(snap, "a", lambda: b"AAAA") == b"AAAA"  # rendered again
+    assert cache.get(snap, "big", lambda: b"x" * 11) == b"x" * 11  # sent, not kept
+    assert cache.get(snap, "big", lambda: b"y" * 11) == b"y" * 11
+    assert len(cache) == 2

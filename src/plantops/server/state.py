@@ -142,15 +142,18 @@ class AnswerCache:
     """Serialized answers (response bodies) of the current fleet snapshot, by request key.
 
     The key is the caller's: query parameters and the principal's plant scope, so two
-    callers share an entry only if they are entitled to the same answer. Bounded (least
-    recently used first out) and emptied when a request brings another snapshot: an
-    answer is never served from an older snapshot than the one the request read.
+    callers share an entry only if they are entitled to the same answer. Bounded by
+    entries and by bytes (least recently used out first) and emptied when a request
+    brings another snapshot: an answer is never served from an older snapshot than the
+    one the request read.
     """
 
-    def __init__(self, size: int = 256) -> None:
-        self.size = size
+    def __init__(self, size: int = 256, max_bytes: int = 32 * 2**20) -> None:
+        self.size = size  # entries
+        self.max_bytes = max_bytes  # bodies together (a 1,000-row page is ~320 KB)
         self._snapshot: object = None
         self._answers: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, snapshot: object, key: Hashable, render: Callable[[], bytes]) -> bytes:
@@ -165,10 +168,13 @@ class AnswerCache:
             if snapshot is not self._snapshot:
                 self._snapshot = snapshot  # one snapshot at a time is current
                 self._answers.clear()
+                self._bytes = 0
+            if len(body) > self.max_bytes:
+                return body  # sent, not kept
+            self._bytes += len(body) - len(self._answers.pop(key, b""))
             self._answers[key] = body
-            self._answers.move_to_end(key)
-            while len(self._answers) > self.size:
-                self._answers.popitem(last=False)
+            while len(self._answers) > self.size or self._bytes > self.max_bytes:
+                self._bytes -= len(self._answers.popitem(last=False)[1])
         return body
 
     def __len__(self) -> int:

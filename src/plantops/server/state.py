@@ -13,7 +13,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -137,6 +138,49 @@ class Cached(Generic[T]):
             log.exception("computing a cached view of %s failed", self.root)
 
 
+class AnswerCache:
+    """Serialized answers (response bodies) of the current fleet snapshot, by request key.
+
+    The key is the caller's: query parameters and the principal's plant scope, so two
+    callers share an entry only if they are entitled to the same answer. Bounded by
+    entries and by bytes (least recently used out first) and emptied when a request
+    brings another snapshot: an answer is never served from an older snapshot than the
+    one the request read.
+    """
+
+    def __init__(self, size: int = 256, max_bytes: int = 32 * 2**20) -> None:
+        self.size = size  # entries
+        self.max_bytes = max_bytes  # bodies together (a 1,000-row page is ~320 KB)
+        self._snapshot: object = None
+        self._answers: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, snapshot: object, key: Hashable, render: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            if snapshot is self._snapshot:
+                hit = self._answers.get(key)
+                if hit is not None:
+                    self._answers.move_to_end(key)
+                    return hit
+        body = render()  # outside the lock: other keys are not held up
+        with self._lock:
+            if snapshot is not self._snapshot:
+                self._snapshot = snapshot  # one snapshot at a time is current
+                self._answers.clear()
+                self._bytes = 0
+            if len(body) > self.max_bytes:
+                return body  # sent, not kept
+            self._bytes += len(body) - len(self._answers.pop(key, b""))
+            self._answers[key] = body
+            while len(self._answers) > self.size or self._bytes > self.max_bytes:
+                self._bytes -= len(self._answers.popitem(last=False)[1])
+        return body
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+
 class ServerState:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
@@ -149,6 +193,7 @@ class ServerState:
         self.snapshot: Cached[fleetview.FleetSnapshot] = Cached(
             root, lambda today: fleetview.fleet_snapshot(root, today=today)
         )
+        self.answers = AnswerCache()
         # typed by inference: the server names no check module (import contract)
         self.policy = Cached(root, lambda today: self._check_and_record(root, today))
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -166,6 +166,16 @@ class SessionRepository:
         try:
             with self._sessions.begin() as session:
                 yield session
+        except SQLAlchemyError as exc:
+            raise InfrastructureError(f"state database {self._where()}: {db_reason(exc)}") from exc
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """A pooled Core connection for a read that needs no ORM session (the per-request
+        token check); closed (its implicit transaction rolled back) on the way out."""
+        try:
+            with self.engine.connect() as connection:
+                yield connection
         except SQLAlchemyError as exc:
             raise InfrastructureError(f"state database {self._where()}: {db_reason(exc)}") from exc
 

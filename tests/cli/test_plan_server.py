@@ -114,9 +114,10 @@ def _same_run(
     env: dict[str, str], tmp_path: Path, args: list[str]
 ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
     """The same command in two identical copies (fleet + out), through the server and
-    in-process; paths in the output normalised."""
+    in-process; paths in the output normalised (the two folder names have one length,
+    so Rich wraps both outputs at the same place)."""
     results = []
-    for side, extra in (("served", {}), ("local", {"PLANTOPS_DAEMON": "0"})):
+    for side, extra in (("daemon", {}), ("inproc", {"PLANTOPS_DAEMON": "0"})):
         base = tmp_path / side
         r = plantops(env, *args, cwd=base, **extra)
         r.stdout, r.stderr = (t.replace(str(base), "BASE") for t in (r.stdout, r.stderr))
@@ -127,7 +128,7 @@ def _same_run(
 def test_a_plan_through_the_server_is_the_plan_of_the_command_line(
     env: dict[str, str], server: Server, tmp_path: Path
 ) -> None:
-    for side in ("served", "local"):
+    for side in ("daemon", "inproc"):
         _fleet(tmp_path / side)
     args = ["plan", "fleet", "--out", "out", "--today", "2026-11-22"]
     for round_ in range(3):
@@ -135,24 +136,24 @@ def test_a_plan_through_the_server_is_the_plan_of_the_command_line(
         assert served.returncode == local.returncode == 0, served.stderr + local.stderr
         assert served.stdout == local.stdout
         assert served.stderr == local.stderr
-        assert _tree(tmp_path / "served" / "out") == _tree(tmp_path / "local" / "out")
+        assert _tree(tmp_path / "daemon" / "out") == _tree(tmp_path / "inproc" / "out")
         assert server.served() == round_ + 1
-        for side in ("served", "local"):  # the next round is a one-plant re-plan
+        for side in ("daemon", "inproc"):  # the next round is a one-plant re-plan
             plant = tmp_path / side / "fleet" / "plants" / "lyon-meddev.yaml"
             plant.write_text(plant.read_text().replace("\nname: ", f"\nname: R{round_} ", 1))
     # a hand edit of a rendered file is restored the same way
-    for side in ("served", "local"):
+    for side in ("daemon", "inproc"):
         victim = sorted((tmp_path / side / "out").rglob("*.yaml"))[3]
         victim.write_text("edited by hand\n")
     served, local = _same_run(env, tmp_path, args)
     assert served.stdout == local.stdout and served.returncode == 0
-    assert _tree(tmp_path / "served" / "out") == _tree(tmp_path / "local" / "out")
+    assert _tree(tmp_path / "daemon" / "out") == _tree(tmp_path / "inproc" / "out")
 
 
 def test_an_error_has_the_same_exit_code_and_message(
     env: dict[str, str], server: Server, tmp_path: Path
 ) -> None:
-    for side in ("served", "local"):
+    for side in ("daemon", "inproc"):
         root = _fleet(tmp_path / side)
         plant = root / "plants" / "lyon-meddev.yaml"
         plant.write_text(plant.read_text().replace("named:", "named: [", 1))

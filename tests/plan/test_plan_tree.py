@@ -506,3 +506,42 @@ def test_hand_edit_in_a_changed_deployment_is_named_too(tmp_path: Path) -> None:
     )
     assert (res.restored, res.rendered, res.reused) == (["c/a/x.yaml"], 1, 1)
     assert (out / "c" / "a" / "x.yaml").read_text() == "a2\n"
+
+
+def test_a_process_with_other_threads_renders_serially(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forking beside other threads can copy a held lock into a worker for ever (the
+    server's background policy check hung so): such a process never forks workers,
+    unless every other thread is marked fork-safe, and its tree is the same."""
+    import multiprocessing
+    import threading
+
+    monkeypatch.setattr(services, "PARALLEL_MIN_RENDERS", 1)
+    monkeypatch.setattr(services, "available_cpus", lambda: 2)
+    stop = threading.Event()
+    busy = threading.Thread(target=stop.wait, daemon=True)
+    busy.start()
+    forked: list[str] = []
+    real = multiprocessing.get_context
+
+    def spy(method: str | None = None) -> object:
+        forked.append(str(method))
+        return real(method)
+
+    monkeypatch.setattr(multiprocessing, "get_context", spy)
+    for t in threading.enumerate():  # threads other tests left running: not this test's
+        if t is not threading.main_thread() and t is not busy:
+            monkeypatch.setattr(t, services.FORK_SAFE, True, raising=False)
+    try:
+        assert not services.may_fork()
+        plan(EXAMPLE, tmp_path / "threaded")
+        assert forked == []
+        setattr(busy, services.FORK_SAFE, True)
+        assert services.may_fork()
+        plan(EXAMPLE, tmp_path / "marked")
+        assert forked == ["fork"]
+    finally:
+        stop.set()
+        busy.join()
+    assert read_tree(tmp_path / "threaded") == read_tree(tmp_path / "marked")

@@ -98,8 +98,10 @@ def test_sign_in_browse_and_plan(tmp_path: Path, provider: str) -> None:
             page.screenshot(path=str(tmp_path / "fleet.png"), full_page=True)
             page.fill("input[name=q]", "brno")
             page.click("#filters button")
+            page.wait_for_url(base + "/?q=brno*")  # count() does not wait for the new page
             assert page.locator("#plants tbody tr").count() == 1
             page.click(f"a[href='/plants/{SCOPED}']")
+            page.wait_for_url(base + f"/plants/{SCOPED}")
             assert page.locator("#reasons tbody tr").count() > 0
             assert page.locator("#deployments tbody tr").count() > 0
             page.click("#plan-form button")

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from plantops.cli import planclient
+from plantops.services import FORK_SAFE
 
 _STREAMS = 3
 
@@ -106,7 +107,11 @@ class _Request:
                     self.interrupted = True
                     _interrupt()
 
-        threading.Thread(target=watch, name="plan-caller", daemon=True).start()
+        thread = threading.Thread(target=watch, name="plan-caller", daemon=True)
+        # it only waits in recv() (its lock is taken after data arrives, never during a
+        # fork's copy of it that matters): a run may still fork its render workers
+        setattr(thread, FORK_SAFE, True)
+        thread.start()
 
     def finish(self) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -361,6 +362,22 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+FORK_SAFE = "plantops_fork_safe"
+"""A thread with this attribute set holds no lock a forked child could need (it only
+waits on a socket): :func:`may_fork` lets render workers be forked while it runs."""
+
+
+def may_fork() -> bool:
+    """Render workers may be forked from this process: it runs no other thread, or only
+    ones marked :data:`FORK_SAFE`. A fork copies only the calling thread, and any lock
+    another thread held at that moment (a logging handler's, a queue's, the allocator's
+    in C code) stays held for ever in the child: the background policy check of
+    ``plantops serve`` (uvicorn's and the thread pool's threads) once hung that way with
+    a worker stuck on the pool's queue lock. Such a process renders serially."""
+    main = threading.main_thread()
+    return all(t is main or getattr(t, FORK_SAFE, False) for t in threading.enumerate())
+
+
 def render_in_parallel(
     checker: RenderChecker, deployments: Mapping[str, Deployment], workers: int
 ) -> RenderMany:
@@ -372,7 +389,7 @@ def render_in_parallel(
     def render_many(units: Sequence[UnitOfWork]) -> Iterator[Sequence[RenderedFile]]:
         global _POOL_WORK  # noqa: PLW0603 - handed to forked workers, cleared after
         deps = [deployments[u.id] for u in units]
-        if workers > 1 and len(deps) >= PARALLEL_MIN_RENDERS:
+        if workers > 1 and len(deps) >= PARALLEL_MIN_RENDERS and may_fork():
             _POOL_WORK = (deps, checker.ctx, checker.policy)
             gc.freeze()
             try:

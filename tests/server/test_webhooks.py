@@ -951,3 +951,62 @@ def test_0008_upgrades_a_0007_database_whose_webhook_still_delivers(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     upgrade_from_0007_and_deliver(f"sqlite:///{tmp_path}/old.db", receiver)
+
+
+def test_the_webhook_key_rotates_without_losing_a_secret(
+    server: Server, receiver: Receiver
+) -> None:
+    """PLANTOPS_WEBHOOK_KEY changed, the old one in PLANTOPS_WEBHOOK_KEY_PREVIOUS: the
+    store seals every secret (current and overlapping previous) again under the new key,
+    deliveries go on signed with the same secrets, and the old key can then be dropped."""
+    from plantops.errors import InfrastructureError
+    from plantops.services.webhooks import open_store
+    from plantops.store.webhooks import SecretBox
+    from tests.server.conftest import WEBHOOK_KEY
+
+    hook = register(server, receiver, types=["backup.*"])
+    r = server.client.post(
+        f"/api/webhooks/{hook}/rotate-secret",
+        headers=server.as_role("platform-engineer"),
+        json={"overlap_hours": 1},
+    )
+    assert r.status_code == 200, r.text
+    receiver.secret = r.json()["secret"]
+    url, new_key = server.settings.db_url, "the-new-webhook-key-0123456789"
+    new_id = SecretBox(new_key).key_id
+
+    def sealed_under() -> tuple[str, str | None]:
+        with store_of(server).engine.begin() as conn:
+            row = conn.execute(text("SELECT key_id, previous_key_id FROM webhooks")).one()
+        return row[0], row[1]
+
+    assert sealed_under() == (SecretBox(WEBHOOK_KEY).key_id,) * 2
+    write_events(server, 1, plants=(SCOPED,))
+    # the new key alone cannot open them, and says how to move them
+    only_new = Deliverer(open_store(url, new_key), policy=FAST, destinations=LOOPBACK)
+    try:
+        with pytest.raises(InfrastructureError, match="PLANTOPS_WEBHOOK_KEY_PREVIOUS"):
+            only_new.drain()
+    finally:
+        only_new.close()
+    assert receiver.requests == 0 and sealed_under()[0] != new_id
+    # the rotation: opened with the old key, sealed again under the new one
+    rotated = Deliverer(
+        open_store(url, new_key, (WEBHOOK_KEY,)), policy=FAST, destinations=LOOPBACK
+    )
+    try:
+        assert sealed_under() == (new_id, new_id)
+        drain_until(rotated, lambda: len(receiver.accepted) == 1)
+    finally:
+        rotated.close()
+    assert open_store(url, new_key, (WEBHOOK_KEY,)).reseal() == 0  # nothing left to move
+    # the old key dropped: deliveries still signed with the same secret
+    write_events(server, 1, plants=(SCOPED,))
+    after = Deliverer(open_store(url, new_key), policy=FAST, destinations=LOOPBACK)
+    try:
+        drain_until(after, lambda: len(receiver.accepted) == 2)
+    finally:
+        after.close()
+    assert receiver.bad_signatures == 0
+    with pytest.raises(UserError, match="needs PLANTOPS_WEBHOOK_KEY"):
+        open_store(url, None, (WEBHOOK_KEY,))

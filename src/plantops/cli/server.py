@@ -100,7 +100,8 @@ def serve(
     PLANTOPS_OIDC_CLIENT_SECRET are set. Set PLANTOPS_SESSION_SECRET when more than one
     process serves one database, so sessions are valid on each. PLANTOPS_WEBHOOK_KEY
     (16+ characters, the same on every process) seals webhook signing secrets; without
-    it webhooks cannot be registered or delivered.
+    it webhooks cannot be registered or delivered. To rotate it, set the old key in
+    PLANTOPS_WEBHOOK_KEY_PREVIOUS: secrets are sealed again under the new key at start.
     """
     import uvicorn
 
@@ -132,6 +133,8 @@ def serve(
         secure_cookies=not insecure_cookies,
         locks=locks,
         webhook_key=os.environ.get("PLANTOPS_WEBHOOK_KEY") or None,
+        # old keys, one per line or space-separated (a key rotation; docs/server.md)
+        webhook_previous_keys=tuple(os.environ.get("PLANTOPS_WEBHOOK_KEY_PREVIOUS", "").split()),
         webhook_allow_networks=tuple(webhook_allow_network or ()),
         webhook_retry=RetryPolicy(
             base_seconds=webhook_backoff,

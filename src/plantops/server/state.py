@@ -56,6 +56,9 @@ class ServerSettings:
     # seals webhook signing secrets at rest (PLANTOPS_WEBHOOK_KEY; the same on every
     # process of one database); without it webhooks cannot be registered or delivered
     webhook_key: str | None = None
+    # keys the secrets may still be sealed under (PLANTOPS_WEBHOOK_KEY_PREVIOUS): opened,
+    # and sealed again under webhook_key at start — a key rotation
+    webhook_previous_keys: tuple[str, ...] = ()
     deliver_webhooks: bool = True  # run the webhook delivery loop in this process
     webhook_retry: RetryPolicy | None = None  # default: RetryPolicy()
     webhook_poll_seconds: float = 0.5
@@ -186,7 +189,9 @@ class ServerState:
         self.settings = settings
         self.store: ServerStore = open_server_store(settings.db_url)
         self.catalog = Catalog(make_engine(settings.db_url))
-        self.webhooks = webhook_services.open_store(settings.db_url, settings.webhook_key)
+        self.webhooks = webhook_services.open_store(
+            settings.db_url, settings.webhook_key, settings.webhook_previous_keys
+        )
         self.destinations = webhook_services.destinations(settings.webhook_allow_networks)
         self.delivery: BackgroundDelivery | None = None
         root = settings.fleet

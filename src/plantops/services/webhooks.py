@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from plantops.errors import UserError
 from plantops.store.webhooks import (
     DeliveryRecord,
     SecretBox,
@@ -40,10 +41,21 @@ __all__ = [
 log = logging.getLogger("plantops.webhooks")
 
 
-def open_store(db_url: str, webhook_key: str | None) -> WebhookStore:
+def open_store(
+    db_url: str, webhook_key: str | None, previous_keys: tuple[str, ...] = ()
+) -> WebhookStore:
     """The webhook store of the state database at ``db_url`` (migrated); without a
-    ``webhook_key`` webhooks can be listed and removed, not registered or delivered."""
-    return open_webhook_store(db_url, SecretBox(webhook_key) if webhook_key else None)
+    ``webhook_key`` webhooks can be listed and removed, not registered or delivered.
+    With ``previous_keys`` (a key rotation), secrets sealed under them are sealed again
+    under ``webhook_key`` now."""
+    if previous_keys and not webhook_key:
+        raise UserError("PLANTOPS_WEBHOOK_KEY_PREVIOUS needs PLANTOPS_WEBHOOK_KEY (the new key)")
+    box = SecretBox(webhook_key, previous_keys) if webhook_key else None
+    store = open_webhook_store(db_url, box)
+    if box is not None and box.previous_ids:
+        moved = store.reseal()
+        log.info("webhook key rotation: %d webhook(s) sealed again under key %s", moved, box.key_id)
+    return store
 
 
 def destinations(allow_networks: tuple[str, ...] = ()) -> Destinations:

@@ -120,32 +120,53 @@ def _utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _fernet_and_id(key: str) -> tuple[Fernet, str]:
+    if len(key) < 16:
+        raise UserError("the webhook key (PLANTOPS_WEBHOOK_KEY) needs at least 16 characters")
+    raw = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"plantops webhook secrets"
+    ).derive(key.encode())
+    return Fernet(base64.urlsafe_b64encode(raw)), hashlib.sha256(
+        b"plantops key id" + raw
+    ).hexdigest()[:16]
+
+
 class SecretBox:
     """Seals webhook secrets at rest: Fernet (AES-128-CBC + HMAC-SHA256) under a key
     derived from the server's webhook key (``PLANTOPS_WEBHOOK_KEY``) by HKDF-SHA256.
     ``key_id`` names the key (a digest, not the key), so a server started with another
-    key says so instead of failing every signature."""
+    key says so instead of failing every signature.
 
-    def __init__(self, key: str) -> None:
-        if len(key) < 16:
-            raise UserError("the webhook key (PLANTOPS_WEBHOOK_KEY) needs at least 16 characters")
-        raw = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"plantops webhook secrets"
-        ).derive(key.encode())
-        self._fernet = Fernet(base64.urlsafe_b64encode(raw))
-        self.key_id = hashlib.sha256(b"plantops key id" + raw).hexdigest()[:16]
+    Rotating the key: start the servers with the new key and the old one in
+    ``previous`` (``PLANTOPS_WEBHOOK_KEY_PREVIOUS``). Secrets sealed under a previous
+    key still open, and :meth:`WebhookStore.reseal` seals them again under the new key
+    (the server does it at start), after which the old key may be dropped."""
+
+    def __init__(self, key: str, previous: tuple[str, ...] = ()) -> None:
+        self._fernet, self.key_id = _fernet_and_id(key)
+        self._previous: dict[str, Fernet] = {}
+        for old in previous:
+            fernet, key_id = _fernet_and_id(old)
+            if key_id != self.key_id:
+                self._previous[key_id] = fernet
+
+    @property
+    def previous_ids(self) -> tuple[str, ...]:
+        return tuple(sorted(self._previous))
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()
 
     def open(self, token: str, key_id: str) -> str:
-        if key_id != self.key_id:
+        fernet = self._fernet if key_id == self.key_id else self._previous.get(key_id)
+        if fernet is None:
             raise InfrastructureError(
                 f"the webhook secret was sealed with key {key_id}, this server has key "
-                f"{self.key_id}: start it with the PLANTOPS_WEBHOOK_KEY it was registered under"
+                f"{self.key_id}: start it with the PLANTOPS_WEBHOOK_KEY it was registered "
+                "under, or with that key in PLANTOPS_WEBHOOK_KEY_PREVIOUS to move it to the new one"
             )
         try:
-            return self._fernet.decrypt(token.encode()).decode()
+            return fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:
             raise InfrastructureError("a webhook secret does not decrypt (altered?)") from exc
 
@@ -432,6 +453,33 @@ class WebhookStore(SessionRepository):
             }
             s.add(event_row("webhook.secret-rotated", "", webhook_id, actor, now, data))
             return secret, _record(w, self._counts(s, webhook_id).get(webhook_id))
+
+    def reseal(self) -> int:
+        """Seal again under the current key every secret (current or previous) sealed
+        under one of the box's previous keys; the number of webhooks changed. One
+        transaction, under the same locks as a rotation, so a concurrent rotation or a
+        second server doing the same never loses a secret; a secret under a key this
+        server does not know is left as it is (its deliveries say which key it needs)."""
+        box = self._box()
+        old = set(box.previous_ids)
+        if not old:
+            return 0
+        changed = 0
+        with self._session() as s:
+            event_order_lock(s)
+            rows = s.scalars(
+                select(Webhook)
+                .where(or_(Webhook.key_id.in_(old), Webhook.previous_key_id.in_(old)))
+                .with_for_update()
+            ).all()
+            for w in rows:
+                if w.key_id in old:
+                    w.secret, w.key_id = box.seal(box.open(w.secret, w.key_id)), box.key_id
+                if w.previous_secret and w.previous_key_id in old:
+                    opened = box.open(w.previous_secret, w.previous_key_id)
+                    w.previous_secret, w.previous_key_id = box.seal(opened), box.key_id
+                changed += 1
+        return changed
 
     def _counts(self, s: Session, webhook_id: str | None = None) -> dict[str, dict[str, int]]:
         q = select(Delivery.webhook_id, Delivery.status, func.count()).group_by(

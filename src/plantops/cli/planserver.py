@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from plantops.cli import planclient
-from plantops.services import FORK_SAFE
 
 _STREAMS = 3
 
@@ -107,11 +106,9 @@ class _Request:
                     self.interrupted = True
                     _interrupt()
 
-        thread = threading.Thread(target=watch, name="plan-caller", daemon=True)
-        # it only waits in recv() (its lock is taken after data arrives, never during a
-        # fork's copy of it that matters): a run may still fork its render workers
-        setattr(thread, FORK_SAFE, True)
-        thread.start()
+        # while it runs, a run renders serially (services.may_fork): an interrupt in the
+        # middle of a forked pool could leave the pool, and so the server, stuck
+        threading.Thread(target=watch, name="plan-caller", daemon=True).start()
 
     def finish(self) -> None:
         with self._lock:

@@ -362,20 +362,15 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-FORK_SAFE = "plantops_fork_safe"
-"""A thread with this attribute set holds no lock a forked child could need (it only
-waits on a socket): :func:`may_fork` lets render workers be forked while it runs."""
-
-
 def may_fork() -> bool:
-    """Render workers may be forked from this process: it runs no other thread, or only
-    ones marked :data:`FORK_SAFE`. A fork copies only the calling thread, and any lock
-    another thread held at that moment (a logging handler's, a queue's, the allocator's
-    in C code) stays held for ever in the child: the background policy check of
-    ``plantops serve`` (uvicorn's and the thread pool's threads) once hung that way with
-    a worker stuck on the pool's queue lock. Such a process renders serially."""
-    main = threading.main_thread()
-    return all(t is main or getattr(t, FORK_SAFE, False) for t in threading.enumerate())
+    """Render workers may be forked from this process: it runs no other thread. A fork
+    copies only the calling thread, and any lock another thread held at that moment (a
+    logging handler's, a queue's, the allocator's in C code) stays held for ever in the
+    child: the background policy check of ``plantops serve`` (uvicorn's and the thread
+    pool's threads) once hung that way with a worker stuck on the pool's queue lock.
+    Such a process — the server, the plan server (its thread watching the caller) —
+    renders serially."""
+    return threading.active_count() == 1
 
 
 def render_in_parallel(

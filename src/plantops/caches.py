@@ -165,6 +165,16 @@ def remember_written(path: Path, before: Signature | None, written: bool, obj: o
     _Warm.files[key] = (sig, obj)
 
 
+def store_remembered(path: Path, payload: bytes, obj: object) -> bool:
+    """``store_sealed(path, payload)``, ``payload`` being ``obj``'s encoding, and — with
+    the memo on — ``obj`` kept for the next :func:`load_remembered` of ``path`` (see
+    :func:`remember_written`); False when it was not written."""
+    before = file_signature(path) if _Warm.enabled else None
+    written = store_sealed(path, payload)
+    remember_written(path, before, written, obj)
+    return written
+
+
 def forget_file(path: Path) -> None:
     """Drop what is kept for ``path`` (it was removed or changed by other means)."""
     _Warm.files.pop(str(path), None)

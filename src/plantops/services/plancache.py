@@ -26,14 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from plantops.caches import (
-    file_signature,
     is_private_file,
     load_remembered,
     load_sealed,
-    remember_written,
-    store_sealed,
+    store_remembered,
     user_cache_dir,
-    warm_enabled,
 )
 from plantops.errors import resolve_path
 from plantops.plan import PlanMemo
@@ -143,6 +140,4 @@ def store_plan_memo(memo: PlanMemo, where: MemoFile) -> None:
 
 
 def _store(path: Path, data: tuple[Any, ...]) -> None:
-    before = file_signature(path) if warm_enabled() else None
-    written = store_sealed(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
-    remember_written(path, before, written, data)
+    store_remembered(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL), data)

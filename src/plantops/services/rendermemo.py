@@ -30,14 +30,11 @@ from typing import Any
 
 from plantops import __version__
 from plantops.caches import (
-    file_signature,
     is_private_file,
     load_remembered,
     load_sealed,
-    remember_written,
-    store_sealed,
+    store_remembered,
     user_cache_dir,
-    warm_enabled,
 )
 from plantops.errors import resolve_path
 
@@ -127,9 +124,7 @@ class ObjectMemo:
         except OSError:
             return
         kept = (self._tag, dict(self._used))
-        before = file_signature(self.path) if warm_enabled() else None
-        written = store_sealed(self.path, pickle.dumps(kept, protocol=5))
-        remember_written(self.path, before, written, kept)
+        store_remembered(self.path, pickle.dumps(kept, protocol=5), kept)
         self._old, self._dirty = kept[1], False
 
 

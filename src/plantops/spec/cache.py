@@ -34,13 +34,10 @@ from typing import Any
 import yaml
 
 from plantops.caches import (
-    file_signature,
     load_remembered,
     load_sealed,
-    remember_written,
-    store_sealed,
+    store_remembered,
     user_cache_dir,
-    warm_enabled,
 )
 
 # Bump when the parse of a text changes (loader or plain-data conversion) or the layout
@@ -70,9 +67,7 @@ def _decode(path: Path) -> Any:
 
 
 def _store(path: Path, data: dict[str, Any]) -> None:
-    before = file_signature(path) if warm_enabled() else None
-    written = store_sealed(path, pickle.dumps(data, protocol=5))
-    remember_written(path, before, written, data)
+    store_remembered(path, pickle.dumps(data, protocol=5), data)
 
 
 def _read(path: Path, tag: str) -> dict[str, Any] | None:

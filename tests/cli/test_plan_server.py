@@ -206,9 +206,10 @@ def test_a_killed_server_leaves_clients_running_in_process(
         again.stop()
 
 
-def test_a_server_killed_mid_run_is_replaced_by_a_run_in_process(
-    env: dict[str, str], server: Server, tmp_path: Path
-) -> None:
+def _start_a_long_plan(
+    env: dict[str, str], tmp_path: Path
+) -> tuple[Path, Path, subprocess.Popen[str]]:
+    """A cold plan of 60 plants (a few seconds) started as a client: (fleet, out, it)."""
     sys.path.insert(0, str(ROOT))
     from benchmarks.plan_fleet import generate_fleet
 
@@ -221,39 +222,38 @@ def test_a_server_killed_mid_run_is_replaced_by_a_run_in_process(
         stderr=subprocess.PIPE,
         text=True,
     )
+    return root, out, client
+
+
+def _same_as_in_process(env: dict[str, str], root: Path, out: Path, tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    r = plantops(env, "plan", str(root), "--out", str(local), PLANTOPS_DAEMON="0")
+    assert r.returncode == 0, r.stderr
+    assert _tree(out) == _tree(local)
+
+
+def test_a_server_killed_mid_run_is_replaced_by_a_run_in_process(
+    env: dict[str, str], server: Server, tmp_path: Path
+) -> None:
+    root, out, client = _start_a_long_plan(env, tmp_path)
     deadline = time.monotonic() + 30
-    log = ""
     while time.monotonic() < deadline:  # the run has started once the lock file exists
         if any(tmp_path.glob("*.lock")) or any(tmp_path.glob(".o.*")):
             break
         time.sleep(0.005)
     server.proc.kill()
-    stdout, stderr = client.communicate(timeout=300)
-    assert client.returncode == 0, stderr + log
+    _stdout, stderr = client.communicate(timeout=300)
+    assert client.returncode == 0, stderr
     assert "stopped before it finished; running the command in this process" in stderr
     # the tree is complete: the in-process run recovered and finished it
-    local = tmp_path / "local"
-    r = plantops(env, "plan", str(root), "--out", str(local), PLANTOPS_DAEMON="0")
-    assert r.returncode == 0
-    assert _tree(out) == _tree(local)
+    _same_as_in_process(env, root, out, tmp_path)
     assert not list(tmp_path.glob(".o.*"))  # no staging or journal left beside it
 
 
 def test_ctrl_c_interrupts_the_run_in_the_server(
     env: dict[str, str], server: Server, tmp_path: Path
 ) -> None:
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.plan_fleet import generate_fleet
-
-    root = generate_fleet(tmp_path / "big", 60)
-    out = tmp_path / "o"
-    client = subprocess.Popen(
-        [sys.executable, "-m", "plantops.cli", "plan", str(root), "--out", str(out)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    root, out, client = _start_a_long_plan(env, tmp_path)
     time.sleep(1.0)
     client.send_signal(signal.SIGINT)
     _stdout, stderr = client.communicate(timeout=120)
@@ -263,10 +263,8 @@ def test_ctrl_c_interrupts_the_run_in_the_server(
     assert not list(tmp_path.glob(".o.*"))
     # the server lives on, and its next run is correct
     r = plantops(env, "plan", str(root), "--out", str(out))
-    local = tmp_path / "local"
-    plantops(env, "plan", str(root), "--out", str(local), PLANTOPS_DAEMON="0")
     assert r.returncode == 0, r.stderr
-    assert _tree(out) == _tree(local)
+    _same_as_in_process(env, root, out, tmp_path)
     assert server.served() == 2
 
 
@@ -390,3 +388,6 @@ def test_the_fingerprint_follows_code_and_cache_settings(tmp_path: Path) -> None
     assert planclient.server_key({**base, "PLANTOPS_TREE_CACHE": ""}, "code") != key
     assert planclient.server_key(base, "other code") != key
     assert planclient.forward(["validate", "x"]) is None  # never forwarded
+    # no server folder at all (nobody ever started one): not even the code is fingerprinted
+    nowhere = {**base, "PLANTOPS_DAEMON_DIR": str(tmp_path / "none")}
+    assert planclient.forward(["plan", "x"], nowhere) is None

@@ -17,21 +17,12 @@ whose half-updated state is not trusted); ``disable()`` turns them off (tests).
 from __future__ import annotations
 
 
-class _Switch:
-    on = False
-
-
-def enabled() -> bool:
-    return _Switch.on
-
-
 def enable() -> None:
     from plantops.gitops import fsmonitor
     from plantops.services import warm
 
     fsmonitor.enable()  # the rendered trees watched: the hand-edit check stats what changed
     warm.enable()  # decoded caches, fleet texts, validated specs, unit plans kept in memory
-    _Switch.on = True
 
 
 def disable() -> None:
@@ -40,10 +31,11 @@ def disable() -> None:
 
     fsmonitor.disable()
     warm.disable()
-    _Switch.on = False
 
 
 def reset() -> None:
-    if _Switch.on:
+    from plantops.services import warm
+
+    if warm.is_enabled():
         disable()
         enable()
